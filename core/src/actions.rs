@@ -1,0 +1,433 @@
+//! The built-in actions every collection answers: `list`, `get`, `create`, `update`,
+//! `destroy`, `firstOrCreate`, `updateOrCreate`; and the guard that refuses an `update` or
+//! `destroy` aimed at no particular rows.
+//!
+//! Handlers are middleware: each sets `ctx.body` and then runs `next`, so app middleware
+//! registered after the router still runs around the response.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::context::Context;
+use crate::data_source::DataSource;
+use crate::error::{Error, Result};
+use crate::filter::{self, Filter, key_filter, parse_filter};
+use crate::middleware::{Middleware, Next};
+use crate::params::Params;
+use crate::query::FindOptions;
+use crate::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
+use crate::schema::Collection;
+
+/// Registers the built-in actions as global handlers of `source`'s resource manager.
+pub fn register_default_actions(source: &DataSource) {
+    let handlers: [(&str, Arc<dyn Middleware>); 7] = [
+        ("list", Arc::new(List)),
+        ("get", Arc::new(Get)),
+        ("create", Arc::new(Create)),
+        ("update", Arc::new(Update)),
+        ("destroy", Arc::new(Destroy)),
+        ("firstOrCreate", Arc::new(FirstOrCreate)),
+        ("updateOrCreate", Arc::new(UpdateOrCreate)),
+    ];
+    source.resource_manager().register_action_handlers(handlers);
+}
+
+/// Whether a raw filter holds at least one condition anywhere (NocoBase's `isValidFilter`,
+/// in its recommended form).
+pub fn has_condition(filter: &Json) -> bool {
+    match filter {
+        Json::Object(map) => map.iter().any(|(k, v)| match k.as_str() {
+            "$and" | "$or" => match v {
+                Json::Array(items) => items.iter().any(has_condition),
+                other => has_condition(other),
+            },
+            _ => true,
+        }),
+        _ => false,
+    }
+}
+
+/// Refuses `update`/`destroy` without a filter or `filterByTk` (before authentication, as
+/// NocoBase orders it), so a forgotten parameter can never rewrite or empty a table.
+pub struct ValidateFilterParams;
+
+#[async_trait::async_trait]
+impl Middleware for ValidateFilterParams {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let action = ctx.action()?;
+        let name = action.action_name.as_str();
+        if matches!(name, "update" | "destroy") {
+            let params = &action.params;
+            if let Some(f) = params.get("filter")
+                && !f.is_null()
+                && !has_condition(f)
+            {
+                return Err(Error::bad_request(format!(
+                    "Invalid filter: {f} has no condition; to {name} by key use filterByTk alone"
+                )));
+            }
+            let has_filter = params.get("filter").is_some_and(has_condition);
+            let has_key = params
+                .get("filterByTk")
+                .is_some_and(|v| !v.is_null() && v != "" && v != &json!([]));
+            let forced = name == "update" && params.flag("forceUpdate");
+            if !has_filter && !has_key && !forced {
+                return Err(Error::bad_request(format!(
+                    "to do {name} action, filter or filterByTk is required"
+                )));
+            }
+        }
+        next.run(ctx).await
+    }
+}
+
+/// The collection, repository, params and source of the current request.
+struct Target {
+    repository: Arc<dyn Repository>,
+    params: Params,
+    source: Option<Arc<DataSource>>,
+}
+
+impl Target {
+    fn of(ctx: &Context) -> Result<Self> {
+        Ok(Self {
+            repository: ctx.current_repository()?,
+            params: ctx.action()?.params.clone(),
+            source: ctx.data_source.clone(),
+        })
+    }
+
+    fn collection(&self) -> &Collection {
+        self.repository.collection()
+    }
+
+    /// `filter` AND `filterByTk`.
+    fn filter(&self) -> Result<Option<Filter>> {
+        let from_filter = parse_filter(
+            self.collection(),
+            self.params.get("filter").unwrap_or(&Json::Null),
+        )?;
+        let from_key = match self.params.get("filterByTk") {
+            Some(Json::String(s)) if s.is_empty() => None,
+            Some(tk) => key_filter(self.collection(), tk)?,
+            None => None,
+        };
+        Ok(filter::and(from_filter, from_key))
+    }
+
+    fn write_filter(&self) -> Result<WriteFilter> {
+        Ok(WriteFilter {
+            whitelist: self.params.list("whitelist")?,
+            blacklist: self.params.list("blacklist")?.unwrap_or_default(),
+        })
+    }
+
+    fn values(&self) -> &Json {
+        self.params.get("values").unwrap_or(&Json::Null)
+    }
+}
+
+fn records(rows: Vec<Record>) -> Json {
+    Json::Array(rows.into_iter().map(Json::Object).collect())
+}
+
+/// `list`: a page of records with `meta {count, page, pageSize, totalPage}`, or
+/// `{page, pageSize, hasNext}` in simple pagination, or every record with `paginate=false`.
+pub struct List;
+
+#[async_trait::async_trait]
+impl Middleware for List {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let mut options = FindOptions::from_params(t.collection(), &t.params)?;
+        options.filter = parse_filter(
+            t.collection(),
+            t.params.get("filter").unwrap_or(&Json::Null),
+        )?;
+        if t.params.is_false("paginate") {
+            ctx.body = Some(records(t.repository.find(&options).await?));
+            return next.run(ctx).await;
+        }
+        let settings = t
+            .source
+            .as_ref()
+            .map(|s| s.settings().clone())
+            .unwrap_or_default();
+        let page = page_number(&t.params)?;
+        let page_size = t
+            .params
+            .positive_integer("pageSize")?
+            .unwrap_or(settings.default_page_size);
+        if page_size > settings.max_page_size {
+            return Err(Error::bad_request(format!(
+                "pageSize {page_size} is larger than the maximum of {}; use page to walk further",
+                settings.max_page_size
+            )));
+        }
+        let offset = (page - 1).saturating_mul(page_size);
+        options.offset = Some(offset);
+        let simple = t.params.flag("simplePaginate") || t.collection().options.simple_paginate;
+        let meta;
+        if simple {
+            options.limit = Some(page_size + 1);
+            let mut rows = t.repository.find(&options).await?;
+            let has_next = rows.len() as u64 > page_size;
+            rows.truncate(page_size as usize);
+            ctx.body = Some(records(rows));
+            meta = json!({ "page": page, "pageSize": page_size, "hasNext": has_next });
+        } else {
+            options.limit = Some(page_size);
+            // Count and page are independent reads: run them side by side.
+            let (count, rows) = tokio::join!(
+                t.repository.count(options.filter.as_ref()),
+                t.repository.find(&options)
+            );
+            let count = count?;
+            ctx.body = Some(records(rows?));
+            meta = json!({
+                "count": count,
+                "page": page,
+                "pageSize": page_size,
+                "totalPage": count.div_ceil(page_size),
+            });
+        }
+        ctx.body_meta = Some(meta);
+        next.run(ctx).await
+    }
+}
+
+/// `page`: 1-based; zero or negative means 1, anything not a number is a 400.
+fn page_number(params: &Params) -> Result<u64> {
+    let raw = match params.get("page") {
+        None | Some(Json::Null) => return Ok(1),
+        Some(Json::String(s)) if s.trim().is_empty() => return Ok(1),
+        Some(v) => v,
+    };
+    let parsed = match raw {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    parsed
+        .map(|p| p.max(1) as u64)
+        .ok_or_else(|| Error::bad_request(format!("page: expected an integer, got {raw}")))
+}
+
+/// `get`: the first record matching `filterByTk` and `filter`, or `null`.
+pub struct Get;
+
+#[async_trait::async_trait]
+impl Middleware for Get {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let mut options = FindOptions::from_params(t.collection(), &t.params)?;
+        options.filter = t.filter()?;
+        options.limit = Some(1);
+        let row = t.repository.find(&options).await?.into_iter().next();
+        ctx.body = Some(row.map(Json::Object).unwrap_or(Json::Null));
+        next.run(ctx).await
+    }
+}
+
+/// `create`: inserts `values` (an object, or an array in one transaction).
+pub struct Create;
+
+#[async_trait::async_trait]
+impl Middleware for Create {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let allowed = t.write_filter()?;
+        let (rows, many) = match t.values() {
+            Json::Array(items) => (
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        WriteValues::from_json(
+                            t.collection(),
+                            v,
+                            WriteKind::Create,
+                            &allowed,
+                            &format!("values.{i}"),
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                true,
+            ),
+            v => (
+                vec![WriteValues::from_json(
+                    t.collection(),
+                    v,
+                    WriteKind::Create,
+                    &allowed,
+                    "values",
+                )?],
+                false,
+            ),
+        };
+        let mut created = t.repository.create(&rows).await?;
+        ctx.body = Some(if many {
+            records(created)
+        } else {
+            created.pop().map(Json::Object).unwrap_or(Json::Null)
+        });
+        next.run(ctx).await
+    }
+}
+
+/// `update`: writes `values` to every record matching `filterByTk` and `filter`; returns
+/// them as an array.
+pub struct Update;
+
+#[async_trait::async_trait]
+impl Middleware for Update {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let values = WriteValues::from_json(
+            t.collection(),
+            t.values(),
+            WriteKind::Update,
+            &t.write_filter()?,
+            "values",
+        )?;
+        let filter = t.filter()?;
+        let updated = t.repository.update(filter.as_ref(), &values).await?;
+        ctx.body = Some(records(updated));
+        next.run(ctx).await
+    }
+}
+
+/// `destroy`: deletes every record matching `filterByTk` and `filter`; returns the count.
+pub struct Destroy;
+
+#[async_trait::async_trait]
+impl Middleware for Destroy {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let filter = t.filter()?;
+        let deleted = t.repository.destroy(filter.as_ref()).await?;
+        ctx.body = Some(Json::from(deleted));
+        next.run(ctx).await
+    }
+}
+
+/// The lookup filter of `*OrCreate`: each `filterKeys` key equals its value in `values`
+/// (or is NULL when `values` lacks it).
+fn lookup_filter(t: &Target) -> Result<Filter> {
+    let keys = t.params.list("filterKeys")?.unwrap_or_default();
+    if keys.is_empty() {
+        return Err(Error::bad_request(
+            "filterKeys is required: name the fields that identify an existing record, e.g. filterKeys[]=title",
+        ));
+    }
+    let values = t.values().as_object().cloned().unwrap_or_default();
+    let mut lookup = Map::new();
+    for key in keys {
+        let value = values.get(&key).cloned().unwrap_or(Json::Null);
+        lookup.insert(key, value);
+    }
+    parse_filter(t.collection(), &Json::Object(lookup))?
+        .ok_or_else(|| Error::bad_request("filterKeys: no usable key"))
+}
+
+async fn find_first(t: &Target, filter: Filter) -> Result<Option<Record>> {
+    let mut options = FindOptions::from_params(t.collection(), &Params::default())?;
+    options.filter = Some(filter);
+    options.limit = Some(1);
+    Ok(t.repository.find(&options).await?.into_iter().next())
+}
+
+async fn create_one(t: &Target) -> Result<Json> {
+    let row = WriteValues::from_json(
+        t.collection(),
+        t.values(),
+        WriteKind::Create,
+        &t.write_filter()?,
+        "values",
+    )?;
+    let mut created = t.repository.create(&[row]).await?;
+    Ok(created.pop().map(Json::Object).unwrap_or(Json::Null))
+}
+
+/// `firstOrCreate`: the first record matching `filterKeys`, else a new one from `values`.
+pub struct FirstOrCreate;
+
+#[async_trait::async_trait]
+impl Middleware for FirstOrCreate {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let found = find_first(&t, lookup_filter(&t)?).await?;
+        ctx.body = Some(match found {
+            Some(row) => Json::Object(row),
+            None => create_one(&t).await?,
+        });
+        next.run(ctx).await
+    }
+}
+
+/// `updateOrCreate`: updates the first record matching `filterKeys` with `values`, else
+/// creates one; answers the single record either way.
+pub struct UpdateOrCreate;
+
+#[async_trait::async_trait]
+impl Middleware for UpdateOrCreate {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let t = Target::of(ctx)?;
+        let found = find_first(&t, lookup_filter(&t)?).await?;
+        ctx.body = Some(match found {
+            Some(row) => {
+                let key = t.collection().single_key().ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "updateOrCreate needs a single primary key; collection {} has none",
+                        t.collection().name()
+                    ))
+                })?;
+                let tk = row.get(&key.name).cloned().unwrap_or(Json::Null);
+                let values = WriteValues::from_json(
+                    t.collection(),
+                    t.values(),
+                    WriteKind::Update,
+                    &t.write_filter()?,
+                    "values",
+                )?;
+                let by_key = key_filter(t.collection(), &tk)?;
+                let mut updated = t.repository.update(by_key.as_ref(), &values).await?;
+                updated.pop().map(Json::Object).unwrap_or(Json::Object(row))
+            }
+            None => create_one(&t).await?,
+        });
+        next.run(ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn is_valid_filter_cases() {
+        for invalid in [
+            json!(null),
+            json!({}),
+            json!({"$and": []}),
+            json!({"$or": []}),
+            json!({"$and": [{}]}),
+            json!({"$or": [{}]}),
+            json!({"$and": [{"$or": []}]}),
+            json!({"$or": [{"$and": []}]}),
+            json!({"$and": [{}], "$or": [{"$and": [], "$or": []}]}),
+        ] {
+            assert!(!has_condition(&invalid), "{invalid}");
+        }
+        for valid in [
+            json!({"$and": [{"name": {"$eq": "test"}}]}),
+            json!({"$or": [{"name": {"$eq": "test"}}]}),
+            json!({"$and": [{"$or": [{"name": {"$eq": "test"}}]}]}),
+            json!({"$or": [{"$and": [{"name": {"$eq": "test"}}]}]}),
+            json!({"$and": [], "$or": [{"name": "test"}]}),
+        ] {
+            assert!(has_condition(&valid), "{valid}");
+        }
+    }
+}

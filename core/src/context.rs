@@ -1,0 +1,121 @@
+//! What a middleware or action handler sees: the request, the chosen data source, the
+//! resolved action with its params, and the response being built.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use crate::data_source::DataSource;
+use crate::error::{Error, Result};
+use crate::params::Params;
+use crate::repository::Repository;
+use crate::schema::Collection;
+
+/// The parts of the HTTP request the core needs, without any HTTP library.
+#[derive(Debug, Clone, Default)]
+pub struct RequestInfo {
+    /// Upper-case method (`GET`, `POST`, …).
+    pub method: String,
+    /// The percent-encoded path (`/api/posts:list`).
+    pub path: String,
+    /// The raw query string, without `?`.
+    pub query: String,
+    /// Headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The raw request body.
+    pub body: Vec<u8>,
+}
+
+impl RequestInfo {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The action a resource request resolved to.
+#[derive(Clone)]
+pub struct Action {
+    /// `posts`, or `posts.comments` for association requests.
+    pub resource_name: String,
+    /// `list`, `get`, `create`, … or a custom name.
+    pub action_name: String,
+    /// Defaults merged with the query string, path and body.
+    pub params: Params,
+    /// The owning record's key in association requests (`1` in `posts/1/comments`).
+    pub source_id: Option<String>,
+    /// The collection behind the resource, when it is one.
+    pub collection: Option<Arc<Collection>>,
+    /// The repository of that collection.
+    pub repository: Option<Arc<dyn Repository>>,
+}
+
+impl std::fmt::Debug for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Action")
+            .field("resource_name", &self.resource_name)
+            .field("action_name", &self.action_name)
+            .field("params", &self.params)
+            .field("source_id", &self.source_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Request state shared by every middleware layer and the action handler.
+#[derive(Default)]
+pub struct Context {
+    /// The incoming request.
+    pub request: RequestInfo,
+    /// The data source chosen by `X-Data-Source` (set by the router).
+    pub data_source: Option<Arc<DataSource>>,
+    /// The resolved action (set by the router for resource requests).
+    pub action: Option<Action>,
+    /// The response body before data wrapping; `None` means the handler produced nothing.
+    pub body: Option<Json>,
+    /// Extra `meta` to send beside `data`.
+    pub body_meta: Option<Json>,
+    /// An explicit status; `None` means 200 for handled requests and 404 otherwise.
+    pub status: Option<u16>,
+    /// Skip the `{data, meta}` envelope.
+    pub without_data_wrapping: bool,
+    /// Free-form state for middleware (current user, role, …).
+    pub state: Map<String, Json>,
+}
+
+impl Context {
+    /// A context for `request`.
+    pub fn new(request: RequestInfo) -> Self {
+        Self {
+            request,
+            ..Self::default()
+        }
+    }
+
+    /// The resolved action, or an internal error when called outside a resource request.
+    pub fn action(&self) -> Result<&Action> {
+        self.action
+            .as_ref()
+            .ok_or_else(|| Error::internal("no action was resolved for this request"))
+    }
+
+    /// The resolved action, mutably (middleware may rewrite params).
+    pub fn action_mut(&mut self) -> Result<&mut Action> {
+        self.action
+            .as_mut()
+            .ok_or_else(|| Error::internal("no action was resolved for this request"))
+    }
+
+    /// The repository of the current resource's collection.
+    pub fn current_repository(&self) -> Result<Arc<dyn Repository>> {
+        let action = self.action()?;
+        action.repository.clone().ok_or_else(|| {
+            Error::not_found(format!(
+                "resource {} is not backed by a collection",
+                action.resource_name
+            ))
+        })
+    }
+}

@@ -1,0 +1,176 @@
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use serde_json::Value as Json;
+
+use super::source::{DataSource, DataSourceSettings};
+use crate::acl::Acl;
+use crate::connector::Connector;
+use crate::error::{Error, Result};
+use crate::middleware::{Middleware, MiddlewareError, Placement};
+
+/// Builds connectors of one type (`sqlite`, `postgres`, …) from JSON options.
+#[async_trait::async_trait]
+pub trait DataSourceFactory: Send + Sync {
+    /// The type name clients use in `dataSources:create`.
+    fn kind(&self) -> &str;
+
+    /// Connects with `options` (pool created, one connection checked).
+    async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>>;
+
+    /// Checks that `options` reach a database, without keeping anything open.
+    async fn test_connection(&self, options: &Json) -> Result<()> {
+        self.connect(options).await?.close().await;
+        Ok(())
+    }
+}
+
+/// A hook run for data sources as they are added (and, once, for those already added).
+pub type DataSourceHook = Arc<dyn Fn(&Arc<DataSource>) + Send + Sync>;
+
+/// Holds every data source by key; lookups never take a global lock.
+#[derive(Default)]
+pub struct DataSourceManager {
+    sources: DashMap<String, Arc<DataSource>>,
+    factories: DashMap<String, Arc<dyn DataSourceFactory>>,
+    before_add: Mutex<Vec<DataSourceHook>>,
+    after_add: Mutex<Vec<DataSourceHook>>,
+    middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
+}
+
+impl DataSourceManager {
+    /// An empty manager.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Makes type `factory.kind()` available to [`DataSourceManager::build`].
+    pub fn register_factory(&self, factory: Arc<dyn DataSourceFactory>) {
+        self.factories.insert(factory.kind().to_owned(), factory);
+    }
+
+    /// The factory of type `kind`, or a 400 naming the known types.
+    pub fn factory(&self, kind: &str) -> Result<Arc<dyn DataSourceFactory>> {
+        self.factories.get(kind).map(|f| f.clone()).ok_or_else(|| {
+            let mut known: Vec<String> = self.factories.iter().map(|f| f.key().clone()).collect();
+            known.sort();
+            Error::bad_request(format!(
+                "Data source type \"{kind}\" not found (known: {})",
+                known.join(", ")
+            ))
+        })
+    }
+
+    /// Connects and introspects a new source of type `kind` (not yet added).
+    pub async fn build(
+        &self,
+        key: &str,
+        kind: &str,
+        options: &Json,
+        settings: DataSourceSettings,
+    ) -> Result<Arc<DataSource>> {
+        let connector = self.factory(kind)?.connect(options).await?;
+        DataSource::load(key, kind, connector, Acl::open(), settings).await
+    }
+
+    /// Adds a loaded source, replacing (and then closing) any source with the same key.
+    ///
+    /// Runs the before-add hooks, applies the data-source-level middleware, swaps the source
+    /// in, then runs the after-add hooks. A middleware that cannot be placed in the new
+    /// source's chain refuses the whole add and leaves the old source serving.
+    pub async fn add(&self, source: Arc<DataSource>) -> Result<()> {
+        for hook in self.hooks(&self.before_add) {
+            hook(&source);
+        }
+        let middlewares = self.lock(&self.middlewares).clone();
+        for (mw, placement) in middlewares {
+            source
+                .resource_manager()
+                .use_middleware(mw, placement)
+                .map_err(|e| Error::internal(format!("data source {}: {e}", source.key())))?;
+        }
+        let old = self.sources.insert(source.key().to_owned(), source.clone());
+        if let Some(old) = old
+            && !Arc::ptr_eq(&old, &source)
+        {
+            old.close().await;
+        }
+        for hook in self.hooks(&self.after_add) {
+            hook(&source);
+        }
+        Ok(())
+    }
+
+    /// The source called `key`.
+    pub fn get(&self, key: &str) -> Option<Arc<DataSource>> {
+        self.sources.get(key).map(|s| s.clone())
+    }
+
+    /// Every source, main first, then by key.
+    pub fn list(&self) -> Vec<Arc<DataSource>> {
+        let mut all: Vec<_> = self.sources.iter().map(|s| s.clone()).collect();
+        all.sort_by(|a, b| (a.key() != "main", a.key()).cmp(&(b.key() != "main", b.key())));
+        all
+    }
+
+    /// Removes and closes the source called `key`; returns it if it existed.
+    pub async fn remove(&self, key: &str) -> Option<Arc<DataSource>> {
+        let (_, source) = self.sources.remove(key)?;
+        source.close().await;
+        Some(source)
+    }
+
+    /// Closes every source (at shutdown).
+    pub async fn close_all(&self) {
+        for source in self.list() {
+            source.close().await;
+        }
+    }
+
+    /// Runs `hook` for every source already added, then before every later add.
+    pub fn before_add_data_source(&self, hook: DataSourceHook) {
+        for source in self.list() {
+            hook(&source);
+        }
+        self.lock(&self.before_add).push(hook);
+    }
+
+    /// Runs `hook` for every source already added, then after every later add.
+    ///
+    /// This is how actions fan out: register them once here and every source gets them.
+    pub fn after_add_data_source(&self, hook: DataSourceHook) {
+        for source in self.list() {
+            hook(&source);
+        }
+        self.lock(&self.after_add).push(hook);
+    }
+
+    /// Adds data-source-level middleware (level 2) to every source, present and future.
+    /// If one source refuses the placement, none gets it.
+    pub fn use_middleware(
+        &self,
+        middleware: Arc<dyn Middleware>,
+        placement: Placement,
+    ) -> Result<(), MiddlewareError> {
+        let sources = self.list();
+        // Check on every source before changing any, so a refusal leaves all unchanged.
+        for source in &sources {
+            source.resource_manager().check_placement(&placement)?;
+        }
+        for source in &sources {
+            source
+                .resource_manager()
+                .use_middleware(middleware.clone(), placement.clone())?;
+        }
+        self.lock(&self.middlewares).push((middleware, placement));
+        Ok(())
+    }
+
+    fn hooks(&self, list: &Mutex<Vec<DataSourceHook>>) -> Vec<DataSourceHook> {
+        self.lock(list).clone()
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

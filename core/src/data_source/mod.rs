@@ -1,0 +1,14 @@
+//! Data sources and their manager: the centre of Manifold.
+//!
+//! A [`DataSource`] is one registered database with its own schema catalogue, resource
+//! manager and ACL. The [`DataSourceManager`] holds them by key, builds new ones through a
+//! [`DataSourceFactory`] per type, and runs `before_add`/`after_add` hooks so that anything
+//! registered once (the default actions, a plugin's actions) reaches every source.
+
+mod manager;
+mod router;
+mod source;
+
+pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager};
+pub use router::DataSourceRouter;
+pub use source::{DataSource, DataSourceSettings};

@@ -1,0 +1,164 @@
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use super::manager::DataSourceManager;
+use crate::context::{Action, Context};
+use crate::error::{Error, Result};
+use crate::middleware::{Middleware, Next};
+use crate::request::{parse_query, parse_resource_path};
+
+/// The app-level node (tag `dataSource`) that picks the data source from `X-Data-Source`,
+/// resolves `/api/<resource>:<action>`, builds the action's params and runs the source's
+/// chain. Its `next` becomes the tail of the action, so app middleware registered after the
+/// router runs inside the action's `next`.
+pub struct DataSourceRouter {
+    manager: Arc<DataSourceManager>,
+    prefix: String,
+}
+
+/// Where the router leaves the reason a request did not resolve, for the 404 body.
+pub const NOT_FOUND_REASON: &str = "notFoundReason";
+
+impl DataSourceRouter {
+    /// A router over `manager` for paths under `prefix` (`/api`).
+    pub fn new(manager: Arc<DataSourceManager>, prefix: impl Into<String>) -> Self {
+        Self {
+            manager,
+            prefix: prefix.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Middleware for DataSourceRouter {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let key = match ctx.request.header("x-data-source").map(str::trim) {
+            Some(k) if !k.is_empty() => k.to_owned(),
+            _ => "main".to_owned(),
+        };
+        let source = self
+            .manager
+            .get(&key)
+            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        ctx.data_source = Some(source.clone());
+
+        let path = parse_resource_path(&self.prefix, &ctx.request.path)
+            .map_err(|e| Error::bad_request(e.to_string()))?;
+        let Some(path) = path else {
+            return next.run(ctx).await;
+        };
+        let Some(action_name) = path.action_for(&ctx.request.method) else {
+            ctx.state.insert(
+                NOT_FOUND_REASON.into(),
+                Json::String(format!(
+                    "{} {} names no action",
+                    ctx.request.method, ctx.request.path
+                )),
+            );
+            return next.run(ctx).await;
+        };
+        // Association resources arrive with their own issue; until then only collections
+        // and resources defined in code resolve.
+        let collection = if path.associated_name.is_none() {
+            source.collection(&path.resource_name)
+        } else {
+            None
+        };
+        let resolved = match source.resource_manager().resolve(
+            &path.resource_name,
+            &action_name,
+            collection.is_some(),
+        ) {
+            Ok(r) => r,
+            Err(why) => {
+                let reason = if key == "main" {
+                    why.to_string()
+                } else {
+                    format!("{why} in data source {key}")
+                };
+                ctx.state
+                    .insert(NOT_FOUND_REASON.into(), Json::String(reason));
+                return next.run(ctx).await;
+            }
+        };
+
+        let mut params = crate::params::Params::from_map(resolved.defaults);
+        let mut incoming =
+            parse_query(&ctx.request.query).map_err(|e| Error::bad_request(e.to_string()))?;
+        if let Some(Json::String(raw)) = incoming.get("filter") {
+            return Err(Error::bad_request(format!(
+                "Invalid filter: not a JSON object: {}",
+                abbreviate(raw)
+            )));
+        }
+        if let Some(index) = &path.resource_index
+            && !incoming.contains_key("filterByTk")
+        {
+            incoming.insert("filterByTk".into(), Json::String(index.clone()));
+        }
+        incoming.insert(
+            "resourceName".into(),
+            Json::String(path.bare_resource_name.clone()),
+        );
+        incoming.insert("actionName".into(), Json::String(action_name.clone()));
+        if let Some(index) = &path.resource_index {
+            incoming.insert("resourceIndex".into(), Json::String(index.clone()));
+        }
+        if let Some(name) = &path.associated_name {
+            incoming.insert("associatedName".into(), Json::String(name.clone()));
+        }
+        if let Some(index) = &path.associated_index {
+            incoming.insert("associatedIndex".into(), Json::String(index.clone()));
+        }
+        incoming.insert("values".into(), parse_body(ctx)?);
+        params.merge(incoming);
+
+        let (collection, repository) = match collection {
+            Some((c, r)) => (Some(c), Some(r)),
+            None => (None, None),
+        };
+        ctx.action = Some(Action {
+            resource_name: path.resource_name.clone(),
+            action_name,
+            params,
+            source_id: path.associated_index.clone(),
+            collection,
+            repository,
+        });
+        Next::with_tail(&resolved.layers, next).run(ctx).await
+    }
+}
+
+/// The body becomes `values`: a JSON object or array, a urlencoded form, or `{}`.
+fn parse_body(ctx: &Context) -> Result<Json> {
+    let body = &ctx.request.body;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Json::Object(Map::new()));
+    }
+    let content_type = ctx.request.header("content-type").unwrap_or("");
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = std::str::from_utf8(body)
+            .map_err(|_| Error::bad_request("form body is not valid UTF-8"))?;
+        return parse_query(text)
+            .map(Json::Object)
+            .map_err(|e| Error::bad_request(e.to_string()));
+    }
+    if !(content_type.is_empty() || content_type.contains("json")) {
+        return Ok(Json::Object(Map::new()));
+    }
+    match serde_json::from_slice::<Json>(body) {
+        Ok(v @ (Json::Object(_) | Json::Array(_))) => Ok(v),
+        Ok(_) => Err(Error::bad_request(
+            "invalid JSON, only supports object and array",
+        )),
+        Err(e) => Err(Error::bad_request(format!("Invalid JSON body: {e}"))),
+    }
+}
+
+fn abbreviate(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_owned(),
+    }
+}

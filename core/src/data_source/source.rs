@@ -1,0 +1,230 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::acl::Acl;
+use crate::connector::{CollectionDefinition, Connector};
+use crate::error::{Error, Result};
+use crate::middleware::{Middleware, Placement};
+use crate::repository::Repository;
+use crate::resource::ResourceManager;
+use crate::schema::Collection;
+
+/// Per-source limits and defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSourceSettings {
+    /// `pageSize` when the request gives none (NocoBase: 20 on main, 50 elsewhere).
+    pub default_page_size: u64,
+    /// The largest `pageSize` accepted; larger is a 400.
+    pub max_page_size: u64,
+}
+
+impl Default for DataSourceSettings {
+    fn default() -> Self {
+        Self {
+            default_page_size: 20,
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// One collection with its repository.
+#[derive(Clone)]
+struct Entry {
+    collection: Arc<Collection>,
+    repository: Arc<dyn Repository>,
+}
+
+/// The schema of a source, swapped whole on refresh so readers never lock.
+#[derive(Default, Clone)]
+struct Catalog {
+    entries: BTreeMap<String, Entry>,
+}
+
+/// One registered database: its key, connector, schema, resources and ACL.
+pub struct DataSource {
+    key: String,
+    kind: String,
+    connector: Arc<dyn Connector>,
+    catalog: ArcSwap<Catalog>,
+    resource_manager: ResourceManager,
+    acl: Arc<Acl>,
+    settings: DataSourceSettings,
+    /// Serialises schema changes (refresh, create, drop) so none is lost to a race.
+    schema_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataSource")
+            .field("key", &self.key)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tags of the built-in nodes of every resource manager chain.
+pub(crate) const VALIDATE_FILTER_TAG: &str = "validate-filter-params";
+pub(crate) const ACL_TAG: &str = "acl";
+
+impl DataSource {
+    /// Introspects `connector` and builds a source called `key` of type `kind`.
+    pub async fn load(
+        key: impl Into<String>,
+        kind: impl Into<String>,
+        connector: Arc<dyn Connector>,
+        acl: Arc<Acl>,
+        settings: DataSourceSettings,
+    ) -> Result<Arc<Self>> {
+        let source = Self {
+            key: key.into(),
+            kind: kind.into(),
+            connector,
+            catalog: ArcSwap::from_pointee(Catalog::default()),
+            resource_manager: ResourceManager::new(),
+            acl,
+            settings,
+            schema_lock: tokio::sync::Mutex::new(()),
+        };
+        source.install_built_in_middleware();
+        source.refresh().await?;
+        Ok(Arc::new(source))
+    }
+
+    fn install_built_in_middleware(&self) {
+        let built_ins: [(Arc<dyn Middleware>, Placement); 2] = [
+            (
+                Arc::new(crate::actions::ValidateFilterParams),
+                Placement::tag(VALIDATE_FILTER_TAG),
+            ),
+            (
+                self.acl.node(),
+                Placement::tag(ACL_TAG).after(VALIDATE_FILTER_TAG),
+            ),
+        ];
+        for (mw, placement) in built_ins {
+            if let Err(e) = self.resource_manager.use_middleware(mw, placement) {
+                unreachable!("built-in resource chain is acyclic: {e}");
+            }
+        }
+    }
+
+    /// The key clients send in `X-Data-Source`.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The factory type (`sqlite`, `postgres`, …).
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// Limits and defaults.
+    pub fn settings(&self) -> &DataSourceSettings {
+        &self.settings
+    }
+
+    /// The resources and middleware of this source.
+    pub fn resource_manager(&self) -> &ResourceManager {
+        &self.resource_manager
+    }
+
+    /// The access control of this source.
+    pub fn acl(&self) -> &Arc<Acl> {
+        &self.acl
+    }
+
+    /// The collection called `name` and its repository.
+    pub fn collection(&self, name: &str) -> Option<(Arc<Collection>, Arc<dyn Repository>)> {
+        self.catalog
+            .load()
+            .entries
+            .get(name)
+            .map(|e| (e.collection.clone(), e.repository.clone()))
+    }
+
+    /// Every collection, sorted by name.
+    pub fn collections(&self) -> Vec<Arc<Collection>> {
+        self.catalog
+            .load()
+            .entries
+            .values()
+            .map(|e| e.collection.clone())
+            .collect()
+    }
+
+    /// Re-reads the schema and swaps it in; requests in flight keep the old one.
+    pub async fn refresh(&self) -> Result<()> {
+        let _guard = self.schema_lock.lock().await;
+        let collections = self.connector.introspect().await?;
+        let entries = collections
+            .into_iter()
+            .map(|c| {
+                let c = Arc::new(c);
+                let entry = Entry {
+                    repository: self.connector.repository(c.clone()),
+                    collection: c,
+                };
+                (entry.collection.name().to_owned(), entry)
+            })
+            .collect();
+        self.catalog.store(Arc::new(Catalog { entries }));
+        Ok(())
+    }
+
+    /// Creates a table and makes it a resource at once.
+    pub async fn define_collection(
+        &self,
+        definition: &CollectionDefinition,
+    ) -> Result<Arc<Collection>> {
+        let _guard = self.schema_lock.lock().await;
+        if self.collection(&definition.name).is_some() {
+            return Err(Error::conflict(format!(
+                "collection {} already exists in data source {}",
+                definition.name, self.key
+            )));
+        }
+        let collection = Arc::new(self.connector.create_collection(definition).await?);
+        self.insert(collection.clone());
+        Ok(collection)
+    }
+
+    /// Drops a table and its resource.
+    pub async fn drop_collection(&self, name: &str) -> Result<()> {
+        let _guard = self.schema_lock.lock().await;
+        let (collection, _) = self.collection(name).ok_or_else(|| {
+            Error::not_found(format!(
+                "collection {name} does not exist in data source {}",
+                self.key
+            ))
+        })?;
+        self.connector.drop_collection(&collection).await?;
+        self.catalog.rcu(|old| {
+            let mut catalog = Catalog::clone(old);
+            catalog.entries.remove(name);
+            catalog
+        });
+        Ok(())
+    }
+
+    fn insert(&self, collection: Arc<Collection>) {
+        let repository = self.connector.repository(collection.clone());
+        self.catalog.rcu(|old| {
+            let mut catalog = Catalog::clone(old);
+            catalog.entries.insert(
+                collection.name().to_owned(),
+                Entry {
+                    collection: collection.clone(),
+                    repository: repository.clone(),
+                },
+            );
+            catalog
+        });
+    }
+
+    /// Closes the connector's pool.
+    pub async fn close(&self) {
+        self.connector.close().await;
+    }
+}

@@ -1,0 +1,99 @@
+//! The one error type of the core and its connectors.
+//!
+//! Every error carries a [`ErrorKind`] that says *whose* fault it is; the HTTP service maps
+//! kinds to status codes in one place, so libraries never talk HTTP.
+
+use std::fmt;
+
+/// What went wrong, in terms a client can act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request is malformed or names something invalid (400).
+    BadRequest,
+    /// The resource, action, record or data source does not exist (404).
+    NotFound,
+    /// The caller may not do this (403).
+    Forbidden,
+    /// The request conflicts with the current state, e.g. a duplicate name (409).
+    Conflict,
+    /// The request body is larger than allowed (413).
+    PayloadTooLarge,
+    /// A data source is down, still loading, or its pool is exhausted (503).
+    Unavailable,
+    /// A data source did not answer in time (504).
+    Timeout,
+    /// A bug or an unexpected failure on our side (500).
+    Internal,
+}
+
+/// An error with a message meant for the client (it must never contain secrets).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Error {
+    /// An error of `kind` with a client-facing message.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, message)
+    }
+
+    /// 404: something named by the request does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, message)
+    }
+
+    /// 403: the caller is not allowed to do this.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, message)
+    }
+
+    /// 409: conflicts with existing state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, message)
+    }
+
+    /// 503: a backend cannot serve right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, message)
+    }
+
+    /// 500: an unexpected failure.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The client-facing message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The same error with `context: ` in front of its message.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+/// Result with the core [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

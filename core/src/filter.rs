@@ -1,0 +1,637 @@
+//! The filter language: a typed AST, parsed once from NocoBase's JSON filter and checked
+//! against the collection.
+//!
+//! Parsing resolves every path to a real field and converts every operand to that field's
+//! type, so a compiled query never contains a name or value the schema did not vouch for.
+//! Any problem is a 400 whose message names the path inside the filter
+//! (`filter.score.$gt: expected an integer, got "abc"`).
+
+use serde_json::{Map, Value as Json};
+
+use crate::error::{Error, Result};
+use crate::schema::{Collection, Field, FieldType};
+use crate::value::Value;
+
+/// A boolean expression over a collection's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// All must hold.
+    And(Vec<Filter>),
+    /// At least one must hold.
+    Or(Vec<Filter>),
+    /// One condition on one field.
+    Condition(Condition),
+}
+
+/// A field that a condition or sort refers to, resolved against the schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRef {
+    /// The attribute name.
+    pub name: String,
+    /// The physical column.
+    pub column: String,
+    /// The field's type.
+    pub field_type: FieldType,
+}
+
+impl FieldRef {
+    /// A reference to `field`.
+    pub fn new(field: &Field) -> Self {
+        Self {
+            name: field.name.clone(),
+            column: field.column.clone(),
+            field_type: field.field_type,
+        }
+    }
+}
+
+/// One condition: a field and what it must satisfy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The field tested.
+    pub field: FieldRef,
+    /// The test.
+    pub predicate: Predicate,
+}
+
+/// Ordering comparisons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// `>`
+    Gt,
+    /// `>=`
+    Gte,
+    /// `<`
+    Lt,
+    /// `<=`
+    Lte,
+}
+
+/// Where a string operand must occur in the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMatch {
+    /// Anywhere (`$includes`).
+    Contains,
+    /// At the start (`$startsWith`).
+    StartsWith,
+    /// At the end (`$endWith`).
+    EndsWith,
+}
+
+/// What a field must satisfy. NULL handling follows the spec's Target column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Predicate {
+    /// `c IS NULL`.
+    IsNull,
+    /// `c IS NOT NULL`.
+    IsNotNull,
+    /// `c = v` (NULL rows never match).
+    Eq(Value),
+    /// `c <> v OR c IS NULL`.
+    Ne(Value),
+    /// `c IN (…)`; an empty list matches nothing.
+    In(Vec<Value>),
+    /// `c NOT IN (…) OR c IS NULL`; an empty list matches every row.
+    NotIn(Vec<Value>),
+    /// `c > v` and friends (NULL rows never match).
+    Compare(Comparison, Value),
+    /// `c BETWEEN a AND b`, inclusive.
+    Between(Value, Value),
+    /// `c NOT BETWEEN a AND b` (NULL rows never match).
+    NotBetween(Value, Value),
+    /// Case-insensitive match of any (or, negated, none) of the operands; `%` and `_` in
+    /// the operands are literal. Negated matches exclude NULL rows, as NocoBase does.
+    Text {
+        /// Where the operand must occur.
+        mode: TextMatch,
+        /// The operands (OR-ed; AND-ed of their negations when `negated`).
+        operands: Vec<String>,
+        /// `$notIncludes` and friends.
+        negated: bool,
+    },
+    /// NULL, or `''` for text fields.
+    Empty,
+    /// Neither NULL nor `''` for text fields.
+    NotEmpty,
+    /// `c = true`.
+    IsTrue,
+    /// `c IS NULL OR c = false`.
+    IsFalsy,
+}
+
+/// Checks a JSON filter against `collection` and builds its AST.
+///
+/// Returns `None` for a filter with no condition at all (`{}`, `{"$and": []}`): such a
+/// filter constrains nothing, and `update`/`destroy` refuse it as "no filter".
+pub fn parse_filter(collection: &Collection, filter: &Json) -> Result<Option<Filter>> {
+    let object = match filter {
+        Json::Null => return Ok(None),
+        Json::Object(map) => map,
+        other => {
+            return Err(Error::bad_request(format!(
+                "Invalid filter: expected a JSON object, got {other}"
+            )));
+        }
+    };
+    let parser = Parser { collection };
+    Ok(simplify(Filter::And(parser.object(
+        object,
+        "filter",
+        &[],
+    )?)))
+}
+
+/// Builds the filter that `filterByTk` means: the key equals the value, or is in the list.
+pub fn key_filter(collection: &Collection, filter_by_tk: &Json) -> Result<Option<Filter>> {
+    let key = collection.single_key().ok_or_else(|| {
+        Error::bad_request(format!(
+            "filterByTk is not supported for collection {} (it has no single primary key)",
+            collection.name()
+        ))
+    })?;
+    let field = FieldRef::new(key);
+    let predicate = match filter_by_tk {
+        Json::Null => return Ok(None),
+        Json::Array(items) if items.is_empty() => return Ok(None),
+        Json::Array(items) => Predicate::In(
+            items
+                .iter()
+                .map(|v| Value::coerce(key.field_type, v, "filterByTk"))
+                .collect::<Result<_>>()?,
+        ),
+        Json::Object(_) => {
+            return Err(Error::bad_request(format!(
+                "filterByTk: collection {} has a single key {:?}; pass its value, not an object",
+                collection.name(),
+                key.name
+            )));
+        }
+        scalar => Predicate::Eq(Value::coerce(key.field_type, scalar, "filterByTk")?),
+    };
+    Ok(Some(Filter::Condition(Condition { field, predicate })))
+}
+
+/// `a AND b`, either side optional.
+pub fn and(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Filter::And(vec![a, b])),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Drops empty groups and unwraps one-element groups.
+fn simplify(filter: Filter) -> Option<Filter> {
+    match filter {
+        Filter::Condition(c) => Some(Filter::Condition(c)),
+        Filter::And(items) | Filter::Or(items) if items.is_empty() => None,
+        Filter::And(items) => group(items, Filter::And),
+        Filter::Or(items) => group(items, Filter::Or),
+    }
+}
+
+fn group(items: Vec<Filter>, make: fn(Vec<Filter>) -> Filter) -> Option<Filter> {
+    let mut kept: Vec<Filter> = items.into_iter().filter_map(simplify).collect();
+    match kept.len() {
+        0 => None,
+        1 => kept.pop(),
+        _ => Some(make(kept)),
+    }
+}
+
+struct Parser<'c> {
+    collection: &'c Collection,
+}
+
+impl Parser<'_> {
+    /// The members of one filter object, AND-ed. `prefix` is the path walked so far.
+    fn object(&self, map: &Map<String, Json>, at: &str, prefix: &[&str]) -> Result<Vec<Filter>> {
+        let mut out = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let here = format!("{at}.{key}");
+            match key.as_str() {
+                "$and" | "$or" if prefix.is_empty() => {
+                    let members = self.group_members(value, &here)?;
+                    out.push(if key == "$and" {
+                        Filter::And(members)
+                    } else {
+                        Filter::Or(members)
+                    });
+                }
+                _ => {
+                    let mut path: Vec<&str> = prefix.to_vec();
+                    path.extend(key.split('.'));
+                    out.extend(self.path(&path, value, &here)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn group_members(&self, value: &Json, at: &str) -> Result<Vec<Filter>> {
+        match value {
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Json::Object(map) => {
+                        Ok(Filter::And(self.object(map, &format!("{at}.{i}"), &[])?))
+                    }
+                    other => Err(Error::bad_request(format!(
+                        "{at}.{i}: expected a filter object, got {other}"
+                    ))),
+                })
+                .collect(),
+            Json::Object(map) => Ok(vec![Filter::And(self.object(map, at, &[])?)]),
+            other => Err(Error::bad_request(format!(
+                "{at}: expected an array of filter objects, got {other}"
+            ))),
+        }
+    }
+
+    /// A path (`title`, `title.$eq`) with its value (an operand, or an object continuing it).
+    fn path(&self, path: &[&str], value: &Json, at: &str) -> Result<Vec<Filter>> {
+        if let Some((last, field_path)) = path.split_last()
+            && last.starts_with('$')
+        {
+            let field = self.field(field_path, at)?;
+            return Ok(vec![Filter::Condition(Condition {
+                predicate: operator(last, &field, value, at)?,
+                field,
+            })]);
+        }
+        match value {
+            Json::Object(map) if map.is_empty() => Err(Error::bad_request(format!(
+                "{at}: empty condition; give a value or an operator such as {{\"$eq\": …}}"
+            ))),
+            Json::Object(map) => self.object(map, at, path),
+            _ => {
+                let field = self.field(path, at)?;
+                Ok(vec![Filter::Condition(Condition {
+                    predicate: operator("$eq", &field, value, at)?,
+                    field,
+                })])
+            }
+        }
+    }
+
+    fn field(&self, path: &[&str], at: &str) -> Result<FieldRef> {
+        match path {
+            [name] => self
+                .collection
+                .field(name)
+                .filter(|f| !f.hidden)
+                .map(FieldRef::new)
+                .ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "{at}: unknown field {name:?} in collection {}",
+                        self.collection.name()
+                    ))
+                }),
+            [] => Err(Error::bad_request(format!(
+                "{at}: an operator needs a field before it"
+            ))),
+            [first, ..] => Err(Error::bad_request(format!(
+                "{at}: {:?} is not an association of collection {}; only its fields can be filtered",
+                first,
+                self.collection.name()
+            ))),
+        }
+    }
+}
+
+/// The operators this engine understands; anything else is a 400 (never passed through).
+const OPERATORS: &[&str] = &[
+    "$eq",
+    "$ne",
+    "$in",
+    "$notIn",
+    "$gt",
+    "$gte",
+    "$lt",
+    "$lte",
+    "$between",
+    "$notBetween",
+    "$includes",
+    "$notIncludes",
+    "$startsWith",
+    "$notStartsWith",
+    "$endWith",
+    "$notEndWith",
+    "$empty",
+    "$notEmpty",
+    "$isTruly",
+    "$isFalsy",
+    "$exists",
+    "$notExists",
+];
+
+fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Predicate> {
+    let ty = field.field_type;
+    let scalar = |v: &Json| -> Result<Value> {
+        match v {
+            Json::Array(_) | Json::Object(_) if !matches!(ty, FieldType::Json) => Err(
+                Error::bad_request(format!("{at}: expected a single value, got {v}")),
+            ),
+            _ => Value::coerce(ty, v, at),
+        }
+    };
+    let list = |v: &Json| -> Result<Vec<Value>> {
+        match v {
+            Json::Null => Ok(Vec::new()),
+            Json::Array(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    if item.is_null() {
+                        Err(Error::bad_request(format!(
+                            "{at}.{i}: null is not allowed in a list; use $empty or $eq null"
+                        )))
+                    } else {
+                        Value::coerce(ty, item, &format!("{at}.{i}"))
+                    }
+                })
+                .collect(),
+            other => Ok(vec![scalar(other)?]),
+        }
+    };
+    let texts = |v: &Json| -> Result<Vec<String>> {
+        match v {
+            Json::String(s) => Ok(vec![s.clone()]),
+            Json::Number(n) => Ok(vec![n.to_string()]),
+            Json::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Json::String(s) => Ok(s.clone()),
+                    Json::Number(n) => Ok(n.to_string()),
+                    other => Err(Error::bad_request(format!(
+                        "{at}: expected strings, got {other}"
+                    ))),
+                })
+                .collect(),
+            other => Err(Error::bad_request(format!(
+                "{at}: expected a string or a list of strings, got {other}"
+            ))),
+        }
+    };
+    let pair = |v: &Json| -> Result<(Value, Value)> {
+        match v {
+            Json::Array(items) if items.len() == 2 => Ok((scalar(&items[0])?, scalar(&items[1])?)),
+            other => Err(Error::bad_request(format!(
+                "{at}: expected a two-element array [from, to], got {other}"
+            ))),
+        }
+    };
+    let truthy = |v: &Json| matches!(v, Json::Bool(true)) || v.as_str() == Some("true");
+    let text_op = |mode, negated| -> Result<Predicate> {
+        if ty == FieldType::Json || ty == FieldType::Array {
+            return Err(Error::bad_request(format!(
+                "{at}: text operators do not apply to {ty} field {:?}",
+                field.name
+            )));
+        }
+        if operand.is_null() {
+            return Ok(if negated {
+                Predicate::IsNotNull
+            } else {
+                Predicate::IsNull
+            });
+        }
+        Ok(Predicate::Text {
+            mode,
+            operands: texts(operand)?,
+            negated,
+        })
+    };
+
+    Ok(match op {
+        "$eq" => match operand {
+            Json::Null => Predicate::IsNull,
+            Json::Array(_) if ty != FieldType::Json => Predicate::In(list(operand)?),
+            _ => Predicate::Eq(scalar(operand)?),
+        },
+        "$ne" => match operand {
+            Json::Null => Predicate::IsNotNull,
+            Json::Array(_) if ty != FieldType::Json => Predicate::NotIn(list(operand)?),
+            _ => Predicate::Ne(scalar(operand)?),
+        },
+        "$in" => Predicate::In(list(operand)?),
+        "$notIn" => Predicate::NotIn(list(operand)?),
+        "$gt" | "$gte" | "$lt" | "$lte" => {
+            let cmp = match op {
+                "$gt" => Comparison::Gt,
+                "$gte" => Comparison::Gte,
+                "$lt" => Comparison::Lt,
+                _ => Comparison::Lte,
+            };
+            if operand.is_null() {
+                return Err(Error::bad_request(format!(
+                    "{at}: cannot compare with null; use $empty or $notEmpty"
+                )));
+            }
+            Predicate::Compare(cmp, scalar(operand)?)
+        }
+        "$between" => {
+            let (a, b) = pair(operand)?;
+            Predicate::Between(a, b)
+        }
+        "$notBetween" => {
+            let (a, b) = pair(operand)?;
+            Predicate::NotBetween(a, b)
+        }
+        "$includes" => text_op(TextMatch::Contains, false)?,
+        "$notIncludes" => text_op(TextMatch::Contains, true)?,
+        "$startsWith" => text_op(TextMatch::StartsWith, false)?,
+        "$notStartsWith" => text_op(TextMatch::StartsWith, true)?,
+        "$endWith" => text_op(TextMatch::EndsWith, false)?,
+        "$notEndWith" => text_op(TextMatch::EndsWith, true)?,
+        "$empty" => Predicate::Empty,
+        "$notEmpty" => Predicate::NotEmpty,
+        "$isTruly" => {
+            if truthy(operand) {
+                Predicate::IsTrue
+            } else {
+                Predicate::IsFalsy
+            }
+        }
+        "$isFalsy" => {
+            if truthy(operand) {
+                Predicate::IsFalsy
+            } else {
+                Predicate::IsTrue
+            }
+        }
+        // On a plain column, existence is non-NULL-ness; `false` asks for the opposite.
+        "$exists" | "$notExists" => {
+            let wants = (op == "$exists") != matches!(operand, Json::Bool(false));
+            if wants {
+                Predicate::IsNotNull
+            } else {
+                Predicate::IsNull
+            }
+        }
+        unknown => {
+            debug_assert!(!OPERATORS.contains(&unknown));
+            return Err(Error::bad_request(format!(
+                "{at}: unknown operator {unknown:?}; supported: {}",
+                OPERATORS.join(" ")
+            )));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Field, TableName};
+    use serde_json::json;
+
+    fn posts() -> Collection {
+        let mut id = Field::new("id", FieldType::BigInt);
+        id.primary_key = true;
+        Collection::new(
+            "posts",
+            TableName::new("posts"),
+            vec![
+                id,
+                Field::new("title", FieldType::String),
+                Field::new("score", FieldType::Integer),
+            ],
+        )
+        .expect("valid collection")
+    }
+
+    fn cond(name: &str, ty: FieldType, predicate: Predicate) -> Filter {
+        Filter::Condition(Condition {
+            field: FieldRef {
+                name: name.into(),
+                column: name.into(),
+                field_type: ty,
+            },
+            predicate,
+        })
+    }
+
+    #[test]
+    fn nested_dotted_and_implicit_forms_are_the_same_condition() {
+        let c = posts();
+        let expected = Some(cond(
+            "score",
+            FieldType::Integer,
+            Predicate::Compare(Comparison::Gt, Value::Int(3)),
+        ));
+        assert_eq!(
+            parse_filter(&c, &json!({"score": {"$gt": 3}})),
+            Ok(expected.clone())
+        );
+        assert_eq!(parse_filter(&c, &json!({"score.$gt": "3"})), Ok(expected));
+        assert_eq!(
+            parse_filter(&c, &json!({"title": "a"})),
+            Ok(Some(cond(
+                "title",
+                FieldType::String,
+                Predicate::Eq(Value::Text("a".into()))
+            )))
+        );
+    }
+
+    #[test]
+    fn empty_groups_constrain_nothing() {
+        let c = posts();
+        for f in [
+            json!({}),
+            json!({"$and": []}),
+            json!({"$or": [{}]}),
+            json!({"$and": [{"$or": []}]}),
+            json!({"$and": [{}], "$or": [{"$and": [], "$or": []}]}),
+        ] {
+            assert_eq!(parse_filter(&c, &f), Ok(None), "{f}");
+        }
+        assert!(matches!(
+            parse_filter(&c, &json!({"$and": [], "$or": [{"title": "t"}]})),
+            Ok(Some(_))
+        ));
+    }
+
+    #[test]
+    fn several_operators_on_one_field_are_anded() {
+        let c = posts();
+        let parsed = parse_filter(&c, &json!({"score": {"$gte": 1, "$lt": 5}}));
+        assert!(matches!(parsed, Ok(Some(Filter::And(items))) if items.len() == 2));
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        let c = posts();
+        let msg = |f: Json| {
+            parse_filter(&c, &f)
+                .expect_err("must fail")
+                .message()
+                .to_owned()
+        };
+        assert_eq!(
+            msg(json!({"nope": 1})),
+            "filter.nope: unknown field \"nope\" in collection posts"
+        );
+        assert!(
+            msg(json!({"score": {"$foo": 1}})).starts_with("filter.score.$foo: unknown operator")
+        );
+        assert_eq!(
+            msg(json!({"score.$gt": "abc"})),
+            "filter.score.$gt: expected an integer, got \"abc\""
+        );
+        assert!(msg(json!({"title": {}})).starts_with("filter.title: empty condition"));
+        assert!(msg(json!({"$or": [1]})).starts_with("filter.$or.0: expected a filter object"));
+        assert!(msg(json!([1])).starts_with("Invalid filter"));
+    }
+
+    #[test]
+    fn arrays_mean_membership() {
+        let c = posts();
+        assert_eq!(
+            parse_filter(&c, &json!({"title.$eq": [123, "234"]})),
+            Ok(Some(cond(
+                "title",
+                FieldType::String,
+                Predicate::In(vec![Value::Text("123".into()), Value::Text("234".into())])
+            )))
+        );
+        assert_eq!(
+            parse_filter(&c, &json!({"title.$ne": ["b"]})),
+            Ok(Some(cond(
+                "title",
+                FieldType::String,
+                Predicate::NotIn(vec![Value::Text("b".into())])
+            )))
+        );
+        assert_eq!(
+            parse_filter(&c, &json!({"title.$in": null})),
+            Ok(Some(cond(
+                "title",
+                FieldType::String,
+                Predicate::In(vec![])
+            )))
+        );
+    }
+
+    #[test]
+    fn filter_by_tk_builds_key_conditions() {
+        let c = posts();
+        assert_eq!(
+            key_filter(&c, &json!("2")),
+            Ok(Some(cond(
+                "id",
+                FieldType::BigInt,
+                Predicate::Eq(Value::Int(2))
+            )))
+        );
+        assert_eq!(
+            key_filter(&c, &json!(["1", 3])),
+            Ok(Some(cond(
+                "id",
+                FieldType::BigInt,
+                Predicate::In(vec![Value::Int(1), Value::Int(3)])
+            )))
+        );
+        assert!(key_filter(&c, &json!("x")).is_err());
+    }
+}

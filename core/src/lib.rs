@@ -1,0 +1,36 @@
+//! Manifold's model: collections and fields, the filter language, repositories, resources
+//! and actions, onion middleware, access control and data sources.
+//!
+//! This crate knows no database driver and no HTTP library. Connectors implement
+//! [`Connector`] and [`Repository`]; the service turns HTTP requests into a [`Context`] and
+//! runs it through the app chain, whose `dataSource` node is the [`DataSourceRouter`].
+
+pub mod acl;
+pub mod actions;
+pub mod connector;
+pub mod context;
+pub mod data_source;
+pub mod error;
+pub mod filter;
+pub mod middleware;
+pub mod params;
+pub mod query;
+pub mod repository;
+pub mod request;
+pub mod resource;
+pub mod schema;
+pub mod value;
+
+pub use acl::Acl;
+pub use connector::{CollectionDefinition, Connector, FieldDefinition};
+pub use context::{Action, Context, RequestInfo};
+pub use data_source::{DataSource, DataSourceFactory, DataSourceManager, DataSourceRouter};
+pub use error::{Error, ErrorKind, Result};
+pub use filter::Filter;
+pub use middleware::{Middleware, Next, Placement};
+pub use params::Params;
+pub use query::FindOptions;
+pub use repository::{Record, Repository, WriteValues};
+pub use resource::{ResourceDefinition, ResourceManager};
+pub use schema::{Collection, Field, FieldType};
+pub use value::Value;

@@ -1,0 +1,270 @@
+//! Action params: defaults merged with the request, per NocoBase's merge strategies.
+//!
+//! `filter` is AND-ed, `fields`/`whitelist`/`blacklist` intersect, `appends`/`except` union,
+//! `sort` overwrites and everything else deep-merges. The ACL and custom middleware use the
+//! same [`Params::merge`], so a default can never be widened by a request.
+
+use serde_json::{Map, Value as Json, json};
+
+use crate::error::{Error, Result};
+
+/// The merged parameter object an action reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Params(Map<String, Json>);
+
+impl Params {
+    /// Params holding exactly `map`.
+    pub fn from_map(map: Map<String, Json>) -> Self {
+        Self(map)
+    }
+
+    /// The raw object.
+    pub fn as_map(&self) -> &Map<String, Json> {
+        &self.0
+    }
+
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.0.get(key)
+    }
+
+    /// Sets `key`, replacing any value.
+    pub fn set(&mut self, key: impl Into<String>, value: Json) {
+        self.0.insert(key.into(), value);
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &str) -> Option<Json> {
+        self.0.remove(key)
+    }
+
+    /// Merges `incoming` into these params with the per-key strategies.
+    pub fn merge(&mut self, incoming: Map<String, Json>) {
+        for (key, y) in incoming {
+            let x = self.0.remove(&key);
+            let merged = match key.as_str() {
+                "filter" => and_merge(x, y),
+                "fields" | "whitelist" | "blacklist" => intersect(x, y),
+                "appends" | "except" => union(x, y),
+                "sort" => overwrite_sort(y),
+                _ => match x {
+                    Some(x) => deep_merge(x, y),
+                    None => y,
+                },
+            };
+            self.0.insert(key, merged);
+        }
+    }
+
+    /// A list param (`fields`, `appends`, `sort`, …): an array of strings, or a
+    /// comma-separated string. `None` when absent.
+    pub fn list(&self, key: &str) -> Result<Option<Vec<String>>> {
+        match self.0.get(key) {
+            None | Some(Json::Null) => Ok(None),
+            Some(v) => to_list(v)
+                .map(Some)
+                .ok_or_else(|| Error::bad_request(format!("{key}: expected a list of names"))),
+        }
+    }
+
+    /// A positive integer param (`page`, `pageSize`), `None` when absent or empty.
+    pub fn positive_integer(&self, key: &str) -> Result<Option<u64>> {
+        let raw = match self.0.get(key) {
+            None | Some(Json::Null) => return Ok(None),
+            Some(Json::String(s)) if s.trim().is_empty() => return Ok(None),
+            Some(v) => v,
+        };
+        let parsed = match raw {
+            Json::Number(n) => n.as_u64(),
+            Json::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        parsed.filter(|n| *n > 0).map(Some).ok_or_else(|| {
+            Error::bad_request(format!("{key}: expected a positive integer, got {raw}"))
+        })
+    }
+
+    /// A boolean flag given as `true`/`"true"`/`"1"`.
+    pub fn flag(&self, key: &str) -> bool {
+        match self.0.get(key) {
+            Some(Json::Bool(b)) => *b,
+            Some(Json::String(s)) => matches!(s.as_str(), "true" | "1"),
+            Some(Json::Number(n)) => n.as_i64() == Some(1),
+            _ => false,
+        }
+    }
+
+    /// Whether the flag is explicitly false (`paginate=false`).
+    pub fn is_false(&self, key: &str) -> bool {
+        match self.0.get(key) {
+            Some(Json::Bool(b)) => !*b,
+            Some(Json::String(s)) => matches!(s.as_str(), "false" | "0"),
+            _ => false,
+        }
+    }
+}
+
+/// Splits a list param: strings on `,`, arrays of strings, objects by their values.
+pub fn to_list(v: &Json) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut push = |s: &str| {
+        out.extend(
+            s.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned),
+        )
+    };
+    match v {
+        Json::String(s) => push(s),
+        Json::Array(items) => {
+            for item in items {
+                push(item.as_str()?);
+            }
+        }
+        Json::Object(map) => {
+            for item in map.values() {
+                push(item.as_str()?);
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+fn and_merge(x: Option<Json>, y: Json) -> Json {
+    let empty = |v: &Json| v.is_null() || v.as_object().is_some_and(Map::is_empty);
+    match x {
+        Some(x) if !empty(&x) && !empty(&y) => json!({ "$and": [x, y] }),
+        Some(x) if empty(&y) => x,
+        _ => y,
+    }
+}
+
+fn intersect(x: Option<Json>, y: Json) -> Json {
+    let xs = x.as_ref().and_then(to_list).unwrap_or_default();
+    let ys = to_list(&y).unwrap_or_default();
+    if x.is_none() || xs.is_empty() {
+        return Json::from(ys);
+    }
+    if ys.is_empty() {
+        return Json::from(xs);
+    }
+    Json::from(
+        xs.into_iter()
+            .filter(|i| ys.contains(i))
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn union(x: Option<Json>, y: Json) -> Json {
+    let mut out = x.as_ref().and_then(to_list).unwrap_or_default();
+    for item in to_list(&y).unwrap_or_default() {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    Json::from(out)
+}
+
+fn overwrite_sort(y: Json) -> Json {
+    match y {
+        Json::String(s) if s.contains(',') => {
+            Json::from(to_list(&Json::String(s)).unwrap_or_default())
+        }
+        other => other,
+    }
+}
+
+fn deep_merge(x: Json, y: Json) -> Json {
+    match (x, y) {
+        (Json::Object(mut a), Json::Object(b)) => {
+            for (k, v) in b {
+                let merged = match a.remove(&k) {
+                    Some(old) => deep_merge(old, v),
+                    None => v,
+                };
+                a.insert(k, merged);
+            }
+            Json::Object(a)
+        }
+        (_, y) => y,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merged(defaults: Json, incoming: Json) -> Json {
+        let mut p = Params::from_map(defaults.as_object().cloned().unwrap_or_default());
+        p.merge(incoming.as_object().cloned().unwrap_or_default());
+        Json::Object(p.0)
+    }
+
+    #[test]
+    fn merge_strategies_follow_the_spec_examples() {
+        assert_eq!(
+            merged(json!({"sort": ["-id"]}), json!({"sort": "-id"})),
+            json!({"sort": "-id"})
+        );
+        assert_eq!(
+            merged(json!({"fields": ["id"]}), json!({"fields": ["id", "col1"]})),
+            json!({"fields": ["id"]})
+        );
+        assert_eq!(
+            merged(json!({"fields": ["id"]}), json!({"fields": "x"})),
+            json!({"fields": []})
+        );
+        assert_eq!(
+            merged(json!({"appends": ["col2"]}), json!({"appends": ["r1"]})),
+            json!({"appends": ["col2", "r1"]})
+        );
+        assert_eq!(
+            merged(json!({}), json!({"appends": "rel1,rel2"})),
+            json!({"appends": ["rel1", "rel2"]})
+        );
+        assert_eq!(
+            merged(
+                json!({"values": {"col1": "val1"}}),
+                json!({"values": {"aa": "aa"}})
+            ),
+            json!({"values": {"col1": "val1", "aa": "aa"}})
+        );
+        assert_eq!(
+            merged(json!({"filter": {"a": 1}}), json!({"filter": {"b": 2}})),
+            json!({"filter": {"$and": [{"a": 1}, {"b": 2}]}})
+        );
+    }
+
+    #[test]
+    fn par_01_defaults_and_query_merge() {
+        let out = merged(
+            json!({"filter": {"col1": "val1", "col2": "val2"}, "fields": ["id"], "sort": ["-id"]}),
+            json!({"filter": {"col2": "&val2", "col3": "val3"}, "other": "other1", "sort": "-id"}),
+        );
+        assert_eq!(
+            out,
+            json!({
+                "filter": {"$and": [{"col1": "val1", "col2": "val2"}, {"col2": "&val2", "col3": "val3"}]},
+                "fields": ["id"],
+                "sort": "-id",
+                "other": "other1"
+            })
+        );
+    }
+
+    #[test]
+    fn page_params_must_be_positive_integers() {
+        let p = Params::from_map(
+            json!({"page": "2", "pageSize": "x", "z": 0})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        assert_eq!(p.positive_integer("page"), Ok(Some(2)));
+        assert!(p.positive_integer("pageSize").is_err());
+        assert!(p.positive_integer("z").is_err());
+        assert_eq!(p.positive_integer("absent"), Ok(None));
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage interface every connector implements, one instance per collection.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value as Json};
+
+use crate::error::{Error, Result};
+use crate::filter::{FieldRef, Filter};
+use crate::query::FindOptions;
+use crate::schema::Collection;
+use crate::value::Value;
+
+/// A record as the API renders it: attribute name to JSON value, in schema order.
+pub type Record = Map<String, Json>;
+
+/// Reads and writes one collection.
+///
+/// Implementations turn the typed inputs into parameterised queries; every write is atomic
+/// (it completes, or leaves the data as it was).
+#[async_trait::async_trait]
+pub trait Repository: Send + Sync {
+    /// The collection this repository serves.
+    fn collection(&self) -> &Arc<Collection>;
+
+    /// Rows matching `options`, rendered as records.
+    async fn find(&self, options: &FindOptions) -> Result<Vec<Record>>;
+
+    /// How many rows match `filter`.
+    async fn count(&self, filter: Option<&Filter>) -> Result<u64>;
+
+    /// Inserts every row in one transaction and returns them as stored.
+    async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>>;
+
+    /// Updates every row matching `filter` and returns them as stored, in key order.
+    async fn update(&self, filter: Option<&Filter>, values: &WriteValues) -> Result<Vec<Record>>;
+
+    /// Deletes every row matching `filter`; returns how many.
+    async fn destroy(&self, filter: Option<&Filter>) -> Result<u64>;
+}
+
+/// Column values to write, checked against the schema.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WriteValues(pub Vec<(FieldRef, Value)>);
+
+/// Which keys of `values` may be written.
+#[derive(Debug, Clone, Default)]
+pub struct WriteFilter {
+    /// Only these keys, when given.
+    pub whitelist: Option<Vec<String>>,
+    /// Never these keys.
+    pub blacklist: Vec<String>,
+}
+
+/// Whether the values are for a new row or an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// `create`: fills `createdAt` and `updatedAt`.
+    Create,
+    /// `update`: fills `updatedAt`; the primary key may not change.
+    Update,
+}
+
+impl WriteValues {
+    /// Checks a `values` object against `collection`.
+    ///
+    /// Keys that are not fields are ignored (NocoBase's behaviour, so clients can send back
+    /// records they read, appends included); a value of the wrong type is a 400 naming it.
+    pub fn from_json(
+        collection: &Collection,
+        values: &Json,
+        kind: WriteKind,
+        allowed: &WriteFilter,
+        at: &str,
+    ) -> Result<Self> {
+        let map = match values {
+            Json::Object(map) => map,
+            Json::Null => &Map::new(),
+            other => {
+                return Err(Error::bad_request(format!(
+                    "{at}: expected an object of field values, got {other}"
+                )));
+            }
+        };
+        let now = chrono::Utc::now();
+        let mut out = Vec::with_capacity(map.len() + 2);
+        for (key, value) in map {
+            let Some(field) = collection.field(key) else {
+                continue;
+            };
+            let permitted = allowed
+                .whitelist
+                .as_ref()
+                .is_none_or(|w| w.iter().any(|k| k == key))
+                && !allowed.blacklist.iter().any(|k| k == key);
+            let managed =
+                Some(field) == collection.created_at() || Some(field) == collection.updated_at();
+            if !permitted || managed || (kind == WriteKind::Update && field.primary_key) {
+                continue;
+            }
+            out.push((
+                FieldRef::new(field),
+                Value::coerce(field.field_type, value, &format!("{at}.{key}"))?,
+            ));
+        }
+        if kind == WriteKind::Create
+            && let Some(field) = collection.created_at()
+        {
+            out.push((FieldRef::new(field), Value::DateTime(now)));
+        }
+        if let Some(field) = collection.updated_at() {
+            out.push((FieldRef::new(field), Value::DateTime(now)));
+        }
+        Ok(Self(out))
+    }
+
+    /// Whether nothing is written.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}

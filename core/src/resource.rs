@@ -1,0 +1,280 @@
+//! Resources and their actions, per data source.
+//!
+//! Every collection is a resource automatically; code can [`define`](ResourceManager::define)
+//! more. An action's handler is found in this order: a handler registered as
+//! `"<resource>:<action>"`, the resource's own action, then a global handler registered as
+//! `"<action>"`. The layers of one request are this manager's sorted middleware, the
+//! resource's middleware, the action's middleware, then the handler.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use serde_json::{Map, Value as Json};
+
+use crate::middleware::{Middleware, MiddlewareChain, MiddlewareError, Placement};
+
+/// A resource defined in code (`app:getInfo`, `dataSources`, …).
+#[derive(Clone, Default)]
+pub struct ResourceDefinition {
+    /// The resource name; `a.b` for association resources.
+    pub name: String,
+    /// The resource's own actions by name.
+    pub actions: HashMap<String, ActionDefinition>,
+    /// When non-empty, only these actions exist.
+    pub only: Vec<String>,
+    /// Otherwise, these actions do not exist.
+    pub except: Vec<String>,
+    /// Middleware around every action of this resource.
+    pub middlewares: Vec<ScopedMiddleware>,
+}
+
+impl ResourceDefinition {
+    /// An empty resource called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Adds the action `name` handled by `handler`.
+    pub fn action(mut self, name: impl Into<String>, handler: Arc<dyn Middleware>) -> Self {
+        self.actions
+            .insert(name.into(), ActionDefinition::new(handler));
+        self
+    }
+
+    /// Adds the action `name` with a full definition.
+    pub fn action_definition(mut self, name: impl Into<String>, action: ActionDefinition) -> Self {
+        self.actions.insert(name.into(), action);
+        self
+    }
+
+    /// Adds middleware around this resource's actions.
+    pub fn middleware(mut self, middleware: ScopedMiddleware) -> Self {
+        self.middlewares.push(middleware);
+        self
+    }
+
+    fn admits(&self, action: &str) -> bool {
+        if !self.only.is_empty() {
+            return self.only.iter().any(|a| a == action);
+        }
+        !self.except.iter().any(|a| a == action)
+    }
+}
+
+/// One action: a handler (or none, to use the global one), default params and middleware.
+#[derive(Clone, Default)]
+pub struct ActionDefinition {
+    /// Runs the action; `None` falls back to the global handler of the same name.
+    pub handler: Option<Arc<dyn Middleware>>,
+    /// Default params, merged with the request's by the standard strategies.
+    pub defaults: Map<String, Json>,
+    /// Middleware around this action only, after the resource's.
+    pub middlewares: Vec<Arc<dyn Middleware>>,
+}
+
+impl ActionDefinition {
+    /// An action run by `handler`.
+    pub fn new(handler: Arc<dyn Middleware>) -> Self {
+        Self {
+            handler: Some(handler),
+            ..Self::default()
+        }
+    }
+}
+
+/// Resource middleware limited to some actions (`only` wins when non-empty).
+#[derive(Clone)]
+pub struct ScopedMiddleware {
+    /// The middleware.
+    pub middleware: Arc<dyn Middleware>,
+    /// Run only for these actions.
+    pub only: Vec<String>,
+    /// Otherwise, skip these actions.
+    pub except: Vec<String>,
+}
+
+impl ScopedMiddleware {
+    /// Middleware for every action.
+    pub fn all(middleware: Arc<dyn Middleware>) -> Self {
+        Self {
+            middleware,
+            only: Vec::new(),
+            except: Vec::new(),
+        }
+    }
+
+    fn admits(&self, action: &str) -> bool {
+        if !self.only.is_empty() {
+            return self.only.iter().any(|a| a == action);
+        }
+        !self.except.iter().any(|a| a == action)
+    }
+}
+
+/// What a request resolved to: the layers to run and the default params.
+pub struct ResolvedAction {
+    /// Manager middleware, resource middleware, action middleware, handler.
+    pub layers: Vec<Arc<dyn Middleware>>,
+    /// The action's default params.
+    pub defaults: Map<String, Json>,
+}
+
+/// Why a resource request did not resolve; the router answers 404 with this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// No collection or defined resource has this name.
+    NoResource(String),
+    /// The resource exists but has no such action (or excludes it).
+    NoAction {
+        /// The resource.
+        resource: String,
+        /// The action asked for.
+        action: String,
+    },
+}
+
+impl std::fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unresolved::NoResource(r) => write!(f, "resource {r} does not exist"),
+            Unresolved::NoAction { resource, action } => {
+                write!(f, "resource {resource} has no action {action}")
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    resources: HashMap<String, Arc<ResourceDefinition>>,
+    handlers: HashMap<String, Arc<dyn Middleware>>,
+}
+
+/// The resources, action handlers and middleware of one data source.
+pub struct ResourceManager {
+    registry: RwLock<Registry>,
+    chain: RwLock<MiddlewareChain>,
+}
+
+impl Default for ResourceManager {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ResourceManager {
+    /// A manager with no resources; unpositioned middleware goes to the `default` group.
+    pub fn new() -> Self {
+        Self {
+            registry: RwLock::default(),
+            chain: RwLock::new(MiddlewareChain::with_default_group("default")),
+        }
+    }
+
+    /// Defines (or replaces) a resource.
+    pub fn define(&self, resource: ResourceDefinition) {
+        let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        registry
+            .resources
+            .insert(resource.name.clone(), Arc::new(resource));
+    }
+
+    /// Whether a resource called `name` was defined in code.
+    pub fn is_defined(&self, name: &str) -> bool {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        registry.resources.contains_key(name)
+    }
+
+    /// Registers a handler: `"list"` for every resource, `"posts:list"` or
+    /// `"posts.comments:list"` for one (which wins over the resource's own action).
+    pub fn register_action_handler(&self, name: impl Into<String>, handler: Arc<dyn Middleware>) {
+        let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        registry.handlers.insert(name.into(), handler);
+    }
+
+    /// Registers several handlers at once.
+    pub fn register_action_handlers<I, S>(&self, handlers: I)
+    where
+        I: IntoIterator<Item = (S, Arc<dyn Middleware>)>,
+        S: Into<String>,
+    {
+        for (name, handler) in handlers {
+            self.register_action_handler(name, handler);
+        }
+    }
+
+    /// Adds middleware to this manager's chain (level 3).
+    pub fn use_middleware(
+        &self,
+        middleware: Arc<dyn Middleware>,
+        placement: Placement,
+    ) -> Result<(), MiddlewareError> {
+        let mut chain = self.chain.write().unwrap_or_else(|e| e.into_inner());
+        chain.add(middleware, placement)
+    }
+
+    /// Checks that middleware at `placement` would be accepted, without adding it.
+    pub fn check_placement(&self, placement: &Placement) -> Result<(), MiddlewareError> {
+        self.chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .check(placement)
+    }
+
+    /// Resolves `resource:action`. `is_collection` says whether a collection of that name
+    /// exists (collections are resources without being defined).
+    pub fn resolve(
+        &self,
+        resource: &str,
+        action: &str,
+        is_collection: bool,
+    ) -> Result<ResolvedAction, Unresolved> {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        let definition = registry.resources.get(resource);
+        if definition.is_none() && !is_collection {
+            return Err(Unresolved::NoResource(resource.to_owned()));
+        }
+        let no_action = || Unresolved::NoAction {
+            resource: resource.to_owned(),
+            action: action.to_owned(),
+        };
+        if definition.is_some_and(|d| !d.admits(action)) {
+            return Err(no_action());
+        }
+        let own = definition.and_then(|d| d.actions.get(action));
+        let handler = registry
+            .handlers
+            .get(&format!("{resource}:{action}"))
+            .or_else(|| own.and_then(|a| a.handler.as_ref()))
+            .or_else(|| registry.handlers.get(action))
+            .cloned()
+            .ok_or_else(no_action)?;
+
+        let chain = self
+            .chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .sorted();
+        let mut layers = Vec::with_capacity(chain.len() + 4);
+        layers.extend(chain.iter().cloned());
+        if let Some(d) = definition {
+            layers.extend(
+                d.middlewares
+                    .iter()
+                    .filter(|m| m.admits(action))
+                    .map(|m| m.middleware.clone()),
+            );
+        }
+        if let Some(a) = own {
+            layers.extend(a.middlewares.iter().cloned());
+        }
+        layers.push(handler);
+        Ok(ResolvedAction {
+            layers,
+            defaults: own.map(|a| a.defaults.clone()).unwrap_or_default(),
+        })
+    }
+}
