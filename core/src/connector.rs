@@ -88,3 +88,174 @@ impl FieldDefinition {
         }
     }
 }
+
+/// Checks a name used for a new table or column: letters, digits and `_`, starting with a
+/// letter or `_`, at most 63 characters (PostgreSQL's limit), and not reserved.
+///
+/// DDL is the one place a name comes from the request rather than the schema, so it is held
+/// to this strict shape before it is (also) quoted.
+pub fn validate_identifier(name: &str, what: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let well_formed = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63;
+    if !well_formed {
+        return Err(Error::bad_request(format!(
+            "{what} {name:?} is not a valid name: use letters, digits and _, start with a letter or _, at most 63 characters"
+        )));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("sqlite_") || lower.starts_with("_manifold") {
+        return Err(Error::bad_request(format!("{what} {name:?} is reserved")));
+    }
+    Ok(())
+}
+
+impl CollectionDefinition {
+    /// Reads `{name, fields: [{name, type, allowNull?, unique?, primaryKey?, defaultValue?,
+    /// length?, precision?, scale?}], autoGenId?, timestamps?}` and checks it.
+    pub fn from_json(input: &serde_json::Value) -> Result<Self> {
+        use serde_json::Value as Json;
+        let obj = input
+            .as_object()
+            .ok_or_else(|| Error::bad_request("values: expected a collection object"))?;
+        let name = obj
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::bad_request("values.name: a collection name is required"))?;
+        validate_identifier(name, "collection name")?;
+        let flag = |key: &str, default: bool| -> Result<bool> {
+            match obj.get(key) {
+                None | Some(Json::Null) => Ok(default),
+                Some(Json::Bool(b)) => Ok(*b),
+                Some(other) => Err(Error::bad_request(format!(
+                    "values.{key}: expected true or false, got {other}"
+                ))),
+            }
+        };
+        let auto_gen_id = flag("autoGenId", true)?;
+        let timestamps = flag("timestamps", true)?;
+        let raw_fields = match obj.get("fields") {
+            None | Some(Json::Null) => &Vec::new(),
+            Some(Json::Array(items)) => items,
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "values.fields: expected an array of fields, got {other}"
+                )));
+            }
+        };
+        let mut reserved: Vec<&str> = Vec::new();
+        if auto_gen_id {
+            reserved.push("id");
+        }
+        if timestamps {
+            reserved.extend(["createdAt", "updatedAt"]);
+        }
+        let mut fields: Vec<FieldDefinition> = Vec::with_capacity(raw_fields.len());
+        for (i, raw) in raw_fields.iter().enumerate() {
+            let at = format!("values.fields.{i}");
+            let field = FieldDefinition::from_json(raw, &at)?;
+            if reserved.contains(&field.name.as_str()) {
+                return Err(Error::bad_request(format!(
+                    "{at}.name: {:?} is added automatically (autoGenId/timestamps); turn that option off to define it yourself",
+                    field.name
+                )));
+            }
+            if fields.iter().any(|f| f.name == field.name) {
+                return Err(Error::bad_request(format!(
+                    "{at}.name: field {:?} is defined twice",
+                    field.name
+                )));
+            }
+            fields.push(field);
+        }
+        if auto_gen_id && fields.iter().any(|f| f.primary_key) {
+            return Err(Error::bad_request(
+                "values.fields: a primaryKey field needs autoGenId: false",
+            ));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            auto_gen_id,
+            timestamps,
+            fields,
+        })
+    }
+}
+
+impl FieldDefinition {
+    /// Reads one field of a collection definition; `at` names it in errors.
+    pub fn from_json(raw: &serde_json::Value, at: &str) -> Result<Self> {
+        use serde_json::Value as Json;
+        let obj = raw
+            .as_object()
+            .ok_or_else(|| Error::bad_request(format!("{at}: expected a field object")))?;
+        let name = obj
+            .get("name")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::bad_request(format!("{at}.name: a field name is required")))?;
+        validate_identifier(name, "field name")?;
+        let type_name = obj
+            .get("type")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::bad_request(format!("{at}.type: a field type is required")))?;
+        let field_type = FieldType::parse(type_name)
+            .filter(|t| FieldType::CREATABLE.contains(t))
+            .ok_or_else(|| {
+                let names: Vec<&str> = FieldType::CREATABLE.iter().map(|t| t.name()).collect();
+                Error::bad_request(format!(
+                    "{at}.type: unknown field type {type_name:?}; supported: {}",
+                    names.join(", ")
+                ))
+            })?;
+        let bool_opt = |key: &str, default: bool| -> Result<bool> {
+            match obj.get(key) {
+                None | Some(Json::Null) => Ok(default),
+                Some(Json::Bool(b)) => Ok(*b),
+                Some(other) => Err(Error::bad_request(format!(
+                    "{at}.{key}: expected true or false, got {other}"
+                ))),
+            }
+        };
+        let small_int = |key: &str, max: u64| -> Result<Option<u64>> {
+            match obj.get(key) {
+                None | Some(Json::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|n| (1..=max).contains(n))
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "{at}.{key}: expected an integer from 1 to {max}, got {v}"
+                        ))
+                    }),
+            }
+        };
+        let mut field = FieldDefinition::new(name, field_type);
+        field.primary_key = bool_opt("primaryKey", false)?;
+        field.allow_null = bool_opt("allowNull", !field.primary_key)?;
+        field.unique = bool_opt("unique", false)?;
+        field.length = small_int("length", 65_535)?.map(|n| n as u32);
+        if let Some(precision) = small_int("precision", 65)? {
+            let scale = match obj.get("scale") {
+                None | Some(Json::Null) => 0,
+                Some(v) => v.as_u64().filter(|s| *s <= precision).ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "{at}.scale: expected an integer from 0 to the precision, got {v}"
+                    ))
+                })?,
+            };
+            field.precision = Some((precision as u8, scale as u8));
+        }
+        if let Some(default) = obj.get("defaultValue").filter(|v| !v.is_null()) {
+            field.default_value = Some(crate::value::Value::coerce(
+                field_type,
+                default,
+                &format!("{at}.defaultValue"),
+            )?);
+        }
+        Ok(field)
+    }
+}

@@ -1,1 +1,93 @@
+//! The Manifold service: configuration, the application chain, the HTTP endpoint and the
+//! main data source. The `manifold` binary is a thin wrapper around [`serve`].
 
+pub mod app;
+pub mod collections;
+pub mod config;
+pub mod http;
+
+use std::sync::Arc;
+
+use manifold_core::actions::register_default_actions;
+use manifold_core::data_source::{DataSourceManager, DataSourceSettings};
+use manifold_core::{Acl, DataSource, Error, Result};
+use manifold_sqlite::{SqliteConnector, SqliteFactory, SqlitePoolSettings};
+
+pub use app::App;
+pub use config::ServeConfig;
+
+/// Builds the application for `config`: opens the main database, introspects it, and wires
+/// the default actions and the `collections` resource through `after_add_data_source`.
+pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
+    let manager = DataSourceManager::new();
+    manager.register_factory(Arc::new(SqliteFactory));
+    // Registered before any source is added; the hook also reaches every later source.
+    manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
+        register_default_actions(source);
+    }));
+
+    let main = open_main(config).await?;
+    collections::define(&main);
+    manager.add(main).await?;
+    Ok(Arc::new(App::new(manager)))
+}
+
+async fn open_main(config: &ServeConfig) -> Result<Arc<DataSource>> {
+    let settings = DataSourceSettings {
+        default_page_size: 20,
+        max_page_size: config.max_page_size,
+    };
+    let url = config.main_db.as_str();
+    if url.starts_with("sqlite:") {
+        let pool = SqlitePoolSettings {
+            max_connections: config.main_db_max_connections,
+            ..SqlitePoolSettings::default()
+        };
+        let connector = SqliteConnector::open(url, &pool).await?;
+        return DataSource::load("main", "sqlite", Arc::new(connector), Acl::open(), settings).await;
+    }
+    Err(Error::bad_request(format!(
+        "--main-db: unsupported URL scheme in {:?}; use sqlite://path",
+        url.split(':').next().unwrap_or("")
+    )))
+}
+
+/// Runs the service until Ctrl-C or SIGTERM, then drains requests and closes every pool.
+pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
+    let app = build_app(&config)
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
+    let listener = poem::listener::TcpListener::bind(config.listen);
+    tracing::info!(listen = %config.listen, "manifold listening");
+    let result = poem::Server::new(listener)
+        .run_with_graceful_shutdown(
+            http::endpoint(app.clone(), config.body_limit),
+            shutdown_signal(),
+            Some(std::time::Duration::from_secs(10)),
+        )
+        .await;
+    app.data_sources().close_all().await;
+    result
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,1 +1,27 @@
-fn main() {}
+//! `manifold`: the service binary.
+
+use clap::Parser;
+use manifold_federation::config::{Cli, Command};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .init();
+            match manifold_federation::serve(config).await {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("manifold: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

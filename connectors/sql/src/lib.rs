@@ -1,1 +1,14 @@
+//! SQL shared by every SQL connector: one compiler from Manifold's [`FindOptions`], filters
+//! and writes to parameterised SQL, with a [`Dialect`] for each database.
+//!
+//! Values only ever enter a statement through [`SqlBuilder::bind`]; identifiers only come
+//! from the introspected schema and are always quoted.
+//!
+//! [`FindOptions`]: manifold_core::FindOptions
 
+mod builder;
+pub mod compile;
+mod dialect;
+
+pub use builder::{Sql, SqlBuilder};
+pub use dialect::Dialect;

@@ -1,1 +1,154 @@
+//! The SQLite connector: a sqlx pool, schema introspection, repositories on the shared SQL
+//! compiler, and collection DDL. It is also the embedded default main data source.
 
+mod codec;
+mod ddl;
+mod error;
+pub mod introspect;
+mod repository;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifold_core::connector::{CollectionDefinition, Connector};
+use manifold_core::data_source::DataSourceFactory;
+use manifold_core::error::{Error, Result};
+use manifold_core::repository::Repository;
+use manifold_core::schema::Collection;
+use serde_json::Value as Json;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use error::map_sqlx;
+pub use repository::SqliteRepository;
+
+/// Pool settings for a SQLite data source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlitePoolSettings {
+    /// Most open connections (WAL lets readers run beside the one writer).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before a 503.
+    pub acquire_timeout: Duration,
+    /// How long a write waits on SQLite's lock before giving up.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqlitePoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connected SQLite database.
+pub struct SqliteConnector {
+    pool: SqlitePool,
+}
+
+impl SqliteConnector {
+    /// Opens (creating if missing, along with its directory) the database at `url`
+    /// (`sqlite://./data/main.sqlite`, `sqlite::memory:`).
+    pub async fn open(url: &str, settings: &SqlitePoolSettings) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| Error::bad_request(format!("invalid SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(settings.busy_timeout);
+        if let Some(dir) = Path::new(options.get_filename()).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                Error::unavailable(format!("cannot create directory {}: {e}", dir.display()))
+            })?;
+        }
+        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        let pool = SqlitePoolOptions::new()
+            // Each in-memory connection would be a separate empty database.
+            .max_connections(if in_memory { 1 } else { settings.max_connections })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(Self { pool })
+    }
+
+    /// The pool, for tests and tools that need raw SQL.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for SqliteConnector {
+    async fn introspect(&self) -> Result<Vec<Collection>> {
+        introspect::collections(&self.pool).await
+    }
+
+    fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
+        Arc::new(SqliteRepository::new(self.pool.clone(), collection))
+    }
+
+    async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
+        codec::prepare(&manifold_sql::Sql {
+            text: ddl::create_table(definition),
+            params: Vec::new(),
+        })
+        .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        introspect::collection(&self.pool, &definition.name, false).await
+    }
+
+    async fn drop_collection(&self, collection: &Collection) -> Result<()> {
+        let mut b = manifold_sql::SqlBuilder::new(manifold_sql::Dialect::Sqlite);
+        b.push(if collection.is_view { "DROP VIEW " } else { "DROP TABLE " })
+            .table(collection.table());
+        codec::prepare(&b.finish())
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Builds SQLite data sources from `{"url": "sqlite://…"}` or `{"path": "…"}`.
+pub struct SqliteFactory;
+
+#[async_trait::async_trait]
+impl DataSourceFactory for SqliteFactory {
+    fn kind(&self) -> &str {
+        "sqlite"
+    }
+
+    async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {
+        let url = match (options.get("url"), options.get("path")) {
+            (Some(Json::String(url)), _) => url.clone(),
+            (_, Some(Json::String(path))) => format!("sqlite://{path}"),
+            _ => {
+                return Err(Error::bad_request(
+                    "options.url (sqlite://path) or options.path is required for sqlite",
+                ));
+            }
+        };
+        let mut settings = SqlitePoolSettings::default();
+        if let Some(n) = options.get("maxConnections").and_then(Json::as_u64) {
+            settings.max_connections = n.clamp(1, 64) as u32;
+        }
+        Ok(Arc::new(SqliteConnector::open(&url, &settings).await?))
+    }
+}

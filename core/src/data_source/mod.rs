@@ -10,5 +10,5 @@ mod router;
 mod source;
 
 pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager};
-pub use router::DataSourceRouter;
+pub use router::{DataSourceRouter, NOT_FOUND_REASON};
 pub use source::{DataSource, DataSourceSettings};

@@ -131,20 +131,24 @@ impl Middleware for DataSourceRouter {
 }
 
 /// The body becomes `values`: a JSON object or array, a urlencoded form, or `{}`.
+///
+/// `curl -d '{…}'` labels JSON as a form; a form body that starts like JSON is read as JSON
+/// so those values are not silently lost.
 fn parse_body(ctx: &Context) -> Result<Json> {
     let body = &ctx.request.body;
-    if body.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = body.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Ok(Json::Object(Map::new()));
-    }
+    };
     let content_type = ctx.request.header("content-type").unwrap_or("");
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    let looks_like_json = matches!(first, b'{' | b'[');
+    if content_type.starts_with("application/x-www-form-urlencoded") && !looks_like_json {
         let text = std::str::from_utf8(body)
             .map_err(|_| Error::bad_request("form body is not valid UTF-8"))?;
         return parse_query(text)
             .map(Json::Object)
             .map_err(|e| Error::bad_request(e.to_string()));
     }
-    if !(content_type.is_empty() || content_type.contains("json")) {
+    if !(content_type.is_empty() || content_type.contains("json") || looks_like_json) {
         return Ok(Json::Object(Map::new()));
     }
     match serde_json::from_slice::<Json>(body) {

@@ -1,0 +1,100 @@
+//! Accumulates SQL text and its bound parameters together, so a value can only enter a
+//! statement as a parameter.
+
+use manifold_core::schema::TableName;
+use manifold_core::value::Value;
+
+use crate::dialect::Dialect;
+
+/// A statement ready to run: text with placeholders, and the values to bind, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sql {
+    /// The SQL text; it contains no request value.
+    pub text: String,
+    /// The parameters, in placeholder order.
+    pub params: Vec<Value>,
+}
+
+/// Builds one [`Sql`] statement.
+#[derive(Debug)]
+pub struct SqlBuilder {
+    dialect: Dialect,
+    text: String,
+    params: Vec<Value>,
+}
+
+impl SqlBuilder {
+    /// An empty statement in `dialect`.
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            dialect,
+            text: String::with_capacity(128),
+            params: Vec::new(),
+        }
+    }
+
+    /// The dialect being written.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Appends SQL keywords or punctuation written by this crate.
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        self.text.push_str(sql);
+        self
+    }
+
+    /// Appends an integer written by this crate (limits, offsets).
+    pub fn push_u64(&mut self, n: u64) -> &mut Self {
+        use std::fmt::Write as _;
+        let _ = write!(self.text, "{n}");
+        self
+    }
+
+    /// Appends a quoted identifier (from the introspected schema).
+    pub fn ident(&mut self, ident: &str) -> &mut Self {
+        self.dialect.quote_into(ident, &mut self.text);
+        self
+    }
+
+    /// Appends a quoted, schema-qualified table name.
+    pub fn table(&mut self, table: &TableName) -> &mut Self {
+        if let Some(schema) = &table.schema {
+            self.ident(schema);
+            self.text.push('.');
+        }
+        self.ident(&table.name)
+    }
+
+    /// Appends a placeholder and records `value` to bind there.
+    pub fn bind(&mut self, value: Value) -> &mut Self {
+        self.params.push(value);
+        self.dialect
+            .placeholder_into(self.params.len(), &mut self.text);
+        self
+    }
+
+    /// Appends `item(self, x)` for each of `items`, separated by `sep`.
+    pub fn join<T>(
+        &mut self,
+        items: impl IntoIterator<Item = T>,
+        sep: &str,
+        mut item: impl FnMut(&mut Self, T),
+    ) -> &mut Self {
+        for (i, x) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.text.push_str(sep);
+            }
+            item(self, x);
+        }
+        self
+    }
+
+    /// The finished statement.
+    pub fn finish(self) -> Sql {
+        Sql {
+            text: self.text,
+            params: self.params,
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! FindOptions, filters and writes compiled to parameterised SQL, once for every dialect.
+
+use manifold_core::filter::{Comparison, FieldRef, Filter, Predicate, TextMatch};
+use manifold_core::query::{FindOptions, SortKey};
+use manifold_core::repository::WriteValues;
+use manifold_core::schema::{Collection, FieldType};
+use manifold_core::value::Value;
+
+use crate::builder::{Sql, SqlBuilder};
+use crate::dialect::Dialect;
+
+/// The fields a `SELECT` for `options` returns, in column order.
+pub fn selected_fields(collection: &Collection, options: &FindOptions) -> Vec<FieldRef> {
+    match &options.fields {
+        Some(fields) => fields.clone(),
+        None => collection
+            .fields()
+            .iter()
+            .filter(|f| !f.hidden)
+            .map(FieldRef::new)
+            .collect(),
+    }
+}
+
+/// `SELECT <fields> FROM <table> WHERE … ORDER BY … <window>`.
+pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
+    let fields = selected_fields(collection, options);
+    let mut b = SqlBuilder::new(dialect);
+    b.push("SELECT ");
+    if fields.is_empty() {
+        // Nothing was asked for; select a constant so each row still counts.
+        b.push("1");
+    } else {
+        b.join(&fields, ", ", |b, f| {
+            b.ident(&f.column);
+        });
+    }
+    b.push(" FROM ").table(collection.table());
+    where_clause(&mut b, options.filter.as_ref());
+    order_by(&mut b, &options.sort);
+    window(&mut b, options, !options.sort.is_empty());
+    b.finish()
+}
+
+/// `SELECT COUNT(*) FROM <table> WHERE …`.
+pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("SELECT COUNT(*) FROM ").table(collection.table());
+    where_clause(&mut b, filter);
+    b.finish()
+}
+
+/// `INSERT INTO <table> (…) VALUES (…)`, returning `returning` where given (`RETURNING`,
+/// or `OUTPUT INSERTED` on SQL Server).
+pub fn insert(
+    dialect: Dialect,
+    collection: &Collection,
+    values: &WriteValues,
+    returning: Option<&[FieldRef]>,
+) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("INSERT INTO ").table(collection.table());
+    if !values.is_empty() {
+        b.push(" (");
+        b.join(&values.0, ", ", |b, (f, _)| {
+            b.ident(&f.column);
+        });
+        b.push(")");
+    }
+    output_inserted(&mut b, returning);
+    if values.is_empty() {
+        b.push(if dialect == Dialect::MySql {
+            " () VALUES ()"
+        } else {
+            " DEFAULT VALUES"
+        });
+    } else {
+        b.push(" VALUES (");
+        b.join(&values.0, ", ", |b, (_, v)| {
+            b.bind(v.clone());
+        });
+        b.push(")");
+    }
+    returning_clause(&mut b, returning);
+    b.finish()
+}
+
+/// `UPDATE <table> SET … WHERE …`, returning `returning` where given.
+pub fn update(
+    dialect: Dialect,
+    collection: &Collection,
+    values: &WriteValues,
+    filter: Option<&Filter>,
+    returning: Option<&[FieldRef]>,
+) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("UPDATE ").table(collection.table()).push(" SET ");
+    b.join(&values.0, ", ", |b, (f, v)| {
+        b.ident(&f.column).push(" = ").bind(v.clone());
+    });
+    output_inserted(&mut b, returning);
+    where_clause(&mut b, filter);
+    returning_clause(&mut b, returning);
+    b.finish()
+}
+
+/// SQL Server names returned columns before `VALUES`/`WHERE`.
+fn output_inserted(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
+    if let Some(fields) = returning
+        && b.dialect() == Dialect::Mssql
+    {
+        b.push(" OUTPUT ");
+        b.join(fields, ", ", |b, f| {
+            b.push("INSERTED.").ident(&f.column);
+        });
+    }
+}
+
+/// The other dialects name them at the end.
+fn returning_clause(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
+    if let Some(fields) = returning
+        && b.dialect() != Dialect::Mssql
+    {
+        b.push(" RETURNING ");
+        b.join(fields, ", ", |b, f| {
+            b.ident(&f.column);
+        });
+    }
+}
+
+/// `DELETE FROM <table> WHERE …`.
+pub fn delete(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("DELETE FROM ").table(collection.table());
+    where_clause(&mut b, filter);
+    b.finish()
+}
+
+fn where_clause(b: &mut SqlBuilder, filter: Option<&Filter>) {
+    if let Some(filter) = filter {
+        b.push(" WHERE ");
+        condition(b, filter);
+    }
+}
+
+/// Appends one boolean expression for `filter`.
+pub fn condition(b: &mut SqlBuilder, filter: &Filter) {
+    match filter {
+        Filter::And(items) => group(b, items, " AND ", "1=1"),
+        Filter::Or(items) => group(b, items, " OR ", "1=0"),
+        Filter::Condition(c) => predicate(b, &c.field, &c.predicate),
+    }
+}
+
+fn group(b: &mut SqlBuilder, items: &[Filter], sep: &str, empty: &str) {
+    if items.is_empty() {
+        b.push(empty);
+        return;
+    }
+    b.push("(");
+    b.join(items, sep, condition);
+    b.push(")");
+}
+
+fn column(b: &mut SqlBuilder, f: &FieldRef) {
+    b.ident(&f.column);
+}
+
+fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
+    let is_null = |b: &mut SqlBuilder| {
+        column(b, f);
+        b.push(" IS NULL");
+    };
+    match p {
+        Predicate::IsNull => is_null(b),
+        Predicate::IsNotNull => {
+            column(b, f);
+            b.push(" IS NOT NULL");
+        }
+        Predicate::Eq(v) => {
+            column(b, f);
+            b.push(" = ").bind(v.clone());
+        }
+        Predicate::Ne(v) => {
+            b.push("(");
+            column(b, f);
+            b.push(" <> ").bind(v.clone()).push(" OR ");
+            is_null(b);
+            b.push(")");
+        }
+        Predicate::In(values) if values.is_empty() => {
+            b.push("1=0");
+        }
+        Predicate::In(values) => in_list(b, f, values, false),
+        Predicate::NotIn(values) if values.is_empty() => {
+            b.push("1=1");
+        }
+        Predicate::NotIn(values) => {
+            b.push("(");
+            in_list(b, f, values, true);
+            b.push(" OR ");
+            is_null(b);
+            b.push(")");
+        }
+        Predicate::Compare(cmp, v) => {
+            column(b, f);
+            b.push(match cmp {
+                Comparison::Gt => " > ",
+                Comparison::Gte => " >= ",
+                Comparison::Lt => " < ",
+                Comparison::Lte => " <= ",
+            })
+            .bind(v.clone());
+        }
+        Predicate::Between(lo, hi) | Predicate::NotBetween(lo, hi) => {
+            column(b, f);
+            b.push(if matches!(p, Predicate::Between(..)) {
+                " BETWEEN "
+            } else {
+                " NOT BETWEEN "
+            })
+            .bind(lo.clone())
+            .push(" AND ")
+            .bind(hi.clone());
+        }
+        Predicate::Text {
+            mode,
+            operands,
+            negated,
+        } => text_match(b, f, *mode, operands, *negated),
+        Predicate::Empty => {
+            if f.field_type.is_textual() {
+                b.push("(");
+                is_null(b);
+                b.push(" OR ");
+                column(b, f);
+                b.push(" = ").bind(Value::Text(String::new())).push(")");
+            } else {
+                is_null(b);
+            }
+        }
+        Predicate::NotEmpty => {
+            if f.field_type.is_textual() {
+                b.push("(");
+                column(b, f);
+                b.push(" IS NOT NULL AND ");
+                column(b, f);
+                b.push(" <> ").bind(Value::Text(String::new())).push(")");
+            } else {
+                column(b, f);
+                b.push(" IS NOT NULL");
+            }
+        }
+        Predicate::IsTrue => {
+            column(b, f);
+            b.push(" = ").bind(Value::Bool(true));
+        }
+        Predicate::IsFalsy => {
+            b.push("(");
+            is_null(b);
+            b.push(" OR ");
+            column(b, f);
+            b.push(" = ").bind(Value::Bool(false)).push(")");
+        }
+    }
+}
+
+/// `c IN (…)`, split into OR-ed (or, negated, AND-ed) chunks under the dialect's
+/// parameter limit.
+fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
+    let chunk = b.dialect().max_params().min(1000);
+    let chunks: Vec<&[Value]> = values.chunks(chunk).collect();
+    if chunks.len() > 1 {
+        b.push("(");
+    }
+    b.join(chunks, if negated { " AND " } else { " OR " }, |b, part| {
+        column(b, f);
+        b.push(if negated { " NOT IN (" } else { " IN (" });
+        b.join(part, ", ", |b, v| {
+            b.bind(v.clone());
+        });
+        b.push(")");
+    });
+    if values.len() > chunk {
+        b.push(")");
+    }
+}
+
+/// Escapes `%`, `_` and the escape character itself (and `[` for SQL Server, where it
+/// opens a character class) so a user's text matches literally.
+pub fn escape_like(dialect: Dialect, text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') || (c == '[' && dialect == Dialect::Mssql) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn text_match(b: &mut SqlBuilder, f: &FieldRef, mode: TextMatch, operands: &[String], negated: bool) {
+    let dialect = b.dialect();
+    b.push("(");
+    if negated {
+        // NocoBase's negative string operators never match NULL rows.
+        column(b, f);
+        b.push(" IS NOT NULL AND ");
+    }
+    b.join(operands, if negated { " AND " } else { " OR " }, |b, text| {
+        if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
+            column(b, f);
+        } else {
+            b.push("CAST(");
+            column(b, f);
+            b.push(" AS ").push(dialect.text_type()).push(")");
+        }
+        b.push(if negated { " NOT " } else { " " })
+            .push(dialect.ilike())
+            .push(" ");
+        let escaped = escape_like(dialect, text);
+        let pattern = match mode {
+            TextMatch::Contains => format!("%{escaped}%"),
+            TextMatch::StartsWith => format!("{escaped}%"),
+            TextMatch::EndsWith => format!("%{escaped}"),
+        };
+        b.bind(Value::Text(pattern)).push(dialect.like_escape());
+    });
+    b.push(")");
+}
+
+fn order_by(b: &mut SqlBuilder, sort: &[SortKey]) {
+    if sort.is_empty() {
+        return;
+    }
+    let dialect = b.dialect();
+    b.push(" ORDER BY ");
+    b.join(sort, ", ", |b, key| {
+        let dir = if key.descending { " DESC" } else { " ASC" };
+        match dialect {
+            Dialect::Postgres | Dialect::Sqlite => {
+                column(b, &key.field);
+                b.push(dir).push(" NULLS LAST");
+            }
+            Dialect::MySql => {
+                column(b, &key.field);
+                b.push(" IS NULL, ");
+                column(b, &key.field);
+                b.push(dir);
+            }
+            Dialect::Mssql => {
+                b.push("CASE WHEN ");
+                column(b, &key.field);
+                b.push(" IS NULL THEN 1 ELSE 0 END, ");
+                column(b, &key.field);
+                b.push(dir);
+            }
+        }
+    });
+}
+
+fn window(b: &mut SqlBuilder, options: &FindOptions, ordered: bool) {
+    let (limit, offset) = (options.limit, options.offset.filter(|o| *o > 0));
+    if limit.is_none() && offset.is_none() {
+        return;
+    }
+    match b.dialect() {
+        Dialect::Mssql => {
+            if !ordered {
+                // OFFSET … FETCH is only valid after an ORDER BY.
+                b.push(" ORDER BY (SELECT NULL)");
+            }
+            b.push(" OFFSET ").push_u64(offset.unwrap_or(0)).push(" ROWS");
+            if let Some(limit) = limit {
+                b.push(" FETCH NEXT ").push_u64(limit).push(" ROWS ONLY");
+            }
+        }
+        dialect => {
+            // SQLite and MySQL need a LIMIT before any OFFSET; these are their "no limit".
+            let no_limit = if dialect == Dialect::Sqlite { "-1" } else { "18446744073709551615" };
+            b.push(" LIMIT ");
+            match limit {
+                Some(n) => b.push_u64(n),
+                None => b.push(no_limit),
+            };
+            if let Some(offset) = offset {
+                b.push(" OFFSET ").push_u64(offset);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use manifold_core::filter::parse_filter;
+    use manifold_core::params::Params;
+    use manifold_core::schema::{Field, TableName};
+    use serde_json::json;
+
+    fn posts() -> Collection {
+        let mut id = Field::new("id", FieldType::BigInt);
+        id.primary_key = true;
+        Collection::new(
+            "posts",
+            TableName::new("posts"),
+            vec![
+                id,
+                Field::new("title", FieldType::String),
+                Field::new("score", FieldType::Integer),
+            ],
+        )
+        .expect("valid collection")
+    }
+
+    fn find(filter: serde_json::Value, params: serde_json::Value) -> FindOptions {
+        let c = posts();
+        let params = Params::from_map(params.as_object().cloned().unwrap_or_default());
+        let mut o = FindOptions::from_params(&c, &params).expect("valid params");
+        o.filter = parse_filter(&c, &filter).expect("valid filter");
+        o
+    }
+
+    #[test]
+    fn select_is_parameterised_in_every_dialect() {
+        let o = FindOptions {
+            limit: Some(20),
+            offset: Some(40),
+            ..find(json!({"score": {"$gt": 3}, "title": {"$ne": "x"}}), json!({"sort": "-score"}))
+        };
+        let c = posts();
+        let sqlite = select(Dialect::Sqlite, &c, &o);
+        assert_eq!(
+            sqlite.text,
+            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > ? AND (\"title\" <> ? OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC NULLS LAST LIMIT 20 OFFSET 40"
+        );
+        assert_eq!(sqlite.params, vec![Value::Int(3), Value::Text("x".into())]);
+        assert_eq!(
+            select(Dialect::Postgres, &c, &o).text,
+            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > $1 AND (\"title\" <> $2 OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC NULLS LAST LIMIT 20 OFFSET 40"
+        );
+        assert_eq!(
+            select(Dialect::MySql, &c, &o).text,
+            "SELECT `id`, `title`, `score` FROM `posts` WHERE (`score` > ? AND (`title` <> ? OR `title` IS NULL)) ORDER BY `score` IS NULL, `score` DESC, `id` IS NULL, `id` ASC LIMIT 20 OFFSET 40"
+        );
+        assert_eq!(
+            select(Dialect::Mssql, &c, &o).text,
+            "SELECT [id], [title], [score] FROM [posts] WHERE ([score] > @P1 AND ([title] <> @P2 OR [title] IS NULL)) ORDER BY CASE WHEN [score] IS NULL THEN 1 ELSE 0 END, [score] DESC, CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
+        );
+    }
+
+    #[test]
+    fn empty_membership_lists_follow_the_target_semantics() {
+        let c = posts();
+        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$in": []}), json!({})));
+        assert!(sql.text.contains("WHERE 1=0"), "{}", sql.text);
+        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$notIn": []}), json!({})));
+        assert!(sql.text.contains("WHERE 1=1"), "{}", sql.text);
+    }
+
+    #[test]
+    fn like_operands_are_escaped_and_bound() {
+        let c = posts();
+        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$includes": "50%_off\\"}), json!({})));
+        assert!(sql.text.contains("\"title\" LIKE ? ESCAPE '\\'"), "{}", sql.text);
+        assert_eq!(sql.params, vec![Value::Text("%50\\%\\_off\\\\%".into())]);
+        assert_eq!(escape_like(Dialect::Mssql, "[a]"), "\\[a]");
+    }
+
+    #[test]
+    fn hostile_identifiers_are_quoted_not_spliced() {
+        let mut s = String::new();
+        Dialect::Sqlite.quote_into("a\"; DROP TABLE x; --", &mut s);
+        assert_eq!(s, "\"a\"\"; DROP TABLE x; --\"");
+        let mut s = String::new();
+        Dialect::Mssql.quote_into("a]b", &mut s);
+        assert_eq!(s, "[a]]b]");
+    }
+
+    #[test]
+    fn inserts_return_rows_in_each_dialect() {
+        let c = posts();
+        let values = WriteValues(vec![(
+            FieldRef::new(c.field("title").expect("title")),
+            Value::Text("t".into()),
+        )]);
+        let all = selected_fields(&c, &FindOptions::default());
+        assert_eq!(
+            insert(Dialect::Sqlite, &c, &values, Some(&all)).text,
+            "INSERT INTO \"posts\" (\"title\") VALUES (?) RETURNING \"id\", \"title\", \"score\""
+        );
+        assert_eq!(
+            insert(Dialect::Mssql, &c, &values, Some(&all)).text,
+            "INSERT INTO [posts] ([title]) OUTPUT INSERTED.[id], INSERTED.[title], INSERTED.[score] VALUES (@P1)"
+        );
+        assert_eq!(
+            insert(Dialect::MySql, &c, &WriteValues::default(), None).text,
+            "INSERT INTO `posts` () VALUES ()"
+        );
+    }
+}

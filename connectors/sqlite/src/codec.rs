@@ -1,0 +1,113 @@
+//! Typed values to SQLite parameters, and SQLite cells back to API JSON.
+//!
+//! SQLite stores each cell in one of five storage classes whatever the column's declared
+//! type, so decoding looks at the cell's actual class and then shapes it by the field type.
+
+use base64::Engine as _;
+use manifold_core::error::Result;
+use manifold_core::filter::FieldRef;
+use manifold_core::repository::Record;
+use manifold_core::schema::FieldType;
+use manifold_core::value::{Value, format_instant, int_to_json, parse_instant};
+use serde_json::Value as Json;
+use sqlx::sqlite::{SqliteArguments, SqliteRow, SqliteValueRef};
+use sqlx::{Decode, Row, Sqlite, TypeInfo, ValueRef};
+
+use crate::error::map_sqlx;
+
+/// A query with its arguments.
+pub type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
+
+/// The sqlx query for a compiled statement.
+///
+/// This is the one place SQL text meets the driver. `Sql` text is built only from this
+/// workspace's keywords and quoted schema identifiers, with every value bound, which is
+/// what `AssertSqlSafe` asserts.
+pub fn prepare(sql: &manifold_sql::Sql) -> SqliteQuery<'static> {
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.text.clone())), &sql.params)
+}
+
+/// Binds `values` in order. Instants are stored as canonical ISO text, so text order is
+/// time order; JSON is stored as its text.
+fn bind_all<'q>(mut q: SqliteQuery<'q>, values: &[Value]) -> SqliteQuery<'q> {
+    for v in values {
+        q = match v {
+            Value::Null => q.bind(None::<String>),
+            Value::Bool(b) => q.bind(*b),
+            Value::Int(i) => q.bind(*i),
+            Value::Float(f) => q.bind(*f),
+            Value::Decimal(s) | Value::Text(s) => q.bind(s.clone()),
+            Value::Json(j) => q.bind(j.to_string()),
+            Value::Date(d) => q.bind(d.format("%Y-%m-%d").to_string()),
+            Value::DateTime(t) => q.bind(format_instant(t)),
+            Value::DateTimeNoTz(t) => q.bind(t.format("%Y-%m-%d %H:%M:%S").to_string()),
+            Value::Time(t) => q.bind(t.format("%H:%M:%S").to_string()),
+            Value::Uuid(u) => q.bind(u.hyphenated().to_string()),
+            Value::Bytes(b) => q.bind(b.clone()),
+        };
+    }
+    q
+}
+
+enum Cell {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+fn cell(raw: SqliteValueRef<'_>) -> std::result::Result<Cell, sqlx::error::BoxDynError> {
+    if raw.is_null() {
+        return Ok(Cell::Null);
+    }
+    let class = raw.type_info().name().to_owned();
+    Ok(match class.as_str() {
+        "INTEGER" => Cell::Int(<i64 as Decode<Sqlite>>::decode(raw)?),
+        "REAL" => Cell::Real(<f64 as Decode<Sqlite>>::decode(raw)?),
+        "BLOB" => Cell::Blob(<Vec<u8> as Decode<Sqlite>>::decode(raw)?),
+        _ => Cell::Text(<String as Decode<Sqlite>>::decode(raw)?),
+    })
+}
+
+fn float(f: f64) -> Json {
+    serde_json::Number::from_f64(f)
+        .map(Json::Number)
+        .unwrap_or(Json::Null)
+}
+
+fn render(field_type: FieldType, c: Cell) -> Json {
+    match (field_type, c) {
+        (_, Cell::Null) => Json::Null,
+        (FieldType::Boolean, Cell::Int(i)) => Json::Bool(i != 0),
+        (FieldType::Boolean, Cell::Text(s)) => Json::Bool(matches!(s.as_str(), "true" | "1")),
+        (FieldType::Integer | FieldType::BigInt, Cell::Text(s)) => {
+            s.parse::<i64>().map(int_to_json).unwrap_or(Json::String(s))
+        }
+        (FieldType::Decimal, Cell::Int(i)) => Json::String(i.to_string()),
+        (FieldType::Decimal, Cell::Real(f)) => Json::String(f.to_string()),
+        (FieldType::DateTime, Cell::Text(s)) => match parse_instant(&s) {
+            Some(t) => Json::String(format_instant(&t)),
+            None => Json::String(s),
+        },
+        (FieldType::Json | FieldType::Array, Cell::Text(s)) => {
+            serde_json::from_str(&s).unwrap_or(Json::String(s))
+        }
+        (FieldType::Float | FieldType::Double, Cell::Int(i)) => float(i as f64),
+        (_, Cell::Int(i)) => int_to_json(i),
+        (_, Cell::Real(f)) => float(f),
+        (_, Cell::Text(s)) => Json::String(s),
+        (_, Cell::Blob(b)) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
+    }
+}
+
+/// Decodes a row whose columns are `fields`, in order.
+pub fn record(row: &SqliteRow, fields: &[FieldRef]) -> Result<Record> {
+    let mut out = Record::with_capacity(fields.len());
+    for (i, f) in fields.iter().enumerate() {
+        let raw = row.try_get_raw(i).map_err(map_sqlx)?;
+        let c = cell(raw).map_err(|e| map_sqlx(sqlx::Error::Decode(e)))?;
+        out.insert(f.name.clone(), render(f.field_type, c));
+    }
+    Ok(out)
+}

@@ -1,0 +1,48 @@
+//! Every error becomes `{"errors":[{"message"}]}` with the status of its kind: the one place
+//! where error kinds meet HTTP.
+
+use manifold_core::error::{Error, ErrorKind};
+use manifold_core::middleware::{Middleware, Next};
+use manifold_core::{Context, Result};
+use serde_json::json;
+
+/// The HTTP status for an error kind.
+pub fn status_of(kind: ErrorKind) -> u16 {
+    match kind {
+        ErrorKind::BadRequest => 400,
+        ErrorKind::Forbidden => 403,
+        ErrorKind::NotFound => 404,
+        ErrorKind::Conflict => 409,
+        ErrorKind::PayloadTooLarge => 413,
+        ErrorKind::Internal => 500,
+        ErrorKind::Unavailable => 503,
+        ErrorKind::Timeout => 504,
+    }
+}
+
+/// Writes `error` into the response, replacing anything a handler had produced.
+pub fn render(ctx: &mut Context, error: &Error) {
+    let status = status_of(error.kind());
+    if status >= 500 {
+        tracing::error!(status, error = %error.message(), path = %ctx.request.path, "request failed");
+    } else {
+        tracing::debug!(status, error = %error.message(), path = %ctx.request.path, "request refused");
+    }
+    ctx.status = Some(status);
+    ctx.body = Some(json!({ "errors": [{ "message": error.message() }] }));
+    ctx.body_meta = None;
+    ctx.without_data_wrapping = true;
+}
+
+/// The app node tagged `errorHandler`.
+pub struct ErrorHandler;
+
+#[async_trait::async_trait]
+impl Middleware for ErrorHandler {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        if let Err(e) = next.run(ctx).await {
+            render(ctx, &e);
+        }
+        Ok(())
+    }
+}

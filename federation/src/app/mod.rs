@@ -1,0 +1,117 @@
+//! The application: the app-level middleware chain (level 1) around the data-source router,
+//! and the data-source manager behind it.
+//!
+//! Built-in app middleware, in order: `errorHandler` (renders every error as
+//! `{"errors":[{"message"}]}`), `dataWrapping` (the `{data, meta}` envelope), `dataSource`
+//! (the router). Middleware added later without a position runs after the router, which for
+//! a resource request means inside the action's `next`.
+
+mod data_wrapping;
+mod error_handler;
+
+use std::sync::{Arc, RwLock};
+
+use manifold_core::data_source::{DataSourceManager, DataSourceRouter};
+use manifold_core::middleware::{Middleware, MiddlewareChain, MiddlewareError, Next, Placement};
+use manifold_core::{Context, RequestInfo};
+use serde_json::{Value as Json, json};
+
+pub use error_handler::status_of;
+
+/// The API path prefix.
+pub const API_PREFIX: &str = "/api";
+
+/// A finished response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The JSON body.
+    pub body: Json,
+}
+
+/// The app chain and the data sources it routes to.
+pub struct App {
+    manager: Arc<DataSourceManager>,
+    chain: RwLock<MiddlewareChain>,
+}
+
+impl App {
+    /// An app over `manager` with the built-in middleware installed.
+    pub fn new(manager: Arc<DataSourceManager>) -> Self {
+        let mut chain = MiddlewareChain::new();
+        let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
+            (
+                Arc::new(error_handler::ErrorHandler),
+                Placement::tag("errorHandler"),
+            ),
+            (
+                Arc::new(data_wrapping::DataWrapping),
+                Placement::tag("dataWrapping").after("errorHandler"),
+            ),
+            (
+                Arc::new(DataSourceRouter::new(manager.clone(), API_PREFIX)),
+                Placement::tag("dataSource").after("dataWrapping"),
+            ),
+        ];
+        for (mw, placement) in built_ins {
+            if let Err(e) = chain.add(mw, placement) {
+                unreachable!("built-in app chain is acyclic: {e}");
+            }
+        }
+        Self {
+            manager,
+            chain: RwLock::new(chain),
+        }
+    }
+
+    /// The data-source manager.
+    pub fn data_sources(&self) -> &Arc<DataSourceManager> {
+        &self.manager
+    }
+
+    /// Adds app-level middleware (level 1); it runs for every request.
+    pub fn use_middleware(
+        &self,
+        middleware: Arc<dyn Middleware>,
+        placement: Placement,
+    ) -> Result<(), MiddlewareError> {
+        self.chain
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .add(middleware, placement)
+    }
+
+    /// Runs one request through the app chain.
+    pub async fn handle(&self, request: RequestInfo) -> Response {
+        let chain = self
+            .chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .sorted();
+        let mut ctx = Context::new(request);
+        // The error handler is the outermost layer; anything that still escapes it (a
+        // middleware placed before it) is rendered the same way here.
+        if let Err(e) = Next::new(&chain).run(&mut ctx).await {
+            error_handler::render(&mut ctx, &e);
+        }
+        match ctx.body.take() {
+            Some(body) => Response {
+                status: ctx.status.unwrap_or(200),
+                body,
+            },
+            None => {
+                let message = ctx
+                    .state
+                    .get(manifold_core::data_source::NOT_FOUND_REASON)
+                    .and_then(Json::as_str)
+                    .unwrap_or("Not Found")
+                    .to_owned();
+                Response {
+                    status: 404,
+                    body: json!({ "errors": [{ "message": message }] }),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Command-line and environment configuration.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Manifold: one NocoBase-compatible `:action` API in front of many databases.
+#[derive(Debug, Parser)]
+#[command(name = "manifold", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the HTTP service.
+    Serve(ServeConfig),
+}
+
+/// Everything `manifold serve` can be told; every option also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on.
+    #[arg(long, env = "MANIFOLD_LISTEN", default_value = "127.0.0.1:13000")]
+    pub listen: SocketAddr,
+
+    /// The main database: where Manifold keeps its own records and the default data source.
+    /// A SQLite file is created (with its directory) on first start.
+    #[arg(long, env = "MANIFOLD_MAIN_DB", default_value = "sqlite://./data/main.sqlite")]
+    pub main_db: String,
+
+    /// The largest `pageSize` a `list` request may ask for; larger is a 400.
+    #[arg(long, env = "MANIFOLD_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: u64,
+
+    /// The largest request body accepted, in bytes; larger is a 413.
+    #[arg(long, env = "MANIFOLD_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Most connections in the main database's pool.
+    #[arg(long, env = "MANIFOLD_MAIN_DB_MAX_CONNECTIONS", default_value_t = 8)]
+    pub main_db_max_connections: u32,
+
+    /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
+    #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
+    pub log: String,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 13000)),
+            main_db: "sqlite://./data/main.sqlite".into(),
+            max_page_size: 1000,
+            body_limit: 10 * 1024 * 1024,
+            main_db_max_connections: 8,
+            log: "info".into(),
+        }
+    }
+}
