@@ -145,13 +145,17 @@ impl Acl {
         }
     }
 
-    /// Adds middleware inside the ACL node (level 4).
+    /// Adds middleware inside the ACL node (level 4). Unpositioned middleware runs after
+    /// the permission check (`core`), so it sees the decision; NocoBase leaves this to
+    /// registration order, which makes it run before or after depending on what came first.
     pub fn use_middleware(
         &self,
         middleware: Arc<dyn Middleware>,
         mut placement: Placement,
     ) -> Result<(), MiddlewareError> {
-        if placement.tag.is_none() && placement.group.is_none() {
+        if placement.is_unpositioned() {
+            placement = Placement::group("prep").after("core");
+        } else if placement.tag.is_none() && placement.group.is_none() {
             placement.group = Some("prep".to_owned());
         }
         self.chain

@@ -15,7 +15,12 @@ pub fn define(source: &DataSource) {
         .action("get", Arc::new(Get))
         .action("create", Arc::new(Create))
         .action("destroy", Arc::new(Destroy));
-    resource.only = vec!["list".into(), "get".into(), "create".into(), "destroy".into()];
+    resource.only = vec![
+        "list".into(),
+        "get".into(),
+        "create".into(),
+        "destroy".into(),
+    ];
     source.resource_manager().define(resource);
 }
 
@@ -41,7 +46,9 @@ impl Middleware for List {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let collections = source(ctx)?.collections();
         ctx.body_meta = Some(serde_json::json!({ "count": collections.len() }));
-        ctx.body = Some(Json::Array(collections.iter().map(|c| c.to_json()).collect()));
+        ctx.body = Some(Json::Array(
+            collections.iter().map(|c| c.to_json()).collect(),
+        ));
         next.run(ctx).await
     }
 }
@@ -67,7 +74,12 @@ struct Create;
 #[async_trait::async_trait]
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let values = ctx.action()?.params.get("values").cloned().unwrap_or(Json::Null);
+        let values = ctx
+            .action()?
+            .params
+            .get("values")
+            .cloned()
+            .unwrap_or(Json::Null);
         let definition = CollectionDefinition::from_json(&values)?;
         let collection = source(ctx)?.define_collection(&definition).await?;
         ctx.body = Some(collection.to_json());

@@ -29,7 +29,11 @@ pub struct ServeConfig {
 
     /// The main database: where Manifold keeps its own records and the default data source.
     /// A SQLite file is created (with its directory) on first start.
-    #[arg(long, env = "MANIFOLD_MAIN_DB", default_value = "sqlite://./data/main.sqlite")]
+    #[arg(
+        long,
+        env = "MANIFOLD_MAIN_DB",
+        default_value = "sqlite://./data/main.sqlite"
+    )]
     pub main_db: String,
 
     /// The largest `pageSize` a `list` request may ask for; larger is a 400.

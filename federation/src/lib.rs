@@ -44,7 +44,8 @@ async fn open_main(config: &ServeConfig) -> Result<Arc<DataSource>> {
             ..SqlitePoolSettings::default()
         };
         let connector = SqliteConnector::open(url, &pool).await?;
-        return DataSource::load("main", "sqlite", Arc::new(connector), Acl::open(), settings).await;
+        return DataSource::load("main", "sqlite", Arc::new(connector), Acl::open(), settings)
+            .await;
     }
     Err(Error::bad_request(format!(
         "--main-db: unsupported URL scheme in {:?}; use sqlite://path",

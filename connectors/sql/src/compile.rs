@@ -299,7 +299,13 @@ pub fn escape_like(dialect: Dialect, text: &str) -> String {
     out
 }
 
-fn text_match(b: &mut SqlBuilder, f: &FieldRef, mode: TextMatch, operands: &[String], negated: bool) {
+fn text_match(
+    b: &mut SqlBuilder,
+    f: &FieldRef,
+    mode: TextMatch,
+    operands: &[String],
+    negated: bool,
+) {
     let dialect = b.dialect();
     b.push("(");
     if negated {
@@ -307,25 +313,29 @@ fn text_match(b: &mut SqlBuilder, f: &FieldRef, mode: TextMatch, operands: &[Str
         column(b, f);
         b.push(" IS NOT NULL AND ");
     }
-    b.join(operands, if negated { " AND " } else { " OR " }, |b, text| {
-        if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
-            column(b, f);
-        } else {
-            b.push("CAST(");
-            column(b, f);
-            b.push(" AS ").push(dialect.text_type()).push(")");
-        }
-        b.push(if negated { " NOT " } else { " " })
-            .push(dialect.ilike())
-            .push(" ");
-        let escaped = escape_like(dialect, text);
-        let pattern = match mode {
-            TextMatch::Contains => format!("%{escaped}%"),
-            TextMatch::StartsWith => format!("{escaped}%"),
-            TextMatch::EndsWith => format!("%{escaped}"),
-        };
-        b.bind(Value::Text(pattern)).push(dialect.like_escape());
-    });
+    b.join(
+        operands,
+        if negated { " AND " } else { " OR " },
+        |b, text| {
+            if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
+                column(b, f);
+            } else {
+                b.push("CAST(");
+                column(b, f);
+                b.push(" AS ").push(dialect.text_type()).push(")");
+            }
+            b.push(if negated { " NOT " } else { " " })
+                .push(dialect.ilike())
+                .push(" ");
+            let escaped = escape_like(dialect, text);
+            let pattern = match mode {
+                TextMatch::Contains => format!("%{escaped}%"),
+                TextMatch::StartsWith => format!("{escaped}%"),
+                TextMatch::EndsWith => format!("%{escaped}"),
+            };
+            b.bind(Value::Text(pattern)).push(dialect.like_escape());
+        },
+    );
     b.push(")");
 }
 
@@ -370,14 +380,20 @@ fn window(b: &mut SqlBuilder, options: &FindOptions, ordered: bool) {
                 // OFFSET … FETCH is only valid after an ORDER BY.
                 b.push(" ORDER BY (SELECT NULL)");
             }
-            b.push(" OFFSET ").push_u64(offset.unwrap_or(0)).push(" ROWS");
+            b.push(" OFFSET ")
+                .push_u64(offset.unwrap_or(0))
+                .push(" ROWS");
             if let Some(limit) = limit {
                 b.push(" FETCH NEXT ").push_u64(limit).push(" ROWS ONLY");
             }
         }
         dialect => {
             // SQLite and MySQL need a LIMIT before any OFFSET; these are their "no limit".
-            let no_limit = if dialect == Dialect::Sqlite { "-1" } else { "18446744073709551615" };
+            let no_limit = if dialect == Dialect::Sqlite {
+                "-1"
+            } else {
+                "18446744073709551615"
+            };
             b.push(" LIMIT ");
             match limit {
                 Some(n) => b.push_u64(n),
@@ -426,7 +442,10 @@ mod tests {
         let o = FindOptions {
             limit: Some(20),
             offset: Some(40),
-            ..find(json!({"score": {"$gt": 3}, "title": {"$ne": "x"}}), json!({"sort": "-score"}))
+            ..find(
+                json!({"score": {"$gt": 3}, "title": {"$ne": "x"}}),
+                json!({"sort": "-score"}),
+            )
         };
         let c = posts();
         let sqlite = select(Dialect::Sqlite, &c, &o);
@@ -452,17 +471,33 @@ mod tests {
     #[test]
     fn empty_membership_lists_follow_the_target_semantics() {
         let c = posts();
-        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$in": []}), json!({})));
+        let sql = select(
+            Dialect::Sqlite,
+            &c,
+            &find(json!({"title.$in": []}), json!({})),
+        );
         assert!(sql.text.contains("WHERE 1=0"), "{}", sql.text);
-        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$notIn": []}), json!({})));
+        let sql = select(
+            Dialect::Sqlite,
+            &c,
+            &find(json!({"title.$notIn": []}), json!({})),
+        );
         assert!(sql.text.contains("WHERE 1=1"), "{}", sql.text);
     }
 
     #[test]
     fn like_operands_are_escaped_and_bound() {
         let c = posts();
-        let sql = select(Dialect::Sqlite, &c, &find(json!({"title.$includes": "50%_off\\"}), json!({})));
-        assert!(sql.text.contains("\"title\" LIKE ? ESCAPE '\\'"), "{}", sql.text);
+        let sql = select(
+            Dialect::Sqlite,
+            &c,
+            &find(json!({"title.$includes": "50%_off\\"}), json!({})),
+        );
+        assert!(
+            sql.text.contains("\"title\" LIKE ? ESCAPE '\\'"),
+            "{}",
+            sql.text
+        );
         assert_eq!(sql.params, vec![Value::Text("%50\\%\\_off\\\\%".into())]);
         assert_eq!(escape_like(Dialect::Mssql, "[a]"), "\\[a]");
     }

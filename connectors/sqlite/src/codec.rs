@@ -24,7 +24,10 @@ pub type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 /// workspace's keywords and quoted schema identifiers, with every value bound, which is
 /// what `AssertSqlSafe` asserts.
 pub fn prepare(sql: &manifold_sql::Sql) -> SqliteQuery<'static> {
-    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.text.clone())), &sql.params)
+    bind_all(
+        sqlx::query(sqlx::AssertSqlSafe(sql.text.clone())),
+        &sql.params,
+    )
 }
 
 /// Binds `values` in order. Instants are stored as canonical ISO text, so text order is

@@ -12,7 +12,12 @@ pub fn map_sqlx(e: sqlx::Error) -> Error {
             // SQLite reports constraint failures as "<KIND> constraint failed: table.column".
             let column = || {
                 msg.rsplit_once(": ")
-                    .map(|(_, cols)| cols.split(", ").map(|c| c.rsplit('.').next().unwrap_or(c)).collect::<Vec<_>>().join(", "))
+                    .map(|(_, cols)| {
+                        cols.split(", ")
+                            .map(|c| c.rsplit('.').next().unwrap_or(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
                     .unwrap_or_default()
             };
             if msg.starts_with("NOT NULL constraint failed") {

@@ -71,10 +71,18 @@ impl SqliteConnector {
         let in_memory = options.get_filename().as_os_str() == ":memory:";
         let pool = SqlitePoolOptions::new()
             // Each in-memory connection would be a separate empty database.
-            .max_connections(if in_memory { 1 } else { settings.max_connections })
+            .max_connections(if in_memory {
+                1
+            } else {
+                settings.max_connections
+            })
             .min_connections(if in_memory { 1 } else { 0 })
             .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
             .max_lifetime(None)
             .test_before_acquire(false)
             .connect_with(options)
@@ -105,15 +113,19 @@ impl Connector for SqliteConnector {
             params: Vec::new(),
         })
         .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        .await
+        .map_err(map_sqlx)?;
         introspect::collection(&self.pool, &definition.name, false).await
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         let mut b = manifold_sql::SqlBuilder::new(manifold_sql::Dialect::Sqlite);
-        b.push(if collection.is_view { "DROP VIEW " } else { "DROP TABLE " })
-            .table(collection.table());
+        b.push(if collection.is_view {
+            "DROP VIEW "
+        } else {
+            "DROP TABLE "
+        })
+        .table(collection.table());
         codec::prepare(&b.finish())
             .execute(&self.pool)
             .await

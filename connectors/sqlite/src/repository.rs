@@ -98,10 +98,7 @@ impl Repository for SqliteRepository {
         let mut out = Vec::with_capacity(rows.len());
         for values in rows {
             let sql = compile::insert(DIALECT, &self.collection, values, Some(&self.visible));
-            let row = prepare(&sql)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_sqlx)?;
+            let row = prepare(&sql).fetch_one(&mut *tx).await.map_err(map_sqlx)?;
             out.push(record(&row, &self.visible)?);
         }
         tx.commit().await.map_err(map_sqlx)?;
@@ -119,7 +116,13 @@ impl Repository for SqliteRepository {
             return Ok(rows);
         }
         // One statement: the rows are matched, written and read back atomically.
-        let sql = compile::update(DIALECT, &self.collection, values, filter, Some(&self.visible));
+        let sql = compile::update(
+            DIALECT,
+            &self.collection,
+            values,
+            filter,
+            Some(&self.visible),
+        );
         let rows = prepare(&sql)
             .fetch_all(&self.pool)
             .await
@@ -134,10 +137,7 @@ impl Repository for SqliteRepository {
 
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::delete(DIALECT, &self.collection, filter);
-        let done = prepare(&sql)
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        let done = prepare(&sql).execute(&self.pool).await.map_err(map_sqlx)?;
         Ok(done.rows_affected())
     }
 }

@@ -21,9 +21,10 @@ pub struct DataSourceSettings {
 }
 
 impl Default for DataSourceSettings {
+    /// NocoBase's defaults for a registered source (`pageSize` 50); the main source uses 20.
     fn default() -> Self {
         Self {
-            default_page_size: 20,
+            default_page_size: 50,
             max_page_size: 1000,
         }
     }
