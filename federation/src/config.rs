@@ -5,18 +5,29 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 
 /// Manifold: one NocoBase-compatible `:action` API in front of many databases.
+///
+/// Every option can also be set by the environment variable shown beside it.
 #[derive(Debug, Parser)]
-#[command(name = "manifold", version, about, long_about = None)]
+#[command(
+    name = "manifold",
+    version,
+    about = "Manifold: one NocoBase-compatible `:action` API in front of many databases.",
+    long_about = None
+)]
 pub struct Cli {
-    /// What to do.
+    /// What to do (default: serve).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+
+    /// Service options for `manifold` without a subcommand; listed by `manifold --help`.
+    #[command(flatten)]
+    pub serve: ServeConfig,
 }
 
 /// Subcommands.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Start the HTTP service.
+    /// Start the HTTP service (the default).
     Serve(ServeConfig),
 }
 

@@ -15,11 +15,14 @@ async fn app_with_posts() -> TestApp {
     t
 }
 
+/// A bad request: what it is, how it is sent, and the status and message it must get.
+type Case<'a> = (&'a str, Method, String, Option<&'a [u8]>, u16, &'a str);
+
 #[tokio::test]
 async fn each_bad_request_is_a_4xx_naming_the_problem_and_the_data_survives() {
     let t = app_with_posts().await;
     let json_type = [("content-type", "application/json")];
-    let cases: Vec<(&str, Method, String, Option<&[u8]>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "malformed JSON body",
             Method::POST,

@@ -174,15 +174,12 @@ impl<T> TopoSorter<T> {
             pb.name().is_some_and(|g| pa.before.iter().any(|x| x == g))
                 || pa.name().is_some_and(|g| pb.after.iter().any(|x| x == g))
         };
+        let successors: Vec<Vec<usize>> = (0..n)
+            .map(|a| (0..n).filter(|&b| a != b && must_precede(a, b)).collect())
+            .collect();
         let mut indegree = vec![0usize; n];
-        let mut successors = vec![Vec::new(); n];
-        for a in 0..n {
-            for b in 0..n {
-                if a != b && must_precede(a, b) {
-                    successors[a].push(b);
-                    indegree[b] += 1;
-                }
-            }
+        for &b in successors.iter().flatten() {
+            indegree[b] += 1;
         }
         let mut ready: std::collections::BTreeSet<usize> =
             (0..n).filter(|&i| indegree[i] == 0).collect();
