@@ -9,6 +9,8 @@
 mod builder;
 pub mod compile;
 mod dialect;
+#[cfg(feature = "sqlx")]
+pub mod sqlx_repository;
 
 pub use builder::{Sql, SqlBuilder};
 pub use dialect::Dialect;

@@ -18,6 +18,31 @@ use crate::error::map_sqlx;
 /// A query with its arguments.
 pub type SqliteQuery<'q> = sqlx::query::Query<'q, Sqlite, SqliteArguments>;
 
+/// The SQLite driver of the shared sqlx repository.
+pub struct SqliteDriver;
+
+impl manifold_sql::sqlx_repository::SqlxDriver for SqliteDriver {
+    type Db = Sqlite;
+    const DIALECT: manifold_sql::Dialect = manifold_sql::Dialect::Sqlite;
+    const RETURNING: bool = true;
+
+    fn prepare(sql: &manifold_sql::Sql) -> SqliteQuery<'static> {
+        prepare(sql)
+    }
+
+    fn record(row: &SqliteRow, fields: &[FieldRef]) -> Result<Record> {
+        record(row, fields)
+    }
+
+    fn map_error(e: sqlx::Error) -> manifold_core::Error {
+        map_sqlx(e)
+    }
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
 /// The sqlx query for a compiled statement.
 ///
 /// This is the one place SQL text meets the driver. `Sql` text is built only from this

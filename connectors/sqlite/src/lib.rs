@@ -5,7 +5,6 @@ mod codec;
 mod ddl;
 mod error;
 pub mod introspect;
-mod repository;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -22,7 +21,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use error::map_sqlx;
-pub use repository::SqliteRepository;
+
+/// The SQLite repository: the shared sqlx repository with the SQLite driver.
+pub type SqliteRepository = manifold_sql::sqlx_repository::SqlxRepository<codec::SqliteDriver>;
 
 /// Pool settings for a SQLite data source.
 #[derive(Debug, Clone, PartialEq, Eq)]
