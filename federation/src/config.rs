@@ -55,6 +55,25 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
     pub body_limit: usize,
 
+    /// How long a request may wait on one data source before a 504 (seconds).
+    #[arg(long, env = "MANIFOLD_REQUEST_TIMEOUT", default_value_t = 35)]
+    pub request_timeout: u64,
+
+    /// Hosts that data sources may be registered on (comma separated: names, `*.suffix`,
+    /// IP addresses, CIDR ranges). Empty: any host not denied.
+    #[arg(long, env = "MANIFOLD_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Hosts that data sources may never be registered on, checked after name resolution.
+    /// The default denies link-local addresses, where cloud metadata services live.
+    #[arg(
+        long,
+        env = "MANIFOLD_DENIED_HOSTS",
+        value_delimiter = ',',
+        default_value = "169.254.0.0/16,fe80::/10"
+    )]
+    pub denied_hosts: Vec<String>,
+
     /// Most connections in the main database's pool.
     #[arg(long, env = "MANIFOLD_MAIN_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub main_db_max_connections: u32,
@@ -72,7 +91,21 @@ impl Default for ServeConfig {
             max_page_size: 1000,
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
+            request_timeout: 35,
+            allowed_hosts: Vec::new(),
+            denied_hosts: vec!["169.254.0.0/16".into(), "fe80::/10".into()],
             log: "info".into(),
+        }
+    }
+}
+
+impl ServeConfig {
+    /// Limits for registered data sources (NocoBase's `pageSize` 50 outside main).
+    pub fn source_settings(&self) -> manifold_core::data_source::DataSourceSettings {
+        manifold_core::data_source::DataSourceSettings {
+            default_page_size: 50,
+            max_page_size: self.max_page_size,
+            request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
         }
     }
 }

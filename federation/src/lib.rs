@@ -4,6 +4,7 @@
 pub mod app;
 pub mod collections;
 pub mod config;
+pub mod data_sources;
 pub mod http;
 
 use std::sync::Arc;
@@ -28,14 +29,41 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
 
     let main = open_main(config).await?;
     collections::define(&main);
+    let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
+        .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;
+    let registry = data_sources::Registry::open(
+        manager.clone(),
+        &main,
+        hosts,
+        config.source_settings(),
+        sqlite_sources_dir(config),
+    )
+    .await?;
+    data_sources::define(&main, &registry);
     manager.add(main).await?;
+    registry.load_all().await?;
     Ok(Arc::new(App::new(manager)))
+}
+
+/// Where SQLite sources registered over HTTP live: beside a SQLite main database, else
+/// under `./data`.
+fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
+    let main_file = config
+        .main_db
+        .strip_prefix("sqlite://")
+        .or_else(|| config.main_db.strip_prefix("sqlite:"))
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .filter(|p| !p.is_empty() && !p.starts_with(':'));
+    match main_file.and_then(|p| std::path::Path::new(p).parent()) {
+        Some(dir) => dir.join("sources"),
+        None => std::path::PathBuf::from("data/sources"),
+    }
 }
 
 async fn open_main(config: &ServeConfig) -> Result<Arc<DataSource>> {
     let settings = DataSourceSettings {
         default_page_size: 20,
-        max_page_size: config.max_page_size,
+        ..config.source_settings()
     };
     let url = config.main_db.as_str();
     if url.starts_with("sqlite:") {

@@ -6,9 +6,6 @@ use sqlx::{Row, SqlitePool};
 
 use crate::error::map_sqlx;
 
-/// Tables Manifold keeps for itself and never serves as resources.
-pub const INTERNAL_PREFIX: &str = "_manifold";
-
 /// The field type for a declared SQLite column type.
 ///
 /// SQLite accepts any type name, so Manifold declares the type names below when it creates
@@ -46,9 +43,8 @@ pub fn field_type(declared: &str) -> FieldType {
 pub async fn collections(pool: &SqlitePool) -> Result<Vec<Collection>> {
     let tables = sqlx::query(
         "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') \
-         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE ? ESCAPE '\\' ORDER BY name",
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
-    .bind(format!("{}%", INTERNAL_PREFIX.replace('_', "\\_")))
     .fetch_all(pool)
     .await
     .map_err(map_sqlx)?;

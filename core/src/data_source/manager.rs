@@ -25,6 +25,45 @@ pub trait DataSourceFactory: Send + Sync {
     }
 }
 
+/// Where a registered source is in its life: NocoBase's status machine plus `disabled`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSourceStatus {
+    /// First load under way.
+    Loading,
+    /// Serving.
+    Loaded,
+    /// The first load failed, with the reason.
+    LoadingFailed(String),
+    /// A reload (refresh or new options) is under way; the old instance keeps serving.
+    Reloading,
+    /// A reload failed, with the reason; the old instance, if any, keeps serving.
+    ReloadingFailed(String),
+    /// Switched off by an operator.
+    Disabled,
+}
+
+impl DataSourceStatus {
+    /// The wire name (`loading`, `loading-failed`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            DataSourceStatus::Loading => "loading",
+            DataSourceStatus::Loaded => "loaded",
+            DataSourceStatus::LoadingFailed(_) => "loading-failed",
+            DataSourceStatus::Reloading => "reloading",
+            DataSourceStatus::ReloadingFailed(_) => "reloading-failed",
+            DataSourceStatus::Disabled => "disabled",
+        }
+    }
+
+    /// The failure reason of the failed states.
+    pub fn error_message(&self) -> Option<&str> {
+        match self {
+            DataSourceStatus::LoadingFailed(m) | DataSourceStatus::ReloadingFailed(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
 /// A hook run for data sources as they are added (and, once, for those already added).
 pub type DataSourceHook = Arc<dyn Fn(&Arc<DataSource>) + Send + Sync>;
 
@@ -36,6 +75,7 @@ pub struct DataSourceManager {
     before_add: Mutex<Vec<DataSourceHook>>,
     after_add: Mutex<Vec<DataSourceHook>>,
     middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
+    statuses: DashMap<String, DataSourceStatus>,
 }
 
 impl DataSourceManager {
@@ -99,6 +139,46 @@ impl DataSourceManager {
             hook(&source);
         }
         Ok(())
+    }
+
+    /// Records where the source called `key` is in its life.
+    pub fn set_status(&self, key: &str, status: DataSourceStatus) {
+        self.statuses.insert(key.to_owned(), status);
+    }
+
+    /// Where the source called `key` is: its recorded status, `Loaded` for a source added
+    /// without one (main), `None` when nothing is known of it.
+    pub fn status(&self, key: &str) -> Option<DataSourceStatus> {
+        self.statuses.get(key).map(|s| s.clone()).or_else(|| {
+            self.sources
+                .contains_key(key)
+                .then_some(DataSourceStatus::Loaded)
+        })
+    }
+
+    /// Forgets the status of `key` (after its record is destroyed).
+    pub fn clear_status(&self, key: &str) {
+        self.statuses.remove(key);
+    }
+
+    /// The source called `key`, or the error a request for it should get: 404 when no such
+    /// source is registered, 503 while it loads or after it failed or was disabled.
+    pub fn route(&self, key: &str) -> Result<Arc<DataSource>> {
+        if let Some(source) = self.get(key) {
+            return Ok(source);
+        }
+        Err(match self.status(key) {
+            None => Error::not_found(format!("data source {key} does not exist")),
+            Some(DataSourceStatus::Disabled) => {
+                Error::unavailable(format!("data source {key} is disabled"))
+            }
+            Some(DataSourceStatus::LoadingFailed(m) | DataSourceStatus::ReloadingFailed(m)) => {
+                Error::unavailable(format!("data source {key} failed to load: {m}"))
+            }
+            Some(_) => {
+                Error::unavailable(format!("data source {key} is loading; retry in a moment"))
+            }
+        })
     }
 
     /// The source called `key`.

@@ -9,6 +9,6 @@ mod manager;
 mod router;
 mod source;
 
-pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager};
+pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus};
 pub use router::{DataSourceRouter, NOT_FOUND_REASON};
-pub use source::{DataSource, DataSourceSettings};
+pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX};

@@ -37,10 +37,7 @@ impl Middleware for DataSourceRouter {
             Some(k) if !k.is_empty() => k.to_owned(),
             _ => "main".to_owned(),
         };
-        let source = self
-            .manager
-            .get(&key)
-            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        let source = self.manager.route(&key)?;
         ctx.data_source = Some(source.clone());
 
         let path = parse_resource_path(&self.prefix, &ctx.request.path)
@@ -126,7 +123,20 @@ impl Middleware for DataSourceRouter {
             collection,
             repository,
         });
-        Next::with_tail(&resolved.layers, next).run(ctx).await
+        // The action and everything after it share one deadline, so a source that stopped
+        // answering costs its own requests a 504 and nobody else anything.
+        let deadline = source.settings().request_timeout;
+        match tokio::time::timeout(deadline, Next::with_tail(&resolved.layers, next).run(ctx)).await
+        {
+            Ok(done) => done,
+            Err(_) => Err(Error::new(
+                crate::error::ErrorKind::Timeout,
+                format!(
+                    "data source {key} did not answer within {} s",
+                    deadline.as_secs_f32()
+                ),
+            )),
+        }
     }
 }
 

@@ -18,6 +18,9 @@ pub struct DataSourceSettings {
     pub default_page_size: u64,
     /// The largest `pageSize` accepted; larger is a 400.
     pub max_page_size: u64,
+    /// How long one request may wait on this source before a 504. A server-side statement
+    /// timeout cannot fire when the network itself is gone; this one always does.
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for DataSourceSettings {
@@ -26,6 +29,7 @@ impl Default for DataSourceSettings {
         Self {
             default_page_size: 50,
             max_page_size: 1000,
+            request_timeout: std::time::Duration::from_secs(35),
         }
     }
 }
@@ -41,7 +45,12 @@ struct Entry {
 #[derive(Default, Clone)]
 struct Catalog {
     entries: BTreeMap<String, Entry>,
+    /// Manifold's own tables (`_manifold…`): reachable from code, never as resources.
+    internal: BTreeMap<String, Entry>,
 }
+
+/// Tables whose names start with this are Manifold's own bookkeeping, not resources.
+pub const INTERNAL_PREFIX: &str = "_manifold";
 
 /// One registered database: its key, connector, schema, resources and ACL.
 pub struct DataSource {
@@ -159,18 +168,21 @@ impl DataSource {
     pub async fn refresh(&self) -> Result<()> {
         let _guard = self.schema_lock.lock().await;
         let collections = self.connector.introspect().await?;
-        let entries = collections
-            .into_iter()
-            .map(|c| {
-                let c = Arc::new(c);
-                let entry = Entry {
-                    repository: self.connector.repository(c.clone()),
-                    collection: c,
-                };
-                (entry.collection.name().to_owned(), entry)
-            })
-            .collect();
-        self.catalog.store(Arc::new(Catalog { entries }));
+        let mut catalog = Catalog::default();
+        for c in collections {
+            let c = Arc::new(c);
+            let entry = Entry {
+                repository: self.connector.repository(c.clone()),
+                collection: c,
+            };
+            let name = entry.collection.name().to_owned();
+            if name.starts_with(INTERNAL_PREFIX) {
+                catalog.internal.insert(name, entry);
+            } else {
+                catalog.entries.insert(name, entry);
+            }
+        }
+        self.catalog.store(Arc::new(catalog));
         Ok(())
     }
 
@@ -189,6 +201,36 @@ impl DataSource {
         let collection = Arc::new(self.connector.create_collection(definition).await?);
         self.insert(collection.clone());
         Ok(collection)
+    }
+
+    /// The repository of one of Manifold's own tables, creating the table on first use.
+    /// Such tables never become resources.
+    pub async fn internal_table(
+        &self,
+        definition: &CollectionDefinition,
+    ) -> Result<Arc<dyn Repository>> {
+        debug_assert!(definition.name.starts_with(INTERNAL_PREFIX));
+        if let Some(entry) = self.catalog.load().internal.get(&definition.name) {
+            return Ok(entry.repository.clone());
+        }
+        let _guard = self.schema_lock.lock().await;
+        if let Some(entry) = self.catalog.load().internal.get(&definition.name) {
+            return Ok(entry.repository.clone());
+        }
+        let collection = Arc::new(self.connector.create_collection(definition).await?);
+        let repository = self.connector.repository(collection.clone());
+        self.catalog.rcu(|old| {
+            let mut catalog = Catalog::clone(old);
+            catalog.internal.insert(
+                definition.name.clone(),
+                Entry {
+                    collection: collection.clone(),
+                    repository: repository.clone(),
+                },
+            );
+            catalog
+        });
+        Ok(repository)
     }
 
     /// Drops a table and its resource.

@@ -1,0 +1,520 @@
+//! Registered data sources: their records in the main database, and loading them.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use manifold_core::connector::{CollectionDefinition, FieldDefinition};
+use manifold_core::data_source::{DataSourceManager, DataSourceSettings, DataSourceStatus};
+use manifold_core::filter::{Filter, key_filter};
+use manifold_core::query::FindOptions;
+use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
+use manifold_core::schema::FieldType;
+use manifold_core::{DataSource, Error, Result};
+use serde_json::{Map, Value as Json, json};
+
+use super::hosts::{HostPolicy, target};
+
+/// The table holding data-source records in the main database.
+pub const RECORDS_TABLE: &str = "_manifold_data_sources";
+
+/// Option keys whose values are secrets: stored, used, never returned or logged.
+const SECRET_KEYS: &[&str] = &["password", "secret", "token"];
+
+fn records_definition() -> CollectionDefinition {
+    let mut key = FieldDefinition::new("key", FieldType::String);
+    key.primary_key = true;
+    key.allow_null = false;
+    let mut kind = FieldDefinition::new("type", FieldType::String);
+    kind.allow_null = false;
+    let mut enabled = FieldDefinition::new("enabled", FieldType::Boolean);
+    enabled.default_value = Some(manifold_core::Value::Bool(true));
+    CollectionDefinition {
+        name: RECORDS_TABLE.into(),
+        auto_gen_id: false,
+        timestamps: true,
+        fields: vec![
+            key,
+            kind,
+            FieldDefinition::new("displayName", FieldType::String),
+            FieldDefinition::new("options", FieldType::Json),
+            enabled,
+        ],
+    }
+}
+
+/// The data sources registered through the API.
+pub struct Registry {
+    manager: Arc<DataSourceManager>,
+    records: Arc<dyn Repository>,
+    hosts: HostPolicy,
+    settings: DataSourceSettings,
+    sqlite_root: PathBuf,
+    /// One load at a time per key, so a refresh and an update cannot interleave.
+    loading: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the records table in `main`.
+    pub async fn open(
+        manager: Arc<DataSourceManager>,
+        main: &DataSource,
+        hosts: HostPolicy,
+        settings: DataSourceSettings,
+        sqlite_root: PathBuf,
+    ) -> Result<Arc<Self>> {
+        let records = main.internal_table(&records_definition()).await?;
+        Ok(Arc::new(Self {
+            manager,
+            records,
+            hosts,
+            settings,
+            sqlite_root,
+            loading: DashMap::new(),
+        }))
+    }
+
+    /// The manager the sources are added to.
+    pub fn manager(&self) -> &Arc<DataSourceManager> {
+        &self.manager
+    }
+
+    /// Loads every enabled record in the background; a source that is down does not delay
+    /// the start, it only reports `loading-failed`.
+    pub async fn load_all(self: &Arc<Self>) -> Result<()> {
+        for record in self.all().await? {
+            let key = str_of(&record, "key").to_owned();
+            if record.get("enabled") == Some(&Json::Bool(false)) {
+                self.manager.set_status(&key, DataSourceStatus::Disabled);
+                continue;
+            }
+            self.manager.set_status(&key, DataSourceStatus::Loading);
+            self.spawn_load(record);
+        }
+        Ok(())
+    }
+
+    /// Every stored record, ordered by key.
+    pub async fn all(&self) -> Result<Vec<Record>> {
+        let mut options = FindOptions::default();
+        manifold_core::query::add_key_tiebreaker(self.records.collection(), &mut options.sort);
+        self.records.find(&options).await
+    }
+
+    /// The stored record called `key`.
+    pub async fn get(&self, key: &str) -> Result<Option<Record>> {
+        let options = FindOptions {
+            filter: self.by_key(key)?,
+            limit: Some(1),
+            ..FindOptions::default()
+        };
+        Ok(self.records.find(&options).await?.into_iter().next())
+    }
+
+    fn by_key(&self, key: &str) -> Result<Option<Filter>> {
+        key_filter(self.records.collection(), &Json::String(key.to_owned()))
+    }
+
+    /// Checks that `kind` is known and `options` may be used: the host is allowed, a SQLite
+    /// path stays inside the data directory. Returns the options to connect with.
+    pub async fn vet(&self, kind: &str, options: &Json) -> Result<Json> {
+        self.manager.factory(kind)?;
+        if !options.is_object() {
+            return Err(Error::bad_request(
+                "options: expected an object of connection options",
+            ));
+        }
+        if kind == "sqlite" {
+            return self.sqlite_options(options);
+        }
+        if let Some((host, port)) = target(kind, options) {
+            self.hosts.check(&host, port).await?;
+        }
+        Ok(options.clone())
+    }
+
+    /// SQLite sources registered over HTTP live under the data directory: a relative
+    /// `path` without `..`, so a client cannot open arbitrary files on the server.
+    fn sqlite_options(&self, options: &Json) -> Result<Json> {
+        let path = options.get("path").and_then(Json::as_str).ok_or_else(|| {
+            Error::bad_request("options.path: a relative file name is required for sqlite")
+        })?;
+        let relative = Path::new(path);
+        let inside = !path.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !inside {
+            return Err(Error::bad_request(format!(
+                "options.path: {path:?} must be a relative path without `..`; it is placed under the data directory"
+            )));
+        }
+        let mut resolved = options.clone();
+        resolved["path"] = json!(self.sqlite_root.join(relative));
+        Ok(resolved)
+    }
+
+    /// Tries `options` without keeping anything open.
+    pub async fn test_connection(&self, kind: &str, options: &Json) -> Result<()> {
+        let resolved = self.vet(kind, options).await?;
+        self.manager
+            .factory(kind)?
+            .test_connection(&resolved)
+            .await
+            .map_err(|e| Error::bad_request(format!("Test connection failed: {}", e.message())))
+    }
+
+    /// Stores a new record after testing its connection, then loads it in the background.
+    pub async fn create(self: &Arc<Self>, values: &Json) -> Result<Record> {
+        let key = values
+            .get("key")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::bad_request("values.key: a data source key is required"))?;
+        validate_key(key)?;
+        let kind = values
+            .get("type")
+            .and_then(Json::as_str)
+            .ok_or_else(|| Error::bad_request("values.type: a data source type is required"))?;
+        let options = values.get("options").cloned().unwrap_or_else(|| json!({}));
+        if self.get(key).await?.is_some() || self.manager.get(key).is_some() {
+            return Err(Error::conflict(format!("data source {key} already exists")));
+        }
+        let enabled = !matches!(values.get("enabled"), Some(Json::Bool(false)));
+        if enabled {
+            self.test_connection(kind, &options).await?;
+        } else {
+            self.vet(kind, &options).await?;
+        }
+        let row = json!({
+            "key": key,
+            "type": kind,
+            "displayName": values.get("displayName").cloned().unwrap_or_else(|| json!(key)),
+            "options": options,
+            "enabled": enabled,
+        });
+        let write = WriteValues::from_json(
+            self.records.collection(),
+            &row,
+            WriteKind::Create,
+            &WriteFilter::default(),
+            "values",
+        )?;
+        let mut created = self.records.create(&[write]).await?;
+        let record = created
+            .pop()
+            .ok_or_else(|| Error::internal("the record was not stored"))?;
+        if enabled {
+            self.manager.set_status(key, DataSourceStatus::Loading);
+            self.spawn_load(record.clone());
+        } else {
+            self.manager.set_status(key, DataSourceStatus::Disabled);
+        }
+        Ok(record)
+    }
+
+    /// Changes `displayName`, `options` (merged over the stored ones, so a write-only
+    /// password survives) or `enabled`. New options are tested before they are saved.
+    pub async fn update(self: &Arc<Self>, key: &str, values: &Json) -> Result<Record> {
+        let old = self
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        let kind = str_of(&old, "type").to_owned();
+        let mut row = Map::new();
+        if let Some(name) = values.get("displayName") {
+            row.insert("displayName".into(), name.clone());
+        }
+        let options_changed = values.get("options").is_some_and(|o| !o.is_null());
+        let options = match values.get("options") {
+            Some(Json::Object(new)) => {
+                let mut merged = old
+                    .get("options")
+                    .and_then(Json::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                for (k, v) in new {
+                    if v.is_null() {
+                        merged.remove(k);
+                    } else {
+                        merged.insert(k.clone(), v.clone());
+                    }
+                }
+                Json::Object(merged)
+            }
+            Some(Json::Null) | None => old.get("options").cloned().unwrap_or_else(|| json!({})),
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "values.options: expected an object, got {other}"
+                )));
+            }
+        };
+        let was_enabled = old.get("enabled") != Some(&Json::Bool(false));
+        let enabled = match values.get("enabled") {
+            Some(Json::Bool(b)) => *b,
+            Some(Json::Null) | None => was_enabled,
+            Some(other) => {
+                return Err(Error::bad_request(format!(
+                    "values.enabled: expected true or false, got {other}"
+                )));
+            }
+        };
+        if options_changed && enabled {
+            self.test_connection(&kind, &options).await?;
+        }
+        row.insert("options".into(), options);
+        row.insert("enabled".into(), Json::Bool(enabled));
+        let write = WriteValues::from_json(
+            self.records.collection(),
+            &Json::Object(row),
+            WriteKind::Update,
+            &WriteFilter::default(),
+            "values",
+        )?;
+        let record = self
+            .records
+            .update(self.by_key(key)?.as_ref(), &write)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        if !enabled {
+            self.manager.set_status(key, DataSourceStatus::Disabled);
+            self.manager.remove(key).await;
+        } else if options_changed || !was_enabled {
+            self.begin_load(key);
+            self.spawn_load(record.clone());
+        }
+        Ok(record)
+    }
+
+    /// Deletes the record and closes the source.
+    pub async fn destroy(&self, key: &str) -> Result<u64> {
+        let deleted = self.records.destroy(self.by_key(key)?.as_ref()).await?;
+        self.manager.remove(key).await;
+        self.manager.clear_status(key);
+        Ok(deleted)
+    }
+
+    /// Re-reads the schema of a loaded source, or retries a failed one, in the background.
+    /// Answers the status right after the decision (`reloading` when work was started).
+    pub async fn refresh(self: &Arc<Self>, key: &str) -> Result<DataSourceStatus> {
+        let record = self
+            .get(key)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        let status = self
+            .manager
+            .status(key)
+            .unwrap_or(DataSourceStatus::Loading);
+        let restartable = matches!(
+            status,
+            DataSourceStatus::Loaded
+                | DataSourceStatus::LoadingFailed(_)
+                | DataSourceStatus::ReloadingFailed(_)
+        );
+        if !restartable {
+            return Ok(status);
+        }
+        self.begin_load(key);
+        match self.manager.get(key) {
+            // A loaded source only re-reads its schema: its pool and requests carry on.
+            Some(source) => {
+                let this = self.clone();
+                let key = key.to_owned();
+                tokio::spawn(async move {
+                    let outcome = source.refresh().await;
+                    this.finish(&key, outcome);
+                });
+            }
+            None => self.spawn_load(record),
+        }
+        Ok(DataSourceStatus::Reloading)
+    }
+
+    fn begin_load(&self, key: &str) {
+        let next = match self.manager.status(key) {
+            Some(DataSourceStatus::Loaded) if self.manager.get(key).is_some() => {
+                DataSourceStatus::Reloading
+            }
+            _ => DataSourceStatus::Loading,
+        };
+        self.manager.set_status(key, next);
+    }
+
+    fn finish(&self, key: &str, outcome: Result<()>) {
+        match outcome {
+            Ok(()) => self.manager.set_status(key, DataSourceStatus::Loaded),
+            Err(e) => {
+                tracing::warn!(data_source = key, error = %e.message(), "data source failed to load");
+                let message = e.message().to_owned();
+                let failed = match self.manager.status(key) {
+                    Some(DataSourceStatus::Reloading) => DataSourceStatus::ReloadingFailed(message),
+                    _ => DataSourceStatus::LoadingFailed(message),
+                };
+                self.manager.set_status(key, failed);
+            }
+        }
+    }
+
+    fn spawn_load(self: &Arc<Self>, record: Record) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let key = str_of(&record, "key").to_owned();
+            let lock = this
+                .loading
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone();
+            let _one_at_a_time = lock.lock().await;
+            let outcome = this.load(&record).await;
+            this.finish(&key, outcome);
+        });
+    }
+
+    /// Connects, introspects and swaps the source in; the old instance keeps serving until
+    /// the new one is ready, and is closed after.
+    async fn load(&self, record: &Record) -> Result<()> {
+        let key = str_of(record, "key");
+        let kind = str_of(record, "type");
+        let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
+        let resolved = self.vet(kind, &options).await?;
+        let source = self
+            .manager
+            .build(key, kind, &resolved, self.settings.clone())
+            .await?;
+        self.manager.add(source).await
+    }
+
+    /// A record as clients see it: secrets removed, status and error attached.
+    pub fn present(&self, record: &Record) -> Json {
+        let key = str_of(record, "key");
+        let mut out = record.clone();
+        if let Some(options) = out.get_mut("options") {
+            *options = mask_secrets(options);
+        }
+        let status = self
+            .manager
+            .status(key)
+            .unwrap_or(DataSourceStatus::Loading);
+        out.insert("status".into(), json!(status.name()));
+        if let Some(message) = status.error_message() {
+            out.insert("errorMessage".into(), json!(message));
+        }
+        out.insert("fixed".into(), json!(false));
+        Json::Object(out)
+    }
+
+    /// The main source as a read-only record.
+    pub fn present_main(&self) -> Json {
+        let kind = self
+            .manager
+            .get("main")
+            .map(|m| m.kind().to_owned())
+            .unwrap_or_default();
+        json!({
+            "key": "main",
+            "type": kind,
+            "displayName": "Main",
+            "options": {},
+            "enabled": true,
+            "fixed": true,
+            "status": "loaded",
+        })
+    }
+}
+
+fn str_of<'a>(record: &'a Record, key: &str) -> &'a str {
+    record.get(key).and_then(Json::as_str).unwrap_or("")
+}
+
+/// Keys are what clients send in `X-Data-Source`: short, plain, and never `main`.
+fn validate_key(key: &str) -> Result<()> {
+    let plain = !key.is_empty()
+        && key.len() <= 64
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !plain {
+        return Err(Error::bad_request(format!(
+            "values.key: {key:?} is not a valid key: use 1 to 64 letters, digits, _ or -"
+        )));
+    }
+    if key == "main" {
+        return Err(Error::conflict("data source main already exists"));
+    }
+    Ok(())
+}
+
+/// Options with every secret removed, including a password inside a connection URL.
+pub fn mask_secrets(options: &Json) -> Json {
+    match options {
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .filter(|(k, _)| {
+                    let lower = k.to_ascii_lowercase();
+                    !SECRET_KEYS.iter().any(|s| lower.contains(s))
+                })
+                .map(|(k, v)| {
+                    let v = match (k.as_str(), v) {
+                        ("url", Json::String(url)) => Json::String(mask_url(url)),
+                        _ => mask_secrets(v),
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Json::Array(items) => Json::Array(items.iter().map(mask_secrets).collect()),
+        other => other.clone(),
+    }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:***@host`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_leave() {
+        let masked = mask_secrets(&json!({
+            "host": "db", "password": "p4ss", "dbPassword": "x", "apiToken": "t",
+            "url": "postgres://ro:s3cret@db:5432/erp?sslmode=require",
+            "nested": {"password": "y"}
+        }));
+        let text = masked.to_string();
+        for secret in ["p4ss", "s3cret", "\"x\"", "\"t\"", "\"y\""] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        assert_eq!(
+            masked["url"],
+            json!("postgres://ro:***@db:5432/erp?sslmode=require")
+        );
+        assert_eq!(masked["host"], json!("db"));
+    }
+
+    #[test]
+    fn keys_are_plain_names() {
+        assert!(validate_key("erp-2024_a").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("a b").is_err());
+        assert!(validate_key("main").is_err());
+    }
+}
