@@ -172,3 +172,35 @@ pub fn posts_definition() -> Json {
         ]
     })
 }
+
+impl TestApp {
+    /// Polls `dataSources:get/<key>` until its status is no longer `loading`/`reloading`,
+    /// and returns the record.
+    pub async fn settled(&self, key: &str) -> Json {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let r = self.get(&format!("/api/dataSources:get/{key}")).await;
+            let status = r.data()["status"].as_str().unwrap_or("").to_owned();
+            if !matches!(status.as_str(), "loading" | "reloading") {
+                return r.data().clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "data source {key} still {status} after 20 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends `method path` to the data source `key`.
+    pub async fn on(&self, key: &str, method: Method, path: &str, body: Option<Json>) -> Reply {
+        let headers = [("x-data-source", key), ("content-type", "application/json")];
+        self.send(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+}
