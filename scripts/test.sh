@@ -1,21 +1,77 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need, then runs every test. CI runs exactly this.
+#
+# Needs: curl (the README test), PostgreSQL and MariaDB on 127.0.0.1 (the connector and
+# end-to-end suites). SQLite needs nothing: sqlx bundles it. A server that cannot be
+# started makes its tests fail; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have() { command -v "$1" >/dev/null 2>&1; }
+say() { printf 'test.sh: %s\n' "$*"; }
 
+apt_updated=""
 apt_install() {
   if ! have apt-get; then
-    echo "test.sh: $* is missing and apt-get is not available to install it" >&2
+    say "$* is missing and apt-get is not available to install it" >&2
     exit 1
   fi
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+  [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# The README test runs the README's curl lines against the binary.
+wait_for() {
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  say "$what did not come up" >&2
+  return 1
+}
+
 have curl || apt_install curl
-# SQLite needs nothing: sqlx bundles it.
+
+# --- PostgreSQL -------------------------------------------------------------------------
+pg_url=${MANIFOLD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+pg_ok() { psql "$pg_url" -Atqc 'select 1'; }
+if ! have psql || ! pg_ok >/dev/null 2>&1; then
+  have pg_ctlcluster || apt_install postgresql postgresql-client
+  version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start 2>/dev/null || true
+  wait_for "PostgreSQL" pg_isready -h 127.0.0.1 -p 5432
+  if ! pg_ok >/dev/null 2>&1; then
+    # A fresh install asks for a password on 127.0.0.1: give postgres one.
+    su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    pg_url=postgres://postgres:postgres@127.0.0.1:5432/postgres
+  fi
+  wait_for "PostgreSQL login" pg_ok
+fi
+export MANIFOLD_TEST_POSTGRES_URL=$pg_url
+say "PostgreSQL at ${pg_url%%@*}@…"
+
+# --- MariaDB ----------------------------------------------------------------------------
+my_url=${MANIFOLD_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
+my_ok() {
+  local rest=${my_url#mysql://} user pass
+  user=${rest%%@*}; pass=""
+  if [[ $user == *:* ]]; then pass=${user#*:}; user=${user%%:*}; fi
+  MYSQL_PWD=$pass mariadb -h 127.0.0.1 -P 3306 -u "$user" -Nse 'select 1'
+}
+if ! have mariadb || ! my_ok >/dev/null 2>&1; then
+  have mariadbd || apt_install mariadb-server
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd 2>/dev/null \
+    || service mariadb start >/dev/null 2>&1 || true
+  wait_for "MariaDB" mariadb-admin -u root ping
+  if ! my_ok >/dev/null 2>&1; then
+    # A fresh install lets root in through the socket only: add a TCP user.
+    mariadb -u root -e "CREATE USER IF NOT EXISTS 'fed'@'127.0.0.1' IDENTIFIED BY 'fed';
+                        GRANT ALL ON *.* TO 'fed'@'127.0.0.1' WITH GRANT OPTION;"
+    my_url=mysql://fed:fed@127.0.0.1:3306/mysql
+  fi
+  wait_for "MariaDB login" my_ok
+fi
+export MANIFOLD_TEST_MYSQL_URL=$my_url
+say "MariaDB at ${my_url%%@*}@…"
 
 cargo test --workspace --locked

@@ -12,7 +12,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::context::Context;
 use crate::data_source::DataSource;
 use crate::error::{Error, Result};
-use crate::filter::{self, Filter, key_filter, parse_filter};
+use crate::filter::{self, Filter, FilterContext, key_filter, parse_filter_in};
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
 use crate::query::FindOptions;
@@ -87,6 +87,7 @@ struct Target {
     repository: Arc<dyn Repository>,
     params: Params,
     source: Option<Arc<DataSource>>,
+    filter_context: FilterContext,
 }
 
 impl Target {
@@ -95,6 +96,7 @@ impl Target {
             repository: ctx.current_repository()?,
             params: ctx.action()?.params.clone(),
             source: ctx.data_source.clone(),
+            filter_context: ctx.filter_context()?,
         })
     }
 
@@ -102,12 +104,18 @@ impl Target {
         self.repository.collection()
     }
 
-    /// `filter` AND `filterByTk`.
-    fn filter(&self) -> Result<Option<Filter>> {
-        let from_filter = parse_filter(
+    /// `filter` alone.
+    fn request_filter(&self) -> Result<Option<Filter>> {
+        parse_filter_in(
             self.collection(),
             self.params.get("filter").unwrap_or(&Json::Null),
-        )?;
+            &self.filter_context,
+        )
+    }
+
+    /// `filter` AND `filterByTk`.
+    fn filter(&self) -> Result<Option<Filter>> {
+        let from_filter = self.request_filter()?;
         let from_key = match self.params.get("filterByTk") {
             Some(Json::String(s)) if s.is_empty() => None,
             Some(tk) => key_filter(self.collection(), tk)?,
@@ -121,6 +129,17 @@ impl Target {
             whitelist: self.params.list("whitelist")?,
             blacklist: self.params.list("blacklist")?.unwrap_or_default(),
         })
+    }
+
+    /// Refuses writes to views, which the database would refuse less clearly.
+    fn writable(&self) -> Result<()> {
+        if self.collection().is_view {
+            return Err(Error::bad_request(format!(
+                "collection {} is a view and cannot be written",
+                self.collection().name()
+            )));
+        }
+        Ok(())
     }
 
     fn values(&self) -> &Json {
@@ -141,10 +160,7 @@ impl Middleware for List {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         let mut options = FindOptions::from_params(t.collection(), &t.params)?;
-        options.filter = parse_filter(
-            t.collection(),
-            t.params.get("filter").unwrap_or(&Json::Null),
-        )?;
+        options.filter = t.request_filter()?;
         if t.params.is_false("paginate") {
             ctx.body = Some(records(t.repository.find(&options).await?));
             return next.run(ctx).await;
@@ -165,7 +181,13 @@ impl Middleware for List {
                 settings.max_page_size
             )));
         }
-        let offset = (page - 1).saturating_mul(page_size);
+        // OFFSET must fit the databases' signed 64-bit integers.
+        let offset = (page - 1)
+            .checked_mul(page_size)
+            .filter(|o| *o <= i64::MAX as u64)
+            .ok_or_else(|| {
+                Error::bad_request(format!("page {page} is beyond the end of any collection"))
+            })?;
         options.offset = Some(offset);
         let simple = t.params.flag("simplePaginate") || t.collection().options.simple_paginate;
         let meta;
@@ -178,13 +200,15 @@ impl Middleware for List {
             meta = json!({ "page": page, "pageSize": page_size, "hasNext": has_next });
         } else {
             options.limit = Some(page_size);
-            // Count and page are independent reads: run them side by side.
-            let (count, rows) = tokio::join!(
-                t.repository.count(options.filter.as_ref()),
-                t.repository.find(&options)
-            );
-            let count = count?;
-            ctx.body = Some(records(rows?));
+            // One connection at a time: running the two reads side by side would make every
+            // list hold two pooled connections, so a busy pool starves sooner.
+            let count = t.repository.count(options.filter.as_ref()).await?;
+            let rows = if count > offset {
+                t.repository.find(&options).await?
+            } else {
+                Vec::new()
+            };
+            ctx.body = Some(records(rows));
             meta = json!({
                 "count": count,
                 "page": page,
@@ -237,6 +261,7 @@ pub struct Create;
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
+        t.writable()?;
         let allowed = t.write_filter()?;
         let (rows, many) = match t.values() {
             Json::Array(items) => (
@@ -284,6 +309,7 @@ pub struct Update;
 impl Middleware for Update {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
+        t.writable()?;
         let values = WriteValues::from_json(
             t.collection(),
             t.values(),
@@ -305,6 +331,7 @@ pub struct Destroy;
 impl Middleware for Destroy {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
+        t.writable()?;
         let filter = t.filter()?;
         let deleted = t.repository.destroy(filter.as_ref()).await?;
         ctx.body = Some(Json::from(deleted));
@@ -323,11 +350,14 @@ fn lookup_filter(t: &Target) -> Result<Filter> {
     }
     let values = t.values().as_object().cloned().unwrap_or_default();
     let mut lookup = Map::new();
+    for key in &keys {
+        t.collection().require_field(key, "filterKeys")?;
+    }
     for key in keys {
         let value = values.get(&key).cloned().unwrap_or(Json::Null);
         lookup.insert(key, value);
     }
-    parse_filter(t.collection(), &Json::Object(lookup))?
+    parse_filter_in(t.collection(), &Json::Object(lookup), &t.filter_context)?
         .ok_or_else(|| Error::bad_request("filterKeys: no usable key"))
 }
 
@@ -357,6 +387,7 @@ pub struct FirstOrCreate;
 impl Middleware for FirstOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
+        t.writable()?;
         let found = find_first(&t, lookup_filter(&t)?).await?;
         ctx.body = Some(match found {
             Some(row) => Json::Object(row),
@@ -374,6 +405,7 @@ pub struct UpdateOrCreate;
 impl Middleware for UpdateOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
+        t.writable()?;
         let found = find_first(&t, lookup_filter(&t)?).await?;
         ctx.body = Some(match found {
             Some(row) => {

@@ -108,6 +108,29 @@ impl Context {
             .ok_or_else(|| Error::internal("no action was resolved for this request"))
     }
 
+    /// The time zone and clock filters are read in: `X-Timezone` (`+08:00` or an IANA name
+    /// such as `Asia/Shanghai`, taken at its current offset) and now.
+    pub fn filter_context(&self) -> Result<crate::filter::FilterContext> {
+        let now = chrono::Utc::now();
+        let timezone = match self.request.header("x-timezone").map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some(
+                crate::dates::parse_offset(raw)
+                    .or_else(|| {
+                        use chrono::{Offset, TimeZone};
+                        let zone: chrono_tz::Tz = raw.parse().ok()?;
+                        Some(zone.offset_from_utc_datetime(&now.naive_utc()).fix())
+                    })
+                    .ok_or_else(|| {
+                        Error::bad_request(format!(
+                            "X-Timezone: unknown time zone {raw:?}; use an offset such as +08:00 or a name such as Asia/Shanghai"
+                        ))
+                    })?,
+            ),
+        };
+        Ok(crate::filter::FilterContext { timezone, now })
+    }
+
     /// The repository of the current resource's collection.
     pub fn current_repository(&self) -> Result<Arc<dyn Repository>> {
         let action = self.action()?;

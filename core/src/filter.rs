@@ -6,8 +6,10 @@
 //! Any problem is a 400 whose message names the path inside the filter
 //! (`filter.score.$gt: expected an integer, got "abc"`).
 
+use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
 use serde_json::{Map, Value as Json};
 
+use crate::dates::{DateBound, date_condition, parse_date_operand};
 use crate::error::{Error, Result};
 use crate::schema::{Collection, Field, FieldType};
 use crate::value::Value;
@@ -54,9 +56,11 @@ pub struct Condition {
     pub predicate: Predicate,
 }
 
-/// Ordering comparisons.
+/// Ordering comparisons (NULL rows never match any of them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comparison {
+    /// `<>`, without the NULL rows that [`Predicate::Ne`] includes.
+    Ne,
     /// `>`
     Gt,
     /// `>=`
@@ -117,13 +121,57 @@ pub enum Predicate {
     IsTrue,
     /// `c IS NULL OR c = false`.
     IsFalsy,
+    /// The array holds at least one of the values (`$anyOf`).
+    ArrayAny(Vec<Value>),
+    /// The array holds none of the values, or is NULL (`$noneOf`).
+    ArrayNone(Vec<Value>),
+    /// The array holds exactly the same set of values, order and repeats aside
+    /// (`$match`); `negated` for `$notMatch`, which also matches NULL.
+    ArraySet {
+        /// The set to compare with.
+        values: Vec<Value>,
+        /// `$notMatch`.
+        negated: bool,
+    },
+    /// The array is NULL or has no element (`$arrayEmpty`, `$empty` on arrays).
+    ArrayEmpty,
+    /// The array has at least one element (`$arrayNotEmpty`, `$notEmpty` on arrays).
+    ArrayNotEmpty,
 }
 
-/// Checks a JSON filter against `collection` and builds its AST.
+/// What a filter is read against besides the schema: the request's time zone and clock,
+/// for date operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FilterContext {
+    /// The `X-Timezone` offset, applied to zone-less operands on `datetime` fields.
+    pub timezone: Option<FixedOffset>,
+    /// "Now", for relative operands such as `{"type": "today"}`.
+    pub now: DateTime<Utc>,
+}
+
+impl Default for FilterContext {
+    fn default() -> Self {
+        Self {
+            timezone: None,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// Checks a JSON filter against `collection` and builds its AST, in UTC at the current time.
 ///
 /// Returns `None` for a filter with no condition at all (`{}`, `{"$and": []}`): such a
 /// filter constrains nothing, and `update`/`destroy` refuse it as "no filter".
 pub fn parse_filter(collection: &Collection, filter: &Json) -> Result<Option<Filter>> {
+    parse_filter_in(collection, filter, &FilterContext::default())
+}
+
+/// [`parse_filter`] with the request's time zone and clock.
+pub fn parse_filter_in(
+    collection: &Collection,
+    filter: &Json,
+    context: &FilterContext,
+) -> Result<Option<Filter>> {
     let object = match filter {
         Json::Null => return Ok(None),
         Json::Object(map) => map,
@@ -133,7 +181,10 @@ pub fn parse_filter(collection: &Collection, filter: &Json) -> Result<Option<Fil
             )));
         }
     };
-    let parser = Parser { collection };
+    let parser = Parser {
+        collection,
+        context,
+    };
     Ok(simplify(Filter::And(parser.object(
         object,
         "filter",
@@ -200,6 +251,7 @@ fn group(items: Vec<Filter>, make: fn(Vec<Filter>) -> Filter) -> Option<Filter> 
 
 struct Parser<'c> {
     collection: &'c Collection,
+    context: &'c FilterContext,
 }
 
 impl Parser<'_> {
@@ -254,6 +306,9 @@ impl Parser<'_> {
             && last.starts_with('$')
         {
             let field = self.field(field_path, at)?;
+            if last.starts_with("$date") {
+                return Ok(vec![self.date(last, field, value, at)?]);
+            }
             return Ok(vec![Filter::Condition(Condition {
                 predicate: operator(last, &field, value, at)?,
                 field,
@@ -272,6 +327,43 @@ impl Parser<'_> {
                 })])
             }
         }
+    }
+
+    /// A date operator as comparisons typed for the field: instants for `datetime`,
+    /// wall-clock times for `datetimeNoTz`, calendar dates for `date`.
+    fn date(&self, op: &str, field: FieldRef, operand: &Json, at: &str) -> Result<Filter> {
+        if !matches!(
+            field.field_type,
+            FieldType::DateTime | FieldType::DateTimeNoTz | FieldType::Date
+        ) {
+            return Err(Error::bad_request(format!(
+                "{at}: date operators apply to date and datetime fields; {:?} is {}",
+                field.name, field.field_type
+            )));
+        }
+        // X-Timezone applies to zone-aware fields only; dates and wall-clock times are
+        // read in UTC, as NocoBase does.
+        let tz = (field.field_type == FieldType::DateTime)
+            .then_some(self.context.timezone)
+            .flatten();
+        let operand =
+            parse_date_operand(operand, tz, self.context.now).map_err(|e| e.context(at))?;
+        let condition = date_condition(op, &operand).map_err(|e| e.context(at))?;
+        let items = condition
+            .bounds
+            .iter()
+            .map(|b| {
+                Filter::Condition(Condition {
+                    field: field.clone(),
+                    predicate: date_bound(field.field_type, b),
+                })
+            })
+            .collect();
+        Ok(if condition.any {
+            Filter::Or(items)
+        } else {
+            Filter::And(items)
+        })
     }
 
     fn field(&self, path: &[&str], at: &str) -> Result<FieldRef> {
@@ -299,6 +391,56 @@ impl Parser<'_> {
     }
 }
 
+/// One bound of a date operator as a predicate on a field of type `ty`.
+fn date_bound(ty: FieldType, bound: &DateBound) -> Predicate {
+    let (cmp, t) = match *bound {
+        DateBound::Lt(t) => (Comparison::Lt, t),
+        DateBound::Lte(t) => (Comparison::Lte, t),
+        DateBound::Gt(t) => (Comparison::Gt, t),
+        DateBound::Gte(t) => (Comparison::Gte, t),
+        DateBound::Eq(t) => return date_equality(ty, t, false),
+        DateBound::Ne(t) => return date_equality(ty, t, true),
+    };
+    match ty {
+        FieldType::DateTimeNoTz => Predicate::Compare(cmp, Value::DateTimeNoTz(t.naive_utc())),
+        FieldType::Date => {
+            // A date is its midnight: compare against the first midnight at or after `t`.
+            let day = t.date_naive();
+            let midnight = t.time() == NaiveTime::MIN;
+            let ceil = if midnight {
+                day
+            } else {
+                day.succ_opt().unwrap_or(day)
+            };
+            match (cmp, midnight) {
+                (Comparison::Gt, true) => Predicate::Compare(Comparison::Gt, Value::Date(day)),
+                (Comparison::Lte, true) => Predicate::Compare(Comparison::Lte, Value::Date(day)),
+                (Comparison::Gt | Comparison::Gte, _) => {
+                    Predicate::Compare(Comparison::Gte, Value::Date(ceil))
+                }
+                _ => Predicate::Compare(Comparison::Lt, Value::Date(ceil)),
+            }
+        }
+        _ => Predicate::Compare(cmp, Value::DateTime(t)),
+    }
+}
+
+fn date_equality(ty: FieldType, t: DateTime<Utc>, negated: bool) -> Predicate {
+    let value = match ty {
+        FieldType::DateTimeNoTz => Value::DateTimeNoTz(t.naive_utc()),
+        FieldType::Date if t.time() == NaiveTime::MIN => Value::Date(t.date_naive()),
+        // No date equals an instant that is not a midnight.
+        FieldType::Date if negated => return Predicate::IsNotNull,
+        FieldType::Date => return Predicate::In(Vec::new()),
+        _ => Value::DateTime(t),
+    };
+    if negated {
+        Predicate::Compare(Comparison::Ne, value)
+    } else {
+        Predicate::Eq(value)
+    }
+}
+
 /// The operators this engine understands; anything else is a 400 (never passed through).
 const OPERATORS: &[&str] = &[
     "$eq",
@@ -323,7 +465,48 @@ const OPERATORS: &[&str] = &[
     "$isFalsy",
     "$exists",
     "$notExists",
+    "$dateOn",
+    "$dateNotOn",
+    "$dateBefore",
+    "$dateNotBefore",
+    "$dateAfter",
+    "$dateNotAfter",
+    "$dateBetween",
+    "$anyOf",
+    "$noneOf",
+    "$match",
+    "$notMatch",
+    "$arrayEmpty",
+    "$arrayNotEmpty",
 ];
+
+/// The elements an array operator compares with: JSON scalars, typed by their JSON type
+/// (arrays hold scalars of any type, so the field type says nothing about them).
+fn array_elements(operand: &Json, at: &str) -> Result<Vec<Value>> {
+    let one = |i: Option<usize>, v: &Json| -> Result<Value> {
+        let here = i.map_or_else(|| at.to_owned(), |i| format!("{at}.{i}"));
+        match v {
+            Json::String(s) => Ok(Value::Text(s.clone())),
+            Json::Bool(b) => Ok(Value::Bool(*b)),
+            Json::Number(n) => Ok(n
+                .as_i64()
+                .map(Value::Int)
+                .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0)))),
+            other => Err(Error::bad_request(format!(
+                "{here}: array operators compare scalars, got {other}"
+            ))),
+        }
+    };
+    match operand {
+        Json::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| one(Some(i), v))
+            .collect(),
+        Json::Null => Ok(Vec::new()),
+        scalar => Ok(vec![one(None, scalar)?]),
+    }
+}
 
 fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Predicate> {
     let ty = field.field_type;
@@ -444,8 +627,26 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
         "$notStartsWith" => text_op(TextMatch::StartsWith, true)?,
         "$endWith" => text_op(TextMatch::EndsWith, false)?,
         "$notEndWith" => text_op(TextMatch::EndsWith, true)?,
+        "$empty" if ty == FieldType::Array => Predicate::ArrayEmpty,
+        "$notEmpty" if ty == FieldType::Array => Predicate::ArrayNotEmpty,
         "$empty" => Predicate::Empty,
         "$notEmpty" => Predicate::NotEmpty,
+        "$anyOf" | "$noneOf" | "$match" | "$notMatch" | "$arrayEmpty" | "$arrayNotEmpty"
+            if !matches!(ty, FieldType::Array | FieldType::Json) =>
+        {
+            return Err(Error::bad_request(format!(
+                "{at}: array operators apply to array fields; {:?} is {ty}",
+                field.name
+            )));
+        }
+        "$anyOf" => Predicate::ArrayAny(array_elements(operand, at)?),
+        "$noneOf" => Predicate::ArrayNone(array_elements(operand, at)?),
+        "$match" | "$notMatch" => Predicate::ArraySet {
+            values: array_elements(operand, at)?,
+            negated: op == "$notMatch",
+        },
+        "$arrayEmpty" => Predicate::ArrayEmpty,
+        "$arrayNotEmpty" => Predicate::ArrayNotEmpty,
         "$isTruly" => {
             if truthy(operand) {
                 Predicate::IsTrue

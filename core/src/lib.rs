@@ -10,6 +10,7 @@ pub mod actions;
 pub mod connector;
 pub mod context;
 pub mod data_source;
+pub mod dates;
 pub mod error;
 pub mod filter;
 pub mod middleware;

@@ -142,9 +142,15 @@ fn and_merge(x: Option<Json>, y: Json) -> Json {
 }
 
 fn intersect(x: Option<Json>, y: Json) -> Json {
+    // Nothing to intersect with: keep the request's own form, so `fields=` (empty) can be
+    // told apart from an intersection that came out empty.
+    let Some(x) = x else {
+        return y;
+    };
+    let x = Some(x);
     let xs = x.as_ref().and_then(to_list).unwrap_or_default();
     let ys = to_list(&y).unwrap_or_default();
-    if x.is_none() || xs.is_empty() {
+    if xs.is_empty() {
         return Json::from(ys);
     }
     if ys.is_empty() {

@@ -31,11 +31,13 @@ fn source(ctx: &Context) -> Result<Arc<DataSource>> {
 }
 
 fn name_param(ctx: &Context) -> Result<String> {
-    match ctx.action()?.params.get("filterByTk") {
+    let action = ctx.action()?;
+    match action.params.get("filterByTk") {
         Some(Json::String(s)) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(Error::bad_request(
-            "filterByTk: name the collection, e.g. /api/collections:destroy/posts",
-        )),
+        _ => Err(Error::bad_request(format!(
+            "filterByTk: name the collection, e.g. /api/collections:{}/posts",
+            action.action_name
+        ))),
     }
 }
 

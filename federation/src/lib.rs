@@ -22,12 +22,13 @@ pub use config::ServeConfig;
 pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let manager = DataSourceManager::new();
     manager.register_factory(Arc::new(SqliteFactory));
+    manager.register_factory(Arc::new(manifold_postgres::PostgresFactory));
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);
     }));
 
-    let main = open_main(config).await?;
+    let main = open_main(&manager, config).await?;
     collections::define(&main);
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
         .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;
@@ -60,25 +61,44 @@ fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
     }
 }
 
-async fn open_main(config: &ServeConfig) -> Result<Arc<DataSource>> {
+/// Opens the main database named by `--main-db`: a SQLite file (created with its
+/// directory), or any registered network database by its URL scheme.
+async fn open_main(manager: &DataSourceManager, config: &ServeConfig) -> Result<Arc<DataSource>> {
     let settings = DataSourceSettings {
         default_page_size: 20,
         ..config.source_settings()
     };
     let url = config.main_db.as_str();
-    if url.starts_with("sqlite:") {
-        let pool = SqlitePoolSettings {
-            max_connections: config.main_db_max_connections,
-            ..SqlitePoolSettings::default()
-        };
-        let connector = SqliteConnector::open(url, &pool).await?;
-        return DataSource::load("main", "sqlite", Arc::new(connector), Acl::open(), settings)
-            .await;
-    }
-    Err(Error::bad_request(format!(
-        "--main-db: unsupported URL scheme in {:?}; use sqlite://path",
-        url.split(':').next().unwrap_or("")
-    )))
+    let scheme = url.split(':').next().unwrap_or("");
+    let (kind, connector): (&str, Arc<dyn manifold_core::Connector>) = match scheme {
+        "sqlite" => {
+            let pool = SqlitePoolSettings {
+                max_connections: config.main_db_max_connections,
+                ..SqlitePoolSettings::default()
+            };
+            ("sqlite", Arc::new(SqliteConnector::open(url, &pool).await?))
+        }
+        "postgres" | "postgresql" | "mysql" | "mariadb" => {
+            let kind = if scheme == "postgresql" {
+                "postgres"
+            } else {
+                scheme
+            };
+            // sqlx speaks MariaDB through the mysql scheme.
+            let url = url.replacen("mariadb://", "mysql://", 1);
+            let options = serde_json::json!({
+                "url": url,
+                "maxConnections": config.main_db_max_connections,
+            });
+            (kind, manager.factory(kind)?.connect(&options).await?)
+        }
+        other => {
+            return Err(Error::bad_request(format!(
+                "--main-db: unsupported URL scheme {other:?}; use sqlite://, postgres:// or mysql://"
+            )));
+        }
+    };
+    DataSource::load("main", kind, connector, Acl::open(), settings).await
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains requests and closes every pool.
@@ -86,14 +106,10 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let app = build_app(&config)
         .await
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
-    let listener = poem::listener::TcpListener::bind(config.listen);
-    tracing::info!(listen = %config.listen, "manifold listening");
-    let result = poem::Server::new(listener)
-        .run_with_graceful_shutdown(
-            http::endpoint(app.clone(), config.body_limit),
-            shutdown_signal(),
-            Some(std::time::Duration::from_secs(10)),
-        )
+    let server = http::Server::bind(config.listen).await?;
+    tracing::info!(listen = %server.local_addr, "manifold listening");
+    let result = server
+        .run(app.clone(), config.body_limit, shutdown_signal())
         .await;
     app.data_sources().close_all().await;
     result

@@ -8,9 +8,14 @@ use tracing_subscriber::EnvFilter;
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let Command::Serve(config) = cli.command.unwrap_or(Command::Serve(cli.serve));
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
+        eprintln!(
+            "manifold: --log {:?} is not a valid filter ({e}); using info",
+            config.log
+        );
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     match manifold_federation::serve(config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -3,18 +3,187 @@
 
 use std::sync::Arc;
 
+pub mod proxy;
+
 use manifold_federation::{App, ServeConfig, build_app, http};
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request};
 use serde_json::{Value as Json, json};
+
+/// The database a test's main data source runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh database on the local PostgreSQL (`MANIFOLD_TEST_POSTGRES_URL`).
+    Postgres,
+    /// A fresh database on the local MariaDB (`MANIFOLD_TEST_MYSQL_URL`).
+    MariaDb,
+}
+
+tokio::task_local! {
+    static BACKEND: Backend;
+}
+
+/// Runs `test` with every `TestApp` it makes on `backend`.
+pub async fn on_backend<F: std::future::Future>(backend: Backend, test: F) -> F::Output {
+    BACKEND.scope(backend, test).await
+}
+
+/// The backend of the running test (SQLite unless a test runs under [`on_backend`]).
+pub fn current_backend() -> Backend {
+    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+}
+
+/// Defines one test per backend: `name::sqlite`, `name::postgres`, `name::mariadb`.
+/// A backend whose server is missing fails its tests; none is skipped.
+#[macro_export]
+macro_rules! every_backend {
+    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::on_backend($crate::Backend::Sqlite, async $body).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                $crate::on_backend($crate::Backend::Postgres, async $body).await
+            }
+
+            #[tokio::test]
+            async fn mariadb() {
+                $crate::on_backend($crate::Backend::MariaDb, async $body).await
+            }
+        }
+    };
+}
+
+/// The user and password of a test server's URL (`MANIFOLD_TEST_POSTGRES_URL` or
+/// `MANIFOLD_TEST_MYSQL_URL`), for tests that register a source by host and port.
+pub fn server_credentials(backend: Backend) -> (String, String) {
+    let url = match backend {
+        Backend::Postgres => std::env::var("MANIFOLD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        _ => std::env::var("MANIFOLD_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
+    };
+    let userinfo = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map_or("", |(u, _)| u);
+    match userinfo.split_once(':') {
+        Some((user, password)) => (user.to_owned(), password.to_owned()),
+        None => (userinfo.to_owned(), String::new()),
+    }
+}
+
+/// A database created for one test on a server, dropped when the test ends.
+pub struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    backend: Backend,
+}
+
+impl ScratchDatabase {
+    /// Creates a uniquely named database; panics (failing the test) when the server is
+    /// not there, with the URL it tried.
+    pub async fn create(backend: Backend) -> Self {
+        let name = format!("manifold_t_{}", uuid::Uuid::new_v4().simple());
+        let admin_url = match backend {
+            Backend::Postgres => std::env::var("MANIFOLD_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            Backend::MariaDb => std::env::var("MANIFOLD_TEST_MYSQL_URL")
+                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
+            Backend::Sqlite => unreachable!("SQLite tests use a temporary file"),
+        };
+        let db = Self {
+            admin_url,
+            name,
+            backend,
+        };
+        db.admin(&format!("CREATE DATABASE {}", db.name)).await;
+        db
+    }
+
+    /// The scratch database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The URL of the scratch database.
+    pub fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    async fn admin(&self, statement: &str) {
+        if let Err(e) = run_admin(self.backend, &self.admin_url, statement).await {
+            panic!(
+                "{:?} test server at {} failed (is it running? scripts/test.sh starts it): {e}",
+                self.backend, self.admin_url
+            );
+        }
+    }
+}
+
+/// Runs one administrative statement on a fresh connection.
+async fn run_admin(backend: Backend, url: &str, statement: &str) -> Result<(), sqlx::Error> {
+    let statement = sqlx::AssertSqlSafe(statement.to_owned());
+    match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(url).await?;
+            sqlx::query(statement).execute(&pool).await?;
+            pool.close().await;
+        }
+        Backend::MariaDb => {
+            let pool = sqlx::MySqlPool::connect(url).await?;
+            sqlx::query(statement).execute(&pool).await?;
+            pool.close().await;
+        }
+        Backend::Sqlite => {}
+    }
+    Ok(())
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let statement = match self.backend {
+            Backend::Postgres => format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            _ => format!("DROP DATABASE IF EXISTS {}", self.name),
+        };
+        let (backend, url) = (self.backend, self.admin_url.clone());
+        // Drop cannot await, and may run inside a runtime: a short-lived runtime on its
+        // own thread does the cleanup.
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = rt.block_on(run_admin(backend, &url, &statement));
+            }
+        });
+        let _ = cleanup.join();
+    }
+}
 
 /// A running app with its own temporary main database.
 pub struct TestApp {
     /// The application, for registering middleware and resources in tests.
     pub app: Arc<App>,
     endpoint: poem::endpoint::BoxEndpoint<'static, poem::Response>,
-    /// The directory holding the main database; removed on drop.
+    /// The directory holding SQLite files; removed on drop.
     pub dir: tempfile::TempDir,
+    /// The backend the main database runs on.
+    pub backend: Backend,
+    scratch: Option<ScratchDatabase>,
 }
 
 /// A response: status and parsed JSON body.
@@ -67,22 +236,39 @@ impl TestApp {
         Self::with(|_| {}).await
     }
 
-    /// A fresh app whose configuration `tweak` adjusts.
+    /// A fresh app, on the current backend, whose configuration `tweak` adjusts.
     pub async fn with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let backend = current_backend();
+        let scratch = match backend {
+            Backend::Sqlite => None,
+            other => Some(ScratchDatabase::create(other).await),
+        };
         let mut config = ServeConfig {
-            main_db: format!("sqlite://{}/main.sqlite", dir.path().display()),
+            main_db: match &scratch {
+                Some(db) => db.url(),
+                None => format!("sqlite://{}/main.sqlite", dir.path().display()),
+            },
             ..ServeConfig::default()
         };
         tweak(&mut config);
-        Self::open(dir, &config).await
+        let mut t = Self::open(dir, &config).await;
+        t.backend = backend;
+        t.scratch = scratch;
+        t
     }
 
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
         let app = build_app(config).await.expect("app starts");
         let endpoint = http::endpoint(app.clone(), config.body_limit).boxed();
-        Self { app, endpoint, dir }
+        Self {
+            app,
+            endpoint,
+            dir,
+            backend: Backend::Sqlite,
+            scratch: None,
+        }
     }
 
     /// Sends a request; `path` includes the query string.

@@ -179,4 +179,24 @@ async fn tables_already_in_the_main_database_are_served_at_start() {
     assert_eq!(r.data()["qty"], json!(2));
     let r = t.get("/api/cheap:list").await;
     assert_eq!(r.data(), &json!([{"code": "b"}]));
+    let r = t.post("/api/cheap:create", json!({"code": "z"})).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "collection cheap is a view and cannot be written")
+    );
+}
+
+#[tokio::test]
+async fn json_fields_keep_big_numbers_exactly_on_sqlite() {
+    let t = TestApp::new().await;
+    t.collection(json!({"name": "docs", "fields": [{"name": "doc", "type": "json"}]}))
+        .await;
+    for doc in [
+        json!(12345678901234567890_u64),
+        json!({"n": 9007199254740993_i64}),
+        json!("text"),
+    ] {
+        let created = t.insert("docs", json!({"doc": doc})).await;
+        assert_eq!(created["doc"], doc);
+    }
 }

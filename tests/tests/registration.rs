@@ -303,3 +303,28 @@ async fn refresh_of_an_unknown_source_is_a_404() {
         (404, "data source nope does not exist")
     );
 }
+
+#[tokio::test]
+async fn refreshing_main_rereads_its_schema() {
+    let t = TestApp::new().await;
+    let main_file = t.dir.path().join("main.sqlite");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", main_file.display()))
+        .await
+        .expect("main file");
+    sqlx::query("CREATE TABLE late (id INTEGER PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .expect("create");
+    pool.close().await;
+    assert_eq!(t.get("/api/late:list").await.status, 404);
+    let r = t.post_empty("/api/dataSources:refresh/main").await;
+    assert_eq!(r.data(), &json!({"status": "reloading"}));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.get("/api/late:list").await.status != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "main never picked up the table"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -166,6 +166,28 @@ fn column(b: &mut SqlBuilder, f: &FieldRef) {
     b.ident(&f.column);
 }
 
+/// The column as compared for equality and order. PostgreSQL has no `=` on `json`, so
+/// JSON columns are compared as `jsonb` there.
+fn compared(b: &mut SqlBuilder, f: &FieldRef) {
+    if b.dialect() == Dialect::Postgres && f.field_type == FieldType::Json {
+        b.push("CAST(");
+        column(b, f);
+        b.push(" AS JSONB)");
+    } else {
+        column(b, f);
+    }
+}
+
+/// A value compared with `f`. PostgreSQL would widen a `real` column to double and compare
+/// with the exact double, so `real = 0.1` never held; the value is narrowed instead.
+fn operand(b: &mut SqlBuilder, f: &FieldRef, v: &Value) {
+    if b.dialect() == Dialect::Postgres && f.field_type == FieldType::Float {
+        b.push("CAST(").bind(v.clone()).push(" AS REAL)");
+    } else {
+        b.bind(v.clone());
+    }
+}
+
 fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
     let is_null = |b: &mut SqlBuilder| {
         column(b, f);
@@ -178,13 +200,16 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             b.push(" IS NOT NULL");
         }
         Predicate::Eq(v) => {
-            column(b, f);
-            b.push(" = ").bind(v.clone());
+            compared(b, f);
+            b.push(" = ");
+            operand(b, f, v);
         }
         Predicate::Ne(v) => {
             b.push("(");
-            column(b, f);
-            b.push(" <> ").bind(v.clone()).push(" OR ");
+            compared(b, f);
+            b.push(" <> ");
+            operand(b, f, v);
+            b.push(" OR ");
             is_null(b);
             b.push(")");
         }
@@ -203,14 +228,15 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             b.push(")");
         }
         Predicate::Compare(cmp, v) => {
-            column(b, f);
+            compared(b, f);
             b.push(match cmp {
+                Comparison::Ne => " <> ",
                 Comparison::Gt => " > ",
                 Comparison::Gte => " >= ",
                 Comparison::Lt => " < ",
                 Comparison::Lte => " <= ",
-            })
-            .bind(v.clone());
+            });
+            operand(b, f, v);
         }
         Predicate::Between(lo, hi) | Predicate::NotBetween(lo, hi) => {
             column(b, f);
@@ -229,7 +255,7 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             negated,
         } => text_match(b, f, *mode, operands, *negated),
         Predicate::Empty => {
-            if f.field_type.is_textual() {
+            if is_text(f) {
                 b.push("(");
                 is_null(b);
                 b.push(" OR ");
@@ -240,7 +266,7 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             }
         }
         Predicate::NotEmpty => {
-            if f.field_type.is_textual() {
+            if is_text(f) {
                 b.push("(");
                 column(b, f);
                 b.push(" IS NOT NULL AND ");
@@ -262,7 +288,157 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             column(b, f);
             b.push(" = ").bind(Value::Bool(false)).push(")");
         }
+        Predicate::ArrayAny(values) => array_any(b, f, values),
+        Predicate::ArrayNone(values) => {
+            b.push("(NOT ");
+            array_any(b, f, values);
+            b.push(" OR ");
+            is_null(b);
+            b.push(")");
+        }
+        Predicate::ArraySet { values, negated } => {
+            if *negated {
+                b.push("(NOT ");
+                array_set(b, f, values);
+                b.push(" OR ");
+                is_null(b);
+                b.push(")");
+            } else {
+                array_set(b, f, values);
+            }
+        }
+        Predicate::ArrayEmpty => {
+            array_length(b, f);
+            b.push(" = 0");
+        }
+        Predicate::ArrayNotEmpty => {
+            array_length(b, f);
+            b.push(" > 0");
+        }
     }
+}
+
+/// The JSON array in `f` as each dialect can take it apart.
+fn array_length(b: &mut SqlBuilder, f: &FieldRef) {
+    let (open, close) = match b.dialect() {
+        Dialect::Postgres => ("COALESCE(jsonb_array_length(to_jsonb(", ")), 0)"),
+        Dialect::MySql => ("COALESCE(JSON_LENGTH(", "), 0)"),
+        Dialect::Sqlite => ("COALESCE(json_array_length(", "), 0)"),
+        Dialect::Mssql => ("(SELECT COUNT(*) FROM OPENJSON(", "))"),
+    };
+    b.push(open);
+    column(b, f);
+    b.push(close);
+}
+
+/// A JSON array literal of `values`, bound as one parameter.
+fn json_array(values: &[Value]) -> Value {
+    Value::Json(serde_json::Value::Array(
+        values.iter().map(Value::to_json).collect(),
+    ))
+}
+
+/// The elements of the array in `f` as a table of `value`s (SQLite, SQL Server).
+fn elements(b: &mut SqlBuilder, f: &FieldRef) {
+    b.push(if b.dialect() == Dialect::Mssql {
+        "OPENJSON("
+    } else {
+        "json_each("
+    });
+    column(b, f);
+    b.push(")");
+}
+
+/// `f` holds at least one of `values` (false for none).
+fn array_any(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+    if values.is_empty() {
+        b.push("1=0");
+        return;
+    }
+    match b.dialect() {
+        Dialect::Postgres => {
+            b.push("(");
+            b.join(values, " OR ", |b, v| {
+                b.push("to_jsonb(");
+                column(b, f);
+                b.push(") @> ").bind(json_array(std::slice::from_ref(v)));
+            });
+            b.push(")");
+        }
+        Dialect::MySql => {
+            b.push("JSON_OVERLAPS(");
+            column(b, f);
+            b.push(", ").bind(json_array(values)).push(")");
+        }
+        Dialect::Sqlite | Dialect::Mssql => {
+            b.push("EXISTS (SELECT 1 FROM ");
+            elements(b, f);
+            b.push(" WHERE value IN (");
+            b.join(values, ", ", |b, v| {
+                b.bind(v.clone());
+            });
+            b.push("))");
+        }
+    }
+}
+
+/// `f` holds exactly the set `values`: every element of `f` is in `values`, and every
+/// value is in `f`.
+fn array_set(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+    match b.dialect() {
+        Dialect::Postgres => {
+            let set = json_array(values);
+            b.push("(to_jsonb(");
+            column(b, f);
+            b.push(") @> ").bind(set.clone()).push(" AND to_jsonb(");
+            column(b, f);
+            b.push(") <@ ").bind(set).push(")");
+        }
+        Dialect::MySql => {
+            let set = json_array(values);
+            b.push("(JSON_CONTAINS(");
+            column(b, f);
+            b.push(", ")
+                .bind(set.clone())
+                .push(") AND JSON_CONTAINS(")
+                .bind(set)
+                .push(", ");
+            column(b, f);
+            b.push("))");
+        }
+        Dialect::Sqlite | Dialect::Mssql => {
+            let mut distinct: Vec<&Value> = Vec::new();
+            for v in values {
+                if !distinct.contains(&v) {
+                    distinct.push(v);
+                }
+            }
+            b.push("(");
+            column(b, f);
+            b.push(" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ");
+            elements(b, f);
+            if distinct.is_empty() {
+                b.push("))");
+                return;
+            }
+            b.push(" WHERE value NOT IN (");
+            b.join(&distinct, ", ", |b, v| {
+                b.bind((*v).clone());
+            });
+            b.push(")) AND (SELECT COUNT(DISTINCT value) FROM ");
+            elements(b, f);
+            b.push(" WHERE value IN (");
+            b.join(&distinct, ", ", |b, v| {
+                b.bind((*v).clone());
+            });
+            b.push(")) = ").push_u64(distinct.len() as u64).push(")");
+        }
+    }
+}
+
+/// Whether `''` is a value of `f` (not of uuids, which PostgreSQL cannot compare with it).
+fn is_text(f: &FieldRef) -> bool {
+    matches!(f.field_type, FieldType::String | FieldType::Text)
 }
 
 /// `c IN (…)`, split into OR-ed (or, negated, AND-ed) chunks under the dialect's
@@ -274,10 +450,10 @@ fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
         b.push("(");
     }
     b.join(chunks, if negated { " AND " } else { " OR " }, |b, part| {
-        column(b, f);
+        compared(b, f);
         b.push(if negated { " NOT IN (" } else { " IN (" });
         b.join(part, ", ", |b, v| {
-            b.bind(v.clone());
+            operand(b, f, v);
         });
         b.push(")");
     });

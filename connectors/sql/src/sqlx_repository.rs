@@ -12,6 +12,7 @@ use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::value::Value;
 use serde_json::Value as Json;
+use sqlx::pool::PoolConnection;
 use sqlx::{Database, Executor, Pool};
 
 use crate::compile;
@@ -48,7 +49,8 @@ pub trait SqlxDriver: Send + Sync + 'static {
     }
 }
 
-/// Reads and writes one table through a sqlx pool.
+/// Reads and writes one table through a sqlx pool. Each operation checks out one
+/// connection for its whole duration (a transaction for writes of several rows).
 pub struct SqlxRepository<D: SqlxDriver> {
     pool: Pool<D::Db>,
     collection: Arc<Collection>,
@@ -104,6 +106,41 @@ impl<D: SqlxDriver> SqlxRepository<D> {
     }
 }
 
+/// A pooled connection that is closed, not pooled again, if the operation using it is
+/// dropped before it finishes (a client left, a deadline passed): the server then sees
+/// its client go and stops the statement, and no half-read reply can reach the next user.
+struct Checkout<DB: Database> {
+    connection: Option<PoolConnection<DB>>,
+}
+
+impl<DB: Database> Checkout<DB> {
+    async fn of<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+        let connection = pool.acquire().await.map_err(D::map_error)?;
+        Ok(Self {
+            connection: Some(connection),
+        })
+    }
+
+    fn connection(&mut self) -> Result<&mut DB::Connection> {
+        self.connection
+            .as_deref_mut()
+            .ok_or_else(|| Error::internal("the connection was already returned"))
+    }
+
+    /// The operation finished: the connection may serve the next one.
+    fn finish(mut self) {
+        drop(self.connection.take());
+    }
+}
+
+impl<DB: Database> Drop for Checkout<DB> {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.as_mut() {
+            connection.close_on_drop();
+        }
+    }
+}
+
 fn compare_json(a: Option<&Json>, b: Option<&Json>) -> Ordering {
     match (a, b) {
         (Some(Json::Number(x)), Some(Json::Number(y))) => x
@@ -129,42 +166,32 @@ fn count_field() -> [FieldRef; 1] {
     }]
 }
 
-#[async_trait::async_trait]
-impl<D: SqlxDriver> Repository for SqlxRepository<D>
+impl<D: SqlxDriver> SqlxRepository<D>
 where
     for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
-    for<'c> &'c Pool<D::Db>: Executor<'c, Database = D::Db>,
     <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
-    fn collection(&self) -> &Arc<Collection> {
-        &self.collection
-    }
-
-    async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
-        let sql = compile::select(D::DIALECT, &self.collection, options);
-        let fields = compile::selected_fields(&self.collection, options);
-        let rows = D::prepare(&sql)
-            .fetch_all(&self.pool)
+    /// Runs `sql` and decodes every row as `fields`.
+    async fn fetch(
+        &self,
+        conn: &mut <D::Db as Database>::Connection,
+        sql: &Sql,
+        fields: &[FieldRef],
+    ) -> Result<Vec<Record>> {
+        let rows = D::prepare(sql)
+            .fetch_all(conn)
             .await
             .map_err(D::map_error)?;
-        rows.iter().map(|r| D::record(r, &fields)).collect()
+        rows.iter().map(|r| D::record(r, fields)).collect()
     }
 
-    async fn count(&self, filter: Option<&Filter>) -> Result<u64> {
-        let sql = compile::count(D::DIALECT, &self.collection, filter);
-        let row = D::prepare(&sql)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(D::map_error)?;
-        let count = D::record(&row, &count_field())?;
-        Ok(count
-            .get("count")
-            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
-            .unwrap_or(0))
-    }
-
-    async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
-        let mut tx = self.pool.begin().await.map_err(D::map_error)?;
+    /// Inserts every row in one transaction on `conn`.
+    async fn create_on(
+        &self,
+        conn: &mut <D::Db as Database>::Connection,
+        rows: &[WriteValues],
+    ) -> Result<Vec<Record>> {
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(D::map_error)?;
         let mut out = Vec::with_capacity(rows.len());
         for values in rows {
             if D::RETURNING {
@@ -215,18 +242,15 @@ where
         Ok(out)
     }
 
-    async fn update(&self, filter: Option<&Filter>, values: &WriteValues) -> Result<Vec<Record>> {
-        let select = |filter: Option<Filter>| FindOptions {
-            filter,
-            ..FindOptions::default()
-        };
-        if values.is_empty() {
-            let mut rows = self.find(&select(filter.cloned())).await?;
-            self.sort_by_key(&mut rows);
-            return Ok(rows);
-        }
+    /// Updates on `conn`: in one statement where `RETURNING` exists, else by noting the
+    /// matching keys, updating, and reading those rows back in one transaction.
+    async fn update_on(
+        &self,
+        conn: &mut <D::Db as Database>::Connection,
+        filter: Option<&Filter>,
+        values: &WriteValues,
+    ) -> Result<Vec<Record>> {
         if D::RETURNING {
-            // One statement: the rows are matched, written and read back atomically.
             let sql = compile::update(
                 D::DIALECT,
                 &self.collection,
@@ -234,64 +258,99 @@ where
                 filter,
                 Some(&self.visible),
             );
-            let rows = D::prepare(&sql)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(D::map_error)?;
-            let mut records = rows
-                .iter()
-                .map(|r| D::record(r, &self.visible))
-                .collect::<Result<Vec<_>>>()?;
-            self.sort_by_key(&mut records);
-            return Ok(records);
+            return self.fetch(conn, &sql, &self.visible).await;
         }
-        // Without RETURNING: note the matching keys, update, and read those rows back, in
-        // one transaction so no other write slips between.
-        let mut tx = self.pool.begin().await.map_err(D::map_error)?;
+        let mut tx = sqlx::Connection::begin(conn).await.map_err(D::map_error)?;
         let find_keys = FindOptions {
             filter: filter.cloned(),
             fields: Some(self.keys.clone()),
             ..FindOptions::default()
         };
         let sql = compile::select(D::DIALECT, &self.collection, &find_keys);
-        let key_rows = D::prepare(&sql)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(D::map_error)?
-            .iter()
-            .map(|r| D::record(r, &self.keys))
-            .collect::<Result<Vec<_>>>()?;
+        let key_rows = self.fetch(&mut tx, &sql, &self.keys).await?;
         let sql = compile::update(D::DIALECT, &self.collection, values, filter, None);
         D::prepare(&sql)
             .execute(&mut *tx)
             .await
             .map_err(D::map_error)?;
-        let mut records = match self.key_filter(&key_rows) {
+        let records = match self.key_filter(&key_rows) {
             Some(by_key) => {
-                let mut options = select(Some(by_key));
-                manifold_core::query::add_key_tiebreaker(&self.collection, &mut options.sort);
+                let options = FindOptions {
+                    filter: Some(by_key),
+                    ..FindOptions::default()
+                };
                 let sql = compile::select(D::DIALECT, &self.collection, &options);
-                D::prepare(&sql)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(D::map_error)?
-                    .iter()
-                    .map(|r| D::record(r, &self.visible))
-                    .collect::<Result<Vec<_>>>()?
+                self.fetch(&mut tx, &sql, &self.visible).await?
             }
             None => Vec::new(),
         };
         tx.commit().await.map_err(D::map_error)?;
+        Ok(records)
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: SqlxDriver> Repository for SqlxRepository<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
+{
+    fn collection(&self) -> &Arc<Collection> {
+        &self.collection
+    }
+
+    async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
+        let sql = compile::select(D::DIALECT, &self.collection, options);
+        let fields = compile::selected_fields(&self.collection, options);
+        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let outcome = self.fetch(checkout.connection()?, &sql, &fields).await;
+        checkout.finish();
+        outcome
+    }
+
+    async fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        let sql = compile::count(D::DIALECT, &self.collection, filter);
+        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let outcome = self
+            .fetch(checkout.connection()?, &sql, &count_field())
+            .await;
+        checkout.finish();
+        let count = outcome?.pop().unwrap_or_default();
+        Ok(count
+            .get("count")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .unwrap_or(0))
+    }
+
+    async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
+        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let outcome = self.create_on(checkout.connection()?, rows).await;
+        checkout.finish();
+        outcome
+    }
+
+    async fn update(&self, filter: Option<&Filter>, values: &WriteValues) -> Result<Vec<Record>> {
+        let mut records = if values.is_empty() {
+            let options = FindOptions {
+                filter: filter.cloned(),
+                ..FindOptions::default()
+            };
+            self.find(&options).await?
+        } else {
+            let mut checkout = Checkout::of::<D>(&self.pool).await?;
+            let outcome = self.update_on(checkout.connection()?, filter, values).await;
+            checkout.finish();
+            outcome?
+        };
         self.sort_by_key(&mut records);
         Ok(records)
     }
 
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::delete(D::DIALECT, &self.collection, filter);
-        let done = D::prepare(&sql)
-            .execute(&self.pool)
-            .await
-            .map_err(D::map_error)?;
-        Ok(D::rows_affected(&done))
+        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let outcome = D::prepare(&sql).execute(checkout.connection()?).await;
+        checkout.finish();
+        Ok(D::rows_affected(&outcome.map_err(D::map_error)?))
     }
 }

@@ -24,7 +24,9 @@ fn declared_type(field: &FieldDefinition) -> String {
         FieldType::DateTime => "DATETIME".into(),
         FieldType::DateTimeNoTz => "TIMESTAMP WITHOUT TIME ZONE".into(),
         FieldType::Time => "TIME".into(),
-        FieldType::Json => "JSON".into(),
+        // "TEXT" in the name gives the column text affinity; plain JSON would be NUMERIC,
+        // and SQLite would turn a bare JSON number into a lossy REAL.
+        FieldType::Json => "JSON_TEXT".into(),
         FieldType::Array => "ARRAY".into(),
         FieldType::Uuid => "UUID".into(),
         FieldType::Binary => "BLOB".into(),

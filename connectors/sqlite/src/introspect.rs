@@ -31,7 +31,7 @@ pub fn field_type(declared: &str) -> FieldType {
         }
         "timestamp without time zone" => FieldType::DateTimeNoTz,
         "time" => FieldType::Time,
-        "json" | "jsonb" => FieldType::Json,
+        "json" | "jsonb" | "json_text" => FieldType::Json,
         "array" => FieldType::Array,
         "uuid" => FieldType::Uuid,
         "blob" | "binary" | "varbinary" => FieldType::Binary,

@@ -89,8 +89,10 @@ impl Middleware for DataSourceRouter {
                 abbreviate(raw)
             )));
         }
+        let query_key_empty = matches!(incoming.get("filterByTk"), None | Some(Json::Null))
+            || incoming.get("filterByTk").and_then(Json::as_str) == Some("");
         if let Some(index) = &path.resource_index
-            && !incoming.contains_key("filterByTk")
+            && query_key_empty
         {
             incoming.insert("filterByTk".into(), Json::String(index.clone()));
         }

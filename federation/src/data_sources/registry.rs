@@ -134,8 +134,14 @@ impl Registry {
     }
 
     /// SQLite sources registered over HTTP live under the data directory: a relative
-    /// `path` without `..`, so a client cannot open arbitrary files on the server.
+    /// `path` without `..`, so a client cannot open arbitrary files on the server. Only
+    /// `path` and `maxConnections` are passed on; a `url` would bypass the check.
     fn sqlite_options(&self, options: &Json) -> Result<Json> {
+        if options.get("url").is_some() {
+            return Err(Error::bad_request(
+                "options.url is not accepted for sqlite sources registered over HTTP; give a relative options.path",
+            ));
+        }
         let path = options.get("path").and_then(Json::as_str).ok_or_else(|| {
             Error::bad_request("options.path: a relative file name is required for sqlite")
         })?;
@@ -149,8 +155,10 @@ impl Registry {
                 "options.path: {path:?} must be a relative path without `..`; it is placed under the data directory"
             )));
         }
-        let mut resolved = options.clone();
-        resolved["path"] = json!(self.sqlite_root.join(relative));
+        let mut resolved = json!({ "path": self.sqlite_root.join(relative) });
+        if let Some(n) = options.get("maxConnections") {
+            resolved["maxConnections"] = n.clone();
+        }
         Ok(resolved)
     }
 
@@ -297,6 +305,17 @@ impl Registry {
     /// Re-reads the schema of a loaded source, or retries a failed one, in the background.
     /// Answers the status right after the decision (`reloading` when work was started).
     pub async fn refresh(self: &Arc<Self>, key: &str) -> Result<DataSourceStatus> {
+        if key == "main"
+            && let Some(main) = self.manager.get("main")
+        {
+            // Main has no record and always serves; re-reading its schema is all there is.
+            tokio::spawn(async move {
+                if let Err(e) = main.refresh().await {
+                    tracing::warn!(error = %e.message(), "refreshing main failed");
+                }
+            });
+            return Ok(DataSourceStatus::Reloading);
+        }
         let record = self
             .get(key)
             .await?

@@ -69,7 +69,12 @@ fn page(params: &Params, items: Vec<Json>) -> Result<Answer> {
         return Ok((Json::Array(items), None));
     }
     let page = params.positive_integer("page")?.unwrap_or(1);
-    let page_size = params.positive_integer("pageSize")?.unwrap_or(20).min(1000);
+    let page_size = params.positive_integer("pageSize")?.unwrap_or(20);
+    if page_size > 1000 {
+        return Err(Error::bad_request(format!(
+            "pageSize {page_size} is larger than the maximum of 1000"
+        )));
+    }
     let count = items.len() as u64;
     let start = ((page - 1) * page_size).min(count) as usize;
     let rows: Vec<Json> = items
