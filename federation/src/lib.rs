@@ -23,6 +23,8 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let manager = DataSourceManager::new();
     manager.register_factory(Arc::new(SqliteFactory));
     manager.register_factory(Arc::new(manifold_postgres::PostgresFactory));
+    manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mysql()));
+    manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mariadb()));
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);

@@ -289,13 +289,18 @@ pub fn record(row: &MySqlRow, fields: &[FieldRef]) -> Result<Record> {
     Ok(out)
 }
 
-/// A cell sqlx could not decode as its type (a zero date, a TIME past 24h read as a time
-/// of day…): its text if it has one, else null, and a warning either way.
+/// A cell sqlx could not decode as its type (a date with a zero month, say): its text when
+/// the server sent text, else null, and a warning either way. Prepared statements send
+/// dates and times as binary structs, whose bytes are not text even when they are UTF-8,
+/// so only printable bytes count as text.
 fn fallback(raw: MySqlValueRef<'_>, f: &FieldRef, e: &BoxDynError) -> Json {
     let type_name = raw.type_info().name().to_owned();
     tracing::warn!(field = %f.name, column_type = %type_name, error = %e, "undecodable mysql value");
-    match <&str as Decode<MySql>>::decode(raw) {
-        Ok(s) => Json::String(s.to_owned()),
+    match <&[u8] as Decode<MySql>>::decode(raw) {
+        Ok(bytes) => match std::str::from_utf8(bytes) {
+            Ok(s) if !s.chars().any(char::is_control) => Json::String(s.to_owned()),
+            _ => Json::Null,
+        },
         Err(_) => Json::Null,
     }
 }

@@ -14,9 +14,6 @@ use sqlx::mysql::MySqlRow;
 use crate::codec::text_at;
 use crate::error::map_sqlx;
 
-/// Tables Manifold keeps for itself and never serves as resources.
-pub const INTERNAL_PREFIX: &str = "_manifold";
-
 /// The column comment with which Manifold marks a column whose field type the MySQL type
 /// alone cannot tell (`manifold:datetime`, `manifold:boolean`, `manifold:uuid`,
 /// `manifold:array`), so a collection it created keeps its types across a restart.
@@ -161,9 +158,6 @@ async fn read(
     .await?;
     for row in &rows {
         let name = required(row, 0)?;
-        if name.starts_with(INTERNAL_PREFIX) {
-            continue;
-        }
         let kind = required(row, 1)?;
         tables.insert(
             name,

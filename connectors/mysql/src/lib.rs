@@ -71,7 +71,9 @@ fn session_settings(flavor: ServerFlavor, sql_mode: &str, statement_timeout: Dur
     )
 }
 
-fn first_text(row: &sqlx::mysql::MySqlRow, i: usize) -> std::result::Result<String, sqlx::Error> {
+/// Column `i` as text, read from its bytes: server variables arrive as text or binary
+/// strings depending on the server and version.
+fn text_column(row: &sqlx::mysql::MySqlRow, i: usize) -> std::result::Result<String, sqlx::Error> {
     let raw = row.try_get_raw(i)?;
     let bytes = <&[u8] as Decode<MySql>>::decode(raw).map_err(sqlx::Error::Decode)?;
     Ok(String::from_utf8_lossy(bytes).into_owned())
@@ -85,8 +87,8 @@ async fn configure_session(
     let row = sqlx::query("SELECT VERSION(), @@SESSION.sql_mode")
         .fetch_one(&mut *conn)
         .await?;
-    let flavor = ServerFlavor::from_version(&first_text(&row, 0)?);
-    let sql_mode = first_text(&row, 1)?;
+    let flavor = ServerFlavor::from_version(&text_column(&row, 0)?);
+    let sql_mode = text_column(&row, 1)?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(session_settings(
         flavor,
         &sql_mode,
@@ -137,7 +139,7 @@ impl MySqlConnector {
                 other => map_sqlx(other),
             })?;
         let version: String = match sqlx::query("SELECT VERSION()").fetch_one(&pool).await {
-            Ok(row) => first_text(&row, 0).map_err(map_sqlx)?,
+            Ok(row) => text_column(&row, 0).map_err(map_sqlx)?,
             Err(e) => {
                 pool.close().await;
                 return Err(map_sqlx(e));

@@ -180,11 +180,18 @@ fn compared(b: &mut SqlBuilder, f: &FieldRef) {
 
 /// A value compared with `f`. PostgreSQL would widen a `real` column to double and compare
 /// with the exact double, so `real = 0.1` never held; the value is narrowed instead.
+/// MySQL 8 compares a native JSON column with text as text, so JSON operands are cast.
 fn operand(b: &mut SqlBuilder, f: &FieldRef, v: &Value) {
-    if b.dialect() == Dialect::Postgres && f.field_type == FieldType::Float {
-        b.push("CAST(").bind(v.clone()).push(" AS REAL)");
-    } else {
-        b.bind(v.clone());
+    match (b.dialect(), f.field_type) {
+        (Dialect::Postgres, FieldType::Float) => {
+            b.push("CAST(").bind(v.clone()).push(" AS REAL)");
+        }
+        (Dialect::MySql, FieldType::Json) => {
+            b.push("CAST(").bind(v.clone()).push(" AS JSON)");
+        }
+        _ => {
+            b.bind(v.clone());
+        }
     }
 }
 
