@@ -12,8 +12,9 @@
 
 use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::error::{Error, Result};
-use manifold_core::schema::FieldType;
+use manifold_core::schema::{FieldType, TableName};
 use manifold_core::value::Value;
+use manifold_sql::ddl::{self, ColumnWriter};
 use manifold_sql::{Dialect, SqlBuilder};
 
 use crate::introspect::TYPE_MARKER;
@@ -162,39 +163,31 @@ fn column(field: &FieldDefinition, inline_key: bool) -> Result<String> {
     Ok(col.finish().text)
 }
 
+/// Writes MySQL columns.
+pub struct MySqlColumns;
+
+impl ColumnWriter for MySqlColumns {
+    fn dialect(&self) -> Dialect {
+        Dialect::MySql
+    }
+
+    fn id_column(&self) -> String {
+        "`id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY".into()
+    }
+
+    fn column(&self, field: &FieldDefinition, inline_key: bool) -> Result<String> {
+        column(field, inline_key)
+    }
+
+    fn table_options(&self) -> &str {
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    }
+}
+
 /// The `CREATE TABLE` statement for `definition` (already validated by the core), or a 400
 /// for what MySQL cannot store as asked.
 pub fn create_table(definition: &CollectionDefinition) -> Result<String> {
-    let keys: Vec<&FieldDefinition> = definition.fields.iter().filter(|f| f.primary_key).collect();
-    let mut columns: Vec<String> = Vec::new();
-    if definition.auto_gen_id {
-        columns.push("`id` BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY".into());
-    }
-    for field in &definition.fields {
-        let inline_key = field.primary_key && keys.len() == 1 && !definition.auto_gen_id;
-        columns.push(column(field, inline_key)?);
-    }
-    if definition.timestamps {
-        for name in ["createdAt", "updatedAt"] {
-            let mut ts = FieldDefinition::new(name, FieldType::DateTime);
-            ts.allow_null = true;
-            columns.push(column(&ts, false)?);
-        }
-    }
-    if keys.len() > 1 && !definition.auto_gen_id {
-        let mut pk = SqlBuilder::new(Dialect::MySql);
-        pk.push("PRIMARY KEY (");
-        pk.join(&keys, ", ", |b, f| {
-            b.ident(&f.name);
-        });
-        pk.push(")");
-        columns.push(pk.finish().text);
-    }
-    let mut b = SqlBuilder::new(Dialect::MySql);
-    b.push("CREATE TABLE ").ident(&definition.name).push(" (");
-    b.push(&columns.join(", "))
-        .push(") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
-    Ok(b.finish().text)
+    ddl::create_table(&MySqlColumns, &TableName::new(&definition.name), definition)
 }
 
 #[cfg(test)]

@@ -184,17 +184,18 @@ impl Connector for MySqlConnector {
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
-        let mut b = manifold_sql::SqlBuilder::new(manifold_sql::Dialect::MySql);
-        b.push(if collection.is_view {
-            "DROP VIEW "
-        } else {
-            "DROP TABLE "
+        let text = manifold_sql::ddl::drop_table(
+            manifold_sql::Dialect::MySql,
+            collection.table(),
+            collection.is_view,
+        );
+        codec::prepare(&manifold_sql::Sql {
+            text,
+            params: Vec::new(),
         })
-        .table(collection.table());
-        codec::prepare(&b.finish())
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
         Ok(())
     }
 

@@ -328,7 +328,7 @@ impl Connector for PostgresConnector {
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
         // DDL is transactional in PostgreSQL: the table and its comments appear together.
         let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        let statements = std::iter::once(ddl::create_table(definition, &self.schema))
+        let statements = std::iter::once(ddl::create_table(definition, &self.schema)?)
             .chain(ddl::array_comments(definition, &self.schema));
         for text in statements {
             prepare(&Sql {

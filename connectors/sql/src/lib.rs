@@ -8,6 +8,7 @@
 
 mod builder;
 pub mod compile;
+pub mod ddl;
 mod dialect;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_repository;

@@ -1,9 +1,12 @@
 //! `CREATE TABLE` for a collection definition, in SQLite's type names.
 
 use manifold_core::connector::{CollectionDefinition, FieldDefinition};
+use manifold_core::error::Result;
 use manifold_core::schema::FieldType;
+use manifold_core::schema::TableName;
 use manifold_core::value::{Value, format_instant};
-use manifold_sql::{Dialect, SqlBuilder};
+use manifold_sql::Dialect;
+use manifold_sql::ddl::{self, ColumnWriter, standard_column};
 
 /// The declared type Manifold writes for `field`; [`crate::introspect::field_type`] reads
 /// it back to the same field type.
@@ -56,47 +59,36 @@ fn literal(value: &Value) -> String {
     }
 }
 
+/// Writes SQLite columns.
+pub struct SqliteColumns;
+
+impl ColumnWriter for SqliteColumns {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn id_column(&self) -> String {
+        "\"id\" INTEGER PRIMARY KEY AUTOINCREMENT".into()
+    }
+
+    fn column(&self, field: &FieldDefinition, inline_key: bool) -> Result<String> {
+        Ok(standard_column(
+            Dialect::Sqlite,
+            field,
+            inline_key,
+            &declared_type(field),
+            field.default_value.as_ref().map(literal),
+        ))
+    }
+}
+
 /// The `CREATE TABLE` statement for `definition` (already validated by the core).
-pub fn create_table(definition: &CollectionDefinition) -> String {
-    let mut b = SqlBuilder::new(Dialect::Sqlite);
-    b.push("CREATE TABLE ").ident(&definition.name).push(" (");
-    let mut columns: Vec<String> = Vec::new();
-    let keys: Vec<&FieldDefinition> = definition.fields.iter().filter(|f| f.primary_key).collect();
-    if definition.auto_gen_id {
-        columns.push("\"id\" INTEGER PRIMARY KEY AUTOINCREMENT".into());
-    }
-    for field in &definition.fields {
-        let mut col = SqlBuilder::new(Dialect::Sqlite);
-        col.ident(&field.name).push(" ").push(&declared_type(field));
-        if field.primary_key && keys.len() == 1 && !definition.auto_gen_id {
-            col.push(" PRIMARY KEY");
-        }
-        if !field.allow_null {
-            col.push(" NOT NULL");
-        }
-        if field.unique && !field.primary_key {
-            col.push(" UNIQUE");
-        }
-        if let Some(default) = &field.default_value {
-            col.push(" DEFAULT ").push(&literal(default));
-        }
-        columns.push(col.finish().text);
-    }
-    if definition.timestamps {
-        columns.push("\"createdAt\" DATETIME".into());
-        columns.push("\"updatedAt\" DATETIME".into());
-    }
-    if keys.len() > 1 && !definition.auto_gen_id {
-        let mut pk = SqlBuilder::new(Dialect::Sqlite);
-        pk.push("PRIMARY KEY (");
-        pk.join(&keys, ", ", |b, f| {
-            b.ident(&f.name);
-        });
-        pk.push(")");
-        columns.push(pk.finish().text);
-    }
-    b.push(&columns.join(", ")).push(")");
-    b.finish().text
+pub fn create_table(definition: &CollectionDefinition) -> Result<String> {
+    ddl::create_table(
+        &SqliteColumns,
+        &TableName::new(&definition.name),
+        definition,
+    )
 }
 
 #[cfg(test)]
@@ -116,7 +108,7 @@ mod tests {
             fields: vec![title, status],
         };
         assert_eq!(
-            create_table(&def),
+            create_table(&def).expect("valid"),
             "CREATE TABLE \"posts\" (\"id\" INTEGER PRIMARY KEY AUTOINCREMENT, \"title\" VARCHAR(255) NOT NULL, \"status\" VARCHAR(255) DEFAULT 'it''s draft', \"createdAt\" DATETIME, \"updatedAt\" DATETIME)"
         );
     }

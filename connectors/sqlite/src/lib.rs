@@ -110,7 +110,7 @@ impl Connector for SqliteConnector {
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
         codec::prepare(&manifold_sql::Sql {
-            text: ddl::create_table(definition),
+            text: ddl::create_table(definition)?,
             params: Vec::new(),
         })
         .execute(&self.pool)
@@ -120,17 +120,18 @@ impl Connector for SqliteConnector {
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
-        let mut b = manifold_sql::SqlBuilder::new(manifold_sql::Dialect::Sqlite);
-        b.push(if collection.is_view {
-            "DROP VIEW "
-        } else {
-            "DROP TABLE "
+        let text = manifold_sql::ddl::drop_table(
+            manifold_sql::Dialect::Sqlite,
+            collection.table(),
+            collection.is_view,
+        );
+        codec::prepare(&manifold_sql::Sql {
+            text,
+            params: Vec::new(),
         })
-        .table(collection.table());
-        codec::prepare(&b.finish())
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
+        .execute(&self.pool)
+        .await
+        .map_err(map_sqlx)?;
         Ok(())
     }
 
