@@ -6,6 +6,10 @@
 //! Any problem is a 400 whose message names the path inside the filter
 //! (`filter.score.$gt: expected an integer, got "abc"`).
 
+mod eval;
+
+pub use eval::{compare_records, matches};
+
 use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
 use serde_json::{Map, Value as Json};
 
