@@ -84,7 +84,12 @@ fn bench(c: &mut Criterion) {
             compile::select(Dialect::Postgres, &collection, &o)
         })
     });
-    for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite, Dialect::Mssql] {
+    for dialect in [
+        Dialect::Postgres,
+        Dialect::MySql,
+        Dialect::Sqlite,
+        Dialect::Mssql,
+    ] {
         c.bench_function(&format!("compile 20-condition select ({dialect:?})"), |b| {
             b.iter(|| compile::select(dialect, black_box(&collection), black_box(&options)))
         });

@@ -50,14 +50,27 @@ fn hostile() -> impl Strategy<Value = String> {
         Just("); DROP TABLE posts; --".to_owned()),
         "\\PC{0,6}",
     ];
-    proptest::collection::vec(pieces, 0..6).prop_map(|p| format!("{}{MARK}{}", p.join(""), p.join("")))
+    proptest::collection::vec(pieces, 0..6)
+        .prop_map(|p| format!("{}{MARK}{}", p.join(""), p.join("")))
 }
 
 fn operator() -> impl Strategy<Value = &'static str> {
     proptest::sample::select(
         &[
-            "$eq", "$ne", "$in", "$notIn", "$gt", "$gte", "$lt", "$lte", "$includes",
-            "$notIncludes", "$startsWith", "$notStartsWith", "$endWith", "$notEndWith",
+            "$eq",
+            "$ne",
+            "$in",
+            "$notIn",
+            "$gt",
+            "$gte",
+            "$lt",
+            "$lte",
+            "$includes",
+            "$notIncludes",
+            "$startsWith",
+            "$notStartsWith",
+            "$endWith",
+            "$notEndWith",
         ][..],
     )
 }
@@ -129,9 +142,18 @@ proptest! {
 fn a_json_filter_value_is_bound_too() {
     let c = collection();
     let value = Json::String(format!("'{MARK}"));
-    let parsed = parse_filter(&c, &json!({ "meta": { "$eq": { "a": value } } })).expect("json equality");
-    let options = FindOptions { filter: parsed, ..FindOptions::default() };
-    for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite, Dialect::Mssql] {
+    let parsed =
+        parse_filter(&c, &json!({ "meta": { "$eq": { "a": value } } })).expect("json equality");
+    let options = FindOptions {
+        filter: parsed,
+        ..FindOptions::default()
+    };
+    for dialect in [
+        Dialect::Postgres,
+        Dialect::MySql,
+        Dialect::Sqlite,
+        Dialect::Mssql,
+    ] {
         assert!(!compile::select(dialect, &c, &options).text.contains(MARK));
     }
 }

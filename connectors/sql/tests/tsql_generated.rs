@@ -1,0 +1,213 @@
+//! The T-SQL the compiler writes for SQL Server, checked without a server (none can be
+//! had here): exact snapshots of representative statements, and every statement for every
+//! operator parsed by sqlparser's `MsSqlDialect` and free of `LIMIT`.
+
+use manifold_core::filter::{FieldRef, parse_filter};
+use manifold_core::params::Params;
+use manifold_core::query::FindOptions;
+use manifold_core::repository::WriteValues;
+use manifold_core::schema::{Collection, Field, FieldType, TableName};
+use manifold_core::value::Value;
+use manifold_sql::{Dialect, Sql, compile};
+use serde_json::{Value as Json, json};
+use sqlparser::dialect::MsSqlDialect;
+use sqlparser::parser::Parser;
+
+fn orders() -> Collection {
+    let mut id = Field::new("id", FieldType::BigInt);
+    id.primary_key = true;
+    Collection::new(
+        "orders",
+        TableName {
+            schema: Some("sales".into()),
+            name: "orders".into(),
+        },
+        vec![
+            id,
+            Field::new("customer", FieldType::String),
+            Field::new("total", FieldType::Decimal),
+            Field::new("paid", FieldType::Boolean),
+            Field::new("at", FieldType::DateTime),
+            Field::new("day", FieldType::Date),
+            Field::new("tags", FieldType::Array),
+        ],
+    )
+    .expect("valid")
+}
+
+fn find(filter: Json, params: Json, limit: Option<u64>, offset: Option<u64>) -> FindOptions {
+    let c = orders();
+    let params = Params::from_map(params.as_object().cloned().unwrap_or_default());
+    let mut o = FindOptions::from_params(&c, &params).expect("valid params");
+    o.filter = parse_filter(&c, &filter).expect("valid filter");
+    o.limit = limit;
+    o.offset = offset;
+    o
+}
+
+/// Parses `sql` as T-SQL and checks it has no `LIMIT`.
+fn assert_tsql(sql: &Sql) {
+    let parsed = Parser::parse_sql(&MsSqlDialect {}, &sql.text);
+    assert!(
+        parsed.is_ok(),
+        "not T-SQL ({:?}): {}",
+        parsed.err(),
+        sql.text
+    );
+    assert!(
+        !sql.text.to_uppercase().contains("LIMIT"),
+        "LIMIT in T-SQL: {}",
+        sql.text
+    );
+}
+
+#[test]
+fn a_page_is_offset_fetch_after_an_order_by() {
+    let c = orders();
+    let sql = compile::select(
+        Dialect::Mssql,
+        &c,
+        &find(
+            json!({"total": {"$gt": "10.5"}}),
+            json!({"sort": "-at"}),
+            Some(20),
+            Some(40),
+        ),
+    );
+    assert_eq!(
+        sql.text,
+        "SELECT [id], [customer], [total], [paid], [at], [day], [tags] FROM [sales].[orders] \
+         WHERE [total] > @P1 \
+         ORDER BY CASE WHEN [at] IS NULL THEN 1 ELSE 0 END, [at] DESC, \
+         CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC \
+         OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
+    );
+    assert_eq!(sql.params, vec![Value::Decimal("10.5".into())]);
+    assert_tsql(&sql);
+
+    // Without a sort there is still an ORDER BY, which OFFSET … FETCH requires.
+    let mut unsorted = find(json!({}), json!({}), Some(5), None);
+    unsorted.sort.clear();
+    let sql = compile::select(Dialect::Mssql, &c, &unsorted);
+    assert!(
+        sql.text
+            .ends_with("ORDER BY (SELECT NULL) OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY"),
+        "{}",
+        sql.text
+    );
+    assert_tsql(&sql);
+}
+
+#[test]
+fn writes_return_rows_with_output_inserted() {
+    let c = orders();
+    let all: Vec<FieldRef> = c.fields().iter().map(FieldRef::new).collect();
+    let customer = FieldRef::new(c.field("customer").expect("customer"));
+    let values = WriteValues(vec![(customer, Value::Text("Ann".into()))]);
+    let insert = compile::insert(Dialect::Mssql, &c, &values, Some(&all));
+    assert_eq!(
+        insert.text,
+        "INSERT INTO [sales].[orders] ([customer]) OUTPUT INSERTED.[id], INSERTED.[customer], \
+         INSERTED.[total], INSERTED.[paid], INSERTED.[at], INSERTED.[day], INSERTED.[tags] VALUES (@P1)"
+    );
+    assert_tsql(&insert);
+    let filter = parse_filter(&c, &json!({"id": 3})).expect("valid");
+    let update = compile::update(
+        Dialect::Mssql,
+        &c,
+        &values,
+        filter.as_ref(),
+        Some(&all[..2]),
+    );
+    assert_eq!(
+        update.text,
+        "UPDATE [sales].[orders] SET [customer] = @P1 OUTPUT INSERTED.[id], INSERTED.[customer] WHERE [id] = @P2"
+    );
+    assert_tsql(&update);
+    let delete = compile::delete(Dialect::Mssql, &c, filter.as_ref());
+    assert_eq!(delete.text, "DELETE FROM [sales].[orders] WHERE [id] = @P1");
+    assert_tsql(&delete);
+    assert_tsql(&compile::insert(
+        Dialect::Mssql,
+        &c,
+        &WriteValues::default(),
+        None,
+    ));
+}
+
+#[test]
+fn every_operator_compiles_to_parseable_tsql() {
+    let c = orders();
+    let filters = [
+        json!({"customer": "a"}),
+        json!({"customer": {"$ne": "a"}}),
+        json!({"customer": {"$in": ["a", "b"]}}),
+        json!({"customer": {"$notIn": ["a"]}}),
+        json!({"customer": {"$in": []}}),
+        json!({"customer": {"$notIn": []}}),
+        json!({"total": {"$gte": "1", "$lt": "9"}}),
+        json!({"total": {"$between": ["1", "2"]}}),
+        json!({"total": {"$notBetween": ["1", "2"]}}),
+        json!({"customer": {"$includes": ["50%", "a_b", "[x]"]}}),
+        json!({"customer": {"$notIncludes": "x"}}),
+        json!({"customer": {"$startsWith": "a"}}),
+        json!({"customer": {"$notEndWith": "z"}}),
+        json!({"customer": {"$empty": true}}),
+        json!({"total": {"$notEmpty": true}}),
+        json!({"paid": {"$isTruly": true}}),
+        json!({"paid": {"$isFalsy": true}}),
+        json!({"customer": null}),
+        json!({"customer": {"$ne": null}}),
+        json!({"at": {"$dateOn": "2023-01"}}),
+        json!({"at": {"$dateNotOn": "2023"}}),
+        json!({"day": {"$dateBefore": "2023-01-12T12"}}),
+        json!({"tags": {"$anyOf": ["a", 1]}}),
+        json!({"tags": {"$noneOf": ["a"]}}),
+        json!({"tags": {"$match": ["a", "b"]}}),
+        json!({"tags": {"$notMatch": ["a"]}}),
+        json!({"tags": {"$arrayEmpty": true}}),
+        json!({"tags": {"$arrayNotEmpty": true}}),
+        json!({"$or": [{"customer": "a"}, {"$and": [{"total": {"$gt": "1"}}, {"paid": true}]}]}),
+    ];
+    for filter in filters {
+        let options = find(
+            filter.clone(),
+            json!({"sort": "customer"}),
+            Some(10),
+            Some(0),
+        );
+        for sql in [
+            compile::select(Dialect::Mssql, &c, &options),
+            compile::count(Dialect::Mssql, &c, options.filter.as_ref()),
+            compile::delete(Dialect::Mssql, &c, options.filter.as_ref()),
+        ] {
+            assert_tsql(&sql);
+            assert!(
+                sql.text.contains("@P") || sql.params.is_empty(),
+                "{filter}: {}",
+                sql.text
+            );
+        }
+    }
+}
+
+#[test]
+fn like_operands_escape_brackets_for_sql_server() {
+    let c = orders();
+    let sql = compile::select(
+        Dialect::Mssql,
+        &c,
+        &find(
+            json!({"customer": {"$includes": "[a]%"}}),
+            json!({}),
+            None,
+            None,
+        ),
+    );
+    assert!(
+        sql.text.contains("[customer] LIKE @P1 ESCAPE '\\'"),
+        "{}",
+        sql.text
+    );
+    assert_eq!(sql.params, vec![Value::Text("%\\[a]\\%%".into())]);
+}
