@@ -2,7 +2,8 @@
 # Installs and starts what the tests need, then runs every test. CI runs exactly this.
 #
 # Needs: curl (the README test), PostgreSQL and MariaDB on 127.0.0.1 (the connector and
-# end-to-end suites). SQLite needs nothing: sqlx bundles it. A server that cannot be
+# end-to-end suites), SecantusDB in .venv-mongo (the MongoDB connector). SQLite needs
+# nothing: sqlx bundles it. A server that cannot be
 # started makes its tests fail; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -73,5 +74,15 @@ if ! have mariadb || ! my_ok >/dev/null 2>&1; then
 fi
 export MANIFOLD_TEST_MYSQL_URL=$my_url
 say "MariaDB at ${my_url%%@*}@…"
+
+# --- MongoDB wire protocol: SecantusDB --------------------------------------------------
+# The MongoDB connector's tests start their own in-memory server from this venv.
+if [ ! -x .venv-mongo/bin/secantusd-py ]; then
+  have python3 || apt_install python3 python3-venv
+  python3 -m venv .venv-mongo
+  .venv-mongo/bin/pip install -q 'SecantusDB==0.7.0b3'
+fi
+export MANIFOLD_SECANTUSD=${MANIFOLD_SECANTUSD:-$PWD/.venv-mongo/bin/secantusd-py}
+say "SecantusDB at $MANIFOLD_SECANTUSD"
 
 cargo test --workspace --locked

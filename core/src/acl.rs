@@ -232,11 +232,10 @@ impl Middleware for PermissionCheck {
                 .unwrap_or("anonymous");
             let action = ctx.action()?;
             // Association requests are checked against the target collection.
-            let resource = action
-                .resource_name
-                .rsplit('.')
-                .next()
-                .unwrap_or(&action.resource_name);
+            let resource = match &action.association {
+                Some(scope) => scope.association.target.as_str(),
+                None => &action.resource_name,
+            };
             if !acl.can(role, resource, &action.action_name) {
                 return Err(Error::forbidden("No permissions"));
             }

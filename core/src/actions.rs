@@ -9,15 +9,21 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
+use crate::appends::{self, Shape};
+use crate::context::AssociationScope;
 use crate::context::Context;
 use crate::data_source::DataSource;
 use crate::error::{Error, Result};
-use crate::filter::{self, Filter, FilterContext, key_filter, parse_filter_in};
+use crate::filter::{
+    self, Condition, FieldRef, Filter, FilterContext, Predicate, key_filter, parse_filter_in,
+};
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
 use crate::query::FindOptions;
 use crate::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
+use crate::schema::AssociationKind;
 use crate::schema::Collection;
+use crate::value::Value;
 
 /// Registers the built-in actions as global handlers of `source`'s resource manager.
 pub fn register_default_actions(source: &DataSource) {
@@ -88,6 +94,17 @@ struct Target {
     params: Params,
     source: Option<Arc<DataSource>>,
     filter_context: FilterContext,
+    association: Option<AssociationScope>,
+}
+
+/// Which target rows an association request may see.
+enum Scoped {
+    /// All of them (`/api/posts/_/tags`, or no association at all).
+    Unscoped,
+    /// None: the source does not exist or links to nothing.
+    Nothing,
+    /// Those matching this filter.
+    Only(Filter),
 }
 
 impl Target {
@@ -97,6 +114,95 @@ impl Target {
             params: ctx.action()?.params.clone(),
             source: ctx.data_source.clone(),
             filter_context: ctx.filter_context()?,
+            association: ctx.action()?.association.clone(),
+        })
+    }
+
+    /// Refuses writes through an association, which need several statements in one
+    /// transaction across tables (not built yet).
+    fn direct_only(&self) -> Result<()> {
+        match &self.association {
+            Some(scope) => Err(Error::bad_request(format!(
+                "writing through association {}.{} is not supported yet; write to collection {} directly",
+                scope.source.name(),
+                scope.association.name,
+                scope.association.target
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The rows the association request may see, reading the source row or the junction
+    /// when the path's key is not enough.
+    async fn scoped(&self) -> Result<Scoped> {
+        let Some(scope) = &self.association else {
+            return Ok(Scoped::Unscoped);
+        };
+        if scope.source_id == "_" {
+            return Ok(Scoped::Unscoped);
+        }
+        let a = &scope.association;
+        let target = self.collection();
+        let own_column = match a.kind {
+            AssociationKind::BelongsTo => &a.foreign_key,
+            _ => &a.source_key,
+        };
+        let Some(own) = source_value(scope, own_column).await? else {
+            return Ok(Scoped::Nothing);
+        };
+        let condition = |column: &str, predicate: Predicate| -> Result<Filter> {
+            let field = target.require_field(column, "association")?;
+            Ok(Filter::Condition(Condition {
+                field: FieldRef::new(field),
+                predicate,
+            }))
+        };
+        let coerce = |column: &str, v: &Json| -> Result<Value> {
+            let field = target.require_field(column, "association")?;
+            Value::coerce(field.field_type, v, "association key")
+        };
+        Ok(match a.kind {
+            AssociationKind::HasMany | AssociationKind::HasOne => Scoped::Only(condition(
+                &a.foreign_key,
+                Predicate::Eq(coerce(&a.foreign_key, &own)?),
+            )?),
+            AssociationKind::BelongsTo => Scoped::Only(condition(
+                &a.target_key,
+                Predicate::Eq(coerce(&a.target_key, &own)?),
+            )?),
+            AssociationKind::BelongsToMany => {
+                let (Some(through), Some(other)) = (&scope.through, &a.other_key) else {
+                    return Ok(Scoped::Nothing);
+                };
+                let junction = through.collection();
+                let fk = junction.require_field(&a.foreign_key, "association")?;
+                let options = FindOptions {
+                    filter: Some(Filter::Condition(Condition {
+                        field: FieldRef::new(fk),
+                        predicate: Predicate::Eq(Value::coerce(
+                            fk.field_type,
+                            &own,
+                            "association key",
+                        )?),
+                    })),
+                    fields: Some(vec![FieldRef::new(
+                        junction.require_field(other, "association")?,
+                    )]),
+                    ..FindOptions::default()
+                };
+                let keys = through
+                    .find(&options)
+                    .await?
+                    .iter()
+                    .filter_map(|r| r.get(other).cloned())
+                    .map(|k| coerce(&a.target_key, &k))
+                    .collect::<Result<Vec<_>>>()?;
+                if keys.is_empty() {
+                    Scoped::Nothing
+                } else {
+                    Scoped::Only(condition(&a.target_key, Predicate::In(keys))?)
+                }
+            }
         })
     }
 
@@ -124,6 +230,47 @@ impl Target {
         Ok(filter::and(from_filter, from_key))
     }
 
+    /// The root query's projection and order, and the appends to embed after it.
+    fn read_shape(&self) -> Result<(FindOptions, Option<Shape>)> {
+        let fields = match self.params.get("fields") {
+            // `fields=` (empty) asks for nothing in particular: every attribute.
+            Some(Json::String(s)) if s.is_empty() => None,
+            _ => self.params.list("fields")?,
+        };
+        let except = self.params.list("except")?.unwrap_or_default();
+        let appends = self.params.list("appends")?.unwrap_or_default();
+        let source = match &self.source {
+            Some(source)
+                if !appends.is_empty() || has_dot(&fields) || has_dot(&Some(except.clone())) =>
+            {
+                source
+            }
+            _ => {
+                return Ok((
+                    FindOptions::from_params(self.collection(), &self.params)?,
+                    None,
+                ));
+            }
+        };
+        let (shape, root_fields, root_except) = appends::shape(
+            source,
+            self.repository.collection(),
+            fields,
+            except,
+            appends,
+        )?;
+        let mut params = self.params.clone();
+        match root_fields {
+            Some(f) => params.set("fields", Json::from(f)),
+            None => {
+                params.remove("fields");
+            }
+        }
+        params.set("except", Json::from(root_except));
+        let options = FindOptions::from_params(self.collection(), &params)?;
+        Ok((options, (!shape.is_empty()).then_some(shape)))
+    }
+
     fn write_filter(&self) -> Result<WriteFilter> {
         Ok(WriteFilter {
             whitelist: self.params.list("whitelist")?,
@@ -147,6 +294,64 @@ impl Target {
     }
 }
 
+/// The value of `column` in the association's source row: the path's key itself when
+/// `column` is the source's primary key, else read from the source row (`None` when the
+/// row does not exist or the value is NULL).
+async fn source_value(scope: &AssociationScope, column: &str) -> Result<Option<Json>> {
+    let source = &scope.source;
+    let key = source.single_key().ok_or_else(|| {
+        Error::bad_request(format!(
+            "collection {} has no single primary key to address a source row by",
+            source.name()
+        ))
+    })?;
+    if key.name == column {
+        return Ok(Some(Json::String(scope.source_id.clone())));
+    }
+    let field = source.require_field(column, "association")?;
+    let options = FindOptions {
+        filter: key_filter(source, &Json::String(scope.source_id.clone()))?,
+        fields: Some(vec![FieldRef::new(field)]),
+        limit: Some(1),
+        ..FindOptions::default()
+    };
+    let row = scope
+        .source_repository
+        .find(&options)
+        .await?
+        .into_iter()
+        .next();
+    Ok(row
+        .and_then(|mut r| r.remove(column))
+        .filter(|v| !v.is_null()))
+}
+
+/// A condition no row satisfies (`key IN ()`), for a scope that admits nothing.
+fn nothing(collection: &Collection) -> Result<Condition> {
+    let field = collection
+        .primary_key()
+        .next()
+        .or_else(|| collection.fields().first())
+        .ok_or_else(|| Error::internal("a collection without fields"))?;
+    Ok(Condition {
+        field: FieldRef::new(field),
+        predicate: Predicate::In(Vec::new()),
+    })
+}
+
+/// Whether any item names something inside an association (`tags.name`).
+fn has_dot(items: &Option<Vec<String>>) -> bool {
+    items.iter().flatten().any(|i| i.contains('.'))
+}
+
+/// Embeds the appends of `shape` into `rows`.
+async fn embed(shape: &Option<Shape>, rows: &mut [Record]) -> Result<()> {
+    match shape {
+        Some(shape) => shape.load(rows).await,
+        None => Ok(()),
+    }
+}
+
 fn records(rows: Vec<Record>) -> Json {
     Json::Array(rows.into_iter().map(Json::Object).collect())
 }
@@ -159,10 +364,35 @@ pub struct List;
 impl Middleware for List {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
-        let mut options = FindOptions::from_params(t.collection(), &t.params)?;
+        let (mut options, shape) = t.read_shape()?;
         options.filter = t.request_filter()?;
+        let to_one = t
+            .association
+            .as_ref()
+            .is_some_and(|s| s.association.kind.is_to_one() && s.source_id != "_");
+        match t.scoped().await? {
+            Scoped::Unscoped => {}
+            Scoped::Only(scope) => options.filter = filter::and(Some(scope), options.filter.take()),
+            Scoped::Nothing if to_one => {
+                ctx.body = Some(Json::Null);
+                return next.run(ctx).await;
+            }
+            Scoped::Nothing => {
+                options.filter = Some(Filter::Condition(nothing(t.collection())?));
+            }
+        }
+        // A to-one association holds one record: `list` answers like `get`.
+        if to_one {
+            options.limit = Some(1);
+            let mut rows = t.repository.find(&options).await?;
+            embed(&shape, &mut rows).await?;
+            ctx.body = Some(rows.pop().map(Json::Object).unwrap_or(Json::Null));
+            return next.run(ctx).await;
+        }
         if t.params.is_false("paginate") {
-            ctx.body = Some(records(t.repository.find(&options).await?));
+            let mut rows = t.repository.find(&options).await?;
+            embed(&shape, &mut rows).await?;
+            ctx.body = Some(records(rows));
             return next.run(ctx).await;
         }
         let settings = t
@@ -196,6 +426,7 @@ impl Middleware for List {
             let mut rows = t.repository.find(&options).await?;
             let has_next = rows.len() as u64 > page_size;
             rows.truncate(page_size as usize);
+            embed(&shape, &mut rows).await?;
             ctx.body = Some(records(rows));
             meta = json!({ "page": page, "pageSize": page_size, "hasNext": has_next });
         } else {
@@ -203,11 +434,12 @@ impl Middleware for List {
             // One connection at a time: running the two reads side by side would make every
             // list hold two pooled connections, so a busy pool starves sooner.
             let count = t.repository.count(options.filter.as_ref()).await?;
-            let rows = if count > offset {
+            let mut rows = if count > offset {
                 t.repository.find(&options).await?
             } else {
                 Vec::new()
             };
+            embed(&shape, &mut rows).await?;
             ctx.body = Some(records(rows));
             meta = json!({
                 "count": count,
@@ -245,11 +477,28 @@ pub struct Get;
 impl Middleware for Get {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
-        let mut options = FindOptions::from_params(t.collection(), &t.params)?;
+        let (mut options, shape) = t.read_shape()?;
         options.filter = t.filter()?;
+        // On a to-one association the path's index names nothing: there is one target.
+        if t.association
+            .as_ref()
+            .is_some_and(|s| s.association.kind.is_to_one())
+        {
+            options.filter = t.request_filter()?;
+        }
+        match t.scoped().await? {
+            Scoped::Unscoped => {}
+            Scoped::Only(scope) => options.filter = filter::and(Some(scope), options.filter.take()),
+            Scoped::Nothing => {
+                ctx.body = Some(Json::Null);
+                return next.run(ctx).await;
+            }
+        }
         options.limit = Some(1);
-        let row = t.repository.find(&options).await?.into_iter().next();
-        ctx.body = Some(row.map(Json::Object).unwrap_or(Json::Null));
+        let mut rows = t.repository.find(&options).await?;
+        rows.truncate(1);
+        embed(&shape, &mut rows).await?;
+        ctx.body = Some(rows.pop().map(Json::Object).unwrap_or(Json::Null));
         next.run(ctx).await
     }
 }
@@ -262,6 +511,7 @@ impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
+        t.direct_only()?;
         let allowed = t.write_filter()?;
         let (rows, many) = match t.values() {
             Json::Array(items) => (
@@ -310,6 +560,7 @@ impl Middleware for Update {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
+        t.direct_only()?;
         let values = WriteValues::from_json(
             t.collection(),
             t.values(),
@@ -332,6 +583,7 @@ impl Middleware for Destroy {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
+        t.direct_only()?;
         let filter = t.filter()?;
         let deleted = t.repository.destroy(filter.as_ref()).await?;
         ctx.body = Some(Json::from(deleted));
@@ -388,6 +640,7 @@ impl Middleware for FirstOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
+        t.direct_only()?;
         let found = find_first(&t, lookup_filter(&t)?).await?;
         ctx.body = Some(match found {
             Some(row) => Json::Object(row),
@@ -406,6 +659,7 @@ impl Middleware for UpdateOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
+        t.direct_only()?;
         let found = find_first(&t, lookup_filter(&t)?).await?;
         ctx.body = Some(match found {
             Some(row) => {

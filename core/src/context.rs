@@ -51,6 +51,24 @@ pub struct Action {
     pub collection: Option<Arc<Collection>>,
     /// The repository of that collection.
     pub repository: Option<Arc<dyn Repository>>,
+    /// For `/api/<source>/<id>/<association>` requests: the relation the rows are read
+    /// through (`collection` and `repository` are then the target's).
+    pub association: Option<AssociationScope>,
+}
+
+/// The source side of an association request.
+#[derive(Clone)]
+pub struct AssociationScope {
+    /// The relation.
+    pub association: crate::schema::Association,
+    /// The source collection (`posts` in `posts/1/comments`).
+    pub source: Arc<Collection>,
+    /// The source collection's repository.
+    pub source_repository: Arc<dyn Repository>,
+    /// The junction's repository, for belongsToMany.
+    pub through: Option<Arc<dyn Repository>>,
+    /// The source record's key from the path; `_` means every target, unscoped.
+    pub source_id: String,
 }
 
 impl std::fmt::Debug for Action {

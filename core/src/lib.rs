@@ -7,6 +7,8 @@
 
 pub mod acl;
 pub mod actions;
+pub mod appends;
+pub mod associations;
 pub mod connector;
 pub mod context;
 pub mod data_source;

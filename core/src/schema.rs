@@ -246,6 +246,94 @@ pub struct Collection {
     pub options: CollectionOptions,
     /// True for views: read-only.
     pub is_view: bool,
+    /// Foreign keys declared on the table, as introspected.
+    pub foreign_keys: Vec<ForeignKey>,
+    /// Relations to other collections, derived from foreign keys (see
+    /// [`crate::associations`]) or declared by users.
+    pub associations: Vec<Association>,
+}
+
+/// A foreign key of a table: its columns reference columns of another table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referencing columns, in key order.
+    pub columns: Vec<String>,
+    /// The referenced table (as its collection is named in the same data source).
+    pub target: String,
+    /// The referenced columns, in key order.
+    pub target_columns: Vec<String>,
+}
+
+/// How two collections relate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AssociationKind {
+    /// This collection's foreign key points at one target row.
+    BelongsTo,
+    /// One target row's foreign key points at this row (the key is unique).
+    HasOne,
+    /// Many target rows' foreign keys point at this row.
+    HasMany,
+    /// Rows of a junction table link this row to many target rows.
+    BelongsToMany,
+}
+
+impl AssociationKind {
+    /// The wire name (`belongsTo`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            AssociationKind::BelongsTo => "belongsTo",
+            AssociationKind::HasOne => "hasOne",
+            AssociationKind::HasMany => "hasMany",
+            AssociationKind::BelongsToMany => "belongsToMany",
+        }
+    }
+
+    /// Whether the association holds at most one target.
+    pub fn is_to_one(self) -> bool {
+        matches!(self, AssociationKind::BelongsTo | AssociationKind::HasOne)
+    }
+}
+
+/// A relation from this collection (the source) to another (the target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Association {
+    /// The name clients use in paths, `appends` and filters (`author`, `comments`).
+    pub name: String,
+    /// What kind of relation.
+    pub kind: AssociationKind,
+    /// The target collection.
+    pub target: String,
+    /// The foreign-key column: on the source for belongsTo, on the target for
+    /// hasOne/hasMany, on the junction (pointing at the source) for belongsToMany.
+    pub foreign_key: String,
+    /// The source column the foreign key refers to (hasOne, hasMany, belongsToMany).
+    pub source_key: String,
+    /// The target column referred to (belongsTo, belongsToMany).
+    pub target_key: String,
+    /// The junction collection (belongsToMany).
+    pub through: Option<String>,
+    /// The junction column pointing at the target (belongsToMany).
+    pub other_key: Option<String>,
+}
+
+impl Association {
+    /// The association as clients see it among a collection's fields.
+    pub fn to_json(&self) -> Json {
+        let mut out = Map::new();
+        out.insert("name".into(), json!(self.name));
+        out.insert("type".into(), json!(self.kind.name()));
+        out.insert("target".into(), json!(self.target));
+        out.insert("foreignKey".into(), json!(self.foreign_key));
+        out.insert("sourceKey".into(), json!(self.source_key));
+        out.insert("targetKey".into(), json!(self.target_key));
+        if let Some(through) = &self.through {
+            out.insert("through".into(), json!(through));
+        }
+        if let Some(other) = &self.other_key {
+            out.insert("otherKey".into(), json!(other));
+        }
+        Json::Object(out)
+    }
 }
 
 /// Where a collection lives in its database: an optional schema and a table name.
@@ -305,6 +393,8 @@ impl Collection {
             updated_at,
             options: CollectionOptions::default(),
             is_view: false,
+            foreign_keys: Vec::new(),
+            associations: Vec::new(),
         })
     }
 
@@ -361,6 +451,11 @@ impl Collection {
         self.updated_at.map(|i| &self.fields[i])
     }
 
+    /// The association called `name`, if any.
+    pub fn association(&self, name: &str) -> Option<&Association> {
+        self.associations.iter().find(|a| a.name == name)
+    }
+
     /// The collection as clients see it in `collections:list`.
     pub fn to_json(&self) -> Json {
         let key: Vec<&str> = self.primary_key().map(|f| f.name.as_str()).collect();
@@ -382,7 +477,13 @@ impl Collection {
         out.insert("simplePaginate".into(), json!(self.options.simple_paginate));
         out.insert(
             "fields".into(),
-            Json::Array(self.fields.iter().map(Field::to_json).collect()),
+            Json::Array(
+                self.fields
+                    .iter()
+                    .map(Field::to_json)
+                    .chain(self.associations.iter().map(Association::to_json))
+                    .collect(),
+            ),
         );
         Json::Object(out)
     }

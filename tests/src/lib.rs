@@ -336,6 +336,57 @@ impl TestApp {
         r.data().clone()
     }
 
+    /// Runs raw SQL on the main database (to build schemas the API cannot, such as foreign
+    /// keys), then re-reads the schema.
+    pub async fn sql(&self, statements: &[&str]) {
+        let run = |statement: &str| sqlx::AssertSqlSafe(statement.to_owned());
+        match (&self.scratch, self.backend) {
+            (Some(db), Backend::Postgres) => {
+                let pool = sqlx::PgPool::connect(&db.url())
+                    .await
+                    .expect("main database");
+                for s in statements {
+                    sqlx::query(run(s)).execute(&pool).await.expect(s);
+                }
+                pool.close().await;
+            }
+            (Some(db), _) => {
+                let pool = sqlx::MySqlPool::connect(&db.url())
+                    .await
+                    .expect("main database");
+                for s in statements {
+                    sqlx::query(run(s)).execute(&pool).await.expect(s);
+                }
+                pool.close().await;
+            }
+            (None, _) => {
+                let file = self.dir.path().join("main.sqlite");
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+                    .await
+                    .expect("main database");
+                for s in statements {
+                    sqlx::query(run(s)).execute(&pool).await.expect(s);
+                }
+                pool.close().await;
+            }
+        }
+        self.app
+            .data_sources()
+            .get("main")
+            .expect("main")
+            .refresh()
+            .await
+            .expect("schema re-read");
+    }
+
+    /// Statements the main data source has run so far.
+    pub fn statements(&self) -> u64 {
+        self.app
+            .data_sources()
+            .get("main")
+            .map_or(0, |m| m.statements())
+    }
+
     /// The number of rows of `collection`, read through the API.
     pub async fn count(&self, collection: &str) -> u64 {
         let r = self

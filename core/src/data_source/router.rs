@@ -55,12 +55,30 @@ impl Middleware for DataSourceRouter {
             );
             return next.run(ctx).await;
         };
-        // Association resources arrive with their own issue; until then only collections
-        // and resources defined in code resolve.
-        let collection = if path.associated_name.is_none() {
-            source.collection(&path.resource_name)
-        } else {
-            None
+        // `posts/1/comments`: the rows are the association's target, read through it.
+        let mut scope = None;
+        let collection = match (&path.associated_name, &path.associated_index) {
+            (Some(source_name), Some(source_id)) => {
+                source
+                    .collection(source_name)
+                    .and_then(|(owner, owner_repo)| {
+                        let association = owner.association(&path.bare_resource_name)?.clone();
+                        let target = source.collection(&association.target)?;
+                        let through = match &association.through {
+                            Some(name) => Some(source.collection(name)?.1),
+                            None => None,
+                        };
+                        scope = Some(crate::context::AssociationScope {
+                            association,
+                            source: owner,
+                            source_repository: owner_repo,
+                            through,
+                            source_id: source_id.clone(),
+                        });
+                        Some(target)
+                    })
+            }
+            _ => source.collection(&path.resource_name),
         };
         let resolved = match source.resource_manager().resolve(
             &path.resource_name,
@@ -124,6 +142,7 @@ impl Middleware for DataSourceRouter {
             source_id: path.associated_index.clone(),
             collection,
             repository,
+            association: scope,
         });
         // The action and everything after it share one deadline, so a source that stopped
         // answering costs its own requests a 504 and nobody else anything.

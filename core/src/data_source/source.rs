@@ -34,6 +34,62 @@ impl Default for DataSourceSettings {
     }
 }
 
+/// Counts the statements a repository runs, for tests and metrics. Reads are one
+/// statement each; writes are counted once per call.
+struct Counted {
+    inner: Arc<dyn Repository>,
+    statements: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Counted {
+    fn tick(&self) {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[async_trait::async_trait]
+impl Repository for Counted {
+    fn collection(&self) -> &Arc<Collection> {
+        self.inner.collection()
+    }
+
+    async fn find(
+        &self,
+        options: &crate::query::FindOptions,
+    ) -> Result<Vec<crate::repository::Record>> {
+        self.tick();
+        self.inner.find(options).await
+    }
+
+    async fn count(&self, filter: Option<&crate::filter::Filter>) -> Result<u64> {
+        self.tick();
+        self.inner.count(filter).await
+    }
+
+    async fn create(
+        &self,
+        rows: &[crate::repository::WriteValues],
+    ) -> Result<Vec<crate::repository::Record>> {
+        self.tick();
+        self.inner.create(rows).await
+    }
+
+    async fn update(
+        &self,
+        filter: Option<&crate::filter::Filter>,
+        values: &crate::repository::WriteValues,
+    ) -> Result<Vec<crate::repository::Record>> {
+        self.tick();
+        self.inner.update(filter, values).await
+    }
+
+    async fn destroy(&self, filter: Option<&crate::filter::Filter>) -> Result<u64> {
+        self.tick();
+        self.inner.destroy(filter).await
+    }
+}
+
 /// One collection with its repository.
 #[derive(Clone)]
 struct Entry {
@@ -63,6 +119,8 @@ pub struct DataSource {
     settings: DataSourceSettings,
     /// Serialises schema changes (refresh, create, drop) so none is lost to a race.
     schema_lock: tokio::sync::Mutex<()>,
+    /// Repository calls made so far (each read is one statement).
+    statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -96,6 +154,7 @@ impl DataSource {
             acl,
             settings,
             schema_lock: tokio::sync::Mutex::new(()),
+            statements: Arc::default(),
         };
         source.install_built_in_middleware();
         source.refresh().await?;
@@ -118,6 +177,11 @@ impl DataSource {
                 unreachable!("built-in resource chain is acyclic: {e}");
             }
         }
+    }
+
+    /// How many repository calls (each read is one statement) this source has served.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The key clients send in `X-Data-Source`.
@@ -167,12 +231,16 @@ impl DataSource {
     /// Re-reads the schema and swaps it in; requests in flight keep the old one.
     pub async fn refresh(&self) -> Result<()> {
         let _guard = self.schema_lock.lock().await;
-        let collections = self.connector.introspect().await?;
+        let mut collections = self.connector.introspect().await?;
+        crate::associations::derive(&mut collections);
         let mut catalog = Catalog::default();
         for c in collections {
             let c = Arc::new(c);
             let entry = Entry {
-                repository: self.connector.repository(c.clone()),
+                repository: Arc::new(Counted {
+                    inner: self.connector.repository(c.clone()),
+                    statements: self.statements.clone(),
+                }),
                 collection: c,
             };
             let name = entry.collection.name().to_owned();
@@ -198,9 +266,13 @@ impl DataSource {
                 definition.name, self.key
             )));
         }
-        let collection = Arc::new(self.connector.create_collection(definition).await?);
-        self.insert(collection.clone());
-        Ok(collection)
+        self.connector.create_collection(definition).await?;
+        drop(_guard);
+        // Re-read everything: the new table's foreign keys relate it to existing ones.
+        self.refresh().await?;
+        self.collection(&definition.name)
+            .map(|(c, _)| c)
+            .ok_or_else(|| Error::internal(format!("collection {} vanished", definition.name)))
     }
 
     /// The repository of one of Manifold's own tables, creating the table on first use.
@@ -249,21 +321,6 @@ impl DataSource {
             catalog
         });
         Ok(())
-    }
-
-    fn insert(&self, collection: Arc<Collection>) {
-        let repository = self.connector.repository(collection.clone());
-        self.catalog.rcu(|old| {
-            let mut catalog = Catalog::clone(old);
-            catalog.entries.insert(
-                collection.name().to_owned(),
-                Entry {
-                    collection: collection.clone(),
-                    repository: repository.clone(),
-                },
-            );
-            catalog
-        });
     }
 
     /// Closes the connector's pool.
