@@ -80,6 +80,13 @@ pub fn shape(
         let segments: Vec<&str> = item.split('.').collect();
         match segments.split_last() {
             Some((last, path)) if !path.is_empty() => {
+                if collection.association(path[0]).is_none() {
+                    return Err(Error::bad_request(format!(
+                        "except: unknown field {item:?} in collection {}",
+                        collection.name()
+                    )));
+                }
+                // An association that is not appended has nothing to drop.
                 if let Some(node) = find_node(&mut children, path) {
                     node.except.push((*last).to_owned());
                 }

@@ -1,7 +1,7 @@
 //! Relations derived from foreign keys, named by one documented rule.
 //!
 //! For a foreign key `a.c → t.k` (single column):
-//! * `a` **belongsTo** `t`, named after `c` without its `_id`/`Id` suffix (`author_id` →
+//! * `a` **belongsTo** `t`, named after `c` without its `_id`/`Id`/`_ID` suffix (`author_id` →
 //!   `author`); when `c` has no such suffix, or the name is taken by a field, it is named
 //!   after `t`.
 //! * `t` **hasMany** `a`, named after `a` (`users.posts`); **hasOne** when `c` is unique
@@ -123,9 +123,10 @@ pub fn derive(collections: &mut [Collection]) {
     }
 }
 
-/// `author_id` → `author`, `authorId` → `author`; `None` without such a suffix.
+/// `author_id` → `author`, `authorId` → `author`; `None` without such a suffix (a bare
+/// `ID` suffix is not one: `UUID` is no `UU`).
 fn strip_id(column: &str) -> Option<&str> {
-    ["_id", "Id", "_ID", "ID"]
+    ["_id", "Id", "_ID"]
         .iter()
         .find_map(|suffix| column.strip_suffix(suffix))
         .filter(|s| !s.is_empty())

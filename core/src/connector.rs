@@ -35,8 +35,27 @@ pub trait Connector: Send + Sync {
         )))
     }
 
+    /// Starts a unit of work: repositories whose statements all run in one transaction,
+    /// committed together or not at all.
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+        Err(Error::bad_request(
+            "this data source cannot run several writes in one transaction",
+        ))
+    }
+
     /// Closes the pool; later calls fail.
     async fn close(&self);
+}
+
+/// Several writes across collections of one database that commit together. Dropping it
+/// without [`UnitOfWork::commit`] rolls everything back.
+#[async_trait::async_trait]
+pub trait UnitOfWork: Send + Sync {
+    /// A repository for `collection` whose statements run in this unit's transaction.
+    fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository>;
+
+    /// Makes every write of the unit permanent.
+    async fn commit(self: Box<Self>) -> Result<()>;
 }
 
 /// A new collection as `collections:create` or `define_collection` describes it.

@@ -25,7 +25,7 @@ pub mod schema;
 pub mod value;
 
 pub use acl::Acl;
-pub use connector::{CollectionDefinition, Connector, FieldDefinition};
+pub use connector::{CollectionDefinition, Connector, FieldDefinition, UnitOfWork};
 pub use context::{Action, Context, RequestInfo};
 pub use data_source::{DataSource, DataSourceFactory, DataSourceManager, DataSourceRouter};
 pub use error::{Error, ErrorKind, Result};

@@ -25,6 +25,8 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     manager.register_factory(Arc::new(manifold_postgres::PostgresFactory));
     manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mysql()));
     manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mariadb()));
+    manager.register_factory(Arc::new(manifold_mssql::MssqlFactory));
+    manager.register_factory(Arc::new(manifold_mongo::MongoFactory));
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);

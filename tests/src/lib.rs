@@ -145,6 +145,22 @@ async fn run_admin(backend: Backend, url: &str, statement: &str) -> Result<(), s
         }
         Backend::MariaDb => {
             let pool = sqlx::MySqlPool::connect(url).await?;
+            // A test's pooled connection may still hold a transaction whose rollback was
+            // queued but never sent (its runtime is blocked in this drop); DROP DATABASE
+            // would wait on its locks forever, so its sessions go first.
+            if let Some(db) = statement.0.strip_prefix("DROP DATABASE IF EXISTS ") {
+                let ids: Vec<u64> = sqlx::query_scalar(
+                    "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(db)
+                .fetch_all(&pool)
+                .await?;
+                for id in ids {
+                    let kill = sqlx::AssertSqlSafe(format!("KILL CONNECTION {id}"));
+                    // The session may have ended by itself meanwhile.
+                    let _ = sqlx::query(kill).execute(&pool).await;
+                }
+            }
             sqlx::query(statement).execute(&pool).await?;
             pool.close().await;
         }

@@ -5,31 +5,35 @@
 use manifold_tests::{Backend, TestApp, every_backend};
 use serde_json::{Value as Json, json};
 
-/// NocoBase's blog schema, with foreign keys, and a few rows.
+/// NocoBase's blog schema, with foreign keys, and a few rows (ids 1, 2, … in order).
 async fn blog() -> TestApp {
     let t = TestApp::new().await;
-    let text = if t.backend == Backend::MariaDb {
-        "VARCHAR(100)"
-    } else {
-        "TEXT"
+    let (text, id) = match t.backend {
+        Backend::MariaDb => ("VARCHAR(100)", "INTEGER AUTO_INCREMENT PRIMARY KEY"),
+        Backend::Postgres => ("TEXT", "SERIAL PRIMARY KEY"),
+        Backend::Sqlite => ("TEXT", "INTEGER PRIMARY KEY"),
     };
     let statements = vec![
-        format!("CREATE TABLE users (id INTEGER PRIMARY KEY, name {text})"),
+        format!("CREATE TABLE users (id {id}, name {text})"),
         format!(
-            "CREATE TABLE posts (id INTEGER PRIMARY KEY, title {text}, authorId INTEGER REFERENCES users (id))"
+            "CREATE TABLE posts (id {id}, title {text}, authorId INTEGER REFERENCES users (id))"
         ),
         format!(
-            "CREATE TABLE comments (id INTEGER PRIMARY KEY, content {text}, postId INTEGER REFERENCES posts (id))"
+            "CREATE TABLE comments (id {id}, content {text}, postId INTEGER REFERENCES posts (id))"
         ),
-        format!("CREATE TABLE tags (id INTEGER PRIMARY KEY, name {text})"),
+        format!(
+            "CREATE TABLE profiles (id {id}, post_profile {text}, postId INTEGER UNIQUE REFERENCES posts (id))"
+        ),
+        format!("CREATE TABLE tags (id {id}, name {text})"),
         format!(
             "CREATE TABLE posts_tags (postId INTEGER NOT NULL REFERENCES posts (id), tagId INTEGER NOT NULL REFERENCES tags (id), tagged_at {text}, PRIMARY KEY (postId, tagId))"
         ),
-        "INSERT INTO users VALUES (1, 'ann'), (2, 'bo')".to_owned(),
-        "INSERT INTO posts VALUES (1, 'p1', 1), (2, 'p2', 1), (3, 'p3', 2), (4, 'p4', NULL)"
+        "INSERT INTO users (name) VALUES ('ann'), ('bo')".to_owned(),
+        "INSERT INTO posts (title, authorId) VALUES ('p1', 1), ('p2', 1), ('p3', 2), ('p4', NULL)"
             .to_owned(),
-        "INSERT INTO comments VALUES (1, 'c1', 1), (2, 'c2', 1), (3, 'c3', 3)".to_owned(),
-        "INSERT INTO tags VALUES (1, 't1'), (2, 't2'), (3, 't3')".to_owned(),
+        "INSERT INTO comments (content, postId) VALUES ('c1', 1), ('c2', 1), ('c3', 3)".to_owned(),
+        "INSERT INTO profiles (post_profile, postId) VALUES ('pr1', 1)".to_owned(),
+        "INSERT INTO tags (name) VALUES ('t1'), ('t2'), ('t3')".to_owned(),
         "INSERT INTO posts_tags VALUES (1, 1, 'a'), (1, 2, 'b'), (2, 2, 'c')".to_owned(),
     ];
     // MariaDB reads inline REFERENCES but does not enforce or report them: declare them
@@ -147,7 +151,8 @@ every_backend! {
         for i in 100..200 {
             rows.push(format!("({i}, 'bulk{i}', {})", 1 + i % 2));
         }
-        t.sql(&[&format!("INSERT INTO posts VALUES {}", rows.join(", "))]).await;
+        let column = if t.backend == Backend::Postgres { "\"authorId\"" } else { "authorId" };
+        t.sql(&[&format!("INSERT INTO posts (id, title, {column}) VALUES {}", rows.join(", "))]).await;
         let before = t.statements();
         let r = t
             .get("/api/posts:list?paginate=false&appends=author,comments,tags&filter=%7B%22id%22%3A%7B%22%24gte%22%3A100%7D%7D")
@@ -184,8 +189,121 @@ every_backend! {
         assert_eq!((r.data(), &r.body["meta"]["count"]), (&json!([]), &json!(0)), "LST-05");
         let r = t.get("/api/posts/_/tags:list").await;
         assert_eq!(r.body["meta"]["count"], json!(3), "`_` reads every target");
-        let r = t.post("/api/posts/1/comments:create", json!({"content": "x"})).await;
+        let r = t.get("/api/posts/1/profiles:get").await;
+        assert_eq!(r.data()["post_profile"], json!("pr1"), "GET-03");
+        let r = t.get("/api/posts/999/profiles:get").await;
+        assert_eq!((r.status, r.data()), (200, &Json::Null), "GET-04");
+    }
+}
+
+fn ids(r: &manifold_tests::Reply) -> Vec<Json> {
+    r.column("id")
+}
+
+every_backend! {
+    async fn writes_through_to_many_associations() {
+        let t = blog().await;
+        // CRE-02: a hasMany target gets the source's key.
+        let r = t.post("/api/posts/1/comments:create", json!({"content": "hello"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data()["postId"], json!(1));
+        // CRE-03: a belongsToMany target is created and linked, pivot values included.
+        let r = t
+            .post("/api/posts/1/tags:create", json!({"name": "fresh", "posts_tags": {"tagged_at": "now"}}))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let fresh = r.data()["id"].clone();
+        let r = t.get("/api/posts/1/tags:list").await;
+        assert!(ids(&r).contains(&fresh), "{:?}", r.body);
+        // UPD-02 / UPD-03: a hasMany target; a pivot row.
+        let r = t.post("/api/posts/1/comments:update/1", json!({"content": "c0"})).await;
+        assert_eq!(r.data()[0]["content"], json!("c0"), "{:?}", r.body);
+        let r = t.post("/api/posts/3/comments:update/1", json!({"content": "nope"})).await;
+        assert_eq!(r.data(), &json!([]), "a comment of another post is out of scope");
+        let r = t.post("/api/posts/1/tags:update/1", json!({"posts_tags": {"tagged_at": "test"}})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/posts_tags:get?filter=%7B%22tagId%22%3A1%7D").await;
+        assert_eq!(r.data()["tagged_at"], json!("test"));
+        // DES-02 / DES-03: destroy deletes targets (belongsToMany: the tag itself too).
+        let r = t.post_empty("/api/posts/1/comments:destroy/1").await;
+        assert_eq!(r.data(), &json!(true));
+        assert_eq!(t.get("/api/comments:get/1").await.data(), &Json::Null);
+        let r = t.post_empty("/api/posts/2/tags:destroy/2").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(t.get("/api/tags:get/2").await.data(), &Json::Null);
+        let r = t.get("/api/posts/1/tags:list").await;
+        assert!(!ids(&r).contains(&json!(2)), "its links went too");
+    }
+}
+
+every_backend! {
+    async fn link_actions_on_belongs_to_many() {
+        let t = blog().await;
+        let tags = |r: manifold_tests::Reply| ids(&r);
+        // LNK-13 / LNK-08: set replaces the links.
+        let r = t.post("/api/posts/3/tags:set", json!([1, 2])).await;
+        assert_eq!((r.status, &r.body), (200, &json!({})), "LNK-14");
+        assert_eq!(tags(t.get("/api/posts/3/tags:list").await), [json!(1), json!(2)]);
+        // LNK-09: pairs carry pivot values.
+        t.post("/api/posts/3/tags:set", json!([[3, {"tagged_at": "123"}]])).await;
+        assert_eq!(tags(t.get("/api/posts/3/tags:list").await), [json!(3)]);
+        let r = t.get("/api/posts_tags:list?filter=%7B%22postId%22%3A3%7D").await;
+        assert_eq!(r.column("tagged_at"), [json!("123")]);
+        // LNK-04 / LNK-05 / LNK-12: add keeps existing links; the query key wins.
+        t.post("/api/posts/3/tags:add", json!([1])).await;
+        t.post("/api/posts/3/tags:add?filterByTk=2", json!([999])).await;
+        assert_eq!(tags(t.get("/api/posts/3/tags:list").await), [json!(1), json!(2), json!(3)]);
+        // LNK-06: remove unlinks only.
+        t.post("/api/posts/3/tags:remove", json!([1])).await;
+        assert_eq!(tags(t.get("/api/posts/3/tags:list").await), [json!(2), json!(3)]);
+        assert_eq!(t.get("/api/tags:get/1").await.data()["name"], json!("t1"));
+        // LNK-10 / LNK-11: toggle adds unless all are linked, then removes.
+        let r = t.post("/api/posts/4/tags:toggle", json!([1, 2])).await;
+        assert_eq!(r.body, json!({"data": "ok"}));
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1), json!(2)]);
+        t.post("/api/posts/4/tags:toggle", json!([2])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1)]);
+        // An empty set clears; missing targets are skipped.
+        t.post("/api/posts/4/tags:set", json!([])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), Vec::<Json>::new());
+    }
+}
+
+every_backend! {
+    async fn link_actions_on_has_many_and_to_one() {
+        let t = blog().await;
+        let titles = |r: manifold_tests::Reply| r.column("title");
+        t.post("/api/users/2/posts:add", json!([4])).await;
+        assert_eq!(titles(t.get("/api/users/2/posts:list").await), [json!("p3"), json!("p4")]);
+        t.post("/api/users/2/posts:set", json!([1])).await;
+        assert_eq!(titles(t.get("/api/users/2/posts:list").await), [json!("p1")]);
+        assert_eq!(t.get("/api/posts:get/3").await.data()["authorId"], Json::Null, "unlinked, not deleted");
+        t.post("/api/users/2/posts:remove", json!([1])).await;
+        assert_eq!(titles(t.get("/api/users/2/posts:list").await), Vec::<Json>::new());
+        // belongsTo: set and remove write the source's foreign key.
+        let r = t.post_empty("/api/posts/4/author:set/2").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(t.get("/api/posts/4/author:get").await.data()["name"], json!("bo"));
+        t.post_empty("/api/posts/4/author:remove").await;
+        assert_eq!(t.get("/api/posts/4/author:get").await.data(), &Json::Null);
+        // LNK-07: a hasOne is unlinked without keys.
+        t.post_empty("/api/posts/1/profiles:remove").await;
+        assert_eq!(t.get("/api/profiles:get/1").await.data()["postId"], Json::Null);
+        // UPD-04 / DES-04: a to-one target is updated and destroyed without a key.
+        t.post("/api/posts/2/profiles:create", json!({"post_profile": "pr2"})).await;
+        let r = t.post("/api/posts/2/profiles:update", json!({"post_profile": "test0"})).await;
+        assert_eq!(r.data()["post_profile"], json!("test0"), "{:?}", r.body);
+        let r = t.post_empty("/api/posts/2/profiles:destroy").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(t.get("/api/posts/2/profiles:get").await.data(), &Json::Null);
+        let r = t.post("/api/posts/2/profiles:update", json!({"post_profile": "x"})).await;
+        assert_eq!((r.status, r.error()), (404, "The record does not exist"));
+        // A missing source is a 404 for writes.
+        let r = t.post("/api/posts/999/comments:create", json!({"content": "x"})).await;
+        assert_eq!((r.status, r.error()), (404, "posts 999 does not exist"));
+        // A write that fails half-way changes nothing.
+        let r = t.post("/api/posts/1/tags:create", json!({"name": "t", "posts_tags": {"nope": 1, "tagged_at": [1]}})).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
-        assert!(r.error().starts_with("writing through association posts.comments is not supported yet"));
+        assert_eq!(t.count("tags").await, 3, "the tag created before the failure was rolled back");
     }
 }

@@ -115,7 +115,7 @@ async fn dsm_11_unknown_types_are_refused_with_the_known_ones() {
     assert_eq!(err.kind(), ErrorKind::BadRequest);
     assert_eq!(
         err.message(),
-        "Data source type \"mock\" not found (known: mariadb, mysql, postgres, sqlite)"
+        "Data source type \"mock\" not found (known: mariadb, mongodb, mssql, mysql, postgres, sqlite)"
     );
     let err = manager
         .build("x", "sqlite", &json!({}), DataSourceSettings::default())

@@ -187,7 +187,12 @@ impl ColumnWriter for MySqlColumns {
 /// The `CREATE TABLE` statement for `definition` (already validated by the core), or a 400
 /// for what MySQL cannot store as asked.
 pub fn create_table(definition: &CollectionDefinition) -> Result<String> {
-    ddl::create_table(&MySqlColumns, &TableName::new(&definition.name), definition)
+    ddl::create_table(
+        &MySqlColumns,
+        &TableName::new(&definition.name),
+        definition,
+        &[],
+    )
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
 //! Reads the schema of the configured MySQL/MariaDB database into collections.
 //!
 //! The whole database is read in a fixed number of information_schema queries (tables,
-//! columns, indexes, and on MariaDB check constraints), never one per table, so a database
-//! with hundreds of tables loads in the same few round trips.
+//! columns, indexes, foreign keys, and on MariaDB check constraints), never one per table,
+//! so a database with hundreds of tables loads in the same few round trips.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashSet};
 
 use manifold_core::error::Result;
-use manifold_core::schema::{Collection, Field, FieldType, TableName};
+use manifold_core::schema::{Collection, Field, FieldType, ForeignKey, TableName};
 use sqlx::MySqlPool;
 use sqlx::mysql::MySqlRow;
 
@@ -105,6 +106,8 @@ struct TableInfo {
     unique: HashSet<String>,
     /// MariaDB columns constrained by `json_valid(col)`: its JSON columns.
     json_checked: HashSet<String>,
+    /// Foreign keys into this database, in constraint order.
+    foreign_keys: Vec<ForeignKey>,
 }
 
 /// One index of a table.
@@ -235,6 +238,22 @@ async fn read(
         }
     }
 
+    let rows = fetch(
+        pool,
+        scoped(
+            "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, \
+             REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, TABLE_SCHEMA \
+             FROM information_schema.KEY_COLUMN_USAGE",
+            "TABLE_SCHEMA",
+            table,
+            "AND REFERENCED_TABLE_NAME IS NOT NULL \
+             ORDER BY TABLE_NAME, CONSTRAINT_NAME, ORDINAL_POSITION",
+        ),
+        table,
+    )
+    .await?;
+    add_foreign_keys(&rows, &mut tables)?;
+
     if flavor == ServerFlavor::MariaDb {
         // MariaDB's JSON is an alias of LONGTEXT with a column check `json_valid(col)`.
         let rows = fetch(
@@ -270,6 +289,61 @@ async fn read(
         }
     }
     Ok(tables)
+}
+
+/// Groups the rows of the KEY_COLUMN_USAGE query into keys on their tables, leaving out keys
+/// into another database: their target is no collection of this data source.
+fn add_foreign_keys(rows: &[MySqlRow], tables: &mut BTreeMap<String, TableInfo>) -> Result<()> {
+    // Rows come grouped by (table, constraint): a key starts whenever that pair changes.
+    let mut keys: Vec<((String, String), Option<ForeignKey>)> = Vec::new();
+    for row in rows {
+        let at = (required(row, 0)?, required(row, 1)?);
+        if keys.last().is_none_or(|(last, _)| *last != at) {
+            let target_schema = required(row, 3)?;
+            let key = if target_schema == required(row, 6)? {
+                Some(ForeignKey {
+                    columns: Vec::new(),
+                    // Collections are named with dots replaced (see `build`).
+                    target: required(row, 4)?.replace('.', "_"),
+                    target_columns: Vec::new(),
+                })
+            } else {
+                tracing::debug!(
+                    table = at.0,
+                    constraint = at.1,
+                    target_schema,
+                    "foreign key into another database: left out"
+                );
+                None
+            };
+            keys.push((at, key));
+        }
+        if let Some((_, Some(key))) = keys.last_mut() {
+            key.columns.push(required(row, 2)?);
+            key.target_columns.push(required(row, 5)?);
+        }
+    }
+    // Generated names (`posts_ibfk_1`, …) number keys in declaration order, which decides
+    // association names; compared as text, `_10` would sort before `_2`.
+    keys.sort_by(|((table_a, a), _), ((table_b, b), _)| {
+        table_a.cmp(table_b).then_with(|| natural_order(a, b))
+    });
+    for ((table, _), key) in keys {
+        if let (Some(info), Some(key)) = (tables.get_mut(&table), key) {
+            info.foreign_keys.push(key);
+        }
+    }
+    Ok(())
+}
+
+/// Compares names by their text without trailing digits, then by those digits as a number.
+fn natural_order(a: &str, b: &str) -> Ordering {
+    let split = |s: &str| {
+        let stem = s.trim_end_matches(|c: char| c.is_ascii_digit());
+        let digits = s[stem.len()..].trim_start_matches('0');
+        (stem.to_owned(), digits.len(), digits.to_owned())
+    };
+    split(a).cmp(&split(b))
 }
 
 /// Builds the collection of one table from what [`read`] found.
@@ -321,6 +395,7 @@ fn build(table: &str, info: TableInfo) -> Result<Collection> {
     let mut collection = Collection::new(table.replace('.', "_"), TableName::new(table), fields)
         .map_err(|e| e.context(format!("table {table} introspection error")))?;
     collection.is_view = info.is_view;
+    collection.foreign_keys = info.foreign_keys;
     Ok(collection)
 }
 
@@ -372,6 +447,16 @@ mod tests {
                 "{column_type}"
             );
         }
+    }
+
+    #[test]
+    fn generated_constraint_names_sort_by_their_number() {
+        let mut names = ["posts_ibfk_10", "posts_ibfk_2", "posts_ibfk_1", "fk_author"];
+        names.sort_by(|a, b| natural_order(a, b));
+        assert_eq!(
+            names,
+            ["fk_author", "posts_ibfk_1", "posts_ibfk_2", "posts_ibfk_10"]
+        );
     }
 
     #[test]

@@ -199,6 +199,12 @@ impl Connector for MySqlConnector {
         Ok(())
     }
 
+    async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
+        Ok(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<MySqlDriver>::begin(&self.pool).await?,
+        ))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

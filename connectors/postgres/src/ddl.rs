@@ -101,7 +101,7 @@ pub fn create_table(
         schema: Some(schema.to_owned()),
         name: definition.name.clone(),
     };
-    ddl::create_table(&PostgresColumns, &table, definition)
+    ddl::create_table(&PostgresColumns, &table, definition, &[])
 }
 
 /// The `COMMENT ON COLUMN` statements that mark `definition`'s array fields (stored as

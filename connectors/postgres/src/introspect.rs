@@ -1,12 +1,13 @@
 //! Reads the tables and views of one PostgreSQL schema into collections.
 //!
-//! Two catalog queries read the whole schema (columns, then key and unique indexes), so a
-//! schema with hundreds of tables loads in two round trips, not one per table.
+//! Two catalog queries read the whole schema (columns, then primary keys, unique indexes
+//! and foreign keys), so a schema with hundreds of tables loads in two round trips, not
+//! one per table.
 
 use std::collections::BTreeMap;
 
 use manifold_core::error::{Error, Result};
-use manifold_core::schema::{Collection, Field, FieldType, TableName};
+use manifold_core::schema::{Collection, Field, FieldType, ForeignKey, TableName};
 use manifold_core::value::Value;
 use manifold_sql::Sql;
 use sqlx::postgres::PgRow;
@@ -44,11 +45,20 @@ WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relisp
   AND ($2::text IS NULL OR c.relname = $2) \
 ORDER BY c.relname, a.attnum";
 
-/// The key columns of every primary key and every unconditional, column-only unique
-/// index in schema `$1` (or only table `$2`), one row per column.
+/// The key columns of every primary key, every unconditional, column-only unique index
+/// and every foreign key of the tables of schema `$1` (or only of table `$2`), one row per
+/// column, so keys of all kinds cost one round trip whatever the number of tables.
+///
+/// `kind` tells indexes (`index`) from foreign keys (`foreign`). Foreign keys come in
+/// creation order (constraint oids grow as constraints are created), columns in key order,
+/// with the target's schema so that keys into another schema can be left out (and logged).
+/// Foreign keys with a parent (`conparentid`) are the copies PostgreSQL makes on each
+/// partition of a partitioned target: the parent constraint stands for them all.
 const KEYS: &str = "\
-SELECT c.relname::text AS table_name, i.indexrelid::int8 AS index_id, \
-       i.indisprimary AS is_primary, a.attname::text AS column_name \
+SELECT c.relname::text AS table_name, 'index'::text AS kind, i.indexrelid::int8 AS key_id, \
+       i.indisprimary AS is_primary, a.attname::text AS column_name, \
+       NULL::text AS constraint_name, NULL::text AS target_schema, \
+       NULL::text AS target_table, NULL::text AS target_column, k.ord AS ord \
 FROM pg_catalog.pg_index i \
 JOIN pg_catalog.pg_class c ON c.oid = i.indrelid \
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
@@ -57,7 +67,20 @@ JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum \
 WHERE n.nspname = $1 AND ($2::text IS NULL OR c.relname = $2) \
   AND (i.indisprimary OR (i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL)) \
   AND k.ord <= i.indnkeyatts \
-ORDER BY c.relname, i.indexrelid, k.ord";
+UNION ALL \
+SELECT c.relname::text, 'foreign'::text, fk.oid::int8, false, a.attname::text, \
+       fk.conname::text, tn.nspname::text, t.relname::text, ta.attname::text, u.ord \
+FROM pg_catalog.pg_constraint fk \
+JOIN pg_catalog.pg_class c ON c.oid = fk.conrelid \
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+JOIN pg_catalog.pg_class t ON t.oid = fk.confrelid \
+JOIN pg_catalog.pg_namespace tn ON tn.oid = t.relnamespace \
+CROSS JOIN LATERAL unnest(fk.conkey, fk.confkey) WITH ORDINALITY AS u(attnum, target_attnum, ord) \
+JOIN pg_catalog.pg_attribute a ON a.attrelid = fk.conrelid AND a.attnum = u.attnum \
+JOIN pg_catalog.pg_attribute ta ON ta.attrelid = fk.confrelid AND ta.attnum = u.target_attnum \
+WHERE fk.contype = 'f' AND fk.conparentid = 0 AND n.nspname = $1 \
+  AND NOT c.relispartition AND ($2::text IS NULL OR c.relname = $2) \
+ORDER BY table_name, kind, key_id, ord";
 
 /// The field type for a column type, from `pg_type`: its name (`int4`, `varchar`),
 /// `typtype` (`e` for enums) and `typcategory` (`A` for arrays). Unknown types are
@@ -110,6 +133,7 @@ struct Table {
     fields: Vec<Field>,
     primary_key: Vec<String>,
     unique: Vec<String>,
+    foreign_keys: Vec<ForeignKey>,
 }
 
 async fn load(pool: &PgPool, schema: &str, only: Option<&str>) -> Result<Vec<Collection>> {
@@ -141,9 +165,14 @@ async fn load(pool: &PgPool, schema: &str, only: Option<&str>) -> Result<Vec<Col
         }
     }
     let mut indexes: BTreeMap<(String, i64), (bool, Vec<String>)> = BTreeMap::new();
+    let mut foreign_keys: Vec<&PgRow> = Vec::new();
     for row in &keys {
+        if get::<String>(row, "kind")? == "foreign" {
+            foreign_keys.push(row);
+            continue;
+        }
         let entry = indexes
-            .entry((get(row, "table_name")?, get(row, "index_id")?))
+            .entry((get(row, "table_name")?, get(row, "key_id")?))
             .or_insert_with(|| (false, Vec::new()));
         entry.0 = get(row, "is_primary")?;
         entry.1.push(get(row, "column_name")?);
@@ -159,10 +188,60 @@ async fn load(pool: &PgPool, schema: &str, only: Option<&str>) -> Result<Vec<Col
         }
     }
 
+    add_foreign_keys(schema, &foreign_keys, &mut tables)?;
+
     tables
         .into_iter()
         .map(|(name, table)| build(schema, name, table))
         .collect()
+}
+
+/// Groups the foreign-key rows of `KEYS` into keys on their tables, leaving out keys into
+/// another schema: their target is no collection of this data source.
+fn add_foreign_keys(
+    schema: &str,
+    rows: &[&PgRow],
+    tables: &mut BTreeMap<String, Table>,
+) -> Result<()> {
+    // Rows come grouped by constraint: a key starts whenever the constraint id changes.
+    let mut previous: Option<i64> = None;
+    let mut keys: Vec<(String, Option<ForeignKey>)> = Vec::new();
+    for &row in rows {
+        let id: i64 = get(row, "key_id")?;
+        if previous != Some(id) {
+            previous = Some(id);
+            let table: String = get(row, "table_name")?;
+            let target_schema: String = get(row, "target_schema")?;
+            let key = if target_schema == schema {
+                let target: String = get(row, "target_table")?;
+                Some(ForeignKey {
+                    columns: Vec::new(),
+                    // Collections are named with dots replaced (see `build`).
+                    target: target.replace('.', "_"),
+                    target_columns: Vec::new(),
+                })
+            } else {
+                tracing::debug!(
+                    table,
+                    constraint = get::<String>(row, "constraint_name")?,
+                    target_schema,
+                    "foreign key into another schema: left out"
+                );
+                None
+            };
+            keys.push((table, key));
+        }
+        if let Some((_, Some(key))) = keys.last_mut() {
+            key.columns.push(get(row, "column_name")?);
+            key.target_columns.push(get(row, "target_column")?);
+        }
+    }
+    for (table, key) in keys {
+        if let (Some(t), Some(key)) = (tables.get_mut(&table), key) {
+            t.foreign_keys.push(key);
+        }
+    }
+    Ok(())
 }
 
 fn get<'r, T>(row: &'r PgRow, column: &str) -> Result<T>
@@ -244,6 +323,7 @@ fn build(schema: &str, name: String, mut table: Table) -> Result<Collection> {
         table.fields,
     )?;
     collection.is_view = table.is_view;
+    collection.foreign_keys = table.foreign_keys;
     Ok(collection)
 }
 

@@ -370,6 +370,12 @@ impl Connector for PostgresConnector {
         }
     }
 
+    async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
+        Ok(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<PostgresDriver>::begin(&self.pool).await?,
+        ))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

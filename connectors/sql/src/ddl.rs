@@ -2,8 +2,8 @@
 //! auto-increment `id`, the fields, `createdAt`/`updatedAt`, a composite key), with the
 //! per-column rendering left to the connector, which knows its type names and literals.
 
-use manifold_core::connector::{CollectionDefinition, FieldDefinition};
-use manifold_core::error::Result;
+use manifold_core::connector::{CollectionDefinition, FieldDefinition, validate_identifier};
+use manifold_core::error::{Error, Result};
 use manifold_core::schema::{FieldType, TableName};
 
 use crate::{Dialect, SqlBuilder};
@@ -51,11 +51,50 @@ pub fn standard_column(
     col.finish().text
 }
 
-/// The `CREATE TABLE` statement for `definition` (already validated by the core).
+/// A single-column foreign key of a new table: `column` references `target_column` of
+/// table `target`, which lives in the same schema as the new table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyDefinition {
+    /// The referencing column of the new table.
+    pub column: String,
+    /// The referenced table, in the new table's schema.
+    pub target: String,
+    /// The referenced column of `target`.
+    pub target_column: String,
+}
+
+/// Checks that `fk` names a column of the table being created, and that every name it holds
+/// has the strict shape of [`validate_identifier`]: these names may come from a request.
+fn check_foreign_key(
+    fk: &ForeignKeyDefinition,
+    definition: &CollectionDefinition,
+    at: usize,
+) -> Result<()> {
+    validate_identifier(&fk.column, "foreign key column")?;
+    validate_identifier(&fk.target, "foreign key target")?;
+    validate_identifier(&fk.target_column, "foreign key target column")?;
+    let declared = definition.fields.iter().any(|f| f.name == fk.column)
+        || (definition.auto_gen_id && fk.column == "id")
+        || (definition.timestamps && matches!(fk.column.as_str(), "createdAt" | "updatedAt"));
+    if !declared {
+        return Err(Error::bad_request(format!(
+            "foreignKeys.{at}.column: {:?} is not a field of collection {}",
+            fk.column, definition.name
+        )));
+    }
+    Ok(())
+}
+
+/// The `CREATE TABLE` statement for `definition` (already validated by the core), with a
+/// table-level `FOREIGN KEY … REFERENCES` clause for each of `foreign_keys`.
+///
+/// The clauses are table constraints rather than inline `REFERENCES` on the column because
+/// MySQL parses and silently ignores the inline form.
 pub fn create_table(
     writer: &impl ColumnWriter,
     table: &TableName,
     definition: &CollectionDefinition,
+    foreign_keys: &[ForeignKeyDefinition],
 ) -> Result<String> {
     let keys: Vec<&FieldDefinition> = definition.fields.iter().filter(|f| f.primary_key).collect();
     let mut columns: Vec<String> = Vec::with_capacity(definition.fields.len() + 4);
@@ -80,6 +119,23 @@ pub fn create_table(
         pk.push(")");
         columns.push(pk.finish().text);
     }
+    for (at, fk) in foreign_keys.iter().enumerate() {
+        check_foreign_key(fk, definition, at)?;
+        let target = TableName {
+            schema: table.schema.clone(),
+            name: fk.target.clone(),
+        };
+        let mut clause = SqlBuilder::new(writer.dialect());
+        clause
+            .push("FOREIGN KEY (")
+            .ident(&fk.column)
+            .push(") REFERENCES ")
+            .table(&target)
+            .push(" (")
+            .ident(&fk.target_column)
+            .push(")");
+        columns.push(clause.finish().text);
+    }
     let mut b = SqlBuilder::new(writer.dialect());
     b.push("CREATE TABLE ")
         .table(table)
@@ -96,4 +152,154 @@ pub fn drop_table(dialect: Dialect, table: &TableName, is_view: bool) -> String 
     b.push(if is_view { "DROP VIEW " } else { "DROP TABLE " })
         .table(table);
     b.finish().text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal writer for any dialect: the clause under test does not depend on it.
+    struct Plain(Dialect);
+
+    impl ColumnWriter for Plain {
+        fn dialect(&self) -> Dialect {
+            self.0
+        }
+
+        fn id_column(&self) -> String {
+            let mut b = SqlBuilder::new(self.0);
+            b.ident("id").push(" BIGINT PRIMARY KEY");
+            b.finish().text
+        }
+
+        fn column(&self, field: &FieldDefinition, inline_key: bool) -> Result<String> {
+            Ok(standard_column(self.0, field, inline_key, "INTEGER", None))
+        }
+    }
+
+    fn posts() -> CollectionDefinition {
+        CollectionDefinition {
+            name: "posts".into(),
+            auto_gen_id: true,
+            timestamps: false,
+            fields: vec![
+                FieldDefinition::new("authorId", FieldType::Integer),
+                FieldDefinition::new("editor_id", FieldType::Integer),
+            ],
+        }
+    }
+
+    fn fk(column: &str, target: &str, target_column: &str) -> ForeignKeyDefinition {
+        ForeignKeyDefinition {
+            column: column.into(),
+            target: target.into(),
+            target_column: target_column.into(),
+        }
+    }
+
+    #[test]
+    fn foreign_keys_are_table_constraints_in_every_dialect() {
+        let keys = [
+            fk("authorId", "users", "id"),
+            fk("editor_id", "users", "id"),
+        ];
+        let cases = [
+            (
+                Dialect::Sqlite,
+                None,
+                "CREATE TABLE \"posts\" (\"id\" BIGINT PRIMARY KEY, \"authorId\" INTEGER, \"editor_id\" INTEGER, \
+                 FOREIGN KEY (\"authorId\") REFERENCES \"users\" (\"id\"), \
+                 FOREIGN KEY (\"editor_id\") REFERENCES \"users\" (\"id\"))",
+            ),
+            (
+                Dialect::Postgres,
+                Some("app"),
+                "CREATE TABLE \"app\".\"posts\" (\"id\" BIGINT PRIMARY KEY, \"authorId\" INTEGER, \"editor_id\" INTEGER, \
+                 FOREIGN KEY (\"authorId\") REFERENCES \"app\".\"users\" (\"id\"), \
+                 FOREIGN KEY (\"editor_id\") REFERENCES \"app\".\"users\" (\"id\"))",
+            ),
+            (
+                Dialect::MySql,
+                None,
+                "CREATE TABLE `posts` (`id` BIGINT PRIMARY KEY, `authorId` INTEGER, `editor_id` INTEGER, \
+                 FOREIGN KEY (`authorId`) REFERENCES `users` (`id`), \
+                 FOREIGN KEY (`editor_id`) REFERENCES `users` (`id`))",
+            ),
+            (
+                Dialect::Mssql,
+                Some("dbo"),
+                "CREATE TABLE [dbo].[posts] ([id] BIGINT PRIMARY KEY, [authorId] INTEGER, [editor_id] INTEGER, \
+                 FOREIGN KEY ([authorId]) REFERENCES [dbo].[users] ([id]), \
+                 FOREIGN KEY ([editor_id]) REFERENCES [dbo].[users] ([id]))",
+            ),
+        ];
+        for (dialect, schema, expected) in cases {
+            let table = TableName {
+                schema: schema.map(str::to_owned),
+                name: "posts".into(),
+            };
+            assert_eq!(
+                create_table(&Plain(dialect), &table, &posts(), &keys).expect("valid"),
+                expected,
+                "{dialect:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn foreign_keys_follow_a_composite_primary_key() {
+        let mut post = FieldDefinition::new("postId", FieldType::Integer);
+        post.primary_key = true;
+        let mut tag = FieldDefinition::new("tagId", FieldType::Integer);
+        tag.primary_key = true;
+        let junction = CollectionDefinition {
+            name: "posts_tags".into(),
+            auto_gen_id: false,
+            timestamps: false,
+            fields: vec![post, tag],
+        };
+        let keys = [fk("postId", "posts", "id"), fk("tagId", "tags", "id")];
+        assert_eq!(
+            create_table(
+                &Plain(Dialect::Sqlite),
+                &TableName::new("posts_tags"),
+                &junction,
+                &keys
+            )
+            .expect("valid"),
+            "CREATE TABLE \"posts_tags\" (\"postId\" INTEGER, \"tagId\" INTEGER, \
+             PRIMARY KEY (\"postId\", \"tagId\"), \
+             FOREIGN KEY (\"postId\") REFERENCES \"posts\" (\"id\"), \
+             FOREIGN KEY (\"tagId\") REFERENCES \"tags\" (\"id\"))"
+        );
+    }
+
+    #[test]
+    fn without_foreign_keys_nothing_is_added() {
+        assert_eq!(
+            create_table(
+                &Plain(Dialect::Postgres),
+                &TableName::new("posts"),
+                &posts(),
+                &[]
+            )
+            .expect("valid"),
+            "CREATE TABLE \"posts\" (\"id\" BIGINT PRIMARY KEY, \"authorId\" INTEGER, \"editor_id\" INTEGER)"
+        );
+    }
+
+    #[test]
+    fn a_foreign_key_on_an_unknown_column_or_with_a_malformed_name_is_refused() {
+        let table = TableName::new("posts");
+        for (key, needle) in [
+            (fk("ownerId", "users", "id"), "ownerId"),
+            (fk("authorId", "users\"; DROP TABLE x; --", "id"), "users"),
+            (fk("authorId", "users", "id`"), "id`"),
+        ] {
+            let err = create_table(&Plain(Dialect::MySql), &table, &posts(), &[key])
+                .expect_err("refused");
+            assert_eq!(err.kind(), manifold_core::ErrorKind::BadRequest);
+            assert!(err.message().contains(needle), "{}", err.message());
+        }
+    }
 }

@@ -52,7 +52,7 @@ pub trait SqlxDriver: Send + Sync + 'static {
 /// Reads and writes one table through a sqlx pool. Each operation checks out one
 /// connection for its whole duration (a transaction for writes of several rows).
 pub struct SqlxRepository<D: SqlxDriver> {
-    pool: Pool<D::Db>,
+    runner: Runner<D::Db>,
     collection: Arc<Collection>,
     visible: Vec<FieldRef>,
     keys: Vec<FieldRef>,
@@ -62,6 +62,10 @@ pub struct SqlxRepository<D: SqlxDriver> {
 impl<D: SqlxDriver> SqlxRepository<D> {
     /// A repository for `collection` on `pool`.
     pub fn new(pool: Pool<D::Db>, collection: Arc<Collection>) -> Self {
+        Self::with_runner(Runner::Pool(pool), collection)
+    }
+
+    fn with_runner(runner: Runner<D::Db>, collection: Arc<Collection>) -> Self {
         let visible = collection
             .fields()
             .iter()
@@ -70,7 +74,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
             .collect();
         let keys = collection.primary_key().map(FieldRef::new).collect();
         Self {
-            pool,
+            runner,
             collection,
             visible,
             keys,
@@ -103,6 +107,82 @@ impl<D: SqlxDriver> SqlxRepository<D> {
             field: key.clone(),
             predicate: Predicate::In(values),
         }))
+    }
+}
+
+/// Where a repository's statements run: on a pooled connection per operation, or in the
+/// one transaction of a unit of work.
+enum Runner<DB: Database> {
+    Pool(Pool<DB>),
+    Unit(Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, DB>>>>),
+}
+
+/// The connection one operation runs on.
+enum Lease<'a, DB: Database> {
+    Pooled(Checkout<DB>),
+    Shared(tokio::sync::MutexGuard<'a, Option<sqlx::Transaction<'static, DB>>>),
+}
+
+impl<'a, DB: Database> Lease<'a, DB> {
+    async fn of<D: SqlxDriver<Db = DB>>(runner: &'a Runner<DB>) -> Result<Self> {
+        Ok(match runner {
+            Runner::Pool(pool) => Lease::Pooled(Checkout::of::<D>(pool).await?),
+            Runner::Unit(tx) => Lease::Shared(tx.lock().await),
+        })
+    }
+
+    fn connection(&mut self) -> Result<&mut DB::Connection> {
+        match self {
+            Lease::Pooled(checkout) => checkout.connection(),
+            Lease::Shared(guard) => guard
+                .as_deref_mut()
+                .ok_or_else(|| Error::internal("the unit of work was already committed")),
+        }
+    }
+
+    fn finish(self) {
+        if let Lease::Pooled(checkout) = self {
+            checkout.finish();
+        }
+    }
+}
+
+/// A unit of work on a sqlx pool: one transaction that every repository it hands out
+/// writes in.
+pub struct SqlxUnit<D: SqlxDriver> {
+    tx: Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, D::Db>>>>,
+}
+
+impl<D: SqlxDriver> SqlxUnit<D> {
+    /// Begins a transaction on a connection of `pool`.
+    pub async fn begin(pool: &Pool<D::Db>) -> Result<Self> {
+        let tx = pool.begin().await.map_err(D::map_error)?;
+        Ok(Self {
+            tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl<D: SqlxDriver> manifold_core::connector::UnitOfWork for SqlxUnit<D>
+where
+    SqlxRepository<D>: Repository,
+{
+    fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
+        Arc::new(SqlxRepository::<D>::with_runner(
+            Runner::Unit(self.tx.clone()),
+            collection,
+        ))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let tx = self
+            .tx
+            .lock()
+            .await
+            .take()
+            .ok_or_else(|| Error::internal("the unit of work was already committed"))?;
+        tx.commit().await.map_err(D::map_error)
     }
 }
 
@@ -209,26 +289,40 @@ where
                 .execute(&mut *tx)
                 .await
                 .map_err(D::map_error)?;
-            // Read the row back by its key: the one written, or the one generated.
-            let [key] = self.keys.as_slice() else {
+            // Read the row back by its key: each key column's written value, or the value
+            // the database generated for the auto-increment one.
+            if self.keys.is_empty() {
                 return Err(Error::bad_request(format!(
-                    "collection {} has no single primary key, so a created row cannot be read back",
+                    "collection {} has no primary key, so a created row cannot be read back",
                     self.collection.name()
                 )));
-            };
-            let written = values
-                .0
-                .iter()
-                .find(|(f, _)| f.name == key.name)
-                .map(|(_, v)| v.clone());
-            let key_value = written
-                .or_else(|| D::last_insert_id(&done).map(Value::Int))
-                .ok_or_else(|| Error::internal("the database did not report the new row's key"))?;
-            let options = FindOptions {
-                filter: Some(Filter::Condition(Condition {
+            }
+            let mut conditions = Vec::with_capacity(self.keys.len());
+            for key in &self.keys {
+                let written = values
+                    .0
+                    .iter()
+                    .find(|(f, _)| f.name == key.name)
+                    .map(|(_, v)| v.clone());
+                let generated = self
+                    .collection
+                    .field(&key.name)
+                    .is_some_and(|f| f.auto_increment)
+                    .then(|| D::last_insert_id(&done).map(Value::Int))
+                    .flatten();
+                let value = written.or(generated).ok_or_else(|| {
+                    Error::bad_request(format!(
+                        "{} cannot be null: the database did not report a value for this key",
+                        key.name
+                    ))
+                })?;
+                conditions.push(Filter::Condition(Condition {
                     field: key.clone(),
-                    predicate: Predicate::Eq(key_value),
-                })),
+                    predicate: Predicate::Eq(value),
+                }));
+            }
+            let options = FindOptions {
+                filter: Some(Filter::And(conditions)),
                 ..FindOptions::default()
             };
             let sql = compile::select(D::DIALECT, &self.collection, &options);
@@ -305,7 +399,7 @@ where
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
         let sql = compile::select(D::DIALECT, &self.collection, options);
         let fields = compile::selected_fields(&self.collection, options);
-        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let mut checkout = Lease::of::<D>(&self.runner).await?;
         let outcome = self.fetch(checkout.connection()?, &sql, &fields).await;
         checkout.finish();
         outcome
@@ -313,7 +407,7 @@ where
 
     async fn count(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::count(D::DIALECT, &self.collection, filter);
-        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let mut checkout = Lease::of::<D>(&self.runner).await?;
         let outcome = self
             .fetch(checkout.connection()?, &sql, &count_field())
             .await;
@@ -326,7 +420,7 @@ where
     }
 
     async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
-        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let mut checkout = Lease::of::<D>(&self.runner).await?;
         let outcome = self.create_on(checkout.connection()?, rows).await;
         checkout.finish();
         outcome
@@ -340,7 +434,7 @@ where
             };
             self.find(&options).await?
         } else {
-            let mut checkout = Checkout::of::<D>(&self.pool).await?;
+            let mut checkout = Lease::of::<D>(&self.runner).await?;
             let outcome = self.update_on(checkout.connection()?, filter, values).await;
             checkout.finish();
             outcome?
@@ -351,7 +445,7 @@ where
 
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::delete(D::DIALECT, &self.collection, filter);
-        let mut checkout = Checkout::of::<D>(&self.pool).await?;
+        let mut checkout = Lease::of::<D>(&self.runner).await?;
         let outcome = D::prepare(&sql).execute(checkout.connection()?).await;
         checkout.finish();
         Ok(D::rows_affected(&outcome.map_err(D::map_error)?))

@@ -88,6 +88,7 @@ pub fn create_table(definition: &CollectionDefinition) -> Result<String> {
         &SqliteColumns,
         &TableName::new(&definition.name),
         definition,
+        &[],
     )
 }
 

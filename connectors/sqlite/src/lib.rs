@@ -135,6 +135,13 @@ impl Connector for SqliteConnector {
         Ok(())
     }
 
+    async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
+        Ok(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<codec::SqliteDriver>::begin(&self.pool)
+                .await?,
+        ))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -11,4 +11,4 @@ mod source;
 
 pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus};
 pub use router::{DataSourceRouter, NOT_FOUND_REASON};
-pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX};
+pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX, Unit};

@@ -90,6 +90,30 @@ impl Repository for Counted {
     }
 }
 
+/// Writes across collections of one source that commit together (see
+/// [`crate::connector::UnitOfWork`]); dropping it rolls back.
+pub struct Unit {
+    inner: Box<dyn crate::connector::UnitOfWork>,
+    catalog: Arc<Catalog>,
+}
+
+impl Unit {
+    /// The repository of collection `name` inside this unit.
+    pub fn repository(&self, name: &str) -> Result<Arc<dyn Repository>> {
+        let entry = self
+            .catalog
+            .entries
+            .get(name)
+            .ok_or_else(|| Error::not_found(format!("collection {name} does not exist")))?;
+        Ok(self.inner.repository(entry.collection.clone()))
+    }
+
+    /// Commits every write of the unit.
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await
+    }
+}
+
 /// One collection with its repository.
 #[derive(Clone)]
 struct Entry {
@@ -273,6 +297,14 @@ impl DataSource {
         self.collection(&definition.name)
             .map(|(c, _)| c)
             .ok_or_else(|| Error::internal(format!("collection {} vanished", definition.name)))
+    }
+
+    /// Starts a unit of work on this source's database.
+    pub async fn begin(&self) -> Result<Unit> {
+        Ok(Unit {
+            inner: self.connector.begin().await?,
+            catalog: self.catalog.load_full(),
+        })
     }
 
     /// The repository of one of Manifold's own tables, creating the table on first use.

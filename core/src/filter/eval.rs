@@ -97,7 +97,7 @@ fn holds(p: &Predicate, v: &Json, ty: FieldType) -> bool {
             }
         }
         Predicate::Empty => null || (is_text(ty) && v.as_str() == Some("")),
-        Predicate::NotEmpty => !null && !(is_text(ty) && v.as_str() == Some("")),
+        Predicate::NotEmpty => !null && (!is_text(ty) || v.as_str() != Some("")),
         Predicate::IsTrue => v == &Json::Bool(true),
         Predicate::IsFalsy => null || v == &Json::Bool(false),
         Predicate::ArrayAny(xs) => {

@@ -5,6 +5,8 @@
 //! Handlers are middleware: each sets `ctx.body` and then runs `next`, so app middleware
 //! registered after the router still runs around the response.
 
+mod association;
+
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
@@ -27,7 +29,8 @@ use crate::value::Value;
 
 /// Registers the built-in actions as global handlers of `source`'s resource manager.
 pub fn register_default_actions(source: &DataSource) {
-    let handlers: [(&str, Arc<dyn Middleware>); 7] = [
+    use association::{Link, LinkAction};
+    let handlers: [(&str, Arc<dyn Middleware>); 11] = [
         ("list", Arc::new(List)),
         ("get", Arc::new(Get)),
         ("create", Arc::new(Create)),
@@ -35,6 +38,10 @@ pub fn register_default_actions(source: &DataSource) {
         ("destroy", Arc::new(Destroy)),
         ("firstOrCreate", Arc::new(FirstOrCreate)),
         ("updateOrCreate", Arc::new(UpdateOrCreate)),
+        ("add", Arc::new(Link(LinkAction::Add))),
+        ("remove", Arc::new(Link(LinkAction::Remove))),
+        ("set", Arc::new(Link(LinkAction::Set))),
+        ("toggle", Arc::new(Link(LinkAction::Toggle))),
     ];
     source.resource_manager().register_action_handlers(handlers);
 }
@@ -63,7 +70,11 @@ impl Middleware for ValidateFilterParams {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let action = ctx.action()?;
         let name = action.action_name.as_str();
-        if matches!(name, "update" | "destroy") {
+        let to_one = association::to_one_needs_no_filter(
+            action.params.as_map(),
+            action.association.as_ref(),
+        );
+        if matches!(name, "update" | "destroy") && !to_one {
             let params = &action.params;
             if let Some(f) = params.get("filter")
                 && !f.is_null()
@@ -104,7 +115,7 @@ enum Scoped {
     /// None: the source does not exist or links to nothing.
     Nothing,
     /// Those matching this filter.
-    Only(Filter),
+    Only(Box<Filter>),
 }
 
 impl Target {
@@ -118,15 +129,13 @@ impl Target {
         })
     }
 
-    /// Refuses writes through an association, which need several statements in one
-    /// transaction across tables (not built yet).
+    /// Refuses `*OrCreate` through an association (NocoBase gives it no meaning there).
     fn direct_only(&self) -> Result<()> {
         match &self.association {
             Some(scope) => Err(Error::bad_request(format!(
-                "writing through association {}.{} is not supported yet; write to collection {} directly",
+                "firstOrCreate and updateOrCreate work on collections, not through association {}.{}; use create",
                 scope.source.name(),
-                scope.association.name,
-                scope.association.target
+                scope.association.name
             ))),
             None => Ok(()),
         }
@@ -162,14 +171,13 @@ impl Target {
             Value::coerce(field.field_type, v, "association key")
         };
         Ok(match a.kind {
-            AssociationKind::HasMany | AssociationKind::HasOne => Scoped::Only(condition(
-                &a.foreign_key,
-                Predicate::Eq(coerce(&a.foreign_key, &own)?),
-            )?),
-            AssociationKind::BelongsTo => Scoped::Only(condition(
+            AssociationKind::HasMany | AssociationKind::HasOne => Scoped::Only(Box::new(
+                condition(&a.foreign_key, Predicate::Eq(coerce(&a.foreign_key, &own)?))?,
+            )),
+            AssociationKind::BelongsTo => Scoped::Only(Box::new(condition(
                 &a.target_key,
                 Predicate::Eq(coerce(&a.target_key, &own)?),
-            )?),
+            )?)),
             AssociationKind::BelongsToMany => {
                 let (Some(through), Some(other)) = (&scope.through, &a.other_key) else {
                     return Ok(Scoped::Nothing);
@@ -200,7 +208,7 @@ impl Target {
                 if keys.is_empty() {
                     Scoped::Nothing
                 } else {
-                    Scoped::Only(condition(&a.target_key, Predicate::In(keys))?)
+                    Scoped::Only(Box::new(condition(&a.target_key, Predicate::In(keys))?))
                 }
             }
         })
@@ -372,7 +380,9 @@ impl Middleware for List {
             .is_some_and(|s| s.association.kind.is_to_one() && s.source_id != "_");
         match t.scoped().await? {
             Scoped::Unscoped => {}
-            Scoped::Only(scope) => options.filter = filter::and(Some(scope), options.filter.take()),
+            Scoped::Only(scope) => {
+                options.filter = filter::and(Some(*scope), options.filter.take())
+            }
             Scoped::Nothing if to_one => {
                 ctx.body = Some(Json::Null);
                 return next.run(ctx).await;
@@ -488,7 +498,9 @@ impl Middleware for Get {
         }
         match t.scoped().await? {
             Scoped::Unscoped => {}
-            Scoped::Only(scope) => options.filter = filter::and(Some(scope), options.filter.take()),
+            Scoped::Only(scope) => {
+                options.filter = filter::and(Some(*scope), options.filter.take())
+            }
             Scoped::Nothing => {
                 ctx.body = Some(Json::Null);
                 return next.run(ctx).await;
@@ -511,7 +523,10 @@ impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
-        t.direct_only()?;
+        if t.association.is_some() {
+            ctx.body = Some(association::create(&t, t.values()).await?);
+            return next.run(ctx).await;
+        }
         let allowed = t.write_filter()?;
         let (rows, many) = match t.values() {
             Json::Array(items) => (
@@ -560,7 +575,10 @@ impl Middleware for Update {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
-        t.direct_only()?;
+        if t.association.is_some() {
+            ctx.body = Some(association::update(&t, t.values()).await?);
+            return next.run(ctx).await;
+        }
         let values = WriteValues::from_json(
             t.collection(),
             t.values(),
@@ -583,7 +601,10 @@ impl Middleware for Destroy {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let t = Target::of(ctx)?;
         t.writable()?;
-        t.direct_only()?;
+        if t.association.is_some() {
+            ctx.body = Some(association::destroy(&t).await?);
+            return next.run(ctx).await;
+        }
         let filter = t.filter()?;
         let deleted = t.repository.destroy(filter.as_ref()).await?;
         ctx.body = Some(Json::from(deleted));

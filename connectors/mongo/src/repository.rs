@@ -1,0 +1,531 @@
+//! The repository of one MongoDB collection: reads through aggregation pipelines, writes
+//! in multi-document transactions where the deployment has them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use manifold_core::error::{Error, Result};
+use manifold_core::filter::{FieldRef, Filter};
+use manifold_core::query::FindOptions;
+use manifold_core::repository::{Record, Repository, WriteValues};
+use manifold_core::schema::Collection;
+use manifold_core::value::Value;
+use mongodb::bson::oid::ObjectId;
+use mongodb::bson::{Bson, Document, RawDocumentBuf, Utf8Lossy, doc};
+use mongodb::error::{
+    Error as MongoError, ErrorKind as MongoKind, TRANSIENT_TRANSACTION_ERROR,
+    UNKNOWN_TRANSACTION_COMMIT_RESULT,
+};
+use mongodb::options::{AggregateOptions, CountOptions};
+use mongodb::{Client, ClientSession, Database};
+use tracing::Instrument as _;
+
+use crate::codec::render;
+use crate::compile::Compiler;
+use crate::error::map_mongo;
+use crate::introspect::Extras;
+
+/// At most this many keys go into one `$in` of a delete, so a large destroy never
+/// builds a command near MongoDB's 16 MB limit.
+const DELETE_CHUNK: usize = 10_000;
+
+/// How often a transaction that failed with a transient error (a write conflict, a
+/// primary election) is run again before the error reaches the client.
+const TRANSACTION_ATTEMPTS: u32 = 3;
+
+/// One write, run as a unit by [`MongoRepository::write`].
+enum Work<'a> {
+    /// Insert in order, then read the stored documents back.
+    Insert {
+        docs: &'a [Document],
+        keys: &'a [Bson],
+    },
+    /// Read documents by key.
+    Read { keys: &'a [Bson] },
+    /// Note the matching keys, update those documents, read them back in key order.
+    Update {
+        query: &'a Document,
+        change: &'a Document,
+    },
+    /// Note the matching keys and delete those documents.
+    Delete { query: &'a Document },
+}
+
+/// What a write produced.
+enum Done {
+    Documents(Vec<Document>),
+    Count(u64),
+}
+
+/// A stored document as an owned [`Document`], read without serde: serde would take
+/// keys such as `$oid` in stored data for extended JSON and fail. Invalid UTF-8 (which
+/// other clients can store) is replaced rather than failing the whole read.
+pub(crate) fn owned(raw: RawDocumentBuf) -> Result<Document, MongoError> {
+    Ok(Utf8Lossy::<Document>::try_from(raw)?.0)
+}
+
+/// What every repository of one data source shares.
+pub(crate) struct Shared {
+    pub client: Client,
+    pub db: Database,
+    /// `maxTimeMS` of every read and of the matching step of every write.
+    pub max_time: Option<Duration>,
+    /// Whether writes run in multi-document transactions.
+    pub transactions: bool,
+}
+
+/// Reads and writes one collection.
+///
+/// `update` and `destroy` first read the keys of the matching documents (under
+/// `maxTimeMS`, which MongoDB's update and delete commands do not all honour), then write
+/// by key; with transactions both steps are one atomic unit. `create` inserts in order and
+/// reads the stored documents back.
+pub struct MongoRepository {
+    shared: Arc<Shared>,
+    coll: mongodb::Collection<Document>,
+    /// The same collection, read as raw documents (see [`owned`]).
+    raw: mongodb::Collection<RawDocumentBuf>,
+    collection: Arc<Collection>,
+    visible: Vec<FieldRef>,
+    extras: Arc<Extras>,
+}
+
+impl MongoRepository {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        collection: Arc<Collection>,
+        extras: Arc<Extras>,
+    ) -> Self {
+        let coll = shared.db.collection::<Document>(&collection.table().name);
+        let raw = shared
+            .db
+            .collection::<RawDocumentBuf>(&collection.table().name);
+        let visible = collection
+            .fields()
+            .iter()
+            .filter(|f| !f.hidden)
+            .map(FieldRef::new)
+            .collect();
+        Self {
+            shared,
+            coll,
+            raw,
+            collection,
+            visible,
+            extras,
+        }
+    }
+
+    fn map(&self, e: &MongoError) -> Error {
+        map_mongo(e, &self.extras.names)
+    }
+
+    /// A client span with the OpenTelemetry database attributes (values left out).
+    fn span(&self, operation: &'static str) -> tracing::Span {
+        tracing::debug_span!(
+            "mongodb.operation",
+            "db.system.name" = "mongodb",
+            "db.namespace" = %self.shared.db.name(),
+            "db.collection.name" = %self.collection.table().name,
+            "db.operation.name" = operation,
+        )
+    }
+
+    fn compiler(&self) -> Compiler<'_> {
+        Compiler::new(&self.collection)
+    }
+
+    /// A stored document as a record of `fields` (missing fields are null, as SQL's NULL).
+    fn record(&self, doc: &Document, fields: &[FieldRef]) -> Record {
+        fields
+            .iter()
+            .map(|f| (f.name.clone(), render(f.field_type, doc.get(&f.column))))
+            .collect()
+    }
+
+    fn aggregate_options(&self) -> AggregateOptions {
+        let mut options = AggregateOptions::default();
+        options.max_time = self.shared.max_time;
+        options
+    }
+
+    fn find_options(
+        &self,
+        sort: Option<Document>,
+        projection: Option<Document>,
+    ) -> mongodb::options::FindOptions {
+        let mut options = mongodb::options::FindOptions::default();
+        options.max_time = self.shared.max_time;
+        options.sort = sort;
+        options.projection = projection;
+        options
+    }
+
+    /// The keys of the documents matching `query`, in key order.
+    async fn keys_in(
+        &self,
+        s: &mut ClientSession,
+        query: Document,
+    ) -> Result<Vec<Bson>, MongoError> {
+        let options = self.find_options(Some(doc! {"_id": 1}), Some(doc! {"_id": 1}));
+        let mut cursor = self
+            .raw
+            .find(query)
+            .with_options(options)
+            .session(&mut *s)
+            .await?;
+        let mut keys = Vec::new();
+        while let Some(doc) = cursor.next(&mut *s).await {
+            if let Some(id) = owned(doc?)?.remove("_id") {
+                keys.push(id);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// The documents with these keys, in key order.
+    async fn by_keys(
+        &self,
+        s: &mut ClientSession,
+        keys: &[Bson],
+    ) -> Result<Vec<Document>, MongoError> {
+        let options = self.find_options(Some(doc! {"_id": 1}), None);
+        let mut cursor = self
+            .raw
+            .find(doc! {"_id": {"$in": keys}})
+            .with_options(options)
+            .session(&mut *s)
+            .await?;
+        let mut docs = Vec::with_capacity(keys.len());
+        while let Some(doc) = cursor.next(&mut *s).await {
+            docs.push(owned(doc?)?);
+        }
+        Ok(docs)
+    }
+
+    /// Runs `work` in a session: inside a transaction (run again on transient errors) when
+    /// the deployment has them, else as consecutive operations.
+    async fn write(&self, work: Work<'_>) -> Result<Done> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut session = self
+                .shared
+                .client
+                .start_session()
+                .await
+                .map_err(|e| self.map(&e))?;
+            let outcome = if self.shared.transactions {
+                self.transaction(&mut session, &work).await
+            } else {
+                self.run(&mut session, &work).await
+            };
+            match outcome {
+                Err(e)
+                    if self.shared.transactions
+                        && attempt < TRANSACTION_ATTEMPTS
+                        && e.contains_label(TRANSIENT_TRANSACTION_ERROR) =>
+                {
+                    tracing::debug!(error = %e, attempt, "retrying a mongodb transaction");
+                }
+                other => return other.map_err(|e| self.map(&e)),
+            }
+        }
+    }
+
+    async fn transaction(
+        &self,
+        s: &mut ClientSession,
+        work: &Work<'_>,
+    ) -> Result<Done, MongoError> {
+        match self.shared.max_time {
+            Some(limit) => s.start_transaction().max_commit_time(limit).await?,
+            None => s.start_transaction().await?,
+        }
+        let done = match self.run(s, work).await {
+            Ok(done) => done,
+            Err(e) => {
+                // The abort's own failure changes nothing: the server aborts an
+                // unfinished transaction when it times out or the session ends.
+                let _ = s.abort_transaction().await;
+                return Err(e);
+            }
+        };
+        let mut commits = 0;
+        loop {
+            commits += 1;
+            match s.commit_transaction().await {
+                Ok(()) => return Ok(done),
+                // Committing again is safe: the server answers a repeated commit of the
+                // same transaction with its first outcome.
+                Err(e)
+                    if commits < TRANSACTION_ATTEMPTS
+                        && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The steps of one write, on session `s`.
+    async fn run(&self, s: &mut ClientSession, work: &Work<'_>) -> Result<Done, MongoError> {
+        match work {
+            Work::Insert { docs, keys } => {
+                self.coll
+                    .insert_many(docs.iter())
+                    .ordered(true)
+                    .session(&mut *s)
+                    .await?;
+                Ok(Done::Documents(self.by_keys(s, keys).await?))
+            }
+            Work::Read { keys } => Ok(Done::Documents(self.by_keys(s, keys).await?)),
+            Work::Update { query, change } => {
+                let keys = self.keys_in(s, (*query).clone()).await?;
+                if keys.is_empty() {
+                    return Ok(Done::Documents(Vec::new()));
+                }
+                self.coll
+                    .update_many(doc! {"_id": {"$in": &keys}}, (*change).clone())
+                    .session(&mut *s)
+                    .await?;
+                Ok(Done::Documents(self.by_keys(s, &keys).await?))
+            }
+            Work::Delete { query } => {
+                let keys = self.keys_in(s, (*query).clone()).await?;
+                let mut deleted = 0;
+                for chunk in keys.chunks(DELETE_CHUNK) {
+                    deleted += self
+                        .coll
+                        .delete_many(doc! {"_id": {"$in": chunk}})
+                        .session(&mut *s)
+                        .await?
+                        .deleted_count;
+                }
+                Ok(Done::Count(deleted))
+            }
+        }
+    }
+
+    /// The documents of a write's outcome.
+    fn documents(done: Done) -> Vec<Document> {
+        match done {
+            Done::Documents(docs) => docs,
+            Done::Count(_) => Vec::new(),
+        }
+    }
+
+    /// One new document per row: the written fields (nulls left out, so null and missing
+    /// stay one thing and sparse unique indexes behave like SQL's), declared defaults for
+    /// fields the row does not mention, and a new ObjectId key when none is given and the
+    /// key is generated.
+    fn new_documents(&self, rows: &[WriteValues]) -> Result<(Vec<Document>, Vec<bool>)> {
+        let compiler = self.compiler();
+        let key = self.collection.single_key();
+        let mut docs = Vec::with_capacity(rows.len());
+        let mut generated = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut doc = Document::new();
+            for (field, value) in &row.0 {
+                if !matches!(value, Value::Null) {
+                    doc.insert(field.column.clone(), compiler.value(field, value)?);
+                }
+            }
+            for (column, default) in &self.extras.defaults {
+                if !row.0.iter().any(|(f, _)| &f.column == column) {
+                    doc.insert(column.clone(), default.clone());
+                }
+            }
+            let made = !doc.contains_key("_id");
+            if made {
+                match key {
+                    Some(k) if k.column == "_id" && !k.auto_increment => {
+                        return Err(Error::bad_request(format!("{} cannot be null", k.name)));
+                    }
+                    _ => {
+                        // First, so the key leads the document as MongoDB itself would put it.
+                        let mut with_key = doc! {"_id": ObjectId::new()};
+                        with_key.extend(doc);
+                        doc = with_key;
+                    }
+                }
+            }
+            docs.push(doc);
+            generated.push(made);
+        }
+        Ok((docs, generated))
+    }
+
+    /// Puts `docs` in the order of `keys` (the insertion order).
+    fn in_key_order(&self, keys: &[Bson], docs: Vec<Document>) -> Result<Vec<Record>> {
+        let mut by_key: HashMap<Bson, Document> = docs
+            .into_iter()
+            .filter_map(|d| Some((d.get("_id")?.clone(), d)))
+            .collect();
+        keys.iter()
+            .map(|k| {
+                by_key
+                    .remove(k)
+                    .map(|d| self.record(&d, &self.visible))
+                    .ok_or_else(|| Error::internal("a created document could not be read back"))
+            })
+            .collect()
+    }
+
+    /// Without transactions: deletes the documents an ordered insert wrote before it
+    /// failed. Only those are known to be ours; when the failure gives no position, only
+    /// the documents whose keys were generated here are (a given key may be another
+    /// document's).
+    async fn roll_back(&self, failure: &MongoError, keys: &[Bson], generated: &[bool]) {
+        let written: Vec<Bson> = match &*failure.kind {
+            MongoKind::InsertMany(f) => match f.write_errors.as_deref() {
+                Some([first, ..]) => keys.iter().take(first.index).cloned().collect(),
+                _ => Vec::new(),
+            },
+            _ => keys
+                .iter()
+                .zip(generated)
+                .filter(|(_, made)| **made)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        if written.is_empty() {
+            return;
+        }
+        if let Err(e) = self.coll.delete_many(doc! {"_id": {"$in": &written}}).await {
+            tracing::error!(error = %e, collection = %self.collection.name(), "could not roll back a failed create");
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Repository for MongoRepository {
+    fn collection(&self) -> &Arc<Collection> {
+        &self.collection
+    }
+
+    async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
+        if options.limit == Some(0) {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.compiler().find_pipeline(options)?;
+        let fields = options.fields.as_ref().unwrap_or(&self.visible);
+        let docs: Vec<Document> = async {
+            self.raw
+                .aggregate(pipeline)
+                .with_options(self.aggregate_options())
+                .with_type::<RawDocumentBuf>()
+                .await?
+                .map_err(MongoError::from)
+                .and_then(|raw| async move { owned(raw) })
+                .try_collect()
+                .await
+        }
+        .instrument(self.span("aggregate"))
+        .await
+        .map_err(|e| self.map(&e))?;
+        Ok(docs.iter().map(|d| self.record(d, fields)).collect())
+    }
+
+    async fn count(&self, filter: Option<&Filter>) -> Result<u64> {
+        let query = self.compiler().filter(filter)?;
+        let mut options = CountOptions::default();
+        options.max_time = self.shared.max_time;
+        async { self.coll.count_documents(query).with_options(options).await }
+            .instrument(self.span("countDocuments"))
+            .await
+            .map_err(|e| self.map(&e))
+    }
+
+    async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (docs, generated) = self.new_documents(rows)?;
+        let keys: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
+        let span = self.span("insertMany");
+        if self.shared.transactions {
+            let done = self
+                .write(Work::Insert {
+                    docs: &docs,
+                    keys: &keys,
+                })
+                .instrument(span)
+                .await?;
+            return self.in_key_order(&keys, Self::documents(done));
+        }
+        async {
+            if let Err(e) = self.coll.insert_many(&docs).ordered(true).await {
+                self.roll_back(&e, &keys, &generated).await;
+                return Err(self.map(&e));
+            }
+            let done = self.write(Work::Read { keys: &keys }).await?;
+            self.in_key_order(&keys, Self::documents(done))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn update(&self, filter: Option<&Filter>, values: &WriteValues) -> Result<Vec<Record>> {
+        let query = self.compiler().filter(filter)?;
+        if values.is_empty() {
+            let options = FindOptions {
+                filter: filter.cloned(),
+                sort: self
+                    .collection
+                    .primary_key()
+                    .map(|k| manifold_core::query::SortKey {
+                        field: FieldRef::new(k),
+                        descending: false,
+                    })
+                    .collect(),
+                ..FindOptions::default()
+            };
+            return self.find(&options).await;
+        }
+        let compiler = self.compiler();
+        let mut set = Document::new();
+        let mut unset = Document::new();
+        for (field, value) in &values.0 {
+            match value {
+                // Null is stored as absence, as on create.
+                Value::Null => {
+                    unset.insert(field.column.clone(), "");
+                }
+                v => {
+                    set.insert(field.column.clone(), compiler.value(field, v)?);
+                }
+            }
+        }
+        let mut change = Document::new();
+        if !set.is_empty() {
+            change.insert("$set", set);
+        }
+        if !unset.is_empty() {
+            change.insert("$unset", unset);
+        }
+        let done = self
+            .write(Work::Update {
+                query: &query,
+                change: &change,
+            })
+            .instrument(self.span("updateMany"))
+            .await?;
+        Ok(Self::documents(done)
+            .iter()
+            .map(|d| self.record(d, &self.visible))
+            .collect())
+    }
+
+    async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
+        let query = self.compiler().filter(filter)?;
+        let done = self
+            .write(Work::Delete { query: &query })
+            .instrument(self.span("deleteMany"))
+            .await?;
+        Ok(match done {
+            Done::Count(n) => n,
+            Done::Documents(_) => 0,
+        })
+    }
+}

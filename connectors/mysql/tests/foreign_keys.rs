@@ -1,0 +1,438 @@
+//! Foreign keys read by the MySQL/MariaDB connector, and the associations the core derives
+//! from them, on NocoBase's blog schema.
+//!
+//! Every test creates its own database `manifold_my_<random>` through
+//! `mysql://root@127.0.0.1:3306/mysql` (or `MANIFOLD_TEST_MYSQL_URL`) and drops it when it
+//! ends, failed or not. A missing server fails the test: nothing here is skipped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use manifold_core::associations::derive;
+use manifold_core::connector::Connector;
+use manifold_core::schema::{Association, AssociationKind, Collection, ForeignKey};
+use manifold_mysql::{MySqlConnector, MySqlOptions, introspect};
+use serde_json::{Value as Json, json};
+use sqlx::{AssertSqlSafe, Connection, MySqlConnection};
+
+/// NocoBase's blog schema plus a composite key. Every key is a table constraint: MySQL
+/// parses an inline `REFERENCES` and ignores it.
+const BLOG: &str = "
+CREATE TABLE users (id BIGINT AUTO_INCREMENT PRIMARY KEY, nickname TEXT);
+CREATE TABLE posts (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY, title TEXT, authorId BIGINT, editor_id BIGINT,
+  FOREIGN KEY (authorId) REFERENCES users (id),
+  FOREIGN KEY (editor_id) REFERENCES users (id));
+CREATE TABLE comments (id BIGINT AUTO_INCREMENT PRIMARY KEY, postId BIGINT, body TEXT,
+  FOREIGN KEY (postId) REFERENCES posts (id));
+CREATE TABLE profiles (id BIGINT AUTO_INCREMENT PRIMARY KEY, postId BIGINT UNIQUE,
+  FOREIGN KEY (postId) REFERENCES posts (id));
+CREATE TABLE tags (id BIGINT AUTO_INCREMENT PRIMARY KEY, name TEXT);
+CREATE TABLE posts_tags (postId BIGINT, tagId BIGINT, tagged_at TEXT,
+  PRIMARY KEY (postId, tagId),
+  FOREIGN KEY (postId) REFERENCES posts (id),
+  FOREIGN KEY (tagId) REFERENCES tags (id));
+CREATE TABLE a (x INT, y INT, PRIMARY KEY (x, y));
+CREATE TABLE b (id BIGINT AUTO_INCREMENT PRIMARY KEY, ax INT, ay INT,
+  FOREIGN KEY (ax, ay) REFERENCES a (x, y));
+";
+
+const DEFAULT_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306/mysql";
+
+fn admin_url() -> String {
+    std::env::var("MANIFOLD_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+/// `url` with its database path replaced by `database`.
+fn url_with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
+    let (authority, _) = rest.split_once('/').unwrap_or((rest, ""));
+    format!("{scheme}://{authority}/{database}")
+}
+
+async fn admin_connection(url: &str) -> MySqlConnection {
+    MySqlConnection::connect(url).await.unwrap_or_else(|e| {
+        panic!(
+            "MySQL/MariaDB is not reachable at {url} ({e}). Start it \
+             (`start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`, \
+             see shared/testing.md) or set MANIFOLD_TEST_MYSQL_URL"
+        )
+    })
+}
+
+/// A database of its own for one test, dropped when the guard is dropped (also on panic).
+struct TestDb {
+    name: String,
+    admin_url: String,
+}
+
+impl TestDb {
+    async fn create() -> Self {
+        let admin_url = admin_url();
+        let mut conn = admin_connection(&admin_url).await;
+        let name = format!(
+            "manifold_my_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+        let _ = conn.close().await;
+        Self { name, admin_url }
+    }
+
+    /// A connector on this database, with `extra` options merged in.
+    async fn connector_with(&self, extra: Json) -> MySqlConnector {
+        let mut options = json!({ "url": url_with_database(&self.admin_url, &self.name) });
+        if let (Some(map), Json::Object(extra)) = (options.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        let options = MySqlOptions::from_json(&options).expect("valid options");
+        MySqlConnector::open(&options)
+            .await
+            .expect("connector opens")
+    }
+
+    async fn connector(&self) -> MySqlConnector {
+        self.connector_with(json!({})).await
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // The test's runtime may be gone or busy unwinding: drop from a runtime of our own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = MySqlConnection::connect(&url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // A session of the test may still hold locks in the database, and DROP
+                // DATABASE would wait for them forever: end those sessions first.
+                let sessions: Vec<(i64,)> = sqlx::query_as(
+                    "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
+                )
+                .bind(&name)
+                .fetch_all(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                for (id,) in sessions {
+                    let _ = sqlx::raw_sql(AssertSqlSafe(format!("KILL {id}")))
+                        .execute(&mut conn)
+                        .await;
+                }
+                // Keys from another test database into this one would block the drop.
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SET SESSION lock_wait_timeout = 30; SET SESSION foreign_key_checks = 0; \
+                     DROP DATABASE IF EXISTS `{name}`"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+                let _ = conn.close().await;
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        let failure = match dropped {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(_) => "the dropping thread panicked".to_owned(),
+        };
+        let message = format!("could not drop test database {}: {failure}", self.name);
+        if std::thread::panicking() {
+            eprintln!("{message}");
+        } else {
+            panic!("{message}");
+        }
+    }
+}
+
+async fn exec(connector: &MySqlConnector, sql: &str) {
+    sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(connector.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+fn fk(columns: &[&str], target: &str, target_columns: &[&str]) -> ForeignKey {
+    ForeignKey {
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        target: target.to_owned(),
+        target_columns: target_columns.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+fn find<'a>(all: &'a [Collection], name: &str) -> &'a Collection {
+    all.iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("collection {name} introspected"))
+}
+
+/// The foreign keys every SQL connector must read from the blog schema.
+fn expected_foreign_keys() -> Vec<(&'static str, Vec<ForeignKey>)> {
+    vec![
+        ("a", vec![]),
+        ("b", vec![fk(&["ax", "ay"], "a", &["x", "y"])]),
+        ("comments", vec![fk(&["postId"], "posts", &["id"])]),
+        (
+            "posts",
+            vec![
+                fk(&["authorId"], "users", &["id"]),
+                fk(&["editor_id"], "users", &["id"]),
+            ],
+        ),
+        (
+            "posts_tags",
+            vec![
+                fk(&["postId"], "posts", &["id"]),
+                fk(&["tagId"], "tags", &["id"]),
+            ],
+        ),
+        ("profiles", vec![fk(&["postId"], "posts", &["id"])]),
+        ("tags", vec![]),
+        ("users", vec![]),
+    ]
+}
+
+/// An association whose keys on both sides are `id` unless changed by the caller.
+fn assoc(name: &str, kind: AssociationKind, target: &str, foreign_key: &str) -> Association {
+    Association {
+        name: name.to_owned(),
+        kind,
+        target: target.to_owned(),
+        foreign_key: foreign_key.to_owned(),
+        source_key: "id".to_owned(),
+        target_key: "id".to_owned(),
+        through: None,
+        other_key: None,
+    }
+}
+
+/// A belongsToMany through `posts_tags`, whose `other_key` points at the target.
+fn through_posts_tags(name: &str, target: &str, foreign_key: &str, other_key: &str) -> Association {
+    Association {
+        through: Some("posts_tags".to_owned()),
+        other_key: Some(other_key.to_owned()),
+        ..assoc(name, AssociationKind::BelongsToMany, target, foreign_key)
+    }
+}
+
+/// The associations `derive` must build for each collection, sorted by name.
+fn expected_associations() -> Vec<(&'static str, Vec<Association>)> {
+    use AssociationKind::{BelongsTo, HasMany, HasOne};
+    // The junction has no single-field key, so its key column stands in as target key.
+    let junction_rows = |fk: &str| Association {
+        target_key: fk.to_owned(),
+        ..assoc("posts_tags", HasMany, "posts_tags", fk)
+    };
+    let post = || assoc("post", BelongsTo, "posts", "postId");
+    vec![
+        ("a", vec![]),
+        // The composite key relates nothing.
+        ("b", vec![]),
+        ("comments", vec![post()]),
+        (
+            "posts",
+            vec![
+                assoc("author", BelongsTo, "users", "authorId"),
+                assoc("comments", HasMany, "comments", "postId"),
+                assoc("editor", BelongsTo, "users", "editor_id"),
+                junction_rows("postId"),
+                // profiles.postId is unique.
+                assoc("profiles", HasOne, "profiles", "postId"),
+                through_posts_tags("tags", "tags", "postId", "tagId"),
+            ],
+        ),
+        (
+            "posts_tags",
+            vec![post(), assoc("tag", BelongsTo, "tags", "tagId")],
+        ),
+        ("profiles", vec![post()]),
+        (
+            "tags",
+            vec![
+                through_posts_tags("posts", "posts", "tagId", "postId"),
+                junction_rows("tagId"),
+            ],
+        ),
+        (
+            "users",
+            vec![
+                assoc("posts", HasMany, "posts", "authorId"),
+                assoc("posts_editor", HasMany, "posts", "editor_id"),
+            ],
+        ),
+    ]
+}
+
+/// Counts the statements sqlx runs (its `sqlx::query` events).
+#[derive(Default)]
+struct QueryCounter(Arc<AtomicUsize>);
+
+impl tracing::Subscriber for QueryCounter {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// How many statements one introspection runs, and what it found.
+async fn count_introspection(connector: &impl Connector) -> (usize, Vec<Collection>) {
+    let counter = QueryCounter::default();
+    let statements = counter.0.clone();
+    let counting = tracing::Dispatch::new(counter);
+    // With a single live dispatcher, tracing caches a call site's interest from the default
+    // subscriber of whichever thread first reaches it: another test's thread, with none,
+    // would disable sqlx's sites for good. With two live dispatchers it asks them all.
+    let _second = tracing::Dispatch::new(QueryCounter::default());
+    let all = {
+        let _guard = tracing::dispatcher::set_default(&counting);
+        connector.introspect().await.expect("introspect")
+    };
+    (statements.load(Ordering::SeqCst), all)
+}
+
+/// `n` more tables, each with a single and a composite foreign key into the blog schema.
+fn more_tables(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "CREATE TABLE extra{i:02} (id BIGINT PRIMARY KEY, user_id BIGINT, ax INTEGER, \
+                 ay INTEGER, FOREIGN KEY (user_id) REFERENCES users (id), \
+                 FOREIGN KEY (ax, ay) REFERENCES a (x, y));\n"
+            )
+        })
+        .collect()
+}
+
+/// The keys `more_tables` declares.
+fn more_keys() -> Vec<ForeignKey> {
+    vec![
+        fk(&["user_id"], "users", &["id"]),
+        fk(&["ax", "ay"], "a", &["x", "y"]),
+    ]
+}
+
+#[tokio::test]
+async fn the_blog_schema_reads_its_foreign_keys_and_relates_as_nocobase_names_it() {
+    let db = TestDb::create().await;
+    let connector = db.connector().await;
+    exec(&connector, BLOG).await;
+    let mut all = connector.introspect().await.expect("introspect");
+
+    let names: Vec<&str> = all.iter().map(Collection::name).collect();
+    let expected = expected_foreign_keys();
+    assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    for (name, keys) in &expected {
+        assert_eq!(
+            &find(&all, name).foreign_keys,
+            keys,
+            "foreign keys of {name}"
+        );
+    }
+
+    derive(&mut all);
+    for (name, expected) in expected_associations() {
+        let mut got = find(&all, name).associations.clone();
+        got.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(got, expected, "associations of {name}");
+    }
+    connector.close().await;
+}
+
+#[tokio::test]
+async fn one_table_introspection_reads_the_same_foreign_keys() {
+    let db = TestDb::create().await;
+    let connector = db.connector().await;
+    exec(&connector, BLOG).await;
+    for (name, keys) in expected_foreign_keys() {
+        let one = introspect::collection(connector.pool(), connector.flavor(), name)
+            .await
+            .expect("introspect one table");
+        assert_eq!(one.foreign_keys, keys, "foreign keys of {name}");
+    }
+    connector.close().await;
+}
+
+#[tokio::test]
+async fn keys_into_other_databases_are_left_out_and_generated_names_keep_declaration_order() {
+    let other = TestDb::create().await;
+    let db = TestDb::create().await;
+    let connector = db.connector().await;
+    let columns: Vec<String> = (1..=11).map(|i| format!("u{i}_id BIGINT")).collect();
+    let keys: Vec<String> = (1..=11)
+        .map(|i| format!("FOREIGN KEY (u{i}_id) REFERENCES users (id)"))
+        .collect();
+    exec(
+        &connector,
+        &format!(
+            "CREATE TABLE `{other}`.accounts (id BIGINT PRIMARY KEY);
+             CREATE TABLE users (id BIGINT PRIMARY KEY);
+             CREATE TABLE notes (id BIGINT PRIMARY KEY, account_id BIGINT, owner_id BIGINT,
+               FOREIGN KEY (account_id) REFERENCES `{other}`.accounts (id),
+               FOREIGN KEY (owner_id) REFERENCES users (id));
+             CREATE VIEW note_view AS SELECT * FROM notes;
+             CREATE TABLE many (id BIGINT PRIMARY KEY, {}, {});",
+            columns.join(", "),
+            keys.join(", "),
+            other = other.name,
+        ),
+    )
+    .await;
+    let all = connector.introspect().await.expect("introspect");
+    assert_eq!(
+        find(&all, "notes").foreign_keys,
+        [fk(&["owner_id"], "users", &["id"])]
+    );
+    assert!(find(&all, "note_view").foreign_keys.is_empty());
+    // `many_ibfk_10` and `many_ibfk_11` come after `many_ibfk_9`, as declared.
+    let expected: Vec<ForeignKey> = (1..=11)
+        .map(|i| fk(&[&format!("u{i}_id")], "users", &["id"]))
+        .collect();
+    assert_eq!(find(&all, "many").foreign_keys, expected);
+    connector.close().await;
+    drop(db);
+    drop(other);
+}
+
+#[tokio::test]
+async fn foreign_keys_cost_no_query_per_table() {
+    let db = TestDb::create().await;
+    let connector = db.connector_with(json!({"maxConnections": 1})).await;
+    exec(&connector, BLOG).await;
+    // The first introspection also runs what a fresh connection runs once.
+    connector.introspect().await.expect("introspect");
+    let (few, _) = count_introspection(&connector).await;
+    exec(&connector, &more_tables(40)).await;
+    let (many, all) = count_introspection(&connector).await;
+    assert_eq!(
+        many, few,
+        "40 more tables with foreign keys cost no more queries"
+    );
+    for i in 0..40 {
+        assert_eq!(
+            find(&all, &format!("extra{i:02}")).foreign_keys,
+            more_keys()
+        );
+    }
+    connector.close().await;
+}

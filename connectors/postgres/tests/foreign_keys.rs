@@ -1,0 +1,429 @@
+//! Foreign keys read by the PostgreSQL connector, and the associations the core derives
+//! from them, on NocoBase's blog schema.
+//!
+//! Each test creates its own database `manifold_pg_<random>` through
+//! `postgres://postgres@127.0.0.1:5432/postgres` (or `MANIFOLD_TEST_POSTGRES_URL`) and drops
+//! it afterwards, also when the test fails. A missing server fails the test: see
+//! /work/shared/testing.md to start one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use manifold_core::associations::derive;
+use manifold_core::connector::Connector;
+use manifold_core::schema::{Association, AssociationKind, Collection, ForeignKey};
+use manifold_postgres::{PostgresConnector, PostgresOptions, introspect};
+use serde_json::{Value as Json, json};
+use sqlx::{Connection, Executor, PgConnection};
+
+/// NocoBase's blog schema plus a composite key, as table constraints (declaration order
+/// decides association names). `comments` references `posts` without a column list,
+/// which PostgreSQL resolves to the primary key when the key is created.
+const BLOG: &str = r#"
+CREATE TABLE users (id BIGSERIAL PRIMARY KEY, nickname TEXT);
+CREATE TABLE posts (
+  id BIGSERIAL PRIMARY KEY, title TEXT, "authorId" BIGINT, editor_id BIGINT,
+  FOREIGN KEY ("authorId") REFERENCES users (id),
+  FOREIGN KEY (editor_id) REFERENCES users (id));
+CREATE TABLE comments (id BIGSERIAL PRIMARY KEY, "postId" BIGINT REFERENCES posts, body TEXT);
+CREATE TABLE profiles (id BIGSERIAL PRIMARY KEY, "postId" BIGINT UNIQUE REFERENCES posts (id));
+CREATE TABLE tags (id BIGSERIAL PRIMARY KEY, name TEXT);
+CREATE TABLE posts_tags (
+  "postId" BIGINT REFERENCES posts (id), "tagId" BIGINT REFERENCES tags (id), tagged_at TEXT,
+  PRIMARY KEY ("postId", "tagId"));
+CREATE TABLE a (x INTEGER, y INTEGER, PRIMARY KEY (x, y));
+CREATE TABLE b (id BIGSERIAL PRIMARY KEY, ax INTEGER, ay INTEGER,
+  FOREIGN KEY (ax, ay) REFERENCES a (x, y));
+"#;
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn admin_url() -> String {
+    std::env::var("MANIFOLD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into())
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{database}", &base[..host_end]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+/// A database of its own for one test, dropped when the guard goes out of scope.
+struct TestDb {
+    name: String,
+    admin: String,
+    url: String,
+}
+
+impl TestDb {
+    async fn create() -> Self {
+        let admin = admin_url();
+        let name = format!(
+            "manifold_pg_{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            // Only the part after any credentials.
+            let server = admin.rsplit('@').next().unwrap_or_default();
+            panic!(
+                "PostgreSQL is required for these tests and is not reachable at {server} ({e}). \
+                 Start it (see /work/shared/testing.md) or set MANIFOLD_TEST_POSTGRES_URL."
+            )
+        });
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await
+            .expect("create the test database");
+        conn.close().await.ok();
+        let url = with_database(&admin, &name);
+        Self { name, admin, url }
+    }
+
+    /// A connector on this database, with `extra` options merged in.
+    async fn connect(&self, extra: Json) -> PostgresConnector {
+        let mut options = json!({ "url": self.url });
+        if let (Some(map), Json::Object(extra)) = (options.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        let options = PostgresOptions::from_json(&options).expect("valid options");
+        PostgresConnector::open(&options)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Runs setup SQL (several statements allowed).
+    async fn exec(&self, sql: &str) {
+        let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("setup SQL failed: {e}\n{sql}"));
+        conn.close().await.ok();
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop runs inside the test's runtime, which cannot be blocked on; a fresh thread
+        // with its own small runtime can.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                )))
+                .await
+                .map_err(|e| e.to_string())?;
+                conn.close().await.ok();
+                Ok::<(), String>(())
+            })
+        })
+        .join();
+        if let Ok(Err(e)) | Err(e) = dropped.map_err(|_| "panicked".to_string()) {
+            eprintln!("could not drop test database {}: {e}", self.name);
+        }
+    }
+}
+
+fn fk(columns: &[&str], target: &str, target_columns: &[&str]) -> ForeignKey {
+    ForeignKey {
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        target: target.to_owned(),
+        target_columns: target_columns.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+fn find<'a>(all: &'a [Collection], name: &str) -> &'a Collection {
+    all.iter()
+        .find(|c| c.name() == name)
+        .unwrap_or_else(|| panic!("collection {name} introspected"))
+}
+
+/// The foreign keys every SQL connector must read from the blog schema.
+fn expected_foreign_keys() -> Vec<(&'static str, Vec<ForeignKey>)> {
+    vec![
+        ("a", vec![]),
+        ("b", vec![fk(&["ax", "ay"], "a", &["x", "y"])]),
+        ("comments", vec![fk(&["postId"], "posts", &["id"])]),
+        (
+            "posts",
+            vec![
+                fk(&["authorId"], "users", &["id"]),
+                fk(&["editor_id"], "users", &["id"]),
+            ],
+        ),
+        (
+            "posts_tags",
+            vec![
+                fk(&["postId"], "posts", &["id"]),
+                fk(&["tagId"], "tags", &["id"]),
+            ],
+        ),
+        ("profiles", vec![fk(&["postId"], "posts", &["id"])]),
+        ("tags", vec![]),
+        ("users", vec![]),
+    ]
+}
+
+/// An association whose keys on both sides are `id` unless changed by the caller.
+fn assoc(name: &str, kind: AssociationKind, target: &str, foreign_key: &str) -> Association {
+    Association {
+        name: name.to_owned(),
+        kind,
+        target: target.to_owned(),
+        foreign_key: foreign_key.to_owned(),
+        source_key: "id".to_owned(),
+        target_key: "id".to_owned(),
+        through: None,
+        other_key: None,
+    }
+}
+
+/// A belongsToMany through `posts_tags`, whose `other_key` points at the target.
+fn through_posts_tags(name: &str, target: &str, foreign_key: &str, other_key: &str) -> Association {
+    Association {
+        through: Some("posts_tags".to_owned()),
+        other_key: Some(other_key.to_owned()),
+        ..assoc(name, AssociationKind::BelongsToMany, target, foreign_key)
+    }
+}
+
+/// The associations `derive` must build for each collection, sorted by name.
+fn expected_associations() -> Vec<(&'static str, Vec<Association>)> {
+    use AssociationKind::{BelongsTo, HasMany, HasOne};
+    // The junction has no single-field key, so its key column stands in as target key.
+    let junction_rows = |fk: &str| Association {
+        target_key: fk.to_owned(),
+        ..assoc("posts_tags", HasMany, "posts_tags", fk)
+    };
+    let post = || assoc("post", BelongsTo, "posts", "postId");
+    vec![
+        ("a", vec![]),
+        // The composite key relates nothing.
+        ("b", vec![]),
+        ("comments", vec![post()]),
+        (
+            "posts",
+            vec![
+                assoc("author", BelongsTo, "users", "authorId"),
+                assoc("comments", HasMany, "comments", "postId"),
+                assoc("editor", BelongsTo, "users", "editor_id"),
+                junction_rows("postId"),
+                // profiles.postId is unique.
+                assoc("profiles", HasOne, "profiles", "postId"),
+                through_posts_tags("tags", "tags", "postId", "tagId"),
+            ],
+        ),
+        (
+            "posts_tags",
+            vec![post(), assoc("tag", BelongsTo, "tags", "tagId")],
+        ),
+        ("profiles", vec![post()]),
+        (
+            "tags",
+            vec![
+                through_posts_tags("posts", "posts", "tagId", "postId"),
+                junction_rows("tagId"),
+            ],
+        ),
+        (
+            "users",
+            vec![
+                assoc("posts", HasMany, "posts", "authorId"),
+                assoc("posts_editor", HasMany, "posts", "editor_id"),
+            ],
+        ),
+    ]
+}
+
+/// Counts the statements sqlx runs (its `sqlx::query` events).
+#[derive(Default)]
+struct QueryCounter(Arc<AtomicUsize>);
+
+impl tracing::Subscriber for QueryCounter {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        metadata.target() == "sqlx::query"
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if event.metadata().target() == "sqlx::query" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// How many statements one introspection runs, and what it found.
+async fn count_introspection(connector: &impl Connector) -> (usize, Vec<Collection>) {
+    let counter = QueryCounter::default();
+    let statements = counter.0.clone();
+    let counting = tracing::Dispatch::new(counter);
+    // With a single live dispatcher, tracing caches a call site's interest from the default
+    // subscriber of whichever thread first reaches it: another test's thread, with none,
+    // would disable sqlx's sites for good. With two live dispatchers it asks them all.
+    let _second = tracing::Dispatch::new(QueryCounter::default());
+    let all = {
+        let _guard = tracing::dispatcher::set_default(&counting);
+        connector.introspect().await.expect("introspect")
+    };
+    (statements.load(Ordering::SeqCst), all)
+}
+
+/// `n` more tables, each with a single and a composite foreign key into the blog schema.
+fn more_tables(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "CREATE TABLE extra{i:02} (id BIGINT PRIMARY KEY, user_id BIGINT, ax INTEGER, \
+                 ay INTEGER, FOREIGN KEY (user_id) REFERENCES users (id), \
+                 FOREIGN KEY (ax, ay) REFERENCES a (x, y));\n"
+            )
+        })
+        .collect()
+}
+
+/// The keys `more_tables` declares.
+fn more_keys() -> Vec<ForeignKey> {
+    vec![
+        fk(&["user_id"], "users", &["id"]),
+        fk(&["ax", "ay"], "a", &["x", "y"]),
+    ]
+}
+
+#[tokio::test]
+async fn the_blog_schema_reads_its_foreign_keys_and_relates_as_nocobase_names_it() {
+    let db = TestDb::create().await;
+    db.exec(BLOG).await;
+    let connector = db.connect(json!({})).await;
+    let mut all = connector.introspect().await.expect("introspect");
+
+    let names: Vec<&str> = all.iter().map(Collection::name).collect();
+    let expected = expected_foreign_keys();
+    assert_eq!(names, expected.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+    for (name, keys) in &expected {
+        assert_eq!(
+            &find(&all, name).foreign_keys,
+            keys,
+            "foreign keys of {name}"
+        );
+    }
+
+    derive(&mut all);
+    for (name, expected) in expected_associations() {
+        let mut got = find(&all, name).associations.clone();
+        got.sort_by(|x, y| x.name.cmp(&y.name));
+        assert_eq!(got, expected, "associations of {name}");
+    }
+    connector.close().await;
+}
+
+#[tokio::test]
+async fn one_table_introspection_reads_the_same_foreign_keys() {
+    let db = TestDb::create().await;
+    db.exec(BLOG).await;
+    let connector = db.connect(json!({})).await;
+    for (name, keys) in expected_foreign_keys() {
+        let one = introspect::collection(connector.pool(), "public", name)
+            .await
+            .expect("introspect one table");
+        assert_eq!(one.foreign_keys, keys, "foreign keys of {name}");
+    }
+    connector.close().await;
+}
+
+#[tokio::test]
+async fn keys_into_other_schemas_are_left_out_and_dotted_targets_are_renamed() {
+    let db = TestDb::create().await;
+    db.exec(
+        r#"
+        CREATE SCHEMA other;
+        CREATE TABLE other.accounts (id BIGINT PRIMARY KEY);
+        CREATE TABLE "app.settings" (key TEXT PRIMARY KEY);
+        CREATE TABLE users (id BIGINT PRIMARY KEY);
+        CREATE TABLE notes (
+          id BIGINT PRIMARY KEY,
+          account_id BIGINT REFERENCES other.accounts (id),
+          setting_key TEXT REFERENCES "app.settings" (key),
+          owner_id BIGINT REFERENCES users (id));
+        CREATE TABLE other.notes (id BIGINT PRIMARY KEY, owner_id BIGINT REFERENCES public.users);
+        CREATE VIEW note_view AS SELECT * FROM notes;
+        CREATE TABLE events (id BIGINT, at DATE, owner_id BIGINT, PRIMARY KEY (id, at))
+          PARTITION BY RANGE (at);
+        CREATE TABLE events_2024 PARTITION OF events
+          FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');
+        ALTER TABLE events ADD FOREIGN KEY (owner_id) REFERENCES users (id);
+        CREATE TABLE event_notes (id BIGINT PRIMARY KEY, event_id BIGINT, event_at DATE,
+          FOREIGN KEY (event_id, event_at) REFERENCES events (id, at));
+        "#,
+    )
+    .await;
+    let connector = db.connect(json!({})).await;
+    let all = connector.introspect().await.expect("introspect");
+    assert_eq!(
+        find(&all, "notes").foreign_keys,
+        [
+            fk(&["setting_key"], "app_settings", &["key"]),
+            fk(&["owner_id"], "users", &["id"]),
+        ]
+    );
+    assert!(find(&all, "note_view").foreign_keys.is_empty());
+    // A partitioned table keeps its key once; its partitions are no collections, and the
+    // copies PostgreSQL makes per partition of a partitioned target are not repeated.
+    assert_eq!(
+        find(&all, "events").foreign_keys,
+        [fk(&["owner_id"], "users", &["id"])]
+    );
+    assert_eq!(
+        find(&all, "event_notes").foreign_keys,
+        [fk(&["event_id", "event_at"], "events", &["id", "at"])]
+    );
+    assert!(all.iter().all(|c| c.name() != "events_2024"));
+    connector.close().await;
+}
+
+#[tokio::test]
+async fn foreign_keys_cost_no_query_per_table() {
+    let db = TestDb::create().await;
+    db.exec(BLOG).await;
+    let connector = db.connect(json!({"maxConnections": 1})).await;
+    // The first introspection also learns the connection's types.
+    connector.introspect().await.expect("introspect");
+    let (few, _) = count_introspection(&connector).await;
+    db.exec(&more_tables(40)).await;
+    let (many, all) = count_introspection(&connector).await;
+    assert_eq!(few, 2, "one query for columns, one for keys of every kind");
+    assert_eq!(
+        many, few,
+        "40 more tables with foreign keys cost no more queries"
+    );
+    for i in 0..40 {
+        assert_eq!(
+            find(&all, &format!("extra{i:02}")).foreign_keys,
+            more_keys()
+        );
+    }
+    connector.close().await;
+}
