@@ -335,6 +335,84 @@ fn node_fields(node: &Node, matched_by: &str) -> Option<Vec<String>> {
     Some(fields)
 }
 
+async fn read_targets(node: &Node, column: &str, keys: &[Json]) -> Result<Vec<Record>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    rows_where_in(&node.repository, column, keys, node_fields(node, column)).await
+}
+
+/// belongsToMany targets and their links in one joined query per batch, where the
+/// connector can (`None` otherwise). Targets come back once each, in primary-key order.
+async fn linked(
+    node: &Node,
+    through: &Arc<dyn Repository>,
+    other: &str,
+    sources: &[Json],
+    target_column: &str,
+) -> Result<Option<(Vec<(String, String)>, Vec<Record>)>> {
+    let a = &node.association;
+    let junction = through.collection();
+    let target = &node.target;
+    let source_column = FieldRef::new(junction.require_field(&a.foreign_key, "appends")?);
+    let other_column = FieldRef::new(junction.require_field(other, "appends")?);
+    let target_key = FieldRef::new(target.require_field(target_column, "appends")?);
+    let fields = node_fields(node, target_column)
+        .map(|names| {
+            names
+                .iter()
+                .map(|n| target.require_field(n, "fields").map(FieldRef::new))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let link = crate::repository::Link {
+        junction,
+        source_column: &source_column,
+        target_column: &other_column,
+        target_key: &target_key,
+    };
+    let mut pairs = Vec::new();
+    let mut rows: Vec<Record> = Vec::new();
+    let mut seen = HashSet::new();
+    for batch in sources.chunks(BATCH) {
+        let values = batch
+            .iter()
+            .map(|k| Value::coerce(source_column.field_type, k, "appends"))
+            .collect::<Result<Vec<_>>>()?;
+        let Some(found) = node
+            .repository
+            .find_linked(&link, &values, fields.as_deref())
+            .await?
+        else {
+            return Ok(None);
+        };
+        for (source, row) in found {
+            let (Some(s), Some(t)) = (key_of(&source), row.get(target_column).and_then(key_of))
+            else {
+                continue;
+            };
+            pairs.push((s, t.clone()));
+            if seen.insert(t) {
+                rows.push(row);
+            }
+        }
+    }
+    // Batches each come back in key order; merge them.
+    rows.sort_by(|x, y| compare_keys(x, y, target));
+    Ok(Some((pairs, rows)))
+}
+
+fn compare_keys(x: &Record, y: &Record, target: &Collection) -> std::cmp::Ordering {
+    let sort: Vec<crate::query::SortKey> = target
+        .primary_key()
+        .map(|k| crate::query::SortKey {
+            field: FieldRef::new(k),
+            descending: false,
+        })
+        .collect();
+    crate::filter::compare_records(x, y, &sort)
+}
+
 async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
     let a = &node.association;
     let (source_column, target_column) = match a.kind {
@@ -348,33 +426,33 @@ async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
 
     // For belongsToMany, the junction says which targets belong to which source key.
     let mut links: Vec<(String, String)> = Vec::new();
-    let target_keys = match (&a.kind, &node.through, &a.other_key) {
+    let mut targets = match (&a.kind, &node.through, &a.other_key) {
         (AssociationKind::BelongsToMany, Some(through), Some(other)) => {
-            let pairs = rows_where_in(
-                through,
-                &a.foreign_key,
-                &keys,
-                Some(vec![a.foreign_key.clone(), other.clone()]),
-            )
-            .await?;
-            links = pairs
-                .iter()
-                .filter_map(|p| Some((key_of(p.get(&a.foreign_key)?)?, key_of(p.get(other)?)?)))
-                .collect();
-            distinct(&pairs, other)
+            match linked(node, through, other, &keys, target_column).await? {
+                Some((pairs, rows)) => {
+                    links = pairs;
+                    rows
+                }
+                None => {
+                    let pairs = rows_where_in(
+                        through,
+                        &a.foreign_key,
+                        &keys,
+                        Some(vec![a.foreign_key.clone(), other.clone()]),
+                    )
+                    .await?;
+                    links = pairs
+                        .iter()
+                        .filter_map(|p| {
+                            Some((key_of(p.get(&a.foreign_key)?)?, key_of(p.get(other)?)?))
+                        })
+                        .collect();
+                    let target_keys = distinct(&pairs, other);
+                    read_targets(node, target_column, &target_keys).await?
+                }
+            }
         }
-        _ => keys,
-    };
-    let mut targets = if target_keys.is_empty() {
-        Vec::new()
-    } else {
-        rows_where_in(
-            &node.repository,
-            target_column,
-            &target_keys,
-            node_fields(node, target_column),
-        )
-        .await?
+        _ => read_targets(node, target_column, &keys).await?,
     };
     load_level(&node.children, &mut targets).await?;
 

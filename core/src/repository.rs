@@ -36,6 +36,31 @@ pub trait Repository: Send + Sync {
 
     /// Deletes every row matching `filter`; returns how many.
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64>;
+
+    /// The rows linked through a junction to any of `sources`, each with the source key it
+    /// is linked to, in one query (`None`: not supported here; the caller reads the junction
+    /// and the rows separately). Ordered by primary key; `fields` limits the attributes.
+    async fn find_linked(
+        &self,
+        _link: &Link<'_>,
+        _sources: &[Value],
+        _fields: Option<&[FieldRef]>,
+    ) -> Result<Option<Vec<(Json, Record)>>> {
+        Ok(None)
+    }
+}
+
+/// How a junction table links source rows to this repository's rows.
+#[derive(Debug, Clone, Copy)]
+pub struct Link<'a> {
+    /// The junction collection.
+    pub junction: &'a Collection,
+    /// The junction column holding the source key.
+    pub source_column: &'a FieldRef,
+    /// The junction column holding this collection's key.
+    pub target_column: &'a FieldRef,
+    /// The column of this collection the junction points at.
+    pub target_key: &'a FieldRef,
 }
 
 /// Column values to write, checked against the schema.

@@ -42,6 +42,47 @@ pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) 
     b.finish()
 }
 
+/// `SELECT t.<fields>, j.<source> FROM <target> t JOIN <junction> j ON j.<target column> =
+/// t.<target key> WHERE j.<source> IN (…) ORDER BY t.<primary key>`: the rows linked to
+/// `sources`, each with the source key it is linked to as the last column.
+pub fn select_linked(
+    dialect: Dialect,
+    target: &Collection,
+    fields: &[FieldRef],
+    link: &manifold_core::repository::Link<'_>,
+    sources: &[Value],
+) -> Sql {
+    let mut b = SqlBuilder::new(dialect);
+    b.push("SELECT ");
+    b.join(fields, ", ", |b, f| {
+        b.push("t.").ident(&f.column);
+    });
+    if !fields.is_empty() {
+        b.push(", ");
+    }
+    b.push("j.").ident(&link.source_column.column);
+    b.push(" FROM ").table(target.table()).push(" t JOIN ");
+    b.table(link.junction.table()).push(" j ON j.");
+    b.ident(&link.target_column.column)
+        .push(" = t.")
+        .ident(&link.target_key.column);
+    b.push(" WHERE j.")
+        .ident(&link.source_column.column)
+        .push(" IN (");
+    b.join(sources, ", ", |b, v| {
+        b.bind(v.clone());
+    });
+    b.push(")");
+    let keys: Vec<&manifold_core::schema::Field> = target.primary_key().collect();
+    if !keys.is_empty() {
+        b.push(" ORDER BY ");
+        b.join(keys, ", ", |b, k| {
+            b.push("t.").ident(&k.column).push(" ASC");
+        });
+    }
+    b.finish()
+}
+
 /// `SELECT COUNT(*) FROM <table> WHERE …`.
 pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
     let mut b = SqlBuilder::new(dialect);
@@ -683,6 +724,45 @@ mod tests {
         );
         assert_eq!(sql.params, vec![Value::Text("%50\\%\\_off\\\\%".into())]);
         assert_eq!(escape_like(Dialect::Mssql, "[a]"), "\\[a]");
+    }
+
+    #[test]
+    fn linked_rows_come_back_with_their_source_key_in_one_join() {
+        let c = posts();
+        let mut post_id = Field::new("postId", FieldType::BigInt);
+        post_id.primary_key = true;
+        let mut tag_id = Field::new("tagId", FieldType::BigInt);
+        tag_id.primary_key = true;
+        let junction = Collection::new(
+            "posts_tags",
+            TableName::new("posts_tags"),
+            vec![post_id, tag_id],
+        )
+        .expect("valid junction");
+        let (source, target) = (
+            FieldRef::new(junction.field("tagId").expect("tagId")),
+            FieldRef::new(junction.field("postId").expect("postId")),
+        );
+        let key = FieldRef::new(c.field("id").expect("id"));
+        let link = manifold_core::repository::Link {
+            junction: &junction,
+            source_column: &source,
+            target_column: &target,
+            target_key: &key,
+        };
+        let fields = vec![FieldRef::new(c.field("title").expect("title"))];
+        let sql = select_linked(
+            Dialect::Postgres,
+            &c,
+            &fields,
+            &link,
+            &[Value::Int(1), Value::Int(2)],
+        );
+        assert_eq!(
+            sql.text,
+            "SELECT t.\"title\", j.\"tagId\" FROM \"posts\" t JOIN \"posts_tags\" j ON j.\"postId\" = t.\"id\" WHERE j.\"tagId\" IN ($1, $2) ORDER BY t.\"id\" ASC"
+        );
+        assert_eq!(sql.params, vec![Value::Int(1), Value::Int(2)]);
     }
 
     #[test]

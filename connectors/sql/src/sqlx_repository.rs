@@ -443,6 +443,32 @@ where
         Ok(records)
     }
 
+    async fn find_linked(
+        &self,
+        link: &manifold_core::repository::Link<'_>,
+        sources: &[Value],
+        fields: Option<&[FieldRef]>,
+    ) -> Result<Option<Vec<(Json, Record)>>> {
+        let fields = fields.map_or_else(|| self.visible.clone(), <[FieldRef]>::to_vec);
+        let sql = compile::select_linked(D::DIALECT, &self.collection, &fields, link, sources);
+        // The source key comes back as the last column, under a name no field has.
+        let mut columns = fields.clone();
+        columns.push(FieldRef {
+            name: "\u{0}link".into(),
+            column: link.source_column.column.clone(),
+            field_type: link.source_column.field_type,
+        });
+        let mut checkout = Lease::of::<D>(&self.runner).await?;
+        let outcome = self.fetch(checkout.connection()?, &sql, &columns).await;
+        checkout.finish();
+        Ok(Some(
+            outcome?
+                .into_iter()
+                .map(|mut r| (r.remove("\u{0}link").unwrap_or(Json::Null), r))
+                .collect(),
+        ))
+    }
+
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::delete(D::DIALECT, &self.collection, filter);
         let mut checkout = Lease::of::<D>(&self.runner).await?;

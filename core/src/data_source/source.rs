@@ -88,6 +88,19 @@ impl Repository for Counted {
         self.tick();
         self.inner.destroy(filter).await
     }
+
+    async fn find_linked(
+        &self,
+        link: &crate::repository::Link<'_>,
+        sources: &[crate::value::Value],
+        fields: Option<&[crate::filter::FieldRef]>,
+    ) -> Result<Option<Vec<(serde_json::Value, crate::repository::Record)>>> {
+        let found = self.inner.find_linked(link, sources, fields).await?;
+        if found.is_some() {
+            self.tick();
+        }
+        Ok(found)
+    }
 }
 
 /// Writes across collections of one source that commit together (see
