@@ -618,8 +618,9 @@ async fn too_many_parameters_mock_tds_are_refused_before_anything_is_sent() {
     let pool = manifold_mssql::pool::build(&options).expect("pool");
     let collection = posts();
     let repo = MssqlRepository::new(pool, collection.clone(), Duration::from_secs(1));
-    let ids: Vec<i64> = (0..2_500).collect();
-    let filter = parse_filter(&collection, &json!({"ID": {"$in": ids}})).expect("valid");
+    // Long IN lists travel as one JSON parameter; 2,500 separate conditions cannot.
+    let conditions: Vec<serde_json::Value> = (0..2_500).map(|i| json!({"ID": i})).collect();
+    let filter = parse_filter(&collection, &json!({"$or": conditions})).expect("valid");
     let err = repo.count(filter.as_ref()).await.expect_err("too many");
     assert_eq!(err.kind(), ErrorKind::BadRequest);
     assert!(err.message().contains("2100"), "{}", err.message());

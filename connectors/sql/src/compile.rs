@@ -489,9 +489,40 @@ fn is_text(f: &FieldRef) -> bool {
     matches!(f.field_type, FieldType::String | FieldType::Text)
 }
 
+/// Above this many values, SQL Server gets one JSON parameter instead of one parameter per
+/// value: it allows 2,100 parameters a statement, and tiberius slows sharply past a few
+/// hundred.
+const MSSQL_JSON_LIST: usize = 100;
+
+/// The SQL Server type a JSON list element is cast to before comparing with `f`.
+fn mssql_type(f: &FieldRef) -> &'static str {
+    match f.field_type {
+        FieldType::Integer | FieldType::BigInt => "BIGINT",
+        FieldType::Float | FieldType::Double => "FLOAT",
+        FieldType::Decimal => "DECIMAL(38, 10)",
+        FieldType::Boolean => "BIT",
+        FieldType::Date => "DATE",
+        FieldType::DateTime => "DATETIMEOFFSET",
+        FieldType::DateTimeNoTz => "DATETIME2",
+        FieldType::Time => "TIME",
+        FieldType::Uuid => "UNIQUEIDENTIFIER",
+        _ => "NVARCHAR(4000)",
+    }
+}
+
 /// `c IN (…)`, split into OR-ed (or, negated, AND-ed) chunks under the dialect's
-/// parameter limit.
+/// parameter limit; on SQL Server a long list is one JSON parameter.
 fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
+    if b.dialect() == Dialect::Mssql && values.len() > MSSQL_JSON_LIST {
+        compared(b, f);
+        b.push(if negated { " NOT IN " } else { " IN " })
+            .push("(SELECT CAST([value] AS ")
+            .push(mssql_type(f))
+            .push(") FROM OPENJSON(")
+            .bind(json_array(values))
+            .push("))");
+        return;
+    }
     let chunk = b.dialect().max_params().min(1000);
     let chunks: Vec<&[Value]> = values.chunks(chunk).collect();
     if chunks.len() > 1 {

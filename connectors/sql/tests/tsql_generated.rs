@@ -211,3 +211,45 @@ fn like_operands_escape_brackets_for_sql_server() {
     );
     assert_eq!(sql.params, vec![Value::Text("%\\[a]\\%%".into())]);
 }
+
+#[test]
+fn a_long_in_list_is_one_json_parameter_on_sql_server() {
+    let c = orders();
+    let ids: Vec<i64> = (1..=5000).collect();
+    let options = find(json!({"id": {"$in": ids}}), json!({}), Some(10), None);
+    let sql = compile::select(Dialect::Mssql, &c, &options);
+    assert!(
+        sql.text
+            .contains("WHERE [id] IN (SELECT CAST([value] AS BIGINT) FROM OPENJSON(@P1))"),
+        "{}",
+        sql.text
+    );
+    assert_eq!(sql.params.len(), 1, "5,000 ids travel as one parameter");
+    assert_tsql(&sql);
+    let options = find(
+        json!({"customer": {"$notIn": (0..200).map(|i| format!("c{i}")).collect::<Vec<_>>()}}),
+        json!({}),
+        None,
+        None,
+    );
+    let sql = compile::select(Dialect::Mssql, &c, &options);
+    assert!(
+        sql.text.contains(
+            "[customer] NOT IN (SELECT CAST([value] AS NVARCHAR(4000)) FROM OPENJSON(@P1))"
+        ),
+        "{}",
+        sql.text
+    );
+    assert_tsql(&sql);
+    // Short lists keep one parameter per value, which SQL Server plans best.
+    let short = compile::select(
+        Dialect::Mssql,
+        &c,
+        &find(json!({"id": {"$in": [1, 2, 3]}}), json!({}), None, None),
+    );
+    assert!(
+        short.text.contains("[id] IN (@P1, @P2, @P3)"),
+        "{}",
+        short.text
+    );
+}
