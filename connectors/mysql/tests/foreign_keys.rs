@@ -5,19 +5,21 @@
 //! `mysql://root@127.0.0.1:3306/mysql` (or `MANIFOLD_TEST_MYSQL_URL`) and drops it when it
 //! ends, failed or not. A missing server fails the test: nothing here is skipped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use manifold_core::associations::derive;
 use manifold_core::connector::Connector;
 use manifold_core::schema::{Collection, ForeignKey};
-use manifold_mysql::{MySqlConnector, MySqlOptions, introspect};
-use serde_json::{Value as Json, json};
-use sqlx::{AssertSqlSafe, Connection, MySqlConnection};
+use manifold_mysql::{MySqlConnector, introspect};
+use serde_json::json;
+use sqlx::AssertSqlSafe;
 
 #[path = "../../sql/tests/shared/blog_relations.rs"]
 mod blog_relations;
 use blog_relations::{expected_associations, expected_foreign_keys, find, fk};
+
+mod common;
+use common::*;
 
 /// NocoBase's blog schema plus a composite key. Every key is a table constraint: MySQL
 /// parses an inline `REFERENCES` and ignores it.
@@ -41,151 +43,11 @@ CREATE TABLE b (id BIGINT AUTO_INCREMENT PRIMARY KEY, ax INT, ay INT,
   FOREIGN KEY (ax, ay) REFERENCES a (x, y));
 ";
 
-const DEFAULT_ADMIN_URL: &str = "mysql://root@127.0.0.1:3306/mysql";
-
-fn admin_url() -> String {
-    std::env::var("MANIFOLD_TEST_MYSQL_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
-}
-
-/// `url` with its database path replaced by `database`.
-fn url_with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("a URL with a scheme");
-    let (authority, _) = rest.split_once('/').unwrap_or((rest, ""));
-    format!("{scheme}://{authority}/{database}")
-}
-
-async fn admin_connection(url: &str) -> MySqlConnection {
-    MySqlConnection::connect(url).await.unwrap_or_else(|e| {
-        panic!(
-            "MySQL/MariaDB is not reachable at {url} ({e}). Start it \
-             (`start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`, \
-             see shared/testing.md) or set MANIFOLD_TEST_MYSQL_URL"
-        )
-    })
-}
-
-/// A database of its own for one test, dropped when the guard is dropped (also on panic).
-struct TestDb {
-    name: String,
-    admin_url: String,
-}
-
-impl TestDb {
-    async fn create() -> Self {
-        let admin_url = admin_url();
-        let mut conn = admin_connection(&admin_url).await;
-        let name = format!(
-            "manifold_my_{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("create the test database");
-        let _ = conn.close().await;
-        Self { name, admin_url }
-    }
-
-    /// A connector on this database, with `extra` options merged in.
-    async fn connector_with(&self, extra: Json) -> MySqlConnector {
-        let mut options = json!({ "url": url_with_database(&self.admin_url, &self.name) });
-        if let (Some(map), Json::Object(extra)) = (options.as_object_mut(), extra) {
-            map.extend(extra);
-        }
-        let options = MySqlOptions::from_json(&options).expect("valid options");
-        MySqlConnector::open(&options)
-            .await
-            .expect("connector opens")
-    }
-
-    async fn connector(&self) -> MySqlConnector {
-        self.connector_with(json!({})).await
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // The test's runtime may be gone or busy unwinding: drop from a runtime of our own.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(async {
-                let mut conn = MySqlConnection::connect(&url)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                // A session of the test may still hold locks in the database, and DROP
-                // DATABASE would wait for them forever: end those sessions first.
-                let sessions: Vec<(i64,)> = sqlx::query_as(
-                    "SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()",
-                )
-                .bind(&name)
-                .fetch_all(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-                for (id,) in sessions {
-                    let _ = sqlx::raw_sql(AssertSqlSafe(format!("KILL {id}")))
-                        .execute(&mut conn)
-                        .await;
-                }
-                // Keys from another test database into this one would block the drop.
-                sqlx::raw_sql(AssertSqlSafe(format!(
-                    "SET SESSION lock_wait_timeout = 30; SET SESSION foreign_key_checks = 0; \
-                     DROP DATABASE IF EXISTS `{name}`"
-                )))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| e.to_string())?;
-                let _ = conn.close().await;
-                Ok::<(), String>(())
-            })
-        })
-        .join();
-        let failure = match dropped {
-            Ok(Ok(())) => return,
-            Ok(Err(e)) => e,
-            Err(_) => "the dropping thread panicked".to_owned(),
-        };
-        let message = format!("could not drop test database {}: {failure}", self.name);
-        if std::thread::panicking() {
-            eprintln!("{message}");
-        } else {
-            panic!("{message}");
-        }
-    }
-}
-
 async fn exec(connector: &MySqlConnector, sql: &str) {
     sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
         .execute(connector.pool())
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-/// Counts the statements sqlx runs (its `sqlx::query` events).
-#[derive(Default)]
-struct QueryCounter(Arc<AtomicUsize>);
-
-impl tracing::Subscriber for QueryCounter {
-    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
-        metadata.target() == "sqlx::query"
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        if event.metadata().target() == "sqlx::query" {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 /// How many statements one introspection runs, and what it found.
