@@ -6,94 +6,14 @@
 //! `.venv-mongo/bin/secantusd-py` in the workspace root) and kills it by its process id
 //! when the test ends. A server that cannot be started fails the test; nothing is skipped.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use manifold_core::connector::CollectionDefinition;
 use manifold_tests::{Reply, TestApp, enc, filter};
 use poem::http::Method;
 use serde_json::{Value as Json, json};
 
-/// One SecantusDB process, killed by its process id on drop.
-struct Secantus {
-    child: Child,
-    port: u16,
-}
-
-impl Secantus {
-    fn start() -> Self {
-        let path = std::env::var("MANIFOLD_SECANTUSD").unwrap_or_else(|_| {
-            format!(
-                "{}/../.venv-mongo/bin/secantusd-py",
-                env!("CARGO_MANIFEST_DIR")
-            )
-        });
-        let mut child = Command::new(&path)
-            .args(["--host", "127.0.0.1", "--port", "0", "--storage-path", ":memory:"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "SecantusDB could not be started from {path}: {e}. Install it with \
-                     `python3 -m venv .venv-mongo && .venv-mongo/bin/pip install 'SecantusDB==0.7.0b3'` \
-                     in the workspace root (scripts/test.sh does), or set MANIFOLD_SECANTUSD."
-                )
-            });
-        let Some(stderr) = child.stderr.take() else {
-            panic!("SecantusDB's stderr was not captured");
-        };
-        let (tx, rx) = std::sync::mpsc::channel::<Result<u16, String>>();
-        // The log is read to its end, or the server would block once the pipe is full.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut seen = Vec::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(sender) = &tx {
-                    let port = line
-                        .split_once("secantus listening on 127.0.0.1:")
-                        .and_then(|(_, p)| p.trim().parse::<u16>().ok());
-                    match port {
-                        Some(port) => {
-                            let _ = sender.send(Ok(port));
-                            tx = None;
-                        }
-                        None => seen.push(line),
-                    }
-                }
-            }
-            if let Some(sender) = tx {
-                let _ = sender.send(Err(seen.join("\n")));
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(port)) => Self { child, port },
-            Ok(Err(log)) => {
-                let _ = child.kill();
-                panic!("SecantusDB ({path}) exited before it listened:\n{log}")
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("SecantusDB ({path}) did not report its port within 60 s")
-            }
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for Secantus {
-    fn drop(&mut self) {
-        // `Child::kill` signals exactly this process id.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../connectors/mongo/tests/support/secantus.rs"]
+mod secantus;
+use secantus::Secantus;
 
 /// Registers `server` as data source `docs` and waits until it has loaded.
 async fn register(t: &TestApp, server: &Secantus) {

@@ -5,8 +5,6 @@
 //! process id when the test ends, also when it fails. A server that cannot be started
 //! fails the test with the reason; nothing is skipped. See /work/shared/testing.md.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,108 +21,11 @@ use mongodb::bson::spec::BinarySubtype;
 use mongodb::bson::{Binary, Bson, DateTime as BsonDate, Decimal128, Document, doc};
 use serde_json::{Value as Json, json};
 
-/// One SecantusDB process, killed by its process id on drop.
-struct Secantus {
-    child: Child,
-    port: u16,
-}
-
-fn secantusd_path() -> String {
-    std::env::var("MANIFOLD_SECANTUSD").unwrap_or_else(|_| {
-        format!(
-            "{}/../../.venv-mongo/bin/secantusd-py",
-            env!("CARGO_MANIFEST_DIR")
-        )
-    })
-}
+#[path = "support/secantus.rs"]
+mod secantus;
+use secantus::Secantus;
 
 impl Secantus {
-    /// An in-memory server with test commands (failpoints) enabled.
-    fn start() -> Self {
-        Self::start_with(&["--storage-path", ":memory:", "--enable-test-commands"])
-    }
-
-    fn start_with(args: &[&str]) -> Self {
-        let path = secantusd_path();
-        let mut child = Command::new(&path)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "SecantusDB could not be started from {path}: {e}. Install it with \
-                     `python3 -m venv .venv-mongo && .venv-mongo/bin/pip install 'SecantusDB==0.7.0b3'` \
-                     in the workspace root (scripts/test.sh does), or set MANIFOLD_SECANTUSD."
-                )
-            });
-        let Some(stderr) = child.stderr.take() else {
-            panic!("SecantusDB's stderr was not captured");
-        };
-        let (tx, rx) = std::sync::mpsc::channel::<Result<u16, String>>();
-        // The log is read to its end, or the server would block once the pipe is full.
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            let mut seen = Vec::new();
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(sender) = &tx {
-                    let port = line
-                        .split_once("secantus listening on 127.0.0.1:")
-                        .and_then(|(_, p)| p.trim().parse::<u16>().ok());
-                    match port {
-                        Some(port) => {
-                            let _ = sender.send(Ok(port));
-                            tx = None;
-                        }
-                        None => seen.push(line),
-                    }
-                }
-            }
-            if let Some(sender) = tx {
-                let _ = sender.send(Err(seen.join("\n")));
-            }
-        });
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(Ok(port)) => Self { child, port },
-            Ok(Err(log)) => {
-                let _ = child.kill();
-                panic!("SecantusDB ({path}) exited before it listened:\n{log}")
-            }
-            Err(_) => {
-                let _ = child.kill();
-                panic!("SecantusDB ({path}) did not report its port within 60 s")
-            }
-        }
-    }
-
-    /// Stops the server cleanly (SIGTERM to its process id), so an on-disk store keeps
-    /// what was written; falls back to the kill of `Drop` after 30 s.
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        for _ in 0..300 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("mongodb://127.0.0.1:{}", self.port)
-    }
-
-    /// A driver client for seeding and checking documents behind the connector's back.
-    async fn raw(&self, database: &str) -> mongodb::Database {
-        mongodb::Client::with_uri_str(self.url())
-            .await
-            .expect("raw client")
-            .database(database)
-    }
-
     async fn connect(&self, database: &str, extra: Json) -> MongoConnector {
         let mut options = json!({"url": self.url(), "database": database});
         if let (Some(map), Json::Object(extra)) = (options.as_object_mut(), extra) {
@@ -135,13 +36,12 @@ impl Secantus {
             .await
             .expect("connect to SecantusDB")
     }
-}
-
-impl Drop for Secantus {
-    fn drop(&mut self) {
-        // `Child::kill` signals exactly this process id.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// A driver client for seeding and checking documents behind the connector's back.
+    async fn raw(&self, database: &str) -> mongodb::Database {
+        mongodb::Client::with_uri_str(self.url())
+            .await
+            .expect("raw client")
+            .database(database)
     }
 }
 
