@@ -225,6 +225,37 @@ impl Field {
     }
 }
 
+/// Marks the fields that address a record (`primary_key`, and `unique` on a single-field
+/// key): the table's primary key; without one, the key clients rely on for
+/// `filterTargetKey` (spec §5.5): the single auto-increment field, else the single unique
+/// field, else a view's `id` column. Connectors call it once per introspected table.
+pub fn mark_key(fields: &mut [Field], primary_key: &[String], unique: &[String], is_view: bool) {
+    let only = |pick: &dyn Fn(&Field) -> bool| -> Option<String> {
+        match fields
+            .iter()
+            .filter(|f| pick(f))
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [one] => Some(one.name.clone()),
+            _ => None,
+        }
+    };
+    let key: Vec<String> = if primary_key.is_empty() {
+        only(&|f| f.auto_increment)
+            .or_else(|| only(&|f| unique.contains(&f.name)))
+            .or_else(|| is_view.then(|| only(&|f| f.name == "id")).flatten())
+            .into_iter()
+            .collect()
+    } else {
+        primary_key.to_vec()
+    };
+    for field in fields.iter_mut() {
+        field.primary_key = key.contains(&field.name);
+        field.unique = (field.primary_key && key.len() == 1) || unique.contains(&field.name);
+    }
+}
+
 /// Collection-level options that change how actions behave.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CollectionOptions {
@@ -486,5 +517,57 @@ impl Collection {
             ),
         );
         Json::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(fields: &[Field]) -> Vec<&str> {
+        fields
+            .iter()
+            .filter(|f| f.primary_key)
+            .map(|f| f.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn key_fallbacks_follow_the_spec_order() {
+        let field = |name: &str, auto: bool| {
+            let mut f = Field::new(name, FieldType::Integer);
+            f.auto_increment = auto;
+            f
+        };
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+
+        let mut fields = vec![field("a", false), field("b", false)];
+        mark_key(&mut fields, &names(&["a", "b"]), &[], false);
+        assert_eq!(keys(&fields), ["a", "b"], "a composite primary key");
+        assert!(
+            !fields[0].unique,
+            "a member of a composite key is not unique alone"
+        );
+
+        let mut fields = vec![field("id", false), field("seq", true), field("code", false)];
+        mark_key(&mut fields, &[], &names(&["code"]), false);
+        assert_eq!(
+            keys(&fields),
+            ["seq"],
+            "the single auto-increment field first"
+        );
+
+        let mut fields = vec![field("id", false), field("code", false)];
+        mark_key(&mut fields, &[], &names(&["code"]), false);
+        assert_eq!(keys(&fields), ["code"], "else the single unique field");
+
+        let mut fields = vec![field("id", false), field("x", false)];
+        mark_key(&mut fields, &[], &[], true);
+        assert_eq!(keys(&fields), ["id"], "else a view's id");
+        mark_key(&mut fields, &[], &[], false);
+        assert!(
+            keys(&fields).is_empty(),
+            "a table gets no key by name alone"
+        );
     }
 }

@@ -323,37 +323,14 @@ fn column_field(row: &Row) -> Result<Field> {
     Ok(field)
 }
 
-/// Applies keys and uniqueness, and the key fallbacks clients rely on for
-/// `filterTargetKey` (spec §5.5): without a primary key, a table's single identity
-/// column, else its single unique column, and a view's `id` column, act as its key.
+/// The collection for one table, its key marked by the shared rule.
 fn build(schema: &str, name: String, mut table: Table) -> Result<Collection> {
-    let mut key = table.primary_key.clone();
-    if key.is_empty() {
-        let fallback = |pick: &dyn Fn(&Field) -> bool| -> Option<String> {
-            match table
-                .fields
-                .iter()
-                .filter(|f| pick(f))
-                .collect::<Vec<_>>()
-                .as_slice()
-            {
-                [only] => Some(only.name.clone()),
-                _ => None,
-            }
-        };
-        key = if table.is_view {
-            fallback(&|f| f.name == "id")
-        } else {
-            fallback(&|f| f.auto_increment)
-                .or_else(|| fallback(&|f| table.unique.contains(&f.name)))
-        }
-        .into_iter()
-        .collect();
-    }
-    for field in &mut table.fields {
-        field.primary_key = key.contains(&field.name);
-        field.unique = (field.primary_key && key.len() == 1) || table.unique.contains(&field.name);
-    }
+    manifold_core::schema::mark_key(
+        &mut table.fields,
+        &table.primary_key,
+        &table.unique,
+        table.is_view,
+    );
     // Dots would read as association paths in filters.
     let mut collection = Collection::new(
         name.replace('.', "_"),

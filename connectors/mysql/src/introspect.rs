@@ -348,7 +348,6 @@ fn natural_order(a: &str, b: &str) -> Ordering {
 
 /// Builds the collection of one table from what [`read`] found.
 fn build(table: &str, info: TableInfo) -> Result<Collection> {
-    let single_key = info.primary.len() == 1;
     let mut fields: Vec<Field> = info
         .columns
         .iter()
@@ -362,35 +361,14 @@ fn build(table: &str, info: TableInfo) -> Result<Collection> {
             }
             let mut field = Field::new(c.name.clone(), field_type);
             field.raw_type = c.column_type.clone();
-            field.primary_key = info.primary.contains(&c.name);
             field.auto_increment = c.auto_increment;
             // As NocoBase: a column with a default may be omitted, so it "allows null".
             field.allow_null = c.nullable || c.has_default || c.auto_increment;
-            field.unique = info.unique.contains(&c.name) || (field.primary_key && single_key);
             field
         })
         .collect();
-    if info.primary.is_empty() {
-        // The spec's filterTargetKey for keyless tables (§5.5): the auto-increment column,
-        // else the only unique column; for views, an `id` column. The model addresses
-        // records by primary key, so that column plays the key.
-        let unique: Vec<usize> = (0..fields.len()).filter(|&i| fields[i].unique).collect();
-        let key = fields
-            .iter()
-            .position(|f| f.auto_increment)
-            .or(match unique.as_slice() {
-                [only] => Some(*only),
-                _ => None,
-            })
-            .or_else(|| {
-                info.is_view
-                    .then(|| fields.iter().position(|f| f.name == "id"))
-                    .flatten()
-            });
-        if let Some(i) = key {
-            fields[i].primary_key = true;
-        }
-    }
+    let unique: Vec<String> = info.unique.iter().cloned().collect();
+    manifold_core::schema::mark_key(&mut fields, &info.primary, &unique, info.is_view);
     // Resource names may not contain dots (the spec replaces them by `_`).
     let mut collection = Collection::new(table.replace('.', "_"), TableName::new(table), fields)
         .map_err(|e| e.context(format!("table {table} introspection error")))?;
