@@ -307,3 +307,20 @@ every_backend! {
         assert_eq!(t.count("tags").await, 3, "the tag created before the failure was rolled back");
     }
 }
+
+every_backend! {
+    async fn bad_link_requests_are_4xx_naming_the_problem() {
+        let t = blog().await;
+        let r = t.post("/api/posts/1/tags:add", json!([{"nope": 1}])).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(r.error(), "values: an object names its target by \"id\"");
+        let r = t.post("/api/posts/1/tags:add", json!([true])).await;
+        assert_eq!((r.status, r.error()), (400, "values: true does not name a target"));
+        let r = t.post("/api/posts:add", json!([1])).await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        assert!(r.error().starts_with("resource posts has no action add"), "{}", r.error());
+        let r = t.post("/api/posts/1/tags:add", json!(["x"])).await;
+        assert_eq!(r.status, 400, "a key of the wrong type: {:?}", r.body);
+        assert_eq!(t.get("/api/posts/1/tags:list").await.column("id"), [json!(1), json!(2)], "nothing changed");
+    }
+}
