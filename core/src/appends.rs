@@ -398,19 +398,15 @@ async fn linked(
         }
     }
     // Batches each come back in key order; merge them.
-    rows.sort_by(|x, y| compare_keys(x, y, target));
-    Ok(Some((pairs, rows)))
-}
-
-fn compare_keys(x: &Record, y: &Record, target: &Collection) -> std::cmp::Ordering {
-    let sort: Vec<crate::query::SortKey> = target
+    let by_key: Vec<crate::query::SortKey> = target
         .primary_key()
         .map(|k| crate::query::SortKey {
             field: FieldRef::new(k),
             descending: false,
         })
         .collect();
-    crate::filter::compare_records(x, y, &sort)
+    rows.sort_by(|x, y| crate::filter::compare_records(x, y, &by_key));
+    Ok(Some((pairs, rows)))
 }
 
 async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {

@@ -104,7 +104,8 @@ struct Target {
     repository: Arc<dyn Repository>,
     params: Params,
     source: Option<Arc<DataSource>>,
-    filter_context: FilterContext,
+    /// `X-Timezone` read once; an unreadable header fails only requests that filter.
+    filter_context: Result<FilterContext>,
     association: Option<AssociationScope>,
 }
 
@@ -124,7 +125,7 @@ impl Target {
             repository: ctx.current_repository()?,
             params: ctx.action()?.params.clone(),
             source: ctx.data_source.clone(),
-            filter_context: ctx.filter_context()?,
+            filter_context: ctx.filter_context(),
             association: ctx.action()?.association.clone(),
         })
     }
@@ -220,11 +221,11 @@ impl Target {
 
     /// `filter` alone.
     fn request_filter(&self) -> Result<Option<Filter>> {
-        parse_filter_in(
-            self.collection(),
-            self.params.get("filter").unwrap_or(&Json::Null),
-            &self.filter_context,
-        )
+        let filter = self.params.get("filter").unwrap_or(&Json::Null);
+        if filter.is_null() {
+            return Ok(None);
+        }
+        parse_filter_in(self.collection(), filter, &self.filter_context.clone()?)
     }
 
     /// `filter` AND `filterByTk`.
@@ -630,8 +631,12 @@ fn lookup_filter(t: &Target) -> Result<Filter> {
         let value = values.get(&key).cloned().unwrap_or(Json::Null);
         lookup.insert(key, value);
     }
-    parse_filter_in(t.collection(), &Json::Object(lookup), &t.filter_context)?
-        .ok_or_else(|| Error::bad_request("filterKeys: no usable key"))
+    parse_filter_in(
+        t.collection(),
+        &Json::Object(lookup),
+        &t.filter_context.clone()?,
+    )?
+    .ok_or_else(|| Error::bad_request("filterKeys: no usable key"))
 }
 
 async fn find_first(t: &Target, filter: Filter) -> Result<Option<Record>> {
