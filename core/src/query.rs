@@ -1,7 +1,10 @@
 //! What a read asks for: filter, projection, order and window, checked against the schema.
 
 use crate::error::{Error, Result};
-use crate::filter::{FieldRef, Filter};
+use std::sync::Arc;
+
+use crate::filter::path::walk;
+use crate::filter::{CollectionLookup, FieldRef, Filter, NoCollections};
 use crate::params::Params;
 use crate::schema::Collection;
 
@@ -35,9 +38,23 @@ impl FindOptions {
     /// Unknown names are a 400 that names them. `filter` and the window are set by the
     /// caller, which knows about `filterByTk` and pagination.
     pub fn from_params(collection: &Collection, params: &Params) -> Result<Self> {
+        Self::from_params_with(collection, params, &NoCollections)
+    }
+
+    /// [`FindOptions::from_params`] where sort keys may cross to-one associations
+    /// (`sort=author.name`) into the collections `lookup` finds.
+    pub fn from_params_with(
+        collection: &Collection,
+        params: &Params,
+        lookup: &dyn CollectionLookup,
+    ) -> Result<Self> {
         let mut options = Self {
             fields: projection(collection, params)?,
-            sort: parse_sort(collection, params.list("sort")?.as_deref().unwrap_or(&[]))?,
+            sort: parse_sort_with(
+                collection,
+                params.list("sort")?.as_deref().unwrap_or(&[]),
+                lookup,
+            )?,
             ..Self::default()
         };
         add_key_tiebreaker(collection, &mut options.sort);
@@ -90,6 +107,16 @@ fn projection(collection: &Collection, params: &Params) -> Result<Option<Vec<Fie
 
 /// Parses `sort` items (`title`, `-createdAt`) against `collection`.
 pub fn parse_sort(collection: &Collection, items: &[String]) -> Result<Vec<SortKey>> {
+    parse_sort_with(collection, items, &NoCollections)
+}
+
+/// [`parse_sort`] where an item may name a field of a to-one association
+/// (`author.name`), found through `lookup`.
+pub fn parse_sort_with(
+    collection: &Collection,
+    items: &[String],
+    lookup: &dyn CollectionLookup,
+) -> Result<Vec<SortKey>> {
     items
         .iter()
         .map(|item| {
@@ -97,21 +124,47 @@ pub fn parse_sort(collection: &Collection, items: &[String]) -> Result<Vec<SortK
                 Some(rest) => (rest, true),
                 None => (item.strip_prefix('+').unwrap_or(item), false),
             };
-            let field = collection
-                .field(name)
-                .filter(|f| !f.hidden)
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "sort: unknown field {name:?} in collection {}",
-                        collection.name()
-                    ))
-                })?;
             Ok(SortKey {
-                field: FieldRef::new(field),
+                field: sort_field(collection, name, lookup)?,
                 descending,
             })
         })
         .collect()
+}
+
+fn sort_field(
+    collection: &Collection,
+    name: &str,
+    lookup: &dyn CollectionLookup,
+) -> Result<FieldRef> {
+    let segments: Vec<&str> = name.split('.').collect();
+    let Some((last, associations)) = segments.split_last() else {
+        return Err(Error::bad_request("sort: empty sort key"));
+    };
+    let unknown = |c: &Collection| {
+        Error::bad_request(format!(
+            "sort: unknown field {name:?} in collection {}",
+            c.name()
+        ))
+    };
+    if associations.is_empty() {
+        return collection
+            .field(last)
+            .filter(|f| !f.hidden)
+            .map(FieldRef::new)
+            .ok_or_else(|| unknown(collection));
+    }
+    let (path, target) = walk(collection, associations, lookup).map_err(|_| unknown(collection))?;
+    if path.is_to_many() {
+        return Err(Error::bad_request(format!(
+            "sort: {name:?} crosses a to-many association; only belongsTo and hasOne fields can be sorted by"
+        )));
+    }
+    let field = target
+        .field(last)
+        .filter(|f| !f.hidden)
+        .ok_or_else(|| unknown(&target))?;
+    Ok(FieldRef::through(field, Arc::new(path)))
 }
 
 /// Appends every primary-key field not already sorted on, ascending, so pages are stable.

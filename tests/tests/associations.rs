@@ -324,3 +324,118 @@ every_backend! {
         assert_eq!(t.get("/api/posts/1/tags:list").await.column("id"), [json!(1), json!(2)], "nothing changed");
     }
 }
+
+fn id_list(r: &manifold_tests::Reply) -> Vec<i64> {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.column("id").iter().filter_map(Json::as_i64).collect()
+}
+
+every_backend! {
+    async fn filters_cross_every_kind_of_association() {
+        let t = blog().await;
+        let list = |c: &str, f: Json| format!("/api/{c}:list?sort=id&{}", manifold_tests::filter(f));
+        // belongsTo
+        assert_eq!(id_list(&t.get(&list("posts", json!({"author.name": "ann"}))).await), [1, 2]);
+        // hasMany, nested form
+        assert_eq!(id_list(&t.get(&list("posts", json!({"comments": {"content": {"$includes": "C"}}}))).await), [1, 3]);
+        // hasOne
+        assert_eq!(id_list(&t.get(&list("posts", json!({"profiles.post_profile": "pr1"}))).await), [1]);
+        // belongsToMany, through the junction
+        assert_eq!(id_list(&t.get(&list("posts", json!({"tags.name": "t2"}))).await), [1, 2]);
+        assert_eq!(id_list(&t.get(&list("tags", json!({"posts.title": "p2"}))).await), [2]);
+        // two hops
+        assert_eq!(id_list(&t.get(&list("users", json!({"posts.comments.content": "c3"}))).await), [2]);
+        assert_eq!(id_list(&t.get(&list("comments", json!({"post.author.name": "ann"}))).await), [1, 2]);
+    }
+}
+
+every_backend! {
+    async fn conditions_on_one_association_path_refer_to_the_same_joined_row() {
+        let t = blog().await;
+        let list = |c: &str, f: Json| format!("/api/{c}:list?sort=id&{}", manifold_tests::filter(f));
+        // ann has a post p1 and a post p2, but no single post is both.
+        assert_eq!(
+            id_list(&t.get(&list("users", json!({"$and": [{"posts.title": "p1"}, {"posts.title": "p2"}]}))).await),
+            Vec::<i64>::new()
+        );
+        assert_eq!(id_list(&t.get(&list("users", json!({"posts.title": "p1", "posts.id": 1}))).await), [1]);
+        assert_eq!(id_list(&t.get(&list("users", json!({"posts.title": "p1", "posts.id": 2}))).await), Vec::<i64>::new());
+        // Root and related conditions mix in one disjunction.
+        assert_eq!(id_list(&t.get(&list("users", json!({"$or": [{"posts.title": "p3"}, {"name": "ann"}]}))).await), [1, 2]);
+        // A negative operator sees the NULL row of an empty relation: t3 has no posts.
+        assert_eq!(id_list(&t.get(&list("tags", json!({"posts.title.$ne": "p1"}))).await), [2, 3]);
+    }
+}
+
+every_backend! {
+    async fn exists_on_an_association_tests_for_a_related_row() {
+        let t = blog().await;
+        let list = |f: Json| format!("/api/posts:list?sort=id&{}", manifold_tests::filter(f));
+        assert_eq!(id_list(&t.get(&list(json!({"comments.$exists": true}))).await), [1, 3]);
+        assert_eq!(id_list(&t.get(&list(json!({"comments.$notExists": true}))).await), [2, 4]);
+        assert_eq!(id_list(&t.get(&list(json!({"tags": {"$exists": false}}))).await), [3, 4]);
+        assert_eq!(id_list(&t.get(&list(json!({"author.$exists": true}))).await), [1, 2, 3]);
+        assert_eq!(id_list(&t.get(&list(json!({"$and": [{"author.$notExists": true}]}))).await), [4]);
+    }
+}
+
+every_backend! {
+    async fn association_filters_count_and_page_each_root_row_once() {
+        let t = blog().await;
+        let f = manifold_tests::filter(json!({"tags.name": {"$in": ["t1", "t2"]}}));
+        let r = t.get(&format!("/api/posts:list?sort=id&pageSize=1&{f}")).await;
+        assert_eq!(id_list(&r), [1]);
+        assert_eq!(r.body["meta"]["count"], json!(2), "p1 has two matching tags but counts once");
+        let r = t.get(&format!("/api/posts:list?sort=id&pageSize=1&page=2&{f}")).await;
+        assert_eq!(id_list(&r), [2]);
+        // Appends are not restricted by the filter.
+        let r = t.get(&format!("/api/posts:list?sort=id&appends=tags&{}", manifold_tests::filter(json!({"tags.name": "t1"})))).await;
+        assert_eq!(r.data()[0]["tags"].as_array().map(Vec::len), Some(2));
+    }
+}
+
+every_backend! {
+    async fn writes_select_their_rows_through_associations() {
+        let t = blog().await;
+        let f = manifold_tests::filter(json!({"author.name": "bo"}));
+        let r = t.post(&format!("/api/posts:update?{f}"), json!({"title": "by bo"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.column("id"), [json!(3)]);
+        let r = t.get("/api/posts:list?sort=id&fields=title").await;
+        assert_eq!(r.column("title"), [json!("p1"), json!("p2"), json!("by bo"), json!("p4")]);
+        let f = manifold_tests::filter(json!({"post.title": "p1"}));
+        let r = t.post_empty(&format!("/api/comments:destroy?{f}")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data(), &json!(2));
+        assert_eq!(id_list(&t.get("/api/comments:list?sort=id").await), [3]);
+    }
+}
+
+every_backend! {
+    async fn sorts_cross_to_one_associations_only() {
+        let t = blog().await;
+        // NULLs last: p4 has no author.
+        assert_eq!(id_list(&t.get("/api/posts:list?sort=-author.name,id").await), [3, 1, 2, 4]);
+        assert_eq!(id_list(&t.get("/api/posts:list?sort=author.name,-id").await), [2, 1, 3, 4]);
+        assert_eq!(id_list(&t.get("/api/comments:list?sort=-post.author.name,id").await), [3, 1, 2]);
+        let r = t.get("/api/users:list?sort=posts.title").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("to-many"), "{}", r.error());
+    }
+}
+
+every_backend! {
+    async fn bad_association_paths_are_400s_that_name_them() {
+        let t = blog().await;
+        let r = t.get(&format!("/api/posts:list?{}", manifold_tests::filter(json!({"author.nope": "x"})))).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("filter.author.nope") && r.error().contains("users"), "{}", r.error());
+        let r = t.get(&format!("/api/posts:list?{}", manifold_tests::filter(json!({"nope.name": "x"})))).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("\"nope\""), "{}", r.error());
+        let r = t.get(&format!("/api/posts:list?{}", manifold_tests::filter(json!({"title.name": "x"})))).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        let r = t.get("/api/posts:list?sort=author.nope").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+    }
+}

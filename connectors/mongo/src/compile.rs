@@ -6,7 +6,7 @@
 //! operands of text operators are regex-escaped, and literal arrays inside `$expr` are
 //! wrapped in `$literal` so a value such as `"$password"` stays a value.
 
-use manifold_core::error::Result;
+use manifold_core::error::{Error, Result};
 use manifold_core::filter::{Comparison, Condition, FieldRef, Filter, Predicate, TextMatch};
 use manifold_core::query::FindOptions;
 use manifold_core::schema::{Collection, FieldType};
@@ -82,6 +82,7 @@ impl<'c> Compiler<'c> {
 
     fn condition(&self, c: &Condition) -> Result<Document> {
         let field = &c.field;
+        refuse_association_path(field, "filter")?;
         let col = field.column.as_str();
         let path = format!("${col}");
         let text_empty = matches!(field.field_type, FieldType::String | FieldType::Text);
@@ -224,6 +225,7 @@ impl<'c> Compiler<'c> {
         let mut flags = Document::new();
         let mut sort = Document::new();
         for (i, key) in options.sort.iter().enumerate() {
+            refuse_association_path(&key.field, "sort")?;
             let col = key.field.column.as_str();
             if sort.contains_key(col) {
                 continue;
@@ -281,6 +283,18 @@ impl<'c> Compiler<'c> {
 
 fn clamp(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Paths through associations need `$lookup` stages this compiler does not write yet.
+fn refuse_association_path(field: &FieldRef, param: &str) -> Result<()> {
+    match &field.via {
+        Some(path) => Err(Error::bad_request(format!(
+            "{param}: {}.{} goes through an association, which MongoDB data sources do not support in {param}s",
+            path.key(),
+            field.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `text` as a regular expression that matches it literally: every ASCII character other

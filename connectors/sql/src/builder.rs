@@ -21,6 +21,27 @@ pub struct SqlBuilder {
     dialect: Dialect,
     text: String,
     params: Vec<Value>,
+    qualifiers: Option<Qualifiers>,
+}
+
+/// How column names are qualified while a statement joins other tables: the queried
+/// table by its own name, each association path by the alias of its joined table.
+#[derive(Debug, Clone, Default)]
+pub struct Qualifiers {
+    /// The queried table's name, as it is exposed in the statement.
+    pub root: String,
+    /// The alias of each joined association path, by path key (`posts.comments`).
+    pub aliases: Vec<(String, String)>,
+}
+
+impl Qualifiers {
+    /// The alias joined for the path called `key`.
+    pub fn alias(&self, key: &str) -> Option<&str> {
+        self.aliases
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, a)| a.as_str())
+    }
 }
 
 impl SqlBuilder {
@@ -30,7 +51,19 @@ impl SqlBuilder {
             dialect,
             text: String::with_capacity(128),
             params: Vec::new(),
+            qualifiers: None,
         }
+    }
+
+    /// Column names are qualified by `qualifiers` from now on (or no longer, for `None`);
+    /// returns the previous setting so a subquery can restore it.
+    pub fn set_qualifiers(&mut self, qualifiers: Option<Qualifiers>) -> Option<Qualifiers> {
+        std::mem::replace(&mut self.qualifiers, qualifiers)
+    }
+
+    /// The qualification in force, if the statement joins tables.
+    pub fn qualifiers(&self) -> Option<&Qualifiers> {
+        self.qualifiers.as_ref()
     }
 
     /// The dialect being written.

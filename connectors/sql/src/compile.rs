@@ -8,6 +8,7 @@ use manifold_core::value::Value;
 
 use crate::builder::{Sql, SqlBuilder};
 use crate::dialect::Dialect;
+use crate::joins;
 
 /// The fields a `SELECT` for `options` returns, in column order.
 pub fn selected_fields(collection: &Collection, options: &FindOptions) -> Vec<FieldRef> {
@@ -22,21 +23,29 @@ pub fn selected_fields(collection: &Collection, options: &FindOptions) -> Vec<Fi
     }
 }
 
-/// `SELECT <fields> FROM <table> WHERE … ORDER BY … <window>`.
+/// `SELECT <fields> FROM <table> WHERE … ORDER BY … <window>`. Columns are qualified
+/// when a sort or filter crosses associations.
 pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
     let fields = selected_fields(collection, options);
     let mut b = SqlBuilder::new(dialect);
+    let joins = (options.sort.iter().any(|k| k.field.via.is_some())
+        || options.filter.as_ref().is_some_and(joins::has_paths))
+    .then(|| joins::SortJoins::of(collection, &options.sort));
+    if let Some(joins) = &joins {
+        b.set_qualifiers(Some(joins.qualifiers.clone()));
+    }
     b.push("SELECT ");
     if fields.is_empty() {
         // Nothing was asked for; select a constant so each row still counts.
         b.push("1");
     } else {
-        b.join(&fields, ", ", |b, f| {
-            b.ident(&f.column);
-        });
+        b.join(&fields, ", ", column);
     }
     b.push(" FROM ").table(collection.table());
-    where_clause(&mut b, options.filter.as_ref());
+    if let Some(joins) = &joins {
+        joins.write(&mut b);
+    }
+    where_clause(&mut b, collection, options.filter.as_ref());
     order_by(&mut b, &options.sort);
     window(&mut b, options, !options.sort.is_empty());
     b.finish()
@@ -87,7 +96,7 @@ pub fn select_linked(
 pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("SELECT COUNT(*) FROM ").table(collection.table());
-    where_clause(&mut b, filter);
+    where_clause(&mut b, collection, filter);
     b.finish()
 }
 
@@ -140,7 +149,7 @@ pub fn update(
         b.ident(&f.column).push(" = ").bind(v.clone());
     });
     output_inserted(&mut b, returning);
-    where_clause(&mut b, filter);
+    where_clause(&mut b, collection, filter);
     returning_clause(&mut b, returning);
     b.finish()
 }
@@ -173,14 +182,18 @@ fn returning_clause(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
 pub fn delete(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("DELETE FROM ").table(collection.table());
-    where_clause(&mut b, filter);
+    where_clause(&mut b, collection, filter);
     b.finish()
 }
 
-fn where_clause(b: &mut SqlBuilder, filter: Option<&Filter>) {
+fn where_clause(b: &mut SqlBuilder, collection: &Collection, filter: Option<&Filter>) {
     if let Some(filter) = filter {
         b.push(" WHERE ");
-        condition(b, filter);
+        if joins::has_paths(filter) {
+            joins::exists(b, collection, filter);
+        } else {
+            condition(b, filter);
+        }
     }
 }
 
@@ -204,6 +217,15 @@ fn group(b: &mut SqlBuilder, items: &[Filter], sep: &str, empty: &str) {
 }
 
 fn column(b: &mut SqlBuilder, f: &FieldRef) {
+    if let Some(q) = b.qualifiers() {
+        let qualifier = match &f.via {
+            None => Some(q.root.clone()),
+            Some(path) => q.alias(&path.key()).map(str::to_owned),
+        };
+        if let Some(qualifier) = qualifier {
+            b.ident(&qualifier).push(".");
+        }
+    }
     b.ident(&f.column);
 }
 

@@ -10,6 +10,7 @@ mod builder;
 pub mod compile;
 pub mod ddl;
 mod dialect;
+mod joins;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_repository;
 

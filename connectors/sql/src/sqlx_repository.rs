@@ -337,6 +337,7 @@ where
     }
 
     /// Updates on `conn`: in one statement where `RETURNING` exists, else by noting the
+        via: None,
     /// matching keys, updating, and reading those rows back in one transaction.
     async fn update_on(
         &self,
@@ -477,3 +478,4 @@ where
         Ok(D::rows_affected(&outcome.map_err(D::map_error)?))
     }
 }
+            via: None,

@@ -253,3 +253,117 @@ fn a_long_in_list_is_one_json_parameter_on_sql_server() {
         short.text
     );
 }
+
+/// customers ← orders (customerId) ← lines (orderId), in schema `sales`, with relations
+/// derived as introspection would.
+fn shop() -> Vec<std::sync::Arc<Collection>> {
+    use manifold_core::schema::ForeignKey;
+    let table = |name: &str| TableName {
+        schema: Some("sales".into()),
+        name: name.into(),
+    };
+    let key = || {
+        let mut id = Field::new("id", FieldType::BigInt);
+        id.primary_key = true;
+        id
+    };
+    let fk = |column: &str, target: &str| ForeignKey {
+        columns: vec![column.into()],
+        target: target.into(),
+        target_columns: vec!["id".into()],
+    };
+    let customers = Collection::new(
+        "customers",
+        table("customers"),
+        vec![key(), Field::new("name", FieldType::String)],
+    )
+    .expect("valid");
+    let mut orders = Collection::new(
+        "orders",
+        table("orders"),
+        vec![
+            key(),
+            Field::new("customerId", FieldType::BigInt),
+            Field::new("total", FieldType::Decimal),
+        ],
+    )
+    .expect("valid");
+    orders.foreign_keys = vec![fk("customerId", "customers")];
+    let mut lines = Collection::new(
+        "lines",
+        table("lines"),
+        vec![
+            key(),
+            Field::new("orderId", FieldType::BigInt),
+            Field::new("sku", FieldType::String),
+        ],
+    )
+    .expect("valid");
+    lines.foreign_keys = vec![fk("orderId", "orders")];
+    let mut all = vec![customers, orders, lines];
+    manifold_core::associations::derive(&mut all);
+    all.into_iter().map(std::sync::Arc::new).collect()
+}
+
+struct Shop(Vec<std::sync::Arc<Collection>>);
+
+impl Shop {
+    fn get(&self, name: &str) -> std::sync::Arc<Collection> {
+        use manifold_core::filter::CollectionLookup;
+        self.lookup(name).expect("collection in the shop")
+    }
+}
+
+impl manifold_core::filter::CollectionLookup for Shop {
+    fn lookup(&self, name: &str) -> Option<std::sync::Arc<Collection>> {
+        self.0.iter().find(|c| c.name() == name).cloned()
+    }
+}
+
+#[test]
+fn association_filters_are_one_correlated_exists_and_sorts_join_to_one() {
+    let shop = Shop(shop());
+    let orders = shop.get("orders");
+    let params = Params::from_map(
+        json!({"sort": "-customer.name"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    let mut o = FindOptions::from_params_with(&orders, &params, &shop).expect("valid sort");
+    o.filter = manifold_core::filter::parse_filter_with(
+        &orders,
+        &json!({"lines.sku": {"$startsWith": "A"}, "total": {"$gt": 5}}),
+        &Default::default(),
+        &shop,
+    )
+    .expect("valid filter");
+    o.limit = Some(20);
+    let sql = compile::select(Dialect::Mssql, &orders, &o);
+    assert_eq!(
+        sql.text,
+        "SELECT [orders].[id], [orders].[customerId], [orders].[total] FROM [sales].[orders] \
+         LEFT JOIN [sales].[customers] AS [_j1] ON [_j1].[id] = [orders].[customerId] \
+         WHERE EXISTS (SELECT 1 FROM [sales].[orders] AS [_js] \
+         LEFT JOIN [sales].[lines] AS [_je1] ON [_je1].[orderId] = [_js].[id] \
+         WHERE [_js].[id] = [orders].[id] AND \
+         (([_je1].[sku] LIKE @P1 ESCAPE '\\') AND [orders].[total] > @P2)) \
+         ORDER BY CASE WHEN [_j1].[name] IS NULL THEN 1 ELSE 0 END, [_j1].[name] DESC, \
+         CASE WHEN [orders].[id] IS NULL THEN 1 ELSE 0 END, [orders].[id] ASC \
+         OFFSET 0 ROWS FETCH NEXT 20 ROWS ONLY"
+    );
+    assert_tsql(&sql);
+    let filter = o.filter.as_ref();
+    for sql in [
+        compile::count(Dialect::Mssql, &orders, filter),
+        compile::delete(Dialect::Mssql, &orders, filter),
+    ] {
+        assert!(
+            sql.text
+                .contains("WHERE EXISTS (SELECT 1 FROM [sales].[orders] AS [_js]"),
+            "{}",
+            sql.text
+        );
+        assert_tsql(&sql);
+    }
+}

@@ -17,7 +17,8 @@ use crate::context::Context;
 use crate::data_source::DataSource;
 use crate::error::{Error, Result};
 use crate::filter::{
-    self, Condition, FieldRef, Filter, FilterContext, Predicate, key_filter, parse_filter_in,
+    self, CollectionLookup, Condition, FieldRef, Filter, FilterContext, NoCollections, Predicate,
+    key_filter, parse_filter_in, parse_filter_with,
 };
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
@@ -219,13 +220,26 @@ impl Target {
         self.repository.collection()
     }
 
+    /// Where filter and sort paths find the collections associations point at.
+    fn lookup(&self) -> &dyn CollectionLookup {
+        match &self.source {
+            Some(source) => source.as_ref(),
+            None => &NoCollections,
+        }
+    }
+
     /// `filter` alone.
     fn request_filter(&self) -> Result<Option<Filter>> {
         let filter = self.params.get("filter").unwrap_or(&Json::Null);
         if filter.is_null() {
             return Ok(None);
         }
-        parse_filter_in(self.collection(), filter, &self.filter_context.clone()?)
+        parse_filter_with(
+            self.collection(),
+            filter,
+            &self.filter_context.clone()?,
+            self.lookup(),
+        )
     }
 
     /// `filter` AND `filterByTk`.
@@ -256,7 +270,7 @@ impl Target {
             }
             _ => {
                 return Ok((
-                    FindOptions::from_params(self.collection(), &self.params)?,
+                    FindOptions::from_params_with(self.collection(), &self.params, self.lookup())?,
                     None,
                 ));
             }
@@ -276,7 +290,7 @@ impl Target {
             }
         }
         params.set("except", Json::from(root_except));
-        let options = FindOptions::from_params(self.collection(), &params)?;
+        let options = FindOptions::from_params_with(self.collection(), &params, self.lookup())?;
         Ok((options, (!shape.is_empty()).then_some(shape)))
     }
 

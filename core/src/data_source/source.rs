@@ -173,6 +173,16 @@ impl std::fmt::Debug for DataSource {
 pub(crate) const VALIDATE_FILTER_TAG: &str = "validate-filter-params";
 pub(crate) const ACL_TAG: &str = "acl";
 
+impl crate::filter::CollectionLookup for DataSource {
+    fn lookup(&self, name: &str) -> Option<Arc<Collection>> {
+        self.catalog
+            .load()
+            .entries
+            .get(name)
+            .map(|e| e.collection.clone())
+    }
+}
+
 impl DataSource {
     /// Introspects `connector` and builds a source called `key` of type `kind`.
     pub async fn load(

@@ -7,8 +7,10 @@
 //! (`filter.score.$gt: expected an integer, got "abc"`).
 
 mod eval;
+pub mod path;
 
 pub use eval::{compare_records, matches};
+pub use path::{CollectionLookup, JoinPath, NoCollections};
 
 use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
 use serde_json::{Map, Value as Json};
@@ -38,15 +40,27 @@ pub struct FieldRef {
     pub column: String,
     /// The field's type.
     pub field_type: FieldType,
+    /// The associations crossed to reach the field's collection; `None` for a field of
+    /// the queried collection itself.
+    pub via: Option<std::sync::Arc<JoinPath>>,
 }
 
 impl FieldRef {
-    /// A reference to `field`.
+    /// A reference to `field` of the queried collection.
     pub fn new(field: &Field) -> Self {
         Self {
             name: field.name.clone(),
             column: field.column.clone(),
             field_type: field.field_type,
+            via: None,
+        }
+    }
+
+    /// A reference to `field` of the collection at the end of `path`.
+    pub fn through(field: &Field, path: std::sync::Arc<JoinPath>) -> Self {
+        Self {
+            via: Some(path),
+            ..Self::new(field)
         }
     }
 }
@@ -170,11 +184,22 @@ pub fn parse_filter(collection: &Collection, filter: &Json) -> Result<Option<Fil
     parse_filter_in(collection, filter, &FilterContext::default())
 }
 
-/// [`parse_filter`] with the request's time zone and clock.
+/// [`parse_filter`] with the request's time zone and clock; paths stay inside `collection`.
 pub fn parse_filter_in(
     collection: &Collection,
     filter: &Json,
     context: &FilterContext,
+) -> Result<Option<Filter>> {
+    parse_filter_with(collection, filter, context, &NoCollections)
+}
+
+/// [`parse_filter_in`] where paths may cross associations (`author.name`,
+/// `tags.$exists`) into the collections `lookup` finds.
+pub fn parse_filter_with(
+    collection: &Collection,
+    filter: &Json,
+    context: &FilterContext,
+    lookup: &dyn CollectionLookup,
 ) -> Result<Option<Filter>> {
     let object = match filter {
         Json::Null => return Ok(None),
@@ -188,6 +213,7 @@ pub fn parse_filter_in(
     let parser = Parser {
         collection,
         context,
+        lookup,
     };
     Ok(simplify(Filter::And(parser.object(
         object,
@@ -256,6 +282,7 @@ fn group(items: Vec<Filter>, make: fn(Vec<Filter>) -> Filter) -> Option<Filter> 
 struct Parser<'c> {
     collection: &'c Collection,
     context: &'c FilterContext,
+    lookup: &'c dyn CollectionLookup,
 }
 
 impl Parser<'_> {
@@ -309,6 +336,15 @@ impl Parser<'_> {
         if let Some((last, field_path)) = path.split_last()
             && last.starts_with('$')
         {
+            if matches!(*last, "$exists" | "$notExists")
+                && let Some(key) = self.association_key(field_path, at)?
+            {
+                // `tags.$exists`: the association has a row, i.e. its key is not NULL.
+                return Ok(vec![Filter::Condition(Condition {
+                    predicate: operator(last, &key, value, at)?,
+                    field: key,
+                })]);
+            }
             let field = self.field(field_path, at)?;
             if last.starts_with("$date") {
                 return Ok(vec![self.date(last, field, value, at)?]);
@@ -371,27 +407,97 @@ impl Parser<'_> {
     }
 
     fn field(&self, path: &[&str], at: &str) -> Result<FieldRef> {
+        let unknown = |name: &str, collection: &Collection| {
+            Error::bad_request(format!(
+                "{at}: unknown field {name:?} in collection {}",
+                collection.name()
+            ))
+        };
         match path {
+            [] => Err(Error::bad_request(format!(
+                "{at}: an operator needs a field before it"
+            ))),
             [name] => self
                 .collection
                 .field(name)
                 .filter(|f| !f.hidden)
                 .map(FieldRef::new)
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "{at}: unknown field {name:?} in collection {}",
-                        self.collection.name()
-                    ))
-                }),
-            [] => Err(Error::bad_request(format!(
-                "{at}: an operator needs a field before it"
-            ))),
-            [first, ..] => Err(Error::bad_request(format!(
-                "{at}: {:?} is not an association of collection {}; only its fields can be filtered",
-                first,
-                self.collection.name()
-            ))),
+                .ok_or_else(|| unknown(name, self.collection)),
+            [associations @ .., name] => {
+                let (via, target) = self.walk(associations, at)?;
+                target
+                    .field(name)
+                    .filter(|f| !f.hidden)
+                    .map(|f| FieldRef::through(f, std::sync::Arc::new(via)))
+                    .ok_or_else(|| unknown(name, &target))
+            }
         }
+    }
+
+    /// The target key of the association `path` ends in, for `$exists`; `None` when the
+    /// path ends in an attribute instead.
+    fn association_key(&self, path: &[&str], at: &str) -> Result<Option<FieldRef>> {
+        let Some(last) = path.last() else {
+            return Ok(None);
+        };
+        let parent = match path.len() {
+            1 => None,
+            _ => Some(self.walk(&path[..path.len() - 1], at)?.1),
+        };
+        if parent
+            .as_deref()
+            .unwrap_or(self.collection)
+            .association(last)
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let (via, target) = self.walk(path, at)?;
+        let key = target.primary_key().next().ok_or_else(|| {
+            Error::bad_request(format!(
+                "{at}: collection {} has no primary key to test for existence",
+                target.name()
+            ))
+        })?;
+        Ok(Some(FieldRef::through(key, std::sync::Arc::new(via))))
+    }
+
+    fn walk(
+        &self,
+        associations: &[&str],
+        at: &str,
+    ) -> Result<(JoinPath, std::sync::Arc<Collection>)> {
+        if self.collection.primary_key().len() == 0 {
+            return Err(Error::bad_request(format!(
+                "{at}: collection {} has no primary key, so it cannot be filtered through associations",
+                self.collection.name()
+            )));
+        }
+        path::walk(self.collection, associations, self.lookup).map_err(|e| {
+            Error::bad_request(match e {
+                path::WalkError::NotAnAssociation {
+                    segment,
+                    collection,
+                    depth: 0,
+                } => format!(
+                    "{at}: {segment:?} is not an association of collection {collection}; only its fields can be filtered"
+                ),
+                path::WalkError::NotAnAssociation {
+                    segment,
+                    collection,
+                    ..
+                } => format!(
+                    "{at}: {segment:?} is neither an association nor the last segment in collection {collection}"
+                ),
+                path::WalkError::MissingTarget {
+                    association,
+                    target,
+                } => format!(
+                    "{at}: association {association} points at {target}, which this data source does not have"
+                ),
+                path::WalkError::Empty => format!("{at}: empty path"),
+            })
+        })
     }
 }
 
@@ -711,6 +817,7 @@ mod tests {
                 name: name.into(),
                 column: name.into(),
                 field_type: ty,
+                via: None,
             },
             predicate,
         })
