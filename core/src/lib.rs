@@ -16,6 +16,7 @@ pub mod dates;
 pub mod error;
 pub mod filter;
 pub mod middleware;
+pub mod overlay;
 pub mod params;
 pub mod query;
 pub mod repository;

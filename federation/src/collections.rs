@@ -1,4 +1,5 @@
-//! The `collections` resource of the main data source: create, list, read and drop tables.
+//! The `collections` resource of the main data source: create, list, read, configure and
+//! drop tables.
 
 use std::sync::Arc;
 
@@ -6,19 +7,24 @@ use manifold_core::connector::CollectionDefinition;
 use manifold_core::middleware::{Middleware, Next};
 use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSource, Error, Result};
+
+use crate::metadata::MetadataStore;
 use serde_json::Value as Json;
 
-/// Defines `collections:list|get|create|destroy` on `source`.
-pub fn define(source: &DataSource) {
+/// Defines `collections:list|get|create|update|destroy` on `source`; options and
+/// relation fields are kept in `metadata`.
+pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>) {
     let mut resource = ResourceDefinition::new("collections")
         .action("list", Arc::new(List))
         .action("get", Arc::new(Get))
-        .action("create", Arc::new(Create))
-        .action("destroy", Arc::new(Destroy));
+        .action("create", Arc::new(Create(metadata.clone())))
+        .action("update", Arc::new(Update(metadata.clone())))
+        .action("destroy", Arc::new(Destroy(metadata.clone())));
     resource.only = vec![
         "list".into(),
         "get".into(),
         "create".into(),
+        "update".into(),
         "destroy".into(),
     ];
     source.resource_manager().define(resource);
@@ -71,31 +77,66 @@ impl Middleware for Get {
     }
 }
 
-struct Create;
+fn values(ctx: &Context) -> Result<Json> {
+    Ok(ctx
+        .action()?
+        .params
+        .get("values")
+        .cloned()
+        .unwrap_or(Json::Null))
+}
+
+/// The collection options kept as metadata rather than in the table itself.
+const STORED_OPTIONS: &[&str] = &["simplePaginate"];
+
+struct Create(Arc<MetadataStore>);
 
 #[async_trait::async_trait]
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let values = ctx
-            .action()?
-            .params
-            .get("values")
-            .cloned()
-            .unwrap_or(Json::Null);
+        let values = values(ctx)?;
         let definition = CollectionDefinition::from_json(&values)?;
-        let collection = source(ctx)?.define_collection(&definition).await?;
-        ctx.body = Some(collection.to_json());
+        let source = source(ctx)?;
+        let mut collection = source.define_collection(&definition).await?.to_json();
+        let options: serde_json::Map<String, Json> = STORED_OPTIONS
+            .iter()
+            .filter_map(|k| values.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        if !options.is_empty() {
+            collection = self
+                .0
+                .update_collection(&source, &definition.name, &Json::Object(options))
+                .await?;
+        }
+        ctx.body = Some(collection);
         next.run(ctx).await
     }
 }
 
-struct Destroy;
+struct Update(Arc<MetadataStore>);
+
+#[async_trait::async_trait]
+impl Middleware for Update {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let name = name_param(ctx)?;
+        let values = values(ctx)?;
+        let source = source(ctx)?;
+        ctx.body = Some(self.0.update_collection(&source, &name, &values).await?);
+        next.run(ctx).await
+    }
+}
+
+struct Destroy(Arc<MetadataStore>);
 
 #[async_trait::async_trait]
 impl Middleware for Destroy {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let name = name_param(ctx)?;
-        source(ctx)?.drop_collection(&name).await?;
+        let source = source(ctx)?;
+        source.drop_collection(&name).await?;
+        self.0.forget_collection(source.key(), &name).await?;
+        // Declarations on other collections may have pointed at it.
+        self.0.apply(&source).await?;
         ctx.body = Some(Json::from(1));
         next.run(ctx).await
     }

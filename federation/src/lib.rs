@@ -6,6 +6,7 @@ pub mod collections;
 pub mod config;
 pub mod data_sources;
 pub mod http;
+pub mod metadata;
 
 use std::sync::Arc;
 
@@ -33,7 +34,9 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     }));
 
     let main = open_main(&manager, config).await?;
-    collections::define(&main);
+    let metadata = metadata::MetadataStore::open(&main).await?;
+    metadata.apply(&main).await?;
+    collections::define(&main, &metadata);
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
         .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;
     let registry = data_sources::Registry::open(
@@ -42,6 +45,7 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
         hosts,
         config.source_settings(),
         sqlite_sources_dir(config),
+        metadata,
     )
     .await?;
     data_sources::define(&main, &registry);

@@ -274,6 +274,29 @@ impl TestApp {
         t
     }
 
+    /// The same main database opened again by a new app, as after a process restart.
+    pub async fn restart(self) -> Self {
+        let Self {
+            app,
+            dir,
+            backend,
+            scratch,
+            ..
+        } = self;
+        app.data_sources().close_all().await;
+        let config = ServeConfig {
+            main_db: match &scratch {
+                Some(db) => db.url(),
+                None => format!("sqlite://{}/main.sqlite", dir.path().display()),
+            },
+            ..ServeConfig::default()
+        };
+        let mut t = Self::open(dir, &config).await;
+        t.backend = backend;
+        t.scratch = scratch;
+        t
+    }
+
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
         let app = build_app(config).await.expect("app starts");

@@ -8,6 +8,7 @@ use crate::acl::Acl;
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareError, Placement};
+use crate::overlay::SchemaOverlay;
 
 /// Builds connectors of one type (`sqlite`, `postgres`, …) from JSON options.
 #[async_trait::async_trait]
@@ -109,8 +110,21 @@ impl DataSourceManager {
         options: &Json,
         settings: DataSourceSettings,
     ) -> Result<Arc<DataSource>> {
+        self.build_with(key, kind, options, settings, SchemaOverlay::default())
+            .await
+    }
+
+    /// [`DataSourceManager::build`] with the users' declarations laid over the schema.
+    pub async fn build_with(
+        &self,
+        key: &str,
+        kind: &str,
+        options: &Json,
+        settings: DataSourceSettings,
+        overlay: SchemaOverlay,
+    ) -> Result<Arc<DataSource>> {
         let connector = self.factory(kind)?.connect(options).await?;
-        DataSource::load(key, kind, connector, Acl::open(), settings).await
+        DataSource::load_with(key, kind, connector, Acl::open(), settings, overlay).await
     }
 
     /// Adds a loaded source, replacing (and then closing) any source with the same key.

@@ -7,6 +7,7 @@ use crate::acl::Acl;
 use crate::connector::{CollectionDefinition, Connector};
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, Placement};
+use crate::overlay::SchemaOverlay;
 use crate::repository::Repository;
 use crate::resource::ResourceManager;
 use crate::schema::Collection;
@@ -158,6 +159,8 @@ pub struct DataSource {
     schema_lock: tokio::sync::Mutex<()>,
     /// Repository calls made so far (each read is one statement).
     statements: Arc<std::sync::atomic::AtomicU64>,
+    /// What users declared on top of the introspected schema, laid over it on each refresh.
+    overlay: ArcSwap<SchemaOverlay>,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -192,6 +195,26 @@ impl DataSource {
         acl: Arc<Acl>,
         settings: DataSourceSettings,
     ) -> Result<Arc<Self>> {
+        Self::load_with(
+            key,
+            kind,
+            connector,
+            acl,
+            settings,
+            SchemaOverlay::default(),
+        )
+        .await
+    }
+
+    /// [`DataSource::load`] with the users' declarations laid over the schema.
+    pub async fn load_with(
+        key: impl Into<String>,
+        kind: impl Into<String>,
+        connector: Arc<dyn Connector>,
+        acl: Arc<Acl>,
+        settings: DataSourceSettings,
+        overlay: SchemaOverlay,
+    ) -> Result<Arc<Self>> {
         let source = Self {
             key: key.into(),
             kind: kind.into(),
@@ -202,6 +225,7 @@ impl DataSource {
             settings,
             schema_lock: tokio::sync::Mutex::new(()),
             statements: Arc::default(),
+            overlay: ArcSwap::from_pointee(overlay),
         };
         source.install_built_in_middleware();
         source.refresh().await?;
@@ -284,6 +308,9 @@ impl DataSource {
         for c in collections {
             let c = Arc::new(c);
             let entry = Entry {
+        for problem in self.overlay.load().apply(&mut collections) {
+            tracing::warn!(data_source = %self.key, "declaration skipped: {problem}");
+        }
                 repository: Arc::new(Counted {
                     inner: self.connector.repository(c.clone()),
                     statements: self.statements.clone(),
@@ -306,6 +333,29 @@ impl DataSource {
         &self,
         definition: &CollectionDefinition,
     ) -> Result<Arc<Collection>> {
+    /// The users' declarations in force.
+    pub fn overlay(&self) -> Arc<SchemaOverlay> {
+        self.overlay.load_full()
+    }
+
+    /// Replaces the users' declarations and refreshes the schema with them. Requests in
+    /// flight keep the old schema.
+    pub async fn set_overlay(&self, overlay: SchemaOverlay) -> Result<()> {
+        self.overlay.store(Arc::new(overlay));
+        self.refresh().await
+    }
+
+    /// The collections as introspection and the current declarations describe them, for
+    /// checking a new declaration before it is stored.
+    pub fn collections_snapshot(&self) -> Vec<Collection> {
+        self.catalog
+            .load()
+            .entries
+            .values()
+            .map(|e| Collection::clone(&e.collection))
+            .collect()
+    }
+
         let _guard = self.schema_lock.lock().await;
         if self.collection(&definition.name).is_some() {
             return Err(Error::conflict(format!(

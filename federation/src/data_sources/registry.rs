@@ -14,6 +14,7 @@ use manifold_core::{DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
 use super::hosts::{HostPolicy, target};
+use crate::metadata::MetadataStore;
 
 /// The table holding data-source records in the main database.
 pub const RECORDS_TABLE: &str = "_manifold_data_sources";
@@ -52,6 +53,7 @@ pub struct Registry {
     sqlite_root: PathBuf,
     /// One load at a time per key, so a refresh and an update cannot interleave.
     loading: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    metadata: Arc<MetadataStore>,
 }
 
 impl Registry {
@@ -62,6 +64,7 @@ impl Registry {
         hosts: HostPolicy,
         settings: DataSourceSettings,
         sqlite_root: PathBuf,
+        metadata: Arc<MetadataStore>,
     ) -> Result<Arc<Self>> {
         let records = main.internal_table(&records_definition()).await?;
         Ok(Arc::new(Self {
@@ -71,7 +74,13 @@ impl Registry {
             settings,
             sqlite_root,
             loading: DashMap::new(),
+            metadata,
         }))
+    }
+
+    /// The users' declarations about every source's collections.
+    pub fn metadata(&self) -> &Arc<MetadataStore> {
+        &self.metadata
     }
 
     /// The manager the sources are added to.
@@ -297,6 +306,7 @@ impl Registry {
     /// Deletes the record and closes the source.
     pub async fn destroy(&self, key: &str) -> Result<u64> {
         let deleted = self.records.destroy(self.by_key(key)?.as_ref()).await?;
+        self.metadata.forget_source(key).await?;
         self.manager.remove(key).await;
         self.manager.clear_status(key);
         Ok(deleted)
@@ -396,9 +406,10 @@ impl Registry {
         let kind = str_of(record, "type");
         let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
         let resolved = self.vet(kind, &options).await?;
+        let overlay = self.metadata.overlay(key).await?;
         let source = self
             .manager
-            .build(key, kind, &resolved, self.settings.clone())
+            .build_with(key, kind, &resolved, self.settings.clone(), overlay)
             .await?;
         self.manager.add(source).await
     }

@@ -202,7 +202,7 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
     .to_vec();
     rm.define(data_sources);
 
-    let mut collections = ResourceDefinition::new("dataSources.collections")
+    let collections = ResourceDefinition::new("dataSources.collections")
         .action(
             "list",
             action(registry, |r, p| async move {
@@ -237,10 +237,27 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
                 ))
             }),
         );
-    collections.only = vec!["list".into(), "get".into()];
+    let mut collections = collections.action(
+        "update",
+        action(registry, |r, p| async move {
+            let key = required(
+                &p,
+                "associatedIndex",
+                "/api/dataSources/erp/collections:update/orders",
+            )?;
+            let name = key_param(&p)?;
+            let source = loaded(&r, &key)?;
+            let collection = r
+                .metadata()
+                .update_collection(&source, &name, &values(&p))
+                .await?;
+            Ok((collection, None))
+        }),
+    );
+    collections.only = vec!["list".into(), "get".into(), "update".into()];
     rm.define(collections);
 
-    let mut fields = ResourceDefinition::new("dataSourcesCollections.fields")
+    let fields = ResourceDefinition::new("dataSourcesCollections.fields")
         .action(
             "list",
             action(registry, |r, p| async move {
@@ -264,12 +281,50 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
                 Ok((field, None))
             }),
         );
-    fields.only = vec!["list".into(), "get".into()];
+    let mut fields = fields
+        .action(
+            "create",
+            action(registry, |r, p| async move {
+                let (source, name) = source_and_collection(&r, &p)?;
+                let field = r
+                    .metadata()
+                    .create_field(&source, &name, &values(&p))
+                    .await?;
+                Ok((field, None))
+            }),
+        )
+        .action(
+            "update",
+            action(registry, |r, p| async move {
+                let (source, name) = source_and_collection(&r, &p)?;
+                let field = key_param(&p)?;
+                let updated = r
+                    .metadata()
+                    .update_field(&source, &name, &field, &values(&p))
+                    .await?;
+                Ok((updated, None))
+            }),
+        )
+        .action(
+            "destroy",
+            action(registry, |r, p| async move {
+                let (source, name) = source_and_collection(&r, &p)?;
+                let field = key_param(&p)?;
+                r.metadata().destroy_field(&source, &name, &field).await?;
+                Ok((json!("ok"), None))
+            }),
+        );
+    fields.only = ["list", "get", "create", "update", "destroy"]
+        .map(String::from)
+        .to_vec();
     rm.define(fields);
 }
 
-/// The collection named by `<key>.<collection>` in the association index.
-fn collection_of(registry: &Registry, params: &Params) -> Result<Json> {
+/// The source and collection name in a `<key>.<collection>` association index.
+fn source_and_collection(
+    registry: &Registry,
+    params: &Params,
+) -> Result<(Arc<DataSource>, String)> {
     let example = "/api/dataSourcesCollections/erp.orders/fields:list";
     let index = required(params, "associatedIndex", example)?;
     let (key, name) = index.split_once('.').ok_or_else(|| {
@@ -277,7 +332,14 @@ fn collection_of(registry: &Registry, params: &Params) -> Result<Json> {
             "name the collection as <key>.<collection>, e.g. {example}"
         ))
     })?;
-    let source = loaded(registry, key)?;
+    Ok((loaded(registry, key)?, name.to_owned()))
+}
+
+/// The collection named by `<key>.<collection>` in the association index.
+fn collection_of(registry: &Registry, params: &Params) -> Result<Json> {
+    let (source, name) = source_and_collection(registry, params)?;
+    let key = source.key();
+    let name = name.as_str();
     source
         .collection(name)
         .map(|(c, _)| c.to_json())
