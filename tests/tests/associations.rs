@@ -439,3 +439,95 @@ every_backend! {
         assert_eq!(r.status, 400, "{:?}", r.body);
     }
 }
+
+/// The row counts of every blog table, to prove a failed write left nothing behind.
+async fn blog_counts(t: &TestApp) -> Vec<u64> {
+    let mut out = Vec::new();
+    for c in ["users", "posts", "comments", "tags", "posts_tags"] {
+        out.push(t.count(c).await);
+    }
+    out
+}
+
+every_backend! {
+    async fn create_writes_nested_association_values_in_one_go() {
+        let t = blog().await;
+        let r = t.post("/api/posts:create", json!({
+            "title": "nested",
+            "author": {"name": "cy"},
+            "tags": [1, {"name": "t9"}, {"id": 3, "posts_tags": {"tagged_at": "z"}}, 999],
+            "comments": [{"content": "first"}, {"content": "second"}],
+            "profiles": {"post_profile": "pr9"}
+        })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let id = r.data()["id"].clone();
+        let r = t.get(&format!("/api/posts:get/{id}?appends=author,tags,comments,profiles")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let post = r.data();
+        assert_eq!(post["author"]["name"], json!("cy"));
+        let mut tags: Vec<Json> = post["tags"].as_array().expect("tags").iter().map(|t| t["name"].clone()).collect();
+        tags.sort_by_key(|t| t.to_string());
+        assert_eq!(tags, [json!("t1"), json!("t3"), json!("t9")], "999 names no tag and is ignored");
+        assert_eq!(post["comments"].as_array().map(Vec::len), Some(2));
+        assert_eq!(post["profiles"]["post_profile"], json!("pr9"));
+        let f = manifold_tests::filter(json!({"postId": id, "tagId": 3}));
+        let r = t.get(&format!("/api/posts_tags:list?{f}")).await;
+        assert_eq!(r.column("tagged_at"), [json!("z")], "pivot values travel inside the element");
+        // A belongsTo key links; an array is refused.
+        let r = t.post("/api/posts:create", json!({"title": "by bo", "author": 2})).await;
+        assert_eq!(r.data()["authorId"], json!(2), "{:?}", r.body);
+        let r = t.post("/api/posts:create", json!({"title": "x", "author": [1, 2]})).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("cannot be in array format"), "{}", r.error());
+    }
+}
+
+every_backend! {
+    async fn update_replaces_links_and_changes_targets_only_when_allowed() {
+        let t = blog().await;
+        let r = t.post("/api/posts:update/1", json!({"tags": [2, 3], "comments": [3], "author": {"id": 2, "name": "BO"}})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/posts:get/1?appends=tags,comments,author").await;
+        let names = |key: &str, attr: &str| -> Vec<Json> {
+            let mut v: Vec<Json> = r.data()[key].as_array().expect("list").iter().map(|x| x[attr].clone()).collect();
+            v.sort_by_key(|x| x.to_string());
+            v
+        };
+        assert_eq!(names("tags", "name"), [json!("t2"), json!("t3")]);
+        assert_eq!(names("comments", "content"), [json!("c3")], "c1 and c2 are unlinked, c3 moves here");
+        assert_eq!(r.data()["author"]["name"], json!("bo"), "update links without changing the target");
+        assert_eq!(t.count("comments").await, 3, "unlinked, not deleted");
+        let r = t.post("/api/posts:update/1?updateAssociationValues=author", json!({"author": {"id": 2, "name": "BO"}})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/users:get/2").await;
+        assert_eq!(r.data()["name"], json!("BO"));
+        let r = t.post("/api/posts:update/1", json!({"author": null, "tags": null})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/posts:get/1?appends=tags").await;
+        assert_eq!((r.data()["authorId"].clone(), r.data()["tags"].clone()), (Json::Null, json!([])));
+    }
+}
+
+every_backend! {
+    async fn a_failing_nested_write_leaves_no_partial_rows() {
+        let t = blog().await;
+        let before = blog_counts(&t).await;
+        // The post, its new author, a tag and the first comment are written before the
+        // second comment's value is found to be bad: all of it is rolled back.
+        let r = t.post("/api/posts:create", json!({
+            "title": "doomed",
+            "author": {"name": "dee"},
+            "tags": [1, {"name": "fresh"}],
+            "comments": [{"content": "ok"}, {"content": {"not": "text"}}]
+        })).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("values.comments.1"), "{}", r.error());
+        assert_eq!(blog_counts(&t).await, before);
+        let r = t.post("/api/posts:update/1", json!({"title": "changed", "tags": [{"name": "fresh"}, {"id": "not a number"}]})).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(blog_counts(&t).await, before);
+        let r = t.get("/api/posts:get/1?appends=tags").await;
+        assert_eq!(r.data()["title"], json!("p1"));
+        assert_eq!(r.data()["tags"].as_array().map(Vec::len), Some(2));
+    }
+}

@@ -6,6 +6,7 @@
 //! registered after the router still runs around the response.
 
 mod association;
+mod nested;
 
 use std::sync::Arc;
 
@@ -543,6 +544,10 @@ impl Middleware for Create {
             return next.run(ctx).await;
         }
         let allowed = t.write_filter()?;
+        if nested::has_nested(t.collection(), t.values()) {
+            ctx.body = Some(create_nested(&t, &allowed).await?);
+            return next.run(ctx).await;
+        }
         let (rows, many) = match t.values() {
             Json::Array(items) => (
                 items
@@ -581,6 +586,73 @@ impl Middleware for Create {
     }
 }
 
+/// `create` with association values: the rows and everything they name, in one unit of
+/// work.
+async fn create_nested(t: &Target, allowed: &WriteFilter) -> Result<Json> {
+    let source = t
+        .source
+        .as_deref()
+        .ok_or_else(|| Error::internal("no data source on the request"))?;
+    let unit = source.begin().await?;
+    let writer = nested::NestedWriter::new(&unit, source);
+    let collection = Arc::new(t.collection().clone());
+    let policy = nested::UpdatePolicy::all();
+    let body = match t.values() {
+        Json::Array(items) => {
+            let mut rows = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                rows.push(
+                    writer
+                        .create(
+                            collection.clone(),
+                            item,
+                            allowed,
+                            &policy,
+                            &format!("values.{i}"),
+                        )
+                        .await?,
+                );
+            }
+            records(rows)
+        }
+        one => Json::Object(
+            writer
+                .create(collection, one, allowed, &policy, "values")
+                .await?,
+        ),
+    };
+    unit.commit().await?;
+    Ok(body)
+}
+
+/// `update` with association values, in one unit of work. Nested objects naming existing
+/// targets only link them unless `updateAssociationValues` lists the association.
+async fn update_nested(t: &Target) -> Result<Json> {
+    let source = t
+        .source
+        .as_deref()
+        .ok_or_else(|| Error::internal("no data source on the request"))?;
+    let filter = t.filter()?;
+    let policy = nested::UpdatePolicy::only(
+        t.params
+            .list("updateAssociationValues")?
+            .unwrap_or_default(),
+    );
+    let unit = source.begin().await?;
+    let writer = nested::NestedWriter::new(&unit, source);
+    let updated = writer
+        .update(
+            Arc::new(t.collection().clone()),
+            filter.as_ref(),
+            t.values(),
+            &t.write_filter()?,
+            &policy,
+        )
+        .await?;
+    unit.commit().await?;
+    Ok(records(updated))
+}
+
 /// `update`: writes `values` to every record matching `filterByTk` and `filter`; returns
 /// them as an array.
 pub struct Update;
@@ -592,6 +664,10 @@ impl Middleware for Update {
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::update(&t, t.values()).await?);
+            return next.run(ctx).await;
+        }
+        if nested::has_nested(t.collection(), t.values()) {
+            ctx.body = Some(update_nested(&t).await?);
             return next.run(ctx).await;
         }
         let values = WriteValues::from_json(
