@@ -9,6 +9,7 @@ use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSource, Error, Result};
 
 use crate::metadata::MetadataStore;
+use crate::relation_fields;
 use serde_json::Value as Json;
 
 /// Defines `collections:list|get|create|update|destroy` on `source`; options and
@@ -94,23 +95,76 @@ struct Create(Arc<MetadataStore>);
 #[async_trait::async_trait]
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let values = values(ctx)?;
-        let definition = CollectionDefinition::from_json(&values)?;
+        let mut values = values(ctx)?;
         let source = source(ctx)?;
-        let mut collection = source.define_collection(&definition).await?.to_json();
+        let plan = relation_fields::plan(&source, &mut values)?;
+        let definition = CollectionDefinition::from_json(&values)?;
+        for junction in &plan.junctions {
+            CollectionDefinition::from_json(&junction_json(junction))?;
+        }
+        let mut created: Vec<String> = Vec::new();
+        let outcome = self
+            .create(&source, &definition, &plan, &values, &mut created)
+            .await;
+        if outcome.is_err() {
+            // Leave the source as it was: drop what this request created.
+            for name in created.iter().rev() {
+                if let Err(e) = source.drop_collection(name).await {
+                    tracing::warn!(collection = %name, "could not drop after a failed create: {e}");
+                }
+                let _ = self.0.forget_collection(source.key(), name).await;
+            }
+            let _ = self.0.apply(&source).await;
+        }
+        ctx.body = Some(outcome?);
+        next.run(ctx).await
+    }
+}
+
+impl Create {
+    async fn create(
+        &self,
+        source: &DataSource,
+        definition: &CollectionDefinition,
+        plan: &relation_fields::RelationPlan,
+        values: &Json,
+        created: &mut Vec<String>,
+    ) -> Result<Json> {
+        for junction in &plan.junctions {
+            source.define_collection(junction).await?;
+            created.push(junction.name.clone());
+        }
+        let mut collection = source.define_collection(definition).await?.to_json();
+        created.push(definition.name.clone());
+        for declaration in &plan.declarations {
+            self.0
+                .create_field(source, &definition.name, declaration)
+                .await?;
+        }
         let options: serde_json::Map<String, Json> = STORED_OPTIONS
             .iter()
             .filter_map(|k| values.get(*k).map(|v| ((*k).to_owned(), v.clone())))
             .collect();
-        if !options.is_empty() {
+        if !options.is_empty() || !plan.declarations.is_empty() {
             collection = self
                 .0
-                .update_collection(&source, &definition.name, &Json::Object(options))
+                .update_collection(source, &definition.name, &Json::Object(options))
                 .await?;
         }
-        ctx.body = Some(collection);
-        next.run(ctx).await
+        Ok(collection)
     }
+}
+
+/// A junction definition as a `collections:create` body, so it is validated like one.
+fn junction_json(definition: &CollectionDefinition) -> Json {
+    serde_json::json!({
+        "name": definition.name,
+        "autoGenId": definition.auto_gen_id,
+        "timestamps": definition.timestamps,
+        "fields": definition.fields.iter().map(|f| serde_json::json!({
+            "name": f.name, "type": f.field_type.name(), "primaryKey": f.primary_key
+        })).collect::<Vec<_>>(),
+    })
 }
 
 struct Update(Arc<MetadataStore>);

@@ -7,6 +7,7 @@ pub mod config;
 pub mod data_sources;
 pub mod http;
 pub mod metadata;
+pub mod relation_fields;
 
 use std::sync::Arc;
 

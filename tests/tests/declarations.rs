@@ -164,3 +164,75 @@ every_backend! {
         assert_eq!(r.body["meta"]["count"], json!(0), "{:?}", r.body);
     }
 }
+
+every_backend! {
+    async fn collections_create_makes_the_columns_and_junctions_relation_fields_need() {
+        // NocoBase's blog, defined through the API as db.defineCollection would.
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "users", "fields": [{"name": "name", "type": "string"}]})).await;
+        t.collection(json!({"name": "tags", "fields": [{"name": "name", "type": "string"}]})).await;
+        t.collection(json!({"name": "posts", "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "author", "type": "belongsTo", "target": "users"},
+            {"name": "tags", "type": "belongsToMany", "target": "tags"}
+        ]})).await;
+        t.collection(json!({"name": "comments", "fields": [
+            {"name": "content", "type": "string"},
+            {"name": "post", "type": "belongsTo", "target": "posts"}
+        ]})).await;
+        let r = declare(&t, "posts", json!({"name": "comments", "type": "hasMany", "target": "comments", "foreignKey": "postId"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+
+        let r = t.get("/api/collections:get/posts_tags").await;
+        let mut keys: Vec<Json> = r.data()["filterTargetKey"].as_array().cloned().unwrap_or_default();
+        keys.sort_by_key(|k| k.to_string());
+        assert_eq!(keys, [json!("postId"), json!("tagId")], "junction: {:?}", r.body);
+        let r = t.get("/api/collections:get/posts").await;
+        let fields = r.data()["fields"].as_array().cloned().unwrap_or_default();
+        let author = fields.iter().find(|f| f["name"] == json!("author")).expect("author");
+        assert_eq!((author["type"].clone(), author["foreignKey"].clone()), (json!("belongsTo"), json!("authorId")));
+        assert!(fields.iter().any(|f| f["name"] == json!("authorId")), "the foreign-key column exists");
+
+        let r = t.post("/api/posts:create", json!({
+            "title": "hello", "author": {"name": "ann"}, "tags": [{"name": "t1"}, {"name": "t2"}],
+            "comments": [{"content": "c1"}]
+        })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let t = t.restart().await;
+        let r = t.get("/api/posts:list?appends=author,tags,comments").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let post = &r.data()[0];
+        assert_eq!(post["author"]["name"], json!("ann"));
+        assert_eq!(post["tags"].as_array().map(Vec::len), Some(2));
+        assert_eq!(post["comments"][0]["content"], json!("c1"));
+        let r = t.get("/api/tags:list?appends=posts").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+}
+
+every_backend! {
+    async fn a_relation_field_that_cannot_be_made_creates_nothing() {
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "posts", "fields": [{"name": "title", "type": "string"}]})).await;
+        for (body, needle) in [
+            (json!({"name": "categories", "fields": [{"name": "posts", "type": "hasMany", "target": "posts"}]}), "categoryId"),
+            (json!({"name": "categories", "fields": [{"name": "parent", "type": "belongsTo", "target": "nope"}]}), "collection nope"),
+            (json!({"name": "categories", "fields": [{"name": "posts", "type": "belongsToMany", "target": "posts", "foreignKey": "x", "otherKey": "x"}]}), "name them apart"),
+        ] {
+            let r = t.post("/api/collections:create", body.clone()).await;
+            assert_eq!(r.status, 400, "{body}: {:?}", r.body);
+            assert!(r.error().contains(needle), "{body}: {}", r.error());
+        }
+        let r = t.get("/api/collections:list").await;
+        assert_eq!(r.column("name"), [json!("posts")], "{:?}", r.body);
+        // Self-references work: the new collection's own key type is used.
+        t.collection(json!({"name": "categories", "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "parent", "type": "belongsTo", "target": "categories"}
+        ]})).await;
+        let r = t.post("/api/categories:create", json!({"title": "child", "parent": {"title": "root"}})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/categories:list?sort=id&appends=parent").await;
+        assert_eq!(r.data()[1]["parent"]["title"], json!("root"), "{:?}", r.body);
+    }
+}
