@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use crate::data_source::DataSource;
 use crate::error::{Error, Result};
 use crate::filter::{Condition, FieldRef, Filter, Predicate};
-use crate::query::{FindOptions, add_key_tiebreaker};
+use crate::query::{FindOptions, SortKey, add_key_tiebreaker, parse_sort};
 use crate::repository::{Record, Repository};
 use crate::schema::{Association, AssociationKind, Collection};
 use crate::value::Value;
@@ -33,6 +33,8 @@ struct Node {
     /// Target attributes asked for; `None` is all.
     fields: Option<Vec<String>>,
     except: Vec<String>,
+    /// The order of an embedded list (`comments(sort=-id)`); empty keeps key order.
+    sort: Vec<SortKey>,
     children: BTreeMap<String, Node>,
 }
 
@@ -62,11 +64,17 @@ pub fn shape(
     let mut root_fields: Option<Vec<String>> = fields.as_ref().map(|_| Vec::new());
     let mut root_except = Vec::new();
 
-    for path in &appends {
-        // `posts(sort[]=-id)`: per-append options are not supported yet; the name counts.
-        let path = path.split('(').next().unwrap_or(path);
-        let segments: Vec<&str> = path.split('.').collect();
+    for item in &appends {
+        let (segments, options) = append_path(item)?;
         insert(source, collection, &mut children, &segments, false)?;
+        for (depth, sort) in options {
+            if let Some(node) = find_node(&mut children, &segments[..=depth]) {
+                let mut keys = parse_sort(&node.target, &sort)
+                    .map_err(|e| e.context(&format!("appends {item}")))?;
+                add_key_tiebreaker(&node.target, &mut keys);
+                node.sort = keys;
+            }
+        }
     }
     for item in fields.iter().flatten() {
         let segments: Vec<&str> = item.split('.').collect();
@@ -119,6 +127,50 @@ pub fn shape(
         root_fields,
         read_except,
     ))
+}
+
+/// An `appends` item split into association names, with the sort each level asked for:
+/// `comments(sort=-createdAt).author` → `[comments, author]`, `[(0, ["-createdAt"])]`.
+/// Options use the query-string syntax (`sort=a,-b` or `sort[]=a&sort[]=-b`).
+fn append_path(item: &str) -> Result<(Vec<&str>, Vec<(usize, Vec<String>)>)> {
+    let mut segments = Vec::new();
+    let mut options = Vec::new();
+    let mut rest = item;
+    while !rest.is_empty() {
+        let end = rest.find(['.', '(']).unwrap_or(rest.len());
+        segments.push(&rest[..end]);
+        rest = &rest[end..];
+        if let Some(inner) = rest.strip_prefix('(') {
+            let close = inner.find(')').ok_or_else(|| {
+                Error::bad_request(format!(
+                    "appends {item:?}: an option list opened with ( is not closed"
+                ))
+            })?;
+            let mut sort = Vec::new();
+            for pair in inner[..close].split('&').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+                match key {
+                    "sort" | "sort[]" => sort.extend(
+                        value
+                            .split(',')
+                            .map(str::trim)
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_owned),
+                    ),
+                    other => {
+                        return Err(Error::bad_request(format!(
+                            "appends {item:?}: unknown option {other:?}; an append takes sort"
+                        )));
+                    }
+                }
+            }
+            options.push((segments.len() - 1, sort));
+            rest = &inner[close + 1..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    Ok((segments, options))
 }
 
 /// The column of the parent row an association is matched on.
@@ -175,6 +227,7 @@ fn insert(
                 through,
                 fields: None,
                 except: Vec::new(),
+                sort: Vec::new(),
                 children: BTreeMap::new(),
             },
         );
@@ -325,8 +378,9 @@ async fn rows_where_in(
 /// appends and its parent match on.
 fn node_fields(node: &Node, matched_by: &str) -> Option<Vec<String>> {
     let mut fields = node.fields.clone()?;
-    let need =
-        std::iter::once(matched_by.to_owned()).chain(node.children.values().map(self::matched_on));
+    let need = std::iter::once(matched_by.to_owned())
+        .chain(node.children.values().map(self::matched_on))
+        .chain(node.sort.iter().map(|k| k.field.name.clone()));
     for n in need {
         if !fields.contains(&n) {
             fields.push(n);
@@ -451,9 +505,12 @@ async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
         _ => read_targets(node, target_column, &keys).await?,
     };
     load_level(&node.children, &mut targets).await?;
+    if !node.sort.is_empty() {
+        targets.sort_by(|x, y| crate::filter::compare_records(x, y, &node.sort));
+    }
 
     // Match, then trim each target to what was asked. Targets arrive in primary-key
-    // order, which every embedded list keeps.
+    // order, or the append's sort, which every embedded list keeps.
     let mut by_key: HashMap<String, Vec<Record>> = HashMap::new();
     let mut ordered: Vec<String> = Vec::with_capacity(targets.len());
     for t in targets {
@@ -503,4 +560,24 @@ async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
         record.insert(name.to_owned(), value);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::append_path;
+
+    #[test]
+    fn append_options_attach_to_their_level() {
+        let (segments, options) =
+            append_path("posts(sort=-title).comments(sort[]=-id)").expect("valid");
+        assert_eq!(segments, ["posts", "comments"]);
+        assert_eq!(
+            options,
+            vec![(0, vec!["-title".to_owned()]), (1, vec!["-id".to_owned()])]
+        );
+        let (segments, options) = append_path("author.department").expect("valid");
+        assert_eq!((segments, options), (vec!["author", "department"], vec![]));
+        assert!(append_path("comments(sort=-id").is_err());
+        assert!(append_path("comments(limit=1)").is_err());
+    }
 }

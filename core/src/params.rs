@@ -104,12 +104,34 @@ impl Params {
     }
 }
 
-/// Splits a list param: strings on `,`, arrays of strings, objects by their values.
+/// Splits on commas that are not inside parentheses, so an append's options
+/// (`comments(sort=-id,title)`) stay with it.
+fn split_outside_parentheses(s: &str) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut parts = Vec::new();
+    for (i, c) in s.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&s[start..]);
+    parts.into_iter()
+}
+
+/// Splits a list param: strings on `,` (outside parentheses), arrays of strings, objects
+/// by their values.
 pub fn to_list(v: &Json) -> Option<Vec<String>> {
     let mut out = Vec::new();
     let mut push = |s: &str| {
         out.extend(
-            s.split(',')
+            split_outside_parentheses(s)
                 .map(str::trim)
                 .filter(|p| !p.is_empty())
                 .map(str::to_owned),

@@ -531,3 +531,29 @@ every_backend! {
         assert_eq!(r.data()["tags"].as_array().map(Vec::len), Some(2));
     }
 }
+
+every_backend! {
+    async fn an_append_may_order_its_embedded_list() {
+        let t = blog().await;
+        // As qs reads it, `]=` ends a key, so the bracketed option goes in appends[].
+        let r = t.get("/api/posts:get/1?appends[]=comments(sort=-content)&appends[]=tags(sort[]=-name)").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let names = |key: &str, attr: &str| -> Vec<Json> {
+            r.data()[key].as_array().unwrap_or_else(|| panic!("{key}: {:?}", r.body)).iter().map(|x| x[attr].clone()).collect()
+        };
+        assert_eq!(names("comments", "content"), [json!("c2"), json!("c1")]);
+        assert_eq!(names("tags", "name"), [json!("t2"), json!("t1")]);
+        // Options sit on any level; fields inside still apply.
+        let r = t.get("/api/users:list?sort=id&appends=posts(sort=-title).comments(sort=-id)&fields=name,posts.title").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let ann = &r.data()[0];
+        assert_eq!(ann["posts"].as_array().expect("posts").iter().map(|p| p["title"].clone()).collect::<Vec<_>>(), [json!("p2"), json!("p1")]);
+        let r = t.get("/api/posts:list?appends=comments(sort=nope)").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("nope"), "{}", r.error());
+        let r = t.get("/api/posts:list?appends=comments(limit=2)").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        let r = t.get("/api/posts:list?appends=comments(sort=-id").await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+    }
+}
