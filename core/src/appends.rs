@@ -70,7 +70,7 @@ pub fn shape(
         for (depth, sort) in options {
             if let Some(node) = find_node(&mut children, &segments[..=depth]) {
                 let mut keys = parse_sort(&node.target, &sort)
-                    .map_err(|e| e.context(&format!("appends {item}")))?;
+                    .map_err(|e| e.context(format!("appends {item}")))?;
                 add_key_tiebreaker(&node.target, &mut keys);
                 node.sort = keys;
             }
@@ -129,10 +129,13 @@ pub fn shape(
     ))
 }
 
+/// The sort keys an append asked for at one depth of its path.
+type LevelSort = (usize, Vec<String>);
+
 /// An `appends` item split into association names, with the sort each level asked for:
 /// `comments(sort=-createdAt).author` → `[comments, author]`, `[(0, ["-createdAt"])]`.
 /// Options use the query-string syntax (`sort=a,-b` or `sort[]=a&sort[]=-b`).
-fn append_path(item: &str) -> Result<(Vec<&str>, Vec<(usize, Vec<String>)>)> {
+fn append_path(item: &str) -> Result<(Vec<&str>, Vec<LevelSort>)> {
     let mut segments = Vec::new();
     let mut options = Vec::new();
     let mut rest = item;

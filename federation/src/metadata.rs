@@ -150,7 +150,7 @@ impl MetadataStore {
             .find(|c| c.name() == collection)
             .ok_or_else(|| missing(source, collection))?;
         let association = declared_association(on, &Json::Object(declaration.clone()), &schema)
-            .map_err(|e| e.context(&format!("data source {}", source.key())))?;
+            .map_err(|e| e.context(format!("data source {}", source.key())))?;
         let key = format!("{}:{collection}:{}", source.key(), association.name);
         self.upsert(
             &self.fields,
