@@ -1,0 +1,211 @@
+//! What a request pays to turn decoded rows into the JSON response body, for 20 and 1,000
+//! posts-like records (id, title, body, score, status, createdAt).
+//!
+//! The path it follows is the one every sqlx connector's `codec::record` takes
+//! (connectors/*/src/codec.rs): each cell is rendered by its field type (`int_to_json`,
+//! `format_instant`, strings copied) into a `Record` (an insertion-ordered
+//! `Map<String, Json>`) keyed by a copy of the field name; `List` collects the records into
+//! a `Json::Array` (core/src/actions/mod.rs), `dataWrapping` puts it in a `{data, meta}`
+//! map (federation/src/app/data_wrapping.rs), and the HTTP layer serialises it with
+//! `serde_json::to_vec` (federation/src/http/mod.rs). The decode from the driver's row is
+//! not included (it needs a live connection; see docs/benchmarks.md). For reference, the
+//! same records are also serialised straight from a `#[derive(Serialize)]` struct, which is
+//! what the hand-written baseline of bench/ does.
+//!
+//! `cargo bench -p manifold-core --bench encode`
+
+use std::hint::black_box;
+
+use chrono::{DateTime, TimeZone, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use manifold_core::repository::Record;
+use manifold_core::schema::FieldType;
+use manifold_core::value::{Value, format_instant, int_to_json};
+use serde::Serialize;
+use serde_json::{Map, Value as Json, json};
+
+/// A decoded row: the cells a driver hands over, before rendering.
+struct Row {
+    id: i64,
+    title: String,
+    body: String,
+    score: i64,
+    status: String,
+    created_at: DateTime<Utc>,
+}
+
+const FIELDS: [(&str, FieldType); 6] = [
+    ("id", FieldType::BigInt),
+    ("title", FieldType::String),
+    ("body", FieldType::Text),
+    ("score", FieldType::Integer),
+    ("status", FieldType::String),
+    ("createdAt", FieldType::DateTime),
+];
+
+fn rows(n: usize) -> Vec<Row> {
+    let start = Utc
+        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid instant");
+    (1..=n as i64)
+        .map(|i| Row {
+            id: i,
+            title: format!("Post number {i}"),
+            body: format!("{}{i}", "Lorem ipsum dolor sit amet. ".repeat(4)),
+            score: (i * 7919) % 1000,
+            status: ["draft", "published", "archived"][(i % 3) as usize].to_string(),
+            created_at: start + chrono::Duration::minutes(i),
+        })
+        .collect()
+}
+
+/// One cell as the codecs render it: by field type, into an owned `Json`.
+fn cell(row: &Row, column: usize) -> Json {
+    match column {
+        0 => int_to_json(row.id),
+        1 => Json::String(row.title.clone()),
+        2 => Json::String(row.body.clone()),
+        3 => int_to_json(row.score),
+        4 => Json::String(row.status.clone()),
+        _ => Json::String(format_instant(&row.created_at)),
+    }
+}
+
+/// `codec::record`: a map keyed by a copy of each field's name.
+fn record(row: &Row, names: &[String]) -> Record {
+    let mut out = Record::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        out.insert(name.clone(), cell(row, i));
+    }
+    out
+}
+
+/// The whole path: records, the list's array, the envelope, the bytes.
+fn response(rows: &[Row], names: &[String]) -> Vec<u8> {
+    let records: Vec<Record> = rows.iter().map(|r| record(r, names)).collect();
+    let data = Json::Array(records.into_iter().map(Json::Object).collect());
+    let mut envelope = Map::new();
+    envelope.insert("data".into(), data);
+    envelope.insert(
+        "meta".into(),
+        json!({ "count": 10_000, "page": 1, "pageSize": rows.len(), "totalPage": 500 }),
+    );
+    serde_json::to_vec(&Json::Object(envelope)).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Post<'a> {
+    id: i64,
+    title: &'a str,
+    body: &'a str,
+    score: i64,
+    status: &'a str,
+    #[serde(rename = "createdAt")]
+    created_at: String,
+}
+
+#[derive(Serialize)]
+struct Meta {
+    count: u64,
+    page: u64,
+    #[serde(rename = "pageSize")]
+    page_size: usize,
+    #[serde(rename = "totalPage")]
+    total_page: u64,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    data: Vec<Post<'a>>,
+    meta: Meta,
+}
+
+/// The baseline's way: typed structs straight to bytes.
+fn derived(rows: &[Row]) -> Vec<u8> {
+    let data = rows
+        .iter()
+        .map(|r| Post {
+            id: r.id,
+            title: &r.title,
+            body: &r.body,
+            score: r.score,
+            status: &r.status,
+            created_at: format_instant(&r.created_at),
+        })
+        .collect();
+    let envelope = Envelope {
+        data,
+        meta: Meta {
+            count: 10_000,
+            page: 1,
+            page_size: rows.len(),
+            total_page: 500,
+        },
+    };
+    serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+fn bench(c: &mut Criterion) {
+    let names: Vec<String> = FIELDS.iter().map(|(n, _)| n.to_string()).collect();
+    let mut group = c.benchmark_group("encode posts");
+    for n in [20usize, 1_000] {
+        let input = rows(n);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::new("rows to records", n), &input, |b, rows| {
+            b.iter(|| {
+                rows.iter()
+                    .map(|r| record(r, black_box(&names)))
+                    .collect::<Vec<_>>()
+            })
+        });
+        let records = Json::Array(
+            input
+                .iter()
+                .map(|r| Json::Object(record(r, &names)))
+                .collect(),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("records to bytes", n),
+            &records,
+            |b, data| b.iter(|| serde_json::to_vec(black_box(data)).unwrap_or_default()),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("rows to response bytes", n),
+            &input,
+            |b, rows| b.iter(|| response(black_box(rows), &names)),
+        );
+        group.bench_with_input(
+            BenchmarkId::new("reference: derive(Serialize) to bytes", n),
+            &input,
+            |b, rows| b.iter(|| derived(black_box(rows))),
+        );
+    }
+    group.finish();
+
+    // Request values go the other way through `Value`; its rendering is what `create` and
+    // `update` answers with when a connector echoes the written values.
+    let values: Vec<Value> = FIELDS
+        .iter()
+        .zip([
+            json!(1),
+            json!("Post"),
+            json!("Body"),
+            json!(5),
+            json!("draft"),
+            json!("2024-01-01T00:00:00.000Z"),
+        ])
+        .map(|((_, ty), v)| Value::coerce(*ty, &v, "bench").unwrap_or(Value::Null))
+        .collect();
+    c.bench_function("Value::to_json, one posts row", |b| {
+        b.iter(|| {
+            black_box(&values)
+                .iter()
+                .map(Value::to_json)
+                .collect::<Vec<_>>()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
