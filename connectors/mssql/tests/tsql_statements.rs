@@ -124,7 +124,7 @@ fn list_pages_sort_with_nulls_last_and_filter_with_bound_values() {
          WHERE ((([customer] LIKE @P1 ESCAPE '\\') OR [total] >= @P2) AND [paid] = @P3) \
          ORDER BY CASE WHEN [at] IS NULL THEN 1 ELSE 0 END, [at] DESC, \
          CASE WHEN [customer] IS NULL THEN 1 ELSE 0 END, [customer] ASC, \
-         CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC \
+         [id] ASC \
          OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
     );
     assert_eq!(
@@ -175,7 +175,7 @@ fn get_reads_one_row_by_key() {
     assert_eq!(
         sql.text,
         "SELECT [id], [customer], [total], [paid], [at], [tags], [updatedAt] FROM [sales].[orders] \
-         WHERE [id] = @P1 ORDER BY CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC \
+         WHERE [id] = @P1 ORDER BY [id] ASC \
          OFFSET 0 ROWS FETCH NEXT 1 ROWS ONLY"
     );
     assert_eq!(sql.params, vec![Value::Int(7)]);

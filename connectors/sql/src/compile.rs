@@ -624,6 +624,14 @@ fn order_by(b: &mut SqlBuilder, sort: &[SortKey]) {
     b.push(" ORDER BY ");
     b.join(sort, ", ", |b, key| {
         let dir = if key.descending { " DESC" } else { " ASC" };
+        // A column that cannot be NULL needs no NULL placement, and without it the
+        // database can walk an index in either direction instead of sorting. A column
+        // reached through a relation can be NULL all the same: the relation may be empty.
+        if !key.field.nullable && key.field.via.is_none() {
+            column(b, &key.field);
+            b.push(dir);
+            return;
+        }
         match dialect {
             Dialect::Postgres | Dialect::Sqlite => {
                 column(b, &key.field);
@@ -728,20 +736,20 @@ mod tests {
         let sqlite = select(Dialect::Sqlite, &c, &o);
         assert_eq!(
             sqlite.text,
-            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > ? AND (\"title\" <> ? OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC NULLS LAST LIMIT 20 OFFSET 40"
+            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > ? AND (\"title\" <> ? OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC LIMIT 20 OFFSET 40"
         );
         assert_eq!(sqlite.params, vec![Value::Int(3), Value::Text("x".into())]);
         assert_eq!(
             select(Dialect::Postgres, &c, &o).text,
-            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > $1 AND (\"title\" <> $2 OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC NULLS LAST LIMIT 20 OFFSET 40"
+            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > $1 AND (\"title\" <> $2 OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC LIMIT 20 OFFSET 40"
         );
         assert_eq!(
             select(Dialect::MySql, &c, &o).text,
-            "SELECT `id`, `title`, `score` FROM `posts` WHERE (`score` > ? AND (`title` <> ? OR `title` IS NULL)) ORDER BY `score` IS NULL, `score` DESC, `id` IS NULL, `id` ASC LIMIT 20 OFFSET 40"
+            "SELECT `id`, `title`, `score` FROM `posts` WHERE (`score` > ? AND (`title` <> ? OR `title` IS NULL)) ORDER BY `score` IS NULL, `score` DESC, `id` ASC LIMIT 20 OFFSET 40"
         );
         assert_eq!(
             select(Dialect::Mssql, &c, &o).text,
-            "SELECT [id], [title], [score] FROM [posts] WHERE ([score] > @P1 AND ([title] <> @P2 OR [title] IS NULL)) ORDER BY CASE WHEN [score] IS NULL THEN 1 ELSE 0 END, [score] DESC, CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
+            "SELECT [id], [title], [score] FROM [posts] WHERE ([score] > @P1 AND ([title] <> @P2 OR [title] IS NULL)) ORDER BY CASE WHEN [score] IS NULL THEN 1 ELSE 0 END, [score] DESC, [id] ASC OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
         );
     }
 

@@ -337,6 +337,8 @@ where
     }
 
     /// Updates on `conn`: in one statement where `RETURNING` exists, else by noting the
+        nullable: false,
+        via: None,
         via: None,
     /// matching keys, updating, and reading those rows back in one transaction.
     async fn update_on(
@@ -478,4 +480,6 @@ where
         Ok(D::rows_affected(&outcome.map_err(D::map_error)?))
     }
 }
+            via: None,
+            nullable: link.source_column.nullable,
             via: None,

@@ -79,7 +79,7 @@ fn a_page_is_offset_fetch_after_an_order_by() {
         "SELECT [id], [customer], [total], [paid], [at], [day], [tags] FROM [sales].[orders] \
          WHERE [total] > @P1 \
          ORDER BY CASE WHEN [at] IS NULL THEN 1 ELSE 0 END, [at] DESC, \
-         CASE WHEN [id] IS NULL THEN 1 ELSE 0 END, [id] ASC \
+         [id] ASC \
          OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
     );
     assert_eq!(sql.params, vec![Value::Decimal("10.5".into())]);
@@ -349,7 +349,7 @@ fn association_filters_are_one_correlated_exists_and_sorts_join_to_one() {
          WHERE [_js].[id] = [orders].[id] AND \
          (([_je1].[sku] LIKE @P1 ESCAPE '\\') AND [orders].[total] > @P2)) \
          ORDER BY CASE WHEN [_j1].[name] IS NULL THEN 1 ELSE 0 END, [_j1].[name] DESC, \
-         CASE WHEN [orders].[id] IS NULL THEN 1 ELSE 0 END, [orders].[id] ASC \
+         [orders].[id] ASC \
          OFFSET 0 ROWS FETCH NEXT 20 ROWS ONLY"
     );
     assert_tsql(&sql);

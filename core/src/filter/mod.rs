@@ -40,6 +40,9 @@ pub struct FieldRef {
     pub column: String,
     /// The field's type.
     pub field_type: FieldType,
+    /// Whether the column may hold NULL. Keys and `NOT NULL` columns may not, which lets
+    /// a sort on them skip NULL placement and use an index.
+    pub nullable: bool,
     /// The associations crossed to reach the field's collection; `None` for a field of
     /// the queried collection itself.
     pub via: Option<std::sync::Arc<JoinPath>>,
@@ -52,6 +55,7 @@ impl FieldRef {
             name: field.name.clone(),
             column: field.column.clone(),
             field_type: field.field_type,
+            nullable: field.allow_null && !field.primary_key,
             via: None,
         }
     }
@@ -817,6 +821,8 @@ mod tests {
                 name: name.into(),
                 column: name.into(),
                 field_type: ty,
+                // In these tests only the key `id` is declared NOT NULL.
+                nullable: name != "id",
                 via: None,
             },
             predicate,
