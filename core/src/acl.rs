@@ -194,7 +194,8 @@ impl Middleware for AclNode {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .sorted();
-        Next::with_tail(&inner, next).run(ctx).await
+        let span = tracing::info_span!(target: "manifold::middleware", "manifold.acl");
+        tracing::Instrument::instrument(Next::with_tail(&inner, next).run(ctx), span).await
     }
 }
 

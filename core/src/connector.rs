@@ -45,6 +45,11 @@ pub trait Connector: Send + Sync {
 
     /// Closes the pool; later calls fail.
     async fn close(&self);
+
+    /// How full the connection pool is, for metrics; `None` when the driver does not say.
+    fn pool_status(&self) -> Option<crate::telemetry::PoolStatus> {
+        None
+    }
 }
 
 /// Several writes across collections of one database that commit together. Dropping it

@@ -23,6 +23,7 @@ pub mod repository;
 pub mod request;
 pub mod resource;
 pub mod schema;
+pub mod telemetry;
 pub mod value;
 
 pub use acl::Acl;

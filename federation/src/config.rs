@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::telemetry::LogFormat;
+
 /// Manifold: one NocoBase-compatible `:action` API in front of many databases.
 ///
 /// Every option can also be set by the environment variable shown beside it.
@@ -12,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
     name = "manifold",
     version,
     about = "Manifold: one NocoBase-compatible `:action` API in front of many databases.",
-    long_about = None
+    long_about = None,
+    after_help = TELEMETRY_HELP
 )]
 pub struct Cli {
     /// What to do (default: serve).
@@ -23,6 +26,21 @@ pub struct Cli {
     #[command(flatten)]
     pub serve: ServeConfig,
 }
+
+/// The OpenTelemetry variables, listed under `--help` (they are the standard ones, read
+/// by the exporter, so they are not options).
+const TELEMETRY_HELP: &str = "\
+Traces (OpenTelemetry, off unless one of these asks for them):
+  OTEL_EXPORTER_OTLP_ENDPOINT         collector URL; setting it turns export on
+                                      (also OTEL_EXPORTER_OTLP_TRACES_ENDPOINT)
+  OTEL_EXPORTER_OTLP_PROTOCOL         http/protobuf (default, port 4318) or grpc (4317)
+  OTEL_SERVICE_NAME                   service.name (default: manifold)
+  OTEL_TRACES_EXPORTER                otlp, or none to turn export off
+  OTEL_SDK_DISABLED                   true turns export off
+  OTEL_TRACES_SAMPLER[_ARG], OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT,
+  OTEL_BSP_*                          as the OpenTelemetry specification says
+Metrics: GET /metrics (Prometheus text). Health: GET /health/live, GET /health/ready.
+See docs/observability.md.";
 
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
@@ -81,6 +99,11 @@ pub struct ServeConfig {
     /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
     #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
     pub log: String,
+
+    /// Log line format on standard output: `text`, or `json` (one object per line, with
+    /// `trace_id` and `span_id` inside a request).
+    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Default for ServeConfig {
@@ -95,6 +118,7 @@ impl Default for ServeConfig {
             allowed_hosts: Vec::new(),
             denied_hosts: vec!["169.254.0.0/16".into(), "fe80::/10".into()],
             log: "info".into(),
+            log_format: LogFormat::Text,
         }
     }
 }

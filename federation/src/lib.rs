@@ -8,6 +8,7 @@ pub mod data_sources;
 pub mod http;
 pub mod metadata;
 pub mod relation_fields;
+pub mod telemetry;
 
 use std::sync::Arc;
 
@@ -111,15 +112,29 @@ async fn open_main(manager: &DataSourceManager, config: &ServeConfig) -> Result<
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains requests and closes every pool.
+///
+/// The listener is bound first, so `/health/live` and `/health/ready` answer while the
+/// main database opens; API requests that arrive meanwhile wait for it.
 pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
-    let app = build_app(&config)
-        .await
-        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let server = http::Server::bind(config.listen).await?;
     tracing::info!(listen = %server.local_addr, "manifold listening");
-    let result = server
-        .run(app.clone(), config.body_limit, shutdown_signal())
-        .await;
+    let slot = http::AppSlot::starting();
+    let running = server.serve(
+        slot.clone(),
+        Arc::new(telemetry::Metrics::new()),
+        config.body_limit,
+        shutdown_signal(),
+    );
+    tokio::pin!(running);
+    let app = tokio::select! {
+        built = build_app(&config) => {
+            built.map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?
+        }
+        stopped = &mut running => return stopped,
+    };
+    slot.set(app.clone());
+    tracing::info!("manifold ready");
+    let result = running.await;
     app.data_sources().close_all().await;
     result
 }

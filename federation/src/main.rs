@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use manifold_federation::config::{Cli, Command};
+use manifold_federation::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -15,8 +16,21 @@ async fn main() -> std::process::ExitCode {
         );
         EnvFilter::new("info")
     });
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    match manifold_federation::serve(config).await {
+    let telemetry =
+        match Telemetry::init(&filter, config.log_format, |name| std::env::var(name).ok()) {
+            Ok(telemetry) => telemetry,
+            Err(e) => {
+                eprintln!("manifold: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+    if let Some(protocol) = telemetry.protocol() {
+        tracing::info!(?protocol, "exporting traces over OTLP");
+    }
+    let outcome = manifold_federation::serve(config).await;
+    // Spans still queued are sent before the process ends.
+    telemetry.shutdown();
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

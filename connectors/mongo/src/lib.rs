@@ -45,6 +45,8 @@ const INTROSPECTION_CONCURRENCY: usize = 4;
 pub struct MongoConnector {
     shared: Arc<Shared>,
     sample_size: u32,
+    /// Collections created with `autoGenId` get an integer key (`generatedKeys`).
+    integer_keys: bool,
     /// Defaults and names per collection, filled by introspection and creation, handed
     /// to each new repository.
     extras: Mutex<HashMap<String, Arc<Extras>>>,
@@ -103,8 +105,10 @@ impl MongoConnector {
                 db,
                 max_time: options.max_time(),
                 transactions,
+                target: options.db_target(),
             }),
             sample_size: options.sample_size,
+            integer_keys: options.integer_keys,
             extras: Mutex::new(HashMap::new()),
         })
     }
@@ -250,7 +254,10 @@ impl Connector for MongoConnector {
     /// MongoDB cannot do this atomically; when a later step fails the collection is
     /// dropped again.
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
-        let declared = Declared::from(definition);
+        let mut declared = Declared::from(definition);
+        declared.integer_key = self.integer_keys
+            && definition.auto_gen_id
+            && !definition.fields.iter().any(|f| f.primary_key);
         let (collection, extras) =
             introspect::build(&definition.name, false, Some(&declared), &[], &[])?;
         let db = &self.shared.db;

@@ -32,6 +32,10 @@ pub struct MongoOptions {
     /// Whether writes run in multi-document transactions: `None` (the default) asks the
     /// server (replica sets and sharded clusters have them, a standalone mongod does not).
     pub transactions: Option<bool>,
+    /// The key of collections created with `autoGenId`: `false` (the default, option
+    /// `generatedKeys: "objectId"`) gives `_id` ObjectIds; `true` (`"integer"`) gives an
+    /// integer `id` (stored as `_id`) numbered 1, 2, 3, … as the SQL sources number rows.
+    pub integer_keys: bool,
 }
 
 impl fmt::Debug for MongoOptions {
@@ -60,6 +64,7 @@ impl fmt::Debug for MongoOptions {
             .field("statement_timeout", &self.statement_timeout)
             .field("sample_size", &self.sample_size)
             .field("transactions", &self.transactions)
+            .field("integer_keys", &self.integer_keys)
             .finish()
     }
 }
@@ -121,7 +126,8 @@ impl MongoOptions {
     /// URL's path; a separate `password` keeps the secret out of the URL) or
     /// `{host, port (27017), database, username?, password?, authSource? ("admin")}`, plus
     /// `maxConnections` (10), `connectTimeoutMs` and `serverSelectionTimeoutMs` (5000),
-    /// `statementTimeoutMs` (30000), `sampleSize` (100) and `transactions` (auto).
+    /// `statementTimeoutMs` (30000), `sampleSize` (100), `transactions` (auto) and
+    /// `generatedKeys` (`"objectId"`, or `"integer"`).
     ///
     /// A bad option is a 400 naming it; unknown keys are ignored.
     pub fn from_json(options: &Json) -> Result<Self> {
@@ -196,11 +202,38 @@ impl MongoOptions {
             statement_timeout: ms("statementTimeoutMs", 0, 30_000)?,
             sample_size: int_option(options, "sampleSize", 1, 100_000)?.unwrap_or(100) as u32,
             transactions: bool_option(options, "transactions")?,
+            integer_keys: match string_option(options, "generatedKeys")? {
+                None | Some("objectId") => false,
+                Some("integer") => true,
+                Some(_) => {
+                    return Err(option_error("generatedKeys", "\"objectId\" or \"integer\""));
+                }
+            },
             connection,
         })
     }
 
     /// The parsed connection string (credentials included), for the driver.
+    /// The span attributes of this deployment: the database and the first host (never
+    /// the connection string, which may carry a password).
+    pub(crate) fn db_target(&self) -> manifold_core::telemetry::DbTarget {
+        let mut target =
+            manifold_core::telemetry::DbTarget::new("mongodb").namespace(&self.database);
+        match &self.connection.host_info {
+            HostInfo::HostIdentifiers(hosts) => match hosts.first() {
+                Some(ServerAddress::Tcp { host, port }) => {
+                    target.server(host, port.unwrap_or(27017))
+                }
+                _ => target,
+            },
+            HostInfo::DnsRecord(name) => {
+                target.server_address = Some(name.clone());
+                target
+            }
+            _ => target,
+        }
+    }
+
     pub(crate) fn connection(&self) -> &ConnectionString {
         &self.connection
     }
@@ -268,6 +301,10 @@ mod tests {
                 .contains("options.transactions")
         );
         assert!(err(json!({"url": "mongodb://h/d", "password": "p"})).contains("user name"));
+        assert!(
+            err(json!({"url": "mongodb://h/d", "generatedKeys": "uuid"}))
+                .contains("options.generatedKeys")
+        );
         assert!(err(json!([1])).starts_with("options:"));
     }
 
@@ -283,6 +320,7 @@ mod tests {
         assert_eq!(o.max_time(), Some(Duration::from_millis(30_000)));
         assert_eq!(o.sample_size, 100);
         assert_eq!(o.transactions, None);
+        assert!(!o.integer_keys);
         let o = MongoOptions::from_json(&json!({
             "host": "h", "database": "d", "statementTimeoutMs": "0", "transactions": false
         }))

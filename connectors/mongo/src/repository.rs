@@ -18,14 +18,14 @@ use mongodb::error::{
     Error as MongoError, ErrorKind as MongoKind, TRANSIENT_TRANSACTION_ERROR,
     UNKNOWN_TRANSACTION_COMMIT_RESULT,
 };
-use mongodb::options::{AggregateOptions, CountOptions};
+use mongodb::options::{AggregateOptions, CountOptions, ReturnDocument};
 use mongodb::{Client, ClientSession, Database};
 use tracing::Instrument as _;
 
 use crate::codec::render;
 use crate::compile::Compiler;
 use crate::error::map_mongo;
-use crate::introspect::Extras;
+use crate::introspect::{Extras, INTEGER_KEY, SCHEMAS, SEQUENCE};
 
 /// At most this many keys go into one `$in` of a delete, so a large destroy never
 /// builds a command near MongoDB's 16 MB limit.
@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     pub max_time: Option<Duration>,
     /// Whether writes run in multi-document transactions.
     pub transactions: bool,
+    /// What operation spans say about the deployment (namespace, first host).
+    pub target: manifold_core::telemetry::DbTarget,
 }
 
 /// Reads and writes one collection.
@@ -122,15 +124,32 @@ impl MongoRepository {
         map_mongo(e, &self.extras.names)
     }
 
-    /// A client span with the OpenTelemetry database attributes (values left out).
-    fn span(&self, operation: &'static str) -> tracing::Span {
-        tracing::debug_span!(
-            "mongodb.operation",
-            "db.system.name" = "mongodb",
-            "db.namespace" = %self.shared.db.name(),
-            "db.collection.name" = %self.collection.table().name,
-            "db.operation.name" = operation,
-        )
+    /// A client span with the OpenTelemetry database attributes; `db.query.text` is the
+    /// command's shape (`shape`, rendered with every value replaced by `"?"`) and is built
+    /// only when the span is recorded.
+    fn span(&self, operation: &'static str, shape: Option<&[Document]>) -> tracing::Span {
+        self.shared
+            .target
+            .span(operation, &self.collection.table().name, || {
+                query_shape(operation, shape)
+            })
+    }
+
+    /// Runs one operation under `span`, marking the span failed when it fails.
+    async fn traced<T>(
+        &self,
+        span: tracing::Span,
+        operation: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let outcome = operation.instrument(span.clone()).await;
+        if let Err(e) = &outcome {
+            manifold_core::telemetry::record_error(
+                &span,
+                manifold_core::telemetry::error_type(e.kind()),
+                None,
+            );
+        }
+        outcome
     }
 
     fn compiler(&self) -> Compiler<'_> {
@@ -319,7 +338,13 @@ impl MongoRepository {
     /// stay one thing and sparse unique indexes behave like SQL's), declared defaults for
     /// fields the row does not mention, and a new ObjectId key when none is given and the
     /// key is generated.
-    fn new_documents(&self, rows: &[WriteValues]) -> Result<(Vec<Document>, Vec<bool>)> {
+    ///
+    /// A generated integer key takes the next of `numbers`.
+    fn new_documents(
+        &self,
+        rows: &[WriteValues],
+        mut numbers: std::ops::Range<i64>,
+    ) -> Result<(Vec<Document>, Vec<bool>)> {
         let compiler = self.compiler();
         let key = self.collection.single_key();
         let mut docs = Vec::with_capacity(rows.len());
@@ -344,7 +369,10 @@ impl MongoRepository {
                     }
                     _ => {
                         // First, so the key leads the document as MongoDB itself would put it.
-                        let mut with_key = doc! {"_id": ObjectId::new()};
+                        let id = numbers
+                            .next()
+                            .map_or_else(|| Bson::ObjectId(ObjectId::new()), Bson::Int64);
+                        let mut with_key = doc! {"_id": id};
                         with_key.extend(doc);
                         doc = with_key;
                     }
@@ -354,6 +382,51 @@ impl MongoRepository {
             generated.push(made);
         }
         Ok((docs, generated))
+    }
+
+    /// The integer keys of the rows that come without one, when the collection's key is a
+    /// generated integer: the next block of the counter kept in its stored definition.
+    /// Taken outside any transaction, as SQL sequences are, so a failed write leaves a gap.
+    async fn number_keys(&self, rows: &[WriteValues]) -> Result<std::ops::Range<i64>> {
+        let Some(key) = self
+            .collection
+            .single_key()
+            .filter(|k| k.auto_increment && k.raw_type == INTEGER_KEY)
+        else {
+            return Ok(0..0);
+        };
+        let wanted = rows
+            .iter()
+            .filter(|row| {
+                !row.0
+                    .iter()
+                    .any(|(f, v)| f.column == key.column && !matches!(v, Value::Null))
+            })
+            .count();
+        if wanted == 0 {
+            return Ok(0..0);
+        }
+        let wanted = i64::try_from(wanted).unwrap_or(i64::MAX);
+        let name = &self.collection.table().name;
+        let counter = self
+            .shared
+            .db
+            .collection::<Document>(SCHEMAS)
+            .find_one_and_update(doc! {"_id": name}, doc! {"$inc": {SEQUENCE: wanted}})
+            .return_document(ReturnDocument::After)
+            .await
+            .map_err(|e| self.map(&e))?;
+        let last = counter
+            .as_ref()
+            .and_then(|d| match d.get(SEQUENCE) {
+                Some(Bson::Int64(n)) => Some(*n),
+                Some(Bson::Int32(n)) => Some(i64::from(*n)),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                Error::internal(format!("the key counter of collection {name} is missing"))
+            })?;
+        Ok(last - wanted + 1..last + 1)
     }
 
     /// Puts `docs` in the order of `keys` (the insertion order).
@@ -410,20 +483,24 @@ impl Repository for MongoRepository {
         }
         let pipeline = self.compiler().find_pipeline(options)?;
         let fields = options.fields.as_ref().unwrap_or(&self.visible);
-        let docs: Vec<Document> = async {
-            self.raw
-                .aggregate(pipeline)
-                .with_options(self.aggregate_options())
-                .with_type::<RawDocumentBuf>()
-                .await?
-                .map_err(MongoError::from)
-                .and_then(|raw| async move { owned(raw) })
-                .try_collect()
-                .await
-        }
-        .instrument(self.span("aggregate"))
-        .await
-        .map_err(|e| self.map(&e))?;
+        let span = self.span("aggregate", Some(pipeline.as_slice()));
+        let docs: Vec<Document> = self
+            .traced(span, async {
+                let read: Result<Vec<Document>, MongoError> = async {
+                    self.raw
+                        .aggregate(pipeline)
+                        .with_options(self.aggregate_options())
+                        .with_type::<RawDocumentBuf>()
+                        .await?
+                        .map_err(MongoError::from)
+                        .and_then(|raw| async move { owned(raw) })
+                        .try_collect()
+                        .await
+                }
+                .await;
+                read.map_err(|e| self.map(&e))
+            })
+            .await?;
         Ok(docs.iter().map(|d| self.record(d, fields)).collect())
     }
 
@@ -431,38 +508,45 @@ impl Repository for MongoRepository {
         let query = self.compiler().filter(filter)?;
         let mut options = CountOptions::default();
         options.max_time = self.shared.max_time;
-        async { self.coll.count_documents(query).with_options(options).await }
-            .instrument(self.span("countDocuments"))
-            .await
-            .map_err(|e| self.map(&e))
+        let span = self.span("countDocuments", Some(std::slice::from_ref(&query)));
+        self.traced(span, async {
+            self.coll
+                .count_documents(query)
+                .with_options(options)
+                .await
+                .map_err(|e| self.map(&e))
+        })
+        .await
     }
 
     async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let (docs, generated) = self.new_documents(rows)?;
+        let numbers = self.number_keys(rows).await?;
+        let (docs, generated) = self.new_documents(rows, numbers)?;
         let keys: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
-        let span = self.span("insertMany");
+        let span = self.span("insertMany", docs.get(..1));
         if self.shared.transactions {
             let done = self
-                .write(Work::Insert {
-                    docs: &docs,
-                    keys: &keys,
-                })
-                .instrument(span)
+                .traced(
+                    span,
+                    self.write(Work::Insert {
+                        docs: &docs,
+                        keys: &keys,
+                    }),
+                )
                 .await?;
             return self.in_key_order(&keys, Self::documents(done));
         }
-        async {
+        self.traced(span, async {
             if let Err(e) = self.coll.insert_many(&docs).ordered(true).await {
                 self.roll_back(&e, &keys, &generated).await;
                 return Err(self.map(&e));
             }
             let done = self.write(Work::Read { keys: &keys }).await?;
             self.in_key_order(&keys, Self::documents(done))
-        }
-        .instrument(span)
+        })
         .await
     }
 
@@ -504,12 +588,15 @@ impl Repository for MongoRepository {
         if !unset.is_empty() {
             change.insert("$unset", unset);
         }
+        let span = self.span("updateMany", Some(&[query.clone(), change.clone()][..]));
         let done = self
-            .write(Work::Update {
-                query: &query,
-                change: &change,
-            })
-            .instrument(self.span("updateMany"))
+            .traced(
+                span,
+                self.write(Work::Update {
+                    query: &query,
+                    change: &change,
+                }),
+            )
             .await?;
         Ok(Self::documents(done)
             .iter()
@@ -519,13 +606,66 @@ impl Repository for MongoRepository {
 
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let query = self.compiler().filter(filter)?;
+        let span = self.span("deleteMany", Some(std::slice::from_ref(&query)));
         let done = self
-            .write(Work::Delete { query: &query })
-            .instrument(self.span("deleteMany"))
+            .traced(span, self.write(Work::Delete { query: &query }))
             .await?;
         Ok(match done {
             Done::Count(n) => n,
             Done::Documents(_) => 0,
         })
+    }
+}
+
+/// `db.query.text` for a MongoDB operation: the command name and its documents with every
+/// value replaced by `"?"` (an array of values becomes one `"?"`), so the text shows the
+/// operators and field names a query used and never what it compared them with.
+pub(crate) fn query_shape(operation: &str, documents: Option<&[Document]>) -> String {
+    let shaped: Vec<Bson> = documents
+        .unwrap_or_default()
+        .iter()
+        .map(|d| Bson::Document(shape_document(d)))
+        .collect();
+    format!("{operation} {}", Bson::Array(shaped))
+}
+
+fn shape_document(document: &Document) -> Document {
+    document
+        .iter()
+        .map(|(k, v)| (k.clone(), shape(v)))
+        .collect()
+}
+
+fn shape(value: &Bson) -> Bson {
+    match value {
+        Bson::Document(d) => Bson::Document(shape_document(d)),
+        Bson::Array(items)
+            if items
+                .iter()
+                .any(|i| matches!(i, Bson::Document(_) | Bson::Array(_))) =>
+        {
+            Bson::Array(items.iter().map(shape).collect())
+        }
+        Bson::Array(_) => Bson::Array(vec![Bson::String("?".into())]),
+        _ => Bson::String("?".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_query_shape_keeps_operators_and_names_and_drops_every_value() {
+        let filter = doc! {
+            "$and": [{"title": {"$eq": "secret title"}}, {"_id": {"$in": [1, 2, 3]}}],
+            "n": 42,
+        };
+        let text = query_shape("countDocuments", Some(std::slice::from_ref(&filter)));
+        assert_eq!(
+            text,
+            r#"countDocuments [{ "$and": [{ "title": { "$eq": "?" } }, { "_id": { "$in": ["?"] } }], "n": "?" }]"#
+        );
+        assert!(!text.contains("secret") && !text.contains("42"));
     }
 }

@@ -35,6 +35,7 @@ pub struct MssqlConnector {
     pool: Pool,
     schema: String,
     statement_timeout: Duration,
+    target: Arc<manifold_core::telemetry::DbTarget>,
 }
 
 impl MssqlConnector {
@@ -48,6 +49,7 @@ impl MssqlConnector {
             pool,
             schema: options.schema.clone(),
             statement_timeout: options.statement_timeout,
+            target: Arc::new(db_target(options)),
         };
         let found = async {
             let mut session = connector.session().await?;
@@ -119,11 +121,10 @@ impl Connector for MssqlConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        Arc::new(MssqlRepository::new(
-            self.pool.clone(),
-            collection,
-            self.statement_timeout,
-        ))
+        Arc::new(
+            MssqlRepository::new(self.pool.clone(), collection, self.statement_timeout)
+                .on(self.target.clone()),
+        )
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
@@ -172,12 +173,25 @@ impl Connector for MssqlConnector {
 
     async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
         Ok(Box::new(
-            MssqlUnit::begin(&self.pool, self.statement_timeout).await?,
+            MssqlUnit::begin(&self.pool, self.statement_timeout)
+                .await?
+                .on(self.target.clone()),
         ))
     }
 
     async fn close(&self) {
         self.pool.close();
+    }
+
+    fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
+        let status = self.pool.status();
+        let size = u32::try_from(status.size).unwrap_or(u32::MAX);
+        let idle = u32::try_from(status.available).unwrap_or(0);
+        Some(manifold_core::telemetry::PoolStatus {
+            size,
+            in_use: size.saturating_sub(idle),
+            max: u32::try_from(status.max_size).unwrap_or(u32::MAX),
+        })
     }
 }
 
@@ -194,5 +208,47 @@ impl DataSourceFactory for MssqlFactory {
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {
         let options = MssqlOptions::from_json(options)?;
         Ok(Arc::new(MssqlConnector::open(&options).await?))
+    }
+}
+
+/// The span attributes of a server: `database|schema` as OpenTelemetry names a SQL Server
+/// namespace, and the host and port of the address (never the connection string).
+fn db_target(options: &MssqlOptions) -> manifold_core::telemetry::DbTarget {
+    let mut target = manifold_core::telemetry::DbTarget::new(repository::SYSTEM).namespace(
+        match options.database() {
+            Some(database) => format!("{database}|{}", options.schema),
+            None => options.schema.clone(),
+        },
+    );
+    let address = options.address();
+    match address
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host, port.parse::<u16>().ok()?)))
+    {
+        Some((host, port)) => target = target.server(host, port),
+        None => target.server_address = Some(address.to_owned()),
+    }
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SQL Server span attributes, checked at unit level: no SQL Server runs here.
+    #[test]
+    fn sql_server_span_target_names_database_schema_host_and_port_but_no_secret() {
+        let options = MssqlOptions::from_json(&serde_json::json!({
+            "host": "db.internal", "port": 1444, "database": "shop",
+            "username": "sa", "password": "pw-Secret-1", "schema": "sales",
+            "encrypt": "notSupported",
+        }))
+        .expect("valid options");
+        let target = db_target(&options);
+        assert_eq!(target.system, "microsoft.sql_server");
+        assert_eq!(target.namespace.as_deref(), Some("shop|sales"));
+        assert_eq!(target.server_address.as_deref(), Some("db.internal"));
+        assert_eq!(target.server_port, Some(1444));
+        assert!(!format!("{target:?}").contains("pw-Secret-1"));
     }
 }

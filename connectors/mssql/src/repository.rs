@@ -14,10 +14,12 @@ use manifold_core::filter::{FieldRef, Filter};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
+use manifold_core::telemetry::{DbTarget, error_type, record_error};
 use manifold_sql::{Dialect, Sql, compile};
 use serde_json::Value as Json;
 use tiberius::ColumnData;
 use tokio::sync::{Mutex, MutexGuard};
+use tracing::Instrument;
 
 use crate::codec;
 use crate::pool::{Pool, Session, check_parameter_limit};
@@ -29,6 +31,8 @@ pub struct MssqlRepository {
     visible: Vec<FieldRef>,
     keys: Vec<FieldRef>,
     statement_timeout: Duration,
+    /// What its statement spans say about the database.
+    target: Arc<DbTarget>,
 }
 
 /// The statements the repository runs, exactly as sent (tests check them as T-SQL).
@@ -118,6 +122,7 @@ impl Lease<'_> {
 pub struct MssqlUnit {
     session: Arc<Mutex<Option<Session>>>,
     statement_timeout: Duration,
+    target: Arc<DbTarget>,
 }
 
 impl MssqlUnit {
@@ -128,7 +133,14 @@ impl MssqlUnit {
         Ok(Self {
             session: Arc::new(Mutex::new(Some(session))),
             statement_timeout,
+            target: Arc::new(DbTarget::new(SYSTEM)),
         })
+    }
+
+    /// Names the database the spans of its repositories describe.
+    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+        self.target = target;
+        self
     }
 }
 
@@ -139,6 +151,7 @@ impl UnitOfWork for MssqlUnit {
             Runner::Unit(self.session.clone()),
             collection,
             self.statement_timeout,
+            self.target.clone(),
         ))
     }
 
@@ -183,13 +196,26 @@ impl MssqlRepository {
     /// A repository for `collection` on `pool`; every statement may run for at most
     /// `statement_timeout` (zero: no limit).
     pub fn new(pool: Pool, collection: Arc<Collection>, statement_timeout: Duration) -> Self {
-        Self::with_runner(Runner::Pool(pool), collection, statement_timeout)
+        Self::with_runner(
+            Runner::Pool(pool),
+            collection,
+            statement_timeout,
+            Arc::new(DbTarget::new(SYSTEM)),
+        )
+    }
+
+    /// Names the database its statement spans describe (namespace, server), as the
+    /// connector learnt them when it opened.
+    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+        self.target = target;
+        self
     }
 
     fn with_runner(
         runner: Runner,
         collection: Arc<Collection>,
         statement_timeout: Duration,
+        target: Arc<DbTarget>,
     ) -> Self {
         let visible = collection
             .fields()
@@ -204,7 +230,28 @@ impl MssqlRepository {
             visible,
             keys,
             statement_timeout,
+            target,
         }
+    }
+
+    /// Runs one statement under its database client span, marking the span failed with
+    /// the error's kind when it fails.
+    async fn traced<T>(
+        &self,
+        operation: &'static str,
+        sql: &Sql,
+        statement: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let span = self
+            .target
+            .span(operation, &self.collection.table().name, || {
+                sql.text.clone()
+            });
+        let outcome = statement.instrument(span.clone()).await;
+        if let Err(e) = &outcome {
+            record_error(&span, error_type(e.kind()), None);
+        }
+        outcome
     }
 
     async fn lease(&self) -> Result<Lease<'_>> {
@@ -234,7 +281,9 @@ impl MssqlRepository {
         hints: &[FieldType],
         fields: &[FieldRef],
     ) -> Result<Vec<Record>> {
-        let rows = session.query(sql, hints).await?;
+        let rows = self
+            .traced(operation_of(sql), sql, session.query(sql, hints))
+            .await?;
         rows.iter().map(|r| codec::record(r, fields)).collect()
     }
 
@@ -243,7 +292,8 @@ impl MssqlRepository {
         for values in rows {
             let sql = statements::insert(&self.collection, values, &self.visible);
             if self.visible.is_empty() {
-                session.execute(&sql, &write_hints(values)).await?;
+                self.traced("INSERT", &sql, session.execute(&sql, &write_hints(values)))
+                    .await?;
                 out.push(Record::new());
                 continue;
             }
@@ -286,7 +336,7 @@ impl Repository for MssqlRepository {
         check_parameter_limit(&sql)?;
         let mut lease = self.lease().await?;
         let outcome = match lease.session() {
-            Ok(session) => session.query(&sql, &[]).await,
+            Ok(session) => self.traced("SELECT", &sql, session.query(&sql, &[])).await,
             Err(e) => Err(e),
         };
         lease.finish();
@@ -339,9 +389,10 @@ impl Repository for MssqlRepository {
             check_parameter_limit(&sql)?;
             let mut lease = self.lease().await?;
             let outcome = match lease.session() {
-                Ok(session) if self.visible.is_empty() => {
-                    session.execute(&sql, &hints).await.map(|_| Vec::new())
-                }
+                Ok(session) if self.visible.is_empty() => self
+                    .traced("UPDATE", &sql, session.execute(&sql, &hints))
+                    .await
+                    .map(|_| Vec::new()),
                 Ok(session) => self.fetch(session, &sql, &hints, &self.visible).await,
                 Err(e) => Err(e),
             };
@@ -357,7 +408,10 @@ impl Repository for MssqlRepository {
         check_parameter_limit(&sql)?;
         let mut lease = self.lease().await?;
         let outcome = match lease.session() {
-            Ok(session) => session.execute(&sql, &[]).await,
+            Ok(session) => {
+                self.traced("DELETE", &sql, session.execute(&sql, &[]))
+                    .await
+            }
             Err(e) => Err(e),
         };
         lease.finish();
@@ -365,10 +419,37 @@ impl Repository for MssqlRepository {
     }
 }
 
+/// `db.system.name` of SQL Server.
+pub const SYSTEM: &str = "microsoft.sql_server";
+
+/// `db.operation.name` of a compiled statement: its first keyword.
+fn operation_of(sql: &Sql) -> &'static str {
+    let head = sql.text.trim_start();
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
+        .into_iter()
+        .find(|kw| {
+            head.get(..kw.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(kw))
+        })
+        .unwrap_or("QUERY")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The SQL Server statement spans' `db.operation.name`, checked at unit level.
+    #[test]
+    fn sql_server_span_operation_is_the_statement_keyword() {
+        let sql = |text: &str| Sql {
+            text: text.into(),
+            params: Vec::new(),
+        };
+        assert_eq!(operation_of(&sql("SELECT COUNT_BIG(*) FROM x")), "SELECT");
+        assert_eq!(operation_of(&sql("  insert INTO x")), "INSERT");
+        assert_eq!(operation_of(&sql("MERGE x")), "QUERY");
+    }
 
     #[test]
     fn keys_compare_as_numbers_even_when_sent_as_strings() {

@@ -103,6 +103,7 @@ async fn configure_session(
 pub struct MySqlConnector {
     pool: MySqlPool,
     flavor: ServerFlavor,
+    target: Arc<manifold_core::telemetry::DbTarget>,
 }
 
 impl MySqlConnector {
@@ -145,9 +146,18 @@ impl MySqlConnector {
                 return Err(map_sqlx(e));
             }
         };
+        let flavor = ServerFlavor::from_version(&version);
+        let system = match flavor {
+            ServerFlavor::MySql => "mysql",
+            ServerFlavor::MariaDb => "mariadb",
+        };
+        let target = manifold_core::telemetry::DbTarget::new(system)
+            .namespace(options.database())
+            .server(options.host(), options.port());
         Ok(Self {
             pool,
-            flavor: ServerFlavor::from_version(&version),
+            flavor,
+            target: Arc::new(target),
         })
     }
 
@@ -169,7 +179,7 @@ impl Connector for MySqlConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        Arc::new(MySqlRepository::new(self.pool.clone(), collection))
+        Arc::new(MySqlRepository::new(self.pool.clone(), collection).on(self.target.clone()))
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
@@ -201,12 +211,18 @@ impl Connector for MySqlConnector {
 
     async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
         Ok(Box::new(
-            manifold_sql::sqlx_repository::SqlxUnit::<MySqlDriver>::begin(&self.pool).await?,
+            manifold_sql::sqlx_repository::SqlxUnit::<MySqlDriver>::begin(&self.pool)
+                .await?
+                .on(self.target.clone()),
         ))
     }
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
+        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
     }
 }
 

@@ -235,6 +235,7 @@ impl PostgresOptions {
 pub struct PostgresConnector {
     pool: PgPool,
     schema: String,
+    target: Arc<manifold_core::telemetry::DbTarget>,
 }
 
 impl PostgresConnector {
@@ -298,9 +299,19 @@ impl PostgresConnector {
             pool.close().await;
             return Err(problem);
         }
+        // OpenTelemetry names a PostgreSQL namespace `database|schema`.
+        let namespace = format!(
+            "{}|{}",
+            options.database().unwrap_or(options.username()),
+            options.schema
+        );
+        let target = manifold_core::telemetry::DbTarget::new("postgresql")
+            .namespace(namespace)
+            .server(options.host(), options.port());
         Ok(Self {
             pool,
             schema: options.schema.clone(),
+            target: Arc::new(target),
         })
     }
 
@@ -322,7 +333,7 @@ impl Connector for PostgresConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        Arc::new(PostgresRepository::new(self.pool.clone(), collection))
+        Arc::new(PostgresRepository::new(self.pool.clone(), collection).on(self.target.clone()))
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
@@ -372,12 +383,18 @@ impl Connector for PostgresConnector {
 
     async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
         Ok(Box::new(
-            manifold_sql::sqlx_repository::SqlxUnit::<PostgresDriver>::begin(&self.pool).await?,
+            manifold_sql::sqlx_repository::SqlxUnit::<PostgresDriver>::begin(&self.pool)
+                .await?
+                .on(self.target.clone()),
         ))
     }
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
+        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
     }
 }
 

@@ -10,10 +10,12 @@ use manifold_core::filter::{Condition, FieldRef, Filter, Predicate};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
+use manifold_core::telemetry::{DbTarget, record_error};
 use manifold_core::value::Value;
 use serde_json::Value as Json;
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Executor, Pool};
+use tracing::Instrument;
 
 use crate::compile;
 use crate::{Dialect, Sql};
@@ -56,16 +58,39 @@ pub struct SqlxRepository<D: SqlxDriver> {
     collection: Arc<Collection>,
     visible: Vec<FieldRef>,
     keys: Vec<FieldRef>,
+    /// What its statement spans say about the database.
+    target: Arc<DbTarget>,
     driver: PhantomData<D>,
+}
+
+/// The `db.system.name` a dialect implies when the connector gave no [`DbTarget`].
+fn default_target(dialect: Dialect) -> Arc<DbTarget> {
+    Arc::new(DbTarget::new(match dialect {
+        Dialect::Sqlite => "sqlite",
+        Dialect::Postgres => "postgresql",
+        Dialect::MySql => "mysql",
+        Dialect::Mssql => "microsoft.sql_server",
+    }))
 }
 
 impl<D: SqlxDriver> SqlxRepository<D> {
     /// A repository for `collection` on `pool`.
     pub fn new(pool: Pool<D::Db>, collection: Arc<Collection>) -> Self {
-        Self::with_runner(Runner::Pool(pool), collection)
+        Self::with_runner(Runner::Pool(pool), collection, default_target(D::DIALECT))
     }
 
-    fn with_runner(runner: Runner<D::Db>, collection: Arc<Collection>) -> Self {
+    /// Names the database its statement spans describe (system, namespace, server), as
+    /// the connector learnt them when it opened.
+    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+        self.target = target;
+        self
+    }
+
+    fn with_runner(
+        runner: Runner<D::Db>,
+        collection: Arc<Collection>,
+        target: Arc<DbTarget>,
+    ) -> Self {
         let visible = collection
             .fields()
             .iter()
@@ -78,7 +103,34 @@ impl<D: SqlxDriver> SqlxRepository<D> {
             collection,
             visible,
             keys,
+            target,
             driver: PhantomData,
+        }
+    }
+
+    /// Runs one statement under its database client span, marking the span failed with
+    /// the error's class when it fails.
+    async fn traced<T>(
+        &self,
+        operation: &'static str,
+        sql: &Sql,
+        statement: impl Future<Output = std::result::Result<T, sqlx::Error>>,
+    ) -> Result<T> {
+        let span = self
+            .target
+            .span(operation, &self.collection.table().name, || {
+                sql.text.clone()
+            });
+        match statement.instrument(span.clone()).await {
+            Ok(done) => Ok(done),
+            Err(e) => {
+                let code = match &e {
+                    sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                    _ => None,
+                };
+                record_error(&span, error_type(&e, code.as_deref()), code.as_deref());
+                Err(D::map_error(e))
+            }
         }
     }
 
@@ -151,6 +203,7 @@ impl<'a, DB: Database> Lease<'a, DB> {
 /// writes in.
 pub struct SqlxUnit<D: SqlxDriver> {
     tx: Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, D::Db>>>>,
+    target: Arc<DbTarget>,
 }
 
 impl<D: SqlxDriver> SqlxUnit<D> {
@@ -159,7 +212,14 @@ impl<D: SqlxDriver> SqlxUnit<D> {
         let tx = pool.begin().await.map_err(D::map_error)?;
         Ok(Self {
             tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+            target: default_target(D::DIALECT),
         })
+    }
+
+    /// Names the database the spans of its repositories describe.
+    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+        self.target = target;
+        self
     }
 }
 
@@ -172,6 +232,7 @@ where
         Arc::new(SqlxRepository::<D>::with_runner(
             Runner::Unit(self.tx.clone()),
             collection,
+            self.target.clone(),
         ))
     }
 
@@ -221,6 +282,25 @@ impl<DB: Database> Drop for Checkout<DB> {
     }
 }
 
+/// `error.type` for a failed statement: the SQLSTATE or vendor code when the database
+/// answered, else the kind of driver failure.
+fn error_type<'a>(e: &sqlx::Error, code: Option<&'a str>) -> &'a str {
+    if let Some(code) = code {
+        return code;
+    }
+    match e {
+        sqlx::Error::Database(_) => "database",
+        sqlx::Error::Io(_) => "io",
+        sqlx::Error::Tls(_) => "tls",
+        sqlx::Error::Protocol(_) => "protocol",
+        sqlx::Error::RowNotFound => "row_not_found",
+        sqlx::Error::PoolTimedOut => "pool_timed_out",
+        sqlx::Error::PoolClosed => "pool_closed",
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "decode",
+        _ => "other",
+    }
+}
+
 fn compare_json(a: Option<&Json>, b: Option<&Json>) -> Ordering {
     match (a, b) {
         (Some(Json::Number(x)), Some(Json::Number(y))) => x
@@ -238,11 +318,27 @@ fn compare_json(a: Option<&Json>, b: Option<&Json>) -> Ordering {
     }
 }
 
+/// `db.operation.name` of a statement the compiler produced: its first keyword (`SELECT`,
+/// `UPDATE … RETURNING`, …), which is always one of a handful.
+fn operation_of(sql: &Sql) -> &'static str {
+    let head = sql.text.trim_start();
+    let starts = |kw: &str| {
+        head.get(..kw.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(kw))
+    };
+    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
+        .into_iter()
+        .find(|kw| starts(kw))
+        .unwrap_or("QUERY")
+}
+
 fn count_field() -> [FieldRef; 1] {
     [FieldRef {
         name: "count".into(),
         column: "count".into(),
         field_type: FieldType::BigInt,
+        nullable: false,
+        via: None,
     }]
 }
 
@@ -258,10 +354,9 @@ where
         sql: &Sql,
         fields: &[FieldRef],
     ) -> Result<Vec<Record>> {
-        let rows = D::prepare(sql)
-            .fetch_all(conn)
-            .await
-            .map_err(D::map_error)?;
+        let rows = self
+            .traced(operation_of(sql), sql, D::prepare(sql).fetch_all(conn))
+            .await?;
         rows.iter().map(|r| D::record(r, fields)).collect()
     }
 
@@ -277,18 +372,16 @@ where
             if D::RETURNING {
                 let sql =
                     compile::insert(D::DIALECT, &self.collection, values, Some(&self.visible));
-                let row = D::prepare(&sql)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(D::map_error)?;
+                let row = self
+                    .traced("INSERT", &sql, D::prepare(&sql).fetch_one(&mut *tx))
+                    .await?;
                 out.push(D::record(&row, &self.visible)?);
                 continue;
             }
             let sql = compile::insert(D::DIALECT, &self.collection, values, None);
-            let done = D::prepare(&sql)
-                .execute(&mut *tx)
-                .await
-                .map_err(D::map_error)?;
+            let done = self
+                .traced("INSERT", &sql, D::prepare(&sql).execute(&mut *tx))
+                .await?;
             // Read the row back by its key: each key column's written value, or the value
             // the database generated for the auto-increment one.
             if self.keys.is_empty() {
@@ -326,10 +419,9 @@ where
                 ..FindOptions::default()
             };
             let sql = compile::select(D::DIALECT, &self.collection, &options);
-            let row = D::prepare(&sql)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(D::map_error)?;
+            let row = self
+                .traced("SELECT", &sql, D::prepare(&sql).fetch_one(&mut *tx))
+                .await?;
             out.push(D::record(&row, &self.visible)?);
         }
         tx.commit().await.map_err(D::map_error)?;
@@ -337,9 +429,6 @@ where
     }
 
     /// Updates on `conn`: in one statement where `RETURNING` exists, else by noting the
-        nullable: false,
-        via: None,
-        via: None,
     /// matching keys, updating, and reading those rows back in one transaction.
     async fn update_on(
         &self,
@@ -369,10 +458,8 @@ where
         sql.text.push_str(" FOR UPDATE");
         let key_rows = self.fetch(&mut tx, &sql, &self.keys).await?;
         let sql = compile::update(D::DIALECT, &self.collection, values, filter, None);
-        D::prepare(&sql)
-            .execute(&mut *tx)
-            .await
-            .map_err(D::map_error)?;
+        self.traced("UPDATE", &sql, D::prepare(&sql).execute(&mut *tx))
+            .await?;
         let records = match self.key_filter(&key_rows) {
             Some(by_key) => {
                 let options = FindOptions {
@@ -460,6 +547,8 @@ where
             name: "\u{0}link".into(),
             column: link.source_column.column.clone(),
             field_type: link.source_column.field_type,
+            nullable: link.source_column.nullable,
+            via: None,
         });
         let mut checkout = Lease::of::<D>(&self.runner).await?;
         let outcome = self.fetch(checkout.connection()?, &sql, &columns).await;
@@ -475,11 +564,25 @@ where
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::delete(D::DIALECT, &self.collection, filter);
         let mut checkout = Lease::of::<D>(&self.runner).await?;
-        let outcome = D::prepare(&sql).execute(checkout.connection()?).await;
+        let outcome = self
+            .traced(
+                "DELETE",
+                &sql,
+                D::prepare(&sql).execute(checkout.connection()?),
+            )
+            .await;
         checkout.finish();
-        Ok(D::rows_affected(&outcome.map_err(D::map_error)?))
+        Ok(D::rows_affected(&outcome?))
     }
 }
-            via: None,
-            nullable: link.source_column.nullable,
-            via: None,
+
+/// How full a sqlx pool is, for the `/metrics` gauges.
+pub fn pool_status<DB: Database>(pool: &Pool<DB>) -> manifold_core::telemetry::PoolStatus {
+    let size = pool.size();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    manifold_core::telemetry::PoolStatus {
+        size,
+        in_use: size.saturating_sub(idle),
+        max: pool.options().get_max_connections(),
+    }
+}

@@ -49,6 +49,7 @@ impl Default for SqlitePoolSettings {
 /// A connected SQLite database.
 pub struct SqliteConnector {
     pool: SqlitePool,
+    target: Arc<manifold_core::telemetry::DbTarget>,
 }
 
 impl SqliteConnector {
@@ -70,6 +71,12 @@ impl SqliteConnector {
             })?;
         }
         let in_memory = options.get_filename().as_os_str() == ":memory:";
+        // The file's name only: its directory says nothing a trace reader needs.
+        let file = options
+            .get_filename()
+            .file_name()
+            .map_or_else(|| ":memory:".into(), |f| f.to_string_lossy().into_owned());
+        let target = Arc::new(manifold_core::telemetry::DbTarget::new("sqlite").namespace(file));
         let pool = SqlitePoolOptions::new()
             // Each in-memory connection would be a separate empty database.
             .max_connections(if in_memory {
@@ -89,7 +96,7 @@ impl SqliteConnector {
             .connect_with(options)
             .await
             .map_err(map_sqlx)?;
-        Ok(Self { pool })
+        Ok(Self { pool, target })
     }
 
     /// The pool, for tests and tools that need raw SQL.
@@ -105,7 +112,7 @@ impl Connector for SqliteConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        Arc::new(SqliteRepository::new(self.pool.clone(), collection))
+        Arc::new(SqliteRepository::new(self.pool.clone(), collection).on(self.target.clone()))
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
@@ -138,12 +145,17 @@ impl Connector for SqliteConnector {
     async fn begin(&self) -> Result<Box<dyn manifold_core::connector::UnitOfWork>> {
         Ok(Box::new(
             manifold_sql::sqlx_repository::SqlxUnit::<codec::SqliteDriver>::begin(&self.pool)
-                .await?,
+                .await?
+                .on(self.target.clone()),
         ))
     }
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
+        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
     }
 }
 

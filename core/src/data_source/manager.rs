@@ -170,6 +170,20 @@ impl DataSourceManager {
         })
     }
 
+    /// Every known source with its status, by key: those with a recorded status and those
+    /// added without one (main, `Loaded`). For readiness probes.
+    pub fn statuses(&self) -> Vec<(String, DataSourceStatus)> {
+        let mut all: std::collections::BTreeMap<String, DataSourceStatus> = self
+            .sources
+            .iter()
+            .map(|s| (s.key().clone(), DataSourceStatus::Loaded))
+            .collect();
+        for s in self.statuses.iter() {
+            all.insert(s.key().clone(), s.value().clone());
+        }
+        all.into_iter().collect()
+    }
+
     /// Forgets the status of `key` (after its record is destroyed).
     pub fn clear_status(&self, key: &str) {
         self.statuses.remove(key);

@@ -10,5 +10,5 @@ mod router;
 mod source;
 
 pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus};
-pub use router::{DataSourceRouter, NOT_FOUND_REASON};
+pub use router::{DataSourceRouter, NOT_FOUND_REASON, ROUTE};
 pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX, Unit};

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
 use serde_json::{Map, Value as Json};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use super::manager::DataSourceManager;
 use crate::context::{Action, Context};
@@ -20,6 +22,11 @@ pub struct DataSourceRouter {
 /// Where the router leaves the reason a request did not resolve, for the 404 body.
 pub const NOT_FOUND_REASON: &str = "notFoundReason";
 
+/// Where the router leaves the low-cardinality route of a request that resolved to an
+/// action (`/api/posts:list`, `/api/posts/{associatedIndex}/tags:add`,
+/// `/api/posts/{filterByTk}`), for the HTTP span's `http.route` and the metrics.
+pub const ROUTE: &str = "manifold.route";
+
 impl DataSourceRouter {
     /// A router over `manager` for paths under `prefix` (`/api`).
     pub fn new(manager: Arc<DataSourceManager>, prefix: impl Into<String>) -> Self {
@@ -33,12 +40,24 @@ impl DataSourceRouter {
 #[async_trait::async_trait]
 impl Middleware for DataSourceRouter {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let span = tracing::info_span!(
+            target: "manifold::middleware",
+            "manifold.data_source",
+            manifold.data_source = Empty,
+        );
+        self.route(ctx, next).instrument(span).await
+    }
+}
+
+impl DataSourceRouter {
+    async fn route(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let key = match ctx.request.header("x-data-source").map(str::trim) {
             Some(k) if !k.is_empty() => k.to_owned(),
             _ => "main".to_owned(),
         };
         let source = self.manager.route(&key)?;
         ctx.data_source = Some(source.clone());
+        tracing::Span::current().record("manifold.data_source", key.as_str());
 
         let path = parse_resource_path(&self.prefix, &ctx.request.path)
             .map_err(|e| Error::bad_request(e.to_string()))?;
@@ -80,7 +99,7 @@ impl Middleware for DataSourceRouter {
             }
             _ => source.collection(&path.resource_name),
         };
-        let resolved = match source.resource_manager().resolve(
+        let mut resolved = match source.resource_manager().resolve(
             &path.resource_name,
             &action_name,
             collection.is_some(),
@@ -131,6 +150,29 @@ impl Middleware for DataSourceRouter {
         incoming.insert("values".into(), parse_body(ctx)?);
         params.merge(incoming);
 
+        ctx.state.insert(
+            ROUTE.into(),
+            Json::String(route_of(&self.prefix, &path, &action_name)),
+        );
+        let resource_span = tracing::info_span!(
+            target: "manifold::middleware",
+            "manifold.resource",
+            manifold.data_source = key.as_str(),
+            manifold.resource = path.resource_name.as_str(),
+            manifold.action = action_name.as_str(),
+        );
+        // Wrapping the handler costs allocations, so only when someone records spans.
+        if !resource_span.is_disabled()
+            && let Some(handler) = resolved.layers.pop()
+        {
+            resolved.layers.push(Arc::new(ActionSpan {
+                handler,
+                data_source: key.clone(),
+                resource: path.resource_name.clone(),
+                action: action_name.clone(),
+            }));
+        }
+
         let (collection, repository) = match collection {
             Some((c, r)) => (Some(c), Some(r)),
             None => (None, None),
@@ -147,8 +189,10 @@ impl Middleware for DataSourceRouter {
         // The action and everything after it share one deadline, so a source that stopped
         // answering costs its own requests a 504 and nobody else anything.
         let deadline = source.settings().request_timeout;
-        match tokio::time::timeout(deadline, Next::with_tail(&resolved.layers, next).run(ctx)).await
-        {
+        let chain = Next::with_tail(&resolved.layers, next)
+            .run(ctx)
+            .instrument(resource_span);
+        match tokio::time::timeout(deadline, chain).await {
             Ok(done) => done,
             Err(_) => Err(Error::new(
                 crate::error::ErrorKind::Timeout,
@@ -159,6 +203,52 @@ impl Middleware for DataSourceRouter {
             )),
         }
     }
+}
+
+/// The handler, run inside the `manifold.action` span (opened when the handler starts, so
+/// its parent is the innermost middleware span and its duration the handler's own).
+struct ActionSpan {
+    handler: Arc<dyn Middleware>,
+    data_source: String,
+    resource: String,
+    action: String,
+}
+
+#[async_trait::async_trait]
+impl Middleware for ActionSpan {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let span = tracing::info_span!(
+            target: "manifold::middleware",
+            "manifold.action",
+            otel.name = format!("{}:{}", self.resource, self.action),
+            manifold.data_source = self.data_source.as_str(),
+            manifold.resource = self.resource.as_str(),
+            manifold.action = self.action.as_str(),
+        );
+        self.handler.handle(ctx, next).instrument(span).await
+    }
+}
+
+/// The path as a template: the names it resolved to, each record key replaced by the
+/// parameter it becomes (`{filterByTk}`, `{associatedIndex}`), so the set of routes is as
+/// small as the set of resources and actions.
+fn route_of(prefix: &str, path: &crate::request::ResourcePath, action: &str) -> String {
+    let mut route = String::with_capacity(64);
+    route.push_str(prefix);
+    route.push('/');
+    if let Some(associated) = &path.associated_name {
+        route.push_str(associated);
+        route.push_str("/{associatedIndex}/");
+    }
+    route.push_str(&path.bare_resource_name);
+    if path.action_name.is_some() {
+        route.push(':');
+        route.push_str(action);
+    }
+    if path.resource_index.is_some() {
+        route.push_str("/{filterByTk}");
+    }
+    route
 }
 
 /// The body becomes `values`: a JSON object or array, a urlencoded form, or `{}`.
@@ -195,5 +285,38 @@ fn abbreviate(s: &str) -> String {
     match s.char_indices().nth(80) {
         Some((cut, _)) => format!("{}...", &s[..cut]),
         None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+    use crate::request::parse_resource_path;
+
+    fn route(raw: &str, method: &str) -> String {
+        let path = parse_resource_path("/api", raw)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("{raw} parses"));
+        let action = path.action_for(method).unwrap_or_default();
+        route_of("/api", &path, &action)
+    }
+
+    #[test]
+    fn routes_keep_names_and_replace_record_keys() {
+        assert_eq!(route("/api/posts:list", "GET"), "/api/posts:list");
+        assert_eq!(route("/api/posts/17", "GET"), "/api/posts/{filterByTk}");
+        assert_eq!(
+            route("/api/posts:get/17", "GET"),
+            "/api/posts:get/{filterByTk}"
+        );
+        assert_eq!(
+            route("/api/posts/9/tags:add", "POST"),
+            "/api/posts/{associatedIndex}/tags:add"
+        );
+        assert_eq!(
+            route("/api/posts/9/tags/3", "DELETE"),
+            "/api/posts/{associatedIndex}/tags/{filterByTk}"
+        );
     }
 }

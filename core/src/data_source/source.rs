@@ -255,6 +255,11 @@ impl DataSource {
         self.statements.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// How full the connector's pool is, when the driver says (for `/metrics`).
+    pub fn pool_status(&self) -> Option<crate::telemetry::PoolStatus> {
+        self.connector.pool_status()
+    }
+
     /// The key clients send in `X-Data-Source`.
     pub fn key(&self) -> &str {
         &self.key
@@ -303,14 +308,14 @@ impl DataSource {
     pub async fn refresh(&self) -> Result<()> {
         let _guard = self.schema_lock.lock().await;
         let mut collections = self.connector.introspect().await?;
+        for problem in self.overlay.load().apply(&mut collections) {
+            tracing::warn!(data_source = %self.key, "declaration skipped: {problem}");
+        }
         crate::associations::derive(&mut collections);
         let mut catalog = Catalog::default();
         for c in collections {
             let c = Arc::new(c);
             let entry = Entry {
-        for problem in self.overlay.load().apply(&mut collections) {
-            tracing::warn!(data_source = %self.key, "declaration skipped: {problem}");
-        }
                 repository: Arc::new(Counted {
                     inner: self.connector.repository(c.clone()),
                     statements: self.statements.clone(),
@@ -328,11 +333,6 @@ impl DataSource {
         Ok(())
     }
 
-    /// Creates a table and makes it a resource at once.
-    pub async fn define_collection(
-        &self,
-        definition: &CollectionDefinition,
-    ) -> Result<Arc<Collection>> {
     /// The users' declarations in force.
     pub fn overlay(&self) -> Arc<SchemaOverlay> {
         self.overlay.load_full()
@@ -356,6 +356,11 @@ impl DataSource {
             .collect()
     }
 
+    /// Creates a table and makes it a resource at once.
+    pub async fn define_collection(
+        &self,
+        definition: &CollectionDefinition,
+    ) -> Result<Arc<Collection>> {
         let _guard = self.schema_lock.lock().await;
         if self.collection(&definition.name).is_some() {
             return Err(Error::conflict(format!(

@@ -15,6 +15,7 @@ use manifold_core::data_source::{DataSourceManager, DataSourceRouter};
 use manifold_core::middleware::{Middleware, MiddlewareChain, MiddlewareError, Next, Placement};
 use manifold_core::{Context, RequestInfo};
 use serde_json::{Value as Json, json};
+use tracing::Instrument as _;
 
 pub use error_handler::status_of;
 
@@ -28,6 +29,11 @@ pub struct Response {
     pub status: u16,
     /// The JSON body.
     pub body: Json,
+    /// The route template the request resolved to (`/api/posts:list`), if it resolved to
+    /// an action; for the HTTP span and the metrics.
+    pub route: Option<String>,
+    /// The data source that served it, if one was picked.
+    pub data_source: Option<String>,
 }
 
 /// The app chain and the data sources it routes to.
@@ -90,15 +96,23 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .sorted();
         let mut ctx = Context::new(request);
+        let span = tracing::info_span!(target: "manifold::middleware", "manifold.app");
         // The error handler is the outermost layer; anything that still escapes it (a
         // middleware placed before it) is rendered the same way here.
-        if let Err(e) = Next::new(&chain).run(&mut ctx).await {
+        if let Err(e) = Next::new(&chain).run(&mut ctx).instrument(span).await {
             error_handler::render(&mut ctx, &e);
         }
+        let route = match ctx.state.remove(manifold_core::data_source::ROUTE) {
+            Some(Json::String(route)) => Some(route),
+            _ => None,
+        };
+        let data_source = ctx.data_source.as_ref().map(|s| s.key().to_owned());
         match ctx.body.take() {
             Some(body) => Response {
                 status: ctx.status.unwrap_or(200),
                 body,
+                route,
+                data_source,
             },
             None => {
                 let message = ctx
@@ -110,6 +124,8 @@ impl App {
                 Response {
                     status: 404,
                     body: json!({ "errors": [{ "message": message }] }),
+                    route,
+                    data_source,
                 }
             }
         }

@@ -1,50 +1,203 @@
-//! The poem endpoint: HTTP in, [`App`] in the middle, JSON out; and the server that stops
-//! a request when its client goes away.
+//! The poem endpoint: HTTP in, [`App`] in the middle, JSON out; the server that stops a
+//! request when its client goes away; and the operational endpoints beside the API:
+//! `GET /metrics`, `GET /health/live`, `GET /health/ready`.
 
 mod disconnect;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use poem::http::{StatusCode, header};
+use poem::http::{Method, StatusCode, header};
 use poem::listener::{Acceptor, Listener};
 use poem::{Body, Endpoint, Request, Response};
+use serde_json::json;
+use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use crate::app::App;
+use crate::telemetry::{METRICS_CONTENT_TYPE, Metrics};
 use disconnect::{Disconnects, WatchedAcceptor};
 use manifold_core::RequestInfo;
+use manifold_core::data_source::DataSourceStatus;
+
+/// Where the server finds the app: empty while the main database opens, so the health
+/// endpoints answer from the first moment and API requests wait for the app.
+#[derive(Clone)]
+pub struct AppSlot {
+    app: Arc<watch::Sender<Option<Arc<App>>>>,
+}
+
+impl AppSlot {
+    /// A slot whose app is still being built.
+    pub fn starting() -> Self {
+        Self {
+            app: Arc::new(watch::Sender::new(None)),
+        }
+    }
+
+    /// A slot holding `app`.
+    pub fn ready(app: Arc<App>) -> Self {
+        Self {
+            app: Arc::new(watch::Sender::new(Some(app))),
+        }
+    }
+
+    /// Puts the built app in; waiting requests go on.
+    pub fn set(&self, app: Arc<App>) {
+        self.app.send_replace(Some(app));
+    }
+
+    /// The app, if built.
+    pub fn get(&self) -> Option<Arc<App>> {
+        self.app.borrow().clone()
+    }
+
+    /// The app, once built. Waits forever if it never is, but then the process is on its
+    /// way out (`serve` returns when building fails).
+    async fn wait(&self) -> Arc<App> {
+        if let Some(app) = self.get() {
+            return app;
+        }
+        let mut rx = self.app.subscribe();
+        loop {
+            if let Some(app) = rx.borrow_and_update().clone() {
+                return app;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// What one endpoint shares across its requests.
+struct Service {
+    slot: AppSlot,
+    metrics: Arc<Metrics>,
+    body_limit: usize,
+    disconnects: Option<Arc<Disconnects>>,
+}
+
+/// An answered API request, with what the span and the metrics need to know of it.
+struct Answer {
+    response: Response,
+    status: u16,
+    route: Option<String>,
+    data_source: Option<String>,
+}
+
+impl Answer {
+    fn plain(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            response: json_response(status, body),
+            status,
+            route: None,
+            data_source: None,
+        }
+    }
+}
 
 /// An endpoint serving `app` for every path, reading bodies up to `body_limit` bytes.
 pub fn endpoint(app: Arc<App>, body_limit: usize) -> impl Endpoint<Output = Response> {
-    endpoint_watching(app, body_limit, None)
+    endpoint_for(Service {
+        slot: AppSlot::ready(app),
+        metrics: Arc::new(Metrics::new()),
+        body_limit,
+        disconnects: None,
+    })
 }
 
-fn endpoint_watching(
-    app: Arc<App>,
-    body_limit: usize,
-    disconnects: Option<Arc<Disconnects>>,
-) -> impl Endpoint<Output = Response> {
+fn endpoint_for(service: Service) -> impl Endpoint<Output = Response> {
+    let service = Arc::new(service);
     poem::endpoint::make(move |req: Request| {
-        let app = app.clone();
-        let gone = disconnects
+        let service = service.clone();
+        async move { Ok::<_, poem::Error>(service.serve(req).await) }
+    })
+}
+
+impl Service {
+    async fn serve(&self, req: Request) -> Response {
+        if req.method() == Method::GET {
+            match req.uri().path() {
+                "/health/live" => return json_response(200, &json!({ "status": "live" })),
+                "/health/ready" => return self.readiness(),
+                "/metrics" => {
+                    let app = self.slot.get();
+                    return Response::builder()
+                        .header(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
+                        .body(
+                            self.metrics
+                                .render(app.as_deref().map(|a| &**a.data_sources())),
+                        );
+                }
+                _ => {}
+            }
+        }
+        let started = Instant::now();
+        let method = trace::method_name(req.method());
+        let span = trace::server_span(&req, method);
+        let gone = self
+            .disconnects
             .as_ref()
             .zip(req.remote_addr().as_socket_addr())
             .and_then(|(d, peer)| d.token(peer));
-        async move {
-            let response = respond(&app, req, body_limit);
-            Ok::<_, poem::Error>(match gone {
+        let answer = async {
+            let app = self.slot.wait().await;
+            let response = respond(&app, req, self.body_limit);
+            match gone {
                 // Dropping the response future stops the action and its query.
                 Some(gone) => tokio::select! {
                     r = response => r,
-                    () = gone.cancelled() => json_response(
+                    () = gone.cancelled() => Answer::plain(
                         499,
-                        &serde_json::json!({ "errors": [{ "message": "the client closed the connection" }] }),
+                        &json!({ "errors": [{ "message": "the client closed the connection" }] }),
                     ),
                 },
                 None => response.await,
-            })
+            }
         }
-    })
+        .instrument(span.clone())
+        .await;
+        trace::finish(&span, method, &answer);
+        self.metrics.observe(
+            method,
+            answer.route.as_deref().unwrap_or("unmatched"),
+            answer.status,
+            answer.data_source.as_deref().unwrap_or("none"),
+            started.elapsed().as_secs_f64(),
+        );
+        answer.response
+    }
+
+    /// 200 once the app is built and no source is still on its first load; 503 before,
+    /// with what is still loading. A source that failed to load has finished loading: it
+    /// answers 503 itself, and the others should not be taken out of service for it.
+    fn readiness(&self) -> Response {
+        let Some(app) = self.slot.get() else {
+            return json_response(
+                503,
+                &json!({ "status": "starting", "reason": "the main database is being opened" }),
+            );
+        };
+        let statuses = app.data_sources().statuses();
+        let loading = statuses
+            .iter()
+            .any(|(_, s)| matches!(s, DataSourceStatus::Loading));
+        let sources: serde_json::Map<String, serde_json::Value> = statuses
+            .iter()
+            .map(|(key, status)| (key.clone(), json!(status.name())))
+            .collect();
+        if loading {
+            json_response(
+                503,
+                &json!({ "status": "loading", "reason": "data sources are still loading", "dataSources": sources }),
+            )
+        } else {
+            json_response(200, &json!({ "status": "ready", "dataSources": sources }))
+        }
+    }
 }
 
 /// A bound server: its address, and the future that serves until `shutdown` resolves.
@@ -81,9 +234,34 @@ impl Server {
         body_limit: usize,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.serve(
+            AppSlot::ready(app),
+            Arc::new(Metrics::new()),
+            body_limit,
+            shutdown,
+        )
+        .await
+    }
+
+    /// Serves the app of `slot` (API requests wait while it is empty; the health and
+    /// metrics endpoints answer at once) until `shutdown` resolves, then drains requests
+    /// for up to 10 s.
+    pub async fn serve(
+        self,
+        slot: AppSlot,
+        metrics: Arc<Metrics>,
+        body_limit: usize,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let endpoint = endpoint_for(Service {
+            slot,
+            metrics,
+            body_limit,
+            disconnects: Some(self.disconnects),
+        });
         poem::Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(
-                endpoint_watching(app, body_limit, Some(self.disconnects)),
+                endpoint,
                 shutdown,
                 Some(std::time::Duration::from_secs(10)),
             )
@@ -99,19 +277,19 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response {
         .body(Body::from(bytes))
 }
 
-async fn respond(app: &App, mut req: Request, body_limit: usize) -> Response {
+async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
     let body = match req.take_body().into_bytes_limit(body_limit).await {
         Ok(bytes) => bytes.to_vec(),
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return json_response(
+            return Answer::plain(
                 413,
-                &serde_json::json!({ "errors": [{ "message": format!("request body is larger than the limit of {body_limit} bytes") }] }),
+                &json!({ "errors": [{ "message": format!("request body is larger than the limit of {body_limit} bytes") }] }),
             );
         }
         Err(e) => {
-            return json_response(
+            return Answer::plain(
                 400,
-                &serde_json::json!({ "errors": [{ "message": format!("cannot read request body: {e}") }] }),
+                &json!({ "errors": [{ "message": format!("cannot read request body: {e}") }] }),
             );
         }
     };
@@ -128,5 +306,10 @@ async fn respond(app: &App, mut req: Request, body_limit: usize) -> Response {
         body,
     };
     let response = app.handle(info).await;
-    json_response(response.status, &response.body)
+    Answer {
+        response: json_response(response.status, &response.body),
+        status: response.status,
+        route: response.route,
+        data_source: response.data_source,
+    }
 }
