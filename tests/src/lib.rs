@@ -1,10 +1,15 @@
 //! Shared fixtures for Manifold's end-to-end tests: a real service on a temporary SQLite
 //! main database, driven through its real HTTP endpoint.
 
-use std::sync::Arc;
+use std::io::Write as _;
+use std::sync::{Arc, Once};
 
 pub mod proxy;
 
+#[path = "../../connectors/mongo/tests/support/secantus.rs"]
+mod secantus;
+
+use manifold_core::connector::{CollectionDefinition, Connector as _};
 use manifold_federation::{App, ServeConfig, build_app, http};
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request};
@@ -21,25 +26,102 @@ pub enum Backend {
     MariaDb,
 }
 
+/// A database that cannot be the main one, tested as a data source registered beside a
+/// SQLite main database under [`EXTERNAL_KEY`]; the helpers of [`TestApp`] address it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum External {
+    /// An in-memory SecantusDB (MongoDB wire protocol) started for the test.
+    MongoDb,
+    /// A scratch database on the SQL Server named by `MSSQL_URL`.
+    Mssql,
+}
+
+/// The key an [`External`] database is registered under.
+pub const EXTERNAL_KEY: &str = "ext";
+
+/// The database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Main(Backend),
+    External(External),
+}
+
 tokio::task_local! {
-    static BACKEND: Backend;
+    static TARGET: Target;
 }
 
 /// Runs `test` with every `TestApp` it makes on `backend`.
 pub async fn on_backend<F: std::future::Future>(backend: Backend, test: F) -> F::Output {
-    BACKEND.scope(backend, test).await
+    TARGET.scope(Target::Main(backend), test).await
 }
 
-/// The backend of the running test (SQLite unless a test runs under [`on_backend`]).
+/// Runs `test` with every `TestApp` it makes serving `external` as data source
+/// [`EXTERNAL_KEY`] (its main database is SQLite).
+pub async fn on_external<F: std::future::Future>(external: External, test: F) -> F::Output {
+    TARGET.scope(Target::External(external), test).await
+}
+
+/// The main database of the running test (SQLite unless a test runs under [`on_backend`]).
 pub fn current_backend() -> Backend {
-    BACKEND.try_with(|b| *b).unwrap_or(Backend::Sqlite)
+    match TARGET.try_with(|t| *t) {
+        Ok(Target::Main(backend)) => backend,
+        _ => Backend::Sqlite,
+    }
 }
 
-/// Defines one test per backend: `name::sqlite`, `name::postgres`, `name::mariadb`.
-/// A backend whose server is missing fails its tests; none is skipped.
+/// The external database of the running test, if it runs under [`on_external`].
+pub fn current_external() -> Option<External> {
+    match TARGET.try_with(|t| *t) {
+        Ok(Target::External(external)) => Some(external),
+        _ => None,
+    }
+}
+
+/// `MSSQL_URL`, or `None` after saying (once per test binary, past the test harness's
+/// output capture so every run shows it) that SQL Server is not exercised.
+///
+/// SQL Server is the one server the project's machines cannot run (see
+/// `/work/shared/testing.md`), so its tests pass without it; every other missing server
+/// fails its tests.
+pub fn mssql_url() -> Option<String> {
+    static SAID: Once = Once::new();
+    match std::env::var("MSSQL_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            SAID.call_once(|| {
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "SQL Server not exercised: MSSQL_URL is unset"
+                );
+            });
+            None
+        }
+    }
+}
+
+/// Defines one test per database: `name::sqlite`, `name::postgres`, `name::mariadb` (the
+/// main database) and `name::mongodb`, `name::mssql` (a registered data source the test's
+/// requests go to, see [`External`]). A backend whose server is missing fails its tests;
+/// none is skipped, except SQL Server when `MSSQL_URL` is unset (one printed line).
+///
+/// A test whose semantics do not apply to an external database opts out with a first
+/// attribute `#[skip(mongodb)]`, `#[skip(mssql)]` or `#[skip(mongodb, mssql)]`, under a
+/// comment saying why; `grep -rn '#\[skip(' tests/tests` lists every opt-out.
 #[macro_export]
 macro_rules! every_backend {
-    ($(#[$meta:meta])* async fn $name:ident() $body:block) => {
+    (#[skip(mongodb, mssql)] $($rest:tt)*) => {
+        $crate::every_backend!(@tests [] $($rest)*);
+    };
+    (#[skip(mssql, mongodb)] $($rest:tt)*) => {
+        $crate::every_backend!(@tests [] $($rest)*);
+    };
+    (#[skip(mongodb)] $($rest:tt)*) => {
+        $crate::every_backend!(@tests [mssql] $($rest)*);
+    };
+    (#[skip(mssql)] $($rest:tt)*) => {
+        $crate::every_backend!(@tests [mongodb] $($rest)*);
+    };
+    (@tests [$($external:ident)*] $(#[$meta:meta])* async fn $name:ident() $body:block) => {
         $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
@@ -59,7 +141,27 @@ macro_rules! every_backend {
             async fn mariadb() {
                 $crate::on_backend($crate::Backend::MariaDb, async $body).await
             }
+
+            $($crate::every_backend!(@external $external $body);)*
         }
+    };
+    (@external mongodb $body:block) => {
+        #[tokio::test]
+        async fn mongodb() {
+            $crate::on_external($crate::External::MongoDb, async $body).await
+        }
+    };
+    (@external mssql $body:block) => {
+        #[tokio::test]
+        async fn mssql() {
+            if $crate::mssql_url().is_none() {
+                return;
+            }
+            $crate::on_external($crate::External::Mssql, async $body).await
+        }
+    };
+    ($($rest:tt)*) => {
+        $crate::every_backend!(@tests [mongodb mssql] $($rest)*);
     };
 }
 
@@ -200,6 +302,82 @@ pub struct TestApp {
     /// The backend the main database runs on.
     pub backend: Backend,
     scratch: Option<ScratchDatabase>,
+    /// The external database the helpers address, registered as [`EXTERNAL_KEY`].
+    pub external: Option<External>,
+    /// Its server or scratch database, stopped or dropped after the app.
+    running: Option<Running>,
+}
+
+/// What an external database needs kept alive for the test; dropping it stops the server
+/// or drops the database.
+enum Running {
+    Mongo { _server: secantus::Secantus },
+    Mssql { _database: MssqlScratch },
+}
+
+/// A database created for one test on the SQL Server of `MSSQL_URL`, dropped when the
+/// test ends.
+pub struct MssqlScratch {
+    url: String,
+    name: String,
+}
+
+impl MssqlScratch {
+    /// Creates a uniquely named database; panics (failing the test) when the server is
+    /// not reachable.
+    pub async fn create(url: &str) -> Self {
+        let name = format!("manifold_t_{}", uuid::Uuid::new_v4().simple());
+        if let Err(e) = mssql_admin(url, &format!("CREATE DATABASE [{name}]")).await {
+            panic!("SQL Server at MSSQL_URL failed to create a test database: {e}");
+        }
+        Self {
+            url: url.to_owned(),
+            name,
+        }
+    }
+
+    /// The ADO.NET connection string of the scratch database.
+    pub fn url(&self) -> String {
+        format!("{};database={}", self.url.trim_end_matches(';'), self.name)
+    }
+}
+
+/// Runs one T-SQL batch on the server of `url` (its default database).
+async fn mssql_admin(url: &str, statement: &str) -> manifold_core::error::Result<()> {
+    let options = manifold_mssql::MssqlOptions::from_json(&json!({"url": url}))?;
+    let admin = manifold_mssql::MssqlConnector::open(&options).await?;
+    let outcome = admin
+        .execute(&manifold_sql::Sql {
+            text: statement.to_owned(),
+            params: Vec::new(),
+        })
+        .await;
+    admin.close().await;
+    outcome.map(|_| ())
+}
+
+impl Drop for MssqlScratch {
+    fn drop(&mut self) {
+        // Sessions the test left open would make DROP DATABASE wait: they are rolled back
+        // and cut first.
+        let statement = format!(
+            "ALTER DATABASE [{0}] SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE [{0}]",
+            self.name
+        );
+        let url = self.url.clone();
+        // Drop cannot await, and may run inside a runtime: a short-lived runtime on its
+        // own thread does the cleanup.
+        let cleanup = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                && let Err(e) = rt.block_on(mssql_admin(&url, &statement))
+            {
+                eprintln!("could not drop a SQL Server test database: {e}");
+            }
+        });
+        let _ = cleanup.join();
+    }
 }
 
 /// A response: status and parsed JSON body.
@@ -271,7 +449,53 @@ impl TestApp {
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
         t.scratch = scratch;
+        if let Some(external) = current_external() {
+            t.attach(external).await;
+        }
         t
+    }
+
+    /// Starts (or creates) the external database and registers it as [`EXTERNAL_KEY`].
+    async fn attach(&mut self, external: External) {
+        let (running, options) = match external {
+            External::MongoDb => {
+                let server = secantus::Secantus::start();
+                // Integer keys (`id` 1, 2, …) as the SQL sources number rows, so the shared
+                // suite's assertions on ids hold; ObjectId keys are tested in mongo.rs.
+                let options = json!({
+                    "url": server.url(), "database": "manifold_test",
+                    "serverSelectionTimeoutMs": 5000, "generatedKeys": "integer"
+                });
+                (Running::Mongo { _server: server }, options)
+            }
+            External::Mssql => {
+                let url = mssql_url().expect("MSSQL_URL is checked before the test starts");
+                let db = MssqlScratch::create(&url).await;
+                let options = json!({"url": db.url(), "statementTimeoutMs": 30000});
+                (Running::Mssql { _database: db }, options)
+            }
+        };
+        let kind = match external {
+            External::MongoDb => "mongodb",
+            External::Mssql => "mssql",
+        };
+        self.running = Some(running);
+        self.external = Some(external);
+        let r = self
+            .main(
+                Method::POST,
+                "/api/dataSources:create",
+                Some(json!({"key": EXTERNAL_KEY, "type": kind, "options": options})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "registering {kind}: {:?}", r.body);
+        self.await_external().await;
+    }
+
+    /// Waits until the external source has loaded; fails the test when it did not.
+    async fn await_external(&self) {
+        let record = self.settled(EXTERNAL_KEY).await;
+        assert_eq!(record["status"], json!("loaded"), "{record}");
     }
 
     /// The same main database opened again by a new app, as after a process restart.
@@ -281,6 +505,8 @@ impl TestApp {
             dir,
             backend,
             scratch,
+            external,
+            running,
             ..
         } = self;
         app.data_sources().close_all().await;
@@ -294,6 +520,12 @@ impl TestApp {
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
         t.scratch = scratch;
+        t.external = external;
+        t.running = running;
+        if t.external.is_some() {
+            // The registration is stored in the main database and loads again by itself.
+            t.await_external().await;
+        }
         t
     }
 
@@ -307,11 +539,69 @@ impl TestApp {
             dir,
             backend: Backend::Sqlite,
             scratch: None,
+            external: None,
+            running: None,
         }
     }
 
-    /// Sends a request; `path` includes the query string.
+    /// The key of the data source the helpers address: [`EXTERNAL_KEY`] on an external
+    /// database, else `main`.
+    pub fn source_key(&self) -> &'static str {
+        if self.external.is_some() {
+            EXTERNAL_KEY
+        } else {
+            "main"
+        }
+    }
+
+    /// The `pageSize` of a list that asks for none: NocoBase's 20 on the main data source,
+    /// 50 on a registered one.
+    pub fn default_page_size(&self) -> u64 {
+        if self.external.is_some() { 50 } else { 20 }
+    }
+
+    /// The data source the helpers address.
+    pub fn source(&self) -> Arc<manifold_core::data_source::DataSource> {
+        self.app
+            .data_sources()
+            .get(self.source_key())
+            .unwrap_or_else(|| panic!("data source {} is registered", self.source_key()))
+    }
+
+    /// Sends `method path` to the main data source, whatever the test's database.
+    pub async fn main(&self, method: Method, path: &str, body: Option<Json>) -> Reply {
+        let headers = [("content-type", "application/json")];
+        self.raw_send(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Sends a request; `path` includes the query string. On an external database it goes
+    /// to that source (`X-Data-Source`) unless `headers` name one.
     pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let named = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("x-data-source"));
+        if self.external.is_some() && !named {
+            let mut with: Vec<(&str, &str)> = headers.to_vec();
+            with.push(("x-data-source", EXTERNAL_KEY));
+            return self.raw_send(method, path, &with, body).await;
+        }
+        self.raw_send(method, path, headers, body).await
+    }
+
+    /// Sends a request exactly as given.
+    async fn raw_send(
         &self,
         method: Method,
         path: &str,
@@ -362,10 +652,20 @@ impl TestApp {
         self.send(Method::POST, path, &[], None).await
     }
 
-    /// Creates a collection through the API and asserts it worked.
+    /// Creates a collection and asserts it worked: through `collections:create` on the
+    /// main database, through the core on an external one (`collections:create` serves
+    /// the main data source only).
     pub async fn collection(&self, definition: Json) {
-        let r = self.post("/api/collections:create", definition).await;
-        assert_eq!(r.status, 200, "collections:create failed: {:?}", r.body);
+        if self.external.is_none() {
+            let r = self.post("/api/collections:create", definition).await;
+            assert_eq!(r.status, 200, "collections:create failed: {:?}", r.body);
+            return;
+        }
+        let parsed = CollectionDefinition::from_json(&definition)
+            .unwrap_or_else(|e| panic!("collection definition {definition}: {e}"));
+        if let Err(e) = self.source().define_collection(&parsed).await {
+            panic!("defining {definition} on {:?} failed: {e}", self.external);
+        }
     }
 
     /// Inserts records through the API and asserts it worked.
@@ -378,6 +678,11 @@ impl TestApp {
     /// Runs raw SQL on the main database (to build schemas the API cannot, such as foreign
     /// keys), then re-reads the schema.
     pub async fn sql(&self, statements: &[&str]) {
+        assert!(
+            self.external.is_none(),
+            "t.sql runs on the main database, not on {:?}: opt the test out with #[skip(…)]",
+            self.external
+        );
         let run = |statement: &str| sqlx::AssertSqlSafe(statement.to_owned());
         match (&self.scratch, self.backend) {
             (Some(db), Backend::Postgres) => {
@@ -418,11 +723,12 @@ impl TestApp {
             .expect("schema re-read");
     }
 
-    /// Statements the main data source has run so far.
+    /// Statements the addressed data source (the main one, or the external database) has
+    /// run so far.
     pub fn statements(&self) -> u64 {
         self.app
             .data_sources()
-            .get("main")
+            .get(self.source_key())
             .map_or(0, |m| m.statements())
     }
 
@@ -455,7 +761,9 @@ impl TestApp {
     pub async fn settled(&self, key: &str) -> Json {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
-            let r = self.get(&format!("/api/dataSources:get/{key}")).await;
+            let r = self
+                .main(Method::GET, &format!("/api/dataSources:get/{key}"), None)
+                .await;
             let status = r.data()["status"].as_str().unwrap_or("").to_owned();
             if !matches!(status.as_str(), "loading" | "reloading") {
                 return r.data().clone();

@@ -131,7 +131,7 @@ every_backend! {
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(
             r.body["meta"],
-            json!({"count": 3, "page": 1, "pageSize": 20, "totalPage": 1})
+            json!({"count": 3, "page": 1, "pageSize": app.default_page_size(), "totalPage": 1})
         );
         assert_eq!(r.column("id"), vec![json!(1), json!(2), json!(3)]);
         assert_eq!(r.column("title"), vec![json!("c"), json!("a"), json!("b")]);
@@ -169,7 +169,7 @@ every_backend! {
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(
             r.body,
-            json!({"data": [], "meta": {"count": 0, "page": 1, "pageSize": 20, "totalPage": 0}})
+            json!({"data": [], "meta": {"count": 0, "page": 1, "pageSize": app.default_page_size(), "totalPage": 0}})
         );
     }
 }

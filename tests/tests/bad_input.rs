@@ -1,6 +1,6 @@
 //! Bad input gets a clear 4xx JSON error naming the bad part, and the service keeps serving.
 
-use manifold_tests::{TestApp, enc, filter, posts_definition};
+use manifold_tests::{TestApp, enc, every_backend, filter, posts_definition};
 use poem::http::Method;
 use serde_json::json;
 
@@ -18,211 +18,212 @@ async fn app_with_posts() -> TestApp {
 /// A bad request: what it is, how it is sent, and the status and message it must get.
 type Case<'a> = (&'a str, Method, String, Option<&'a [u8]>, u16, &'a str);
 
-#[tokio::test]
-async fn each_bad_request_is_a_4xx_naming_the_problem_and_the_data_survives() {
-    let t = app_with_posts().await;
-    let json_type = [("content-type", "application/json")];
-    let cases: Vec<Case> = vec![
-        (
-            "malformed JSON body",
-            Method::POST,
-            "/api/posts:create".into(),
-            Some(b"{\"title\": ".as_slice()),
-            400,
-            "Invalid JSON body",
-        ),
-        (
-            "scalar JSON body",
-            Method::POST,
-            "/api/posts:create".into(),
-            Some(b"\"x\"".as_slice()),
-            400,
-            "invalid JSON, only supports object and array",
-        ),
-        (
-            "malformed filter",
-            Method::GET,
-            format!("/api/posts:list?filter={}", enc("{\"title\":")),
-            None,
-            400,
-            "Invalid filter",
-        ),
-        (
-            "filter not an object",
-            Method::GET,
-            format!("/api/posts:list?filter={}", enc("[1]")),
-            None,
-            400,
-            "Invalid filter: expected a JSON object",
-        ),
-        (
-            "unknown field in filter",
-            Method::GET,
-            format!("/api/posts:list?{}", filter(json!({"nope": 1}))),
-            None,
-            400,
-            "filter.nope: unknown field \"nope\" in collection posts",
-        ),
-        (
-            "unknown nested field",
-            Method::GET,
-            format!(
-                "/api/posts:list?{}",
-                filter(json!({"$or": [{"title": "a"}, {"nope.$gt": 1}]}))
+every_backend! {
+    async fn each_bad_request_is_a_4xx_naming_the_problem_and_the_data_survives() {
+        let t = app_with_posts().await;
+        let json_type = [("content-type", "application/json")];
+        let cases: Vec<Case> = vec![
+            (
+                "malformed JSON body",
+                Method::POST,
+                "/api/posts:create".into(),
+                Some(b"{\"title\": ".as_slice()),
+                400,
+                "Invalid JSON body",
             ),
-            None,
-            400,
-            "filter.$or.1.nope.$gt: unknown field \"nope\"",
-        ),
-        (
-            "unknown operator",
-            Method::GET,
-            format!(
-                "/api/posts:list?{}",
-                filter(json!({"score": {"$col": "id"}}))
+            (
+                "scalar JSON body",
+                Method::POST,
+                "/api/posts:create".into(),
+                Some(b"\"x\"".as_slice()),
+                400,
+                "invalid JSON, only supports object and array",
             ),
-            None,
-            400,
-            "filter.score.$col: unknown operator \"$col\"",
-        ),
-        (
-            "wrong type in filter",
-            Method::GET,
-            format!(
-                "/api/posts:list?{}",
-                filter(json!({"score": {"$gt": "abc"}}))
+            (
+                "malformed filter",
+                Method::GET,
+                format!("/api/posts:list?filter={}", enc("{\"title\":")),
+                None,
+                400,
+                "Invalid filter",
             ),
-            None,
-            400,
-            "filter.score.$gt: expected an integer, got \"abc\"",
-        ),
-        (
-            "unknown sort field",
-            Method::GET,
-            "/api/posts:list?sort=-nope".into(),
-            None,
-            400,
-            "sort: unknown field \"nope\" in collection posts",
-        ),
-        (
-            "hostile sort key",
-            Method::GET,
-            format!("/api/posts:list?sort={}", enc("id; DROP TABLE posts; --")),
-            None,
-            400,
-            "sort: unknown field \"id; DROP TABLE posts; --\"",
-        ),
-        (
-            "unknown fields entry",
-            Method::GET,
-            "/api/posts:list?fields=id,nope".into(),
-            None,
-            400,
-            "fields: unknown field \"nope\" in collection posts",
-        ),
-        (
-            "unknown except entry",
-            Method::GET,
-            "/api/posts:list?except=nope".into(),
-            None,
-            400,
-            "except: unknown field \"nope\"",
-        ),
-        (
-            "wrong type in values",
-            Method::POST,
-            "/api/posts:create".into(),
-            Some(br#"{"title": "t", "score": "many"}"#.as_slice()),
-            400,
-            "values.score: expected an integer, got \"many\"",
-        ),
-        (
-            "wrong type in an array of values",
-            Method::POST,
-            "/api/posts:create".into(),
-            Some(br#"[{"title": "t"}, {"score": [1]}]"#.as_slice()),
-            400,
-            "values.1.score: expected an integer",
-        ),
-        (
-            "huge pageSize",
-            Method::GET,
-            "/api/posts:list?pageSize=1000000".into(),
-            None,
-            400,
-            "pageSize 1000000 is larger than the maximum of 1000",
-        ),
-        (
-            "pageSize not a number",
-            Method::GET,
-            "/api/posts:list?pageSize=ten".into(),
-            None,
-            400,
-            "pageSize: expected a positive integer",
-        ),
-        (
-            "pageSize zero",
-            Method::GET,
-            "/api/posts:list?pageSize=0".into(),
-            None,
-            400,
-            "pageSize: expected a positive integer",
-        ),
-        (
-            "page not a number",
-            Method::GET,
-            "/api/posts:list?page=x".into(),
-            None,
-            400,
-            "page: expected an integer",
-        ),
-        (
-            "filterByTk of the wrong type",
-            Method::GET,
-            "/api/posts:get/abc".into(),
-            None,
-            400,
-            "filterByTk: expected an integer, got \"abc\"",
-        ),
-        (
-            "update without a target",
-            Method::POST,
-            "/api/posts:update".into(),
-            Some(br#"{"title": "x"}"#.as_slice()),
-            400,
-            "to do update action, filter or filterByTk is required",
-        ),
-        (
-            "destroy with an empty filter",
-            Method::POST,
-            format!("/api/posts:destroy?{}", filter(json!({}))),
-            None,
-            400,
-            "Invalid filter: {} has no condition",
-        ),
-        (
-            "malformed percent-encoding in the query",
-            Method::GET,
-            "/api/posts:list?sort=%zz".into(),
-            None,
-            400,
-            "malformed percent-encoding",
-        ),
-    ];
-    for (case, method, path, body, status, message) in cases {
-        let r = t
-            .send(method, &path, &json_type, body.map(<[u8]>::to_vec))
-            .await;
-        assert_eq!(r.status, status, "{case}: {:?}", r.body);
-        assert!(
-            r.error().starts_with(message),
-            "{case}: expected a message starting {message:?}, got {:?}",
-            r.error()
-        );
-        // The service keeps serving and nothing was changed.
-        let list = t.get("/api/posts:list?sort=id").await;
-        assert_eq!(list.status, 200, "{case}: after the bad request");
-        assert_eq!(list.column("title"), [json!("a"), json!("b")], "{case}");
+            (
+                "filter not an object",
+                Method::GET,
+                format!("/api/posts:list?filter={}", enc("[1]")),
+                None,
+                400,
+                "Invalid filter: expected a JSON object",
+            ),
+            (
+                "unknown field in filter",
+                Method::GET,
+                format!("/api/posts:list?{}", filter(json!({"nope": 1}))),
+                None,
+                400,
+                "filter.nope: unknown field \"nope\" in collection posts",
+            ),
+            (
+                "unknown nested field",
+                Method::GET,
+                format!(
+                    "/api/posts:list?{}",
+                    filter(json!({"$or": [{"title": "a"}, {"nope.$gt": 1}]}))
+                ),
+                None,
+                400,
+                "filter.$or.1.nope.$gt: unknown field \"nope\"",
+            ),
+            (
+                "unknown operator",
+                Method::GET,
+                format!(
+                    "/api/posts:list?{}",
+                    filter(json!({"score": {"$col": "id"}}))
+                ),
+                None,
+                400,
+                "filter.score.$col: unknown operator \"$col\"",
+            ),
+            (
+                "wrong type in filter",
+                Method::GET,
+                format!(
+                    "/api/posts:list?{}",
+                    filter(json!({"score": {"$gt": "abc"}}))
+                ),
+                None,
+                400,
+                "filter.score.$gt: expected an integer, got \"abc\"",
+            ),
+            (
+                "unknown sort field",
+                Method::GET,
+                "/api/posts:list?sort=-nope".into(),
+                None,
+                400,
+                "sort: unknown field \"nope\" in collection posts",
+            ),
+            (
+                "hostile sort key",
+                Method::GET,
+                format!("/api/posts:list?sort={}", enc("id; DROP TABLE posts; --")),
+                None,
+                400,
+                "sort: unknown field \"id; DROP TABLE posts; --\"",
+            ),
+            (
+                "unknown fields entry",
+                Method::GET,
+                "/api/posts:list?fields=id,nope".into(),
+                None,
+                400,
+                "fields: unknown field \"nope\" in collection posts",
+            ),
+            (
+                "unknown except entry",
+                Method::GET,
+                "/api/posts:list?except=nope".into(),
+                None,
+                400,
+                "except: unknown field \"nope\"",
+            ),
+            (
+                "wrong type in values",
+                Method::POST,
+                "/api/posts:create".into(),
+                Some(br#"{"title": "t", "score": "many"}"#.as_slice()),
+                400,
+                "values.score: expected an integer, got \"many\"",
+            ),
+            (
+                "wrong type in an array of values",
+                Method::POST,
+                "/api/posts:create".into(),
+                Some(br#"[{"title": "t"}, {"score": [1]}]"#.as_slice()),
+                400,
+                "values.1.score: expected an integer",
+            ),
+            (
+                "huge pageSize",
+                Method::GET,
+                "/api/posts:list?pageSize=1000000".into(),
+                None,
+                400,
+                "pageSize 1000000 is larger than the maximum of 1000",
+            ),
+            (
+                "pageSize not a number",
+                Method::GET,
+                "/api/posts:list?pageSize=ten".into(),
+                None,
+                400,
+                "pageSize: expected a positive integer",
+            ),
+            (
+                "pageSize zero",
+                Method::GET,
+                "/api/posts:list?pageSize=0".into(),
+                None,
+                400,
+                "pageSize: expected a positive integer",
+            ),
+            (
+                "page not a number",
+                Method::GET,
+                "/api/posts:list?page=x".into(),
+                None,
+                400,
+                "page: expected an integer",
+            ),
+            (
+                "filterByTk of the wrong type",
+                Method::GET,
+                "/api/posts:get/abc".into(),
+                None,
+                400,
+                "filterByTk: expected an integer, got \"abc\"",
+            ),
+            (
+                "update without a target",
+                Method::POST,
+                "/api/posts:update".into(),
+                Some(br#"{"title": "x"}"#.as_slice()),
+                400,
+                "to do update action, filter or filterByTk is required",
+            ),
+            (
+                "destroy with an empty filter",
+                Method::POST,
+                format!("/api/posts:destroy?{}", filter(json!({}))),
+                None,
+                400,
+                "Invalid filter: {} has no condition",
+            ),
+            (
+                "malformed percent-encoding in the query",
+                Method::GET,
+                "/api/posts:list?sort=%zz".into(),
+                None,
+                400,
+                "malformed percent-encoding",
+            ),
+        ];
+        for (case, method, path, body, status, message) in cases {
+            let r = t
+                .send(method, &path, &json_type, body.map(<[u8]>::to_vec))
+                .await;
+            assert_eq!(r.status, status, "{case}: {:?}", r.body);
+            assert!(
+                r.error().starts_with(message),
+                "{case}: expected a message starting {message:?}, got {:?}",
+                r.error()
+            );
+            // The service keeps serving and nothing was changed.
+            let list = t.get("/api/posts:list?sort=id").await;
+            assert_eq!(list.status, 200, "{case}: after the bad request");
+            assert_eq!(list.column("title"), [json!("a"), json!("b")], "{case}");
+        }
     }
 }
 
@@ -242,27 +243,28 @@ async fn an_unknown_data_source_is_a_404_and_the_service_keeps_serving() {
     assert_eq!(t.get("/api/posts:list").await.status, 200);
 }
 
-#[tokio::test]
-async fn a_failed_array_create_writes_nothing() {
-    let t = TestApp::new().await;
-    t.collection(json!({
-        "name": "users",
-        "fields": [{"name": "name", "type": "string", "unique": true, "allowNull": false}]
-    }))
-    .await;
-    t.insert("users", json!({"name": "taken"})).await;
-    let r = t
-        .post(
-            "/api/users:create",
-            json!([{"name": "fresh"}, {"name": "taken"}]),
-        )
+every_backend! {
+    async fn a_failed_array_create_writes_nothing() {
+        let t = TestApp::new().await;
+        t.collection(json!({
+            "name": "users",
+            "fields": [{"name": "name", "type": "string", "unique": true, "allowNull": false}]
+        }))
         .await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
-    assert_eq!(r.error(), "name already exists");
-    let names = t.get("/api/users:list").await.column("name");
-    assert_eq!(names, [json!("taken")], "the first row was rolled back");
-    let r = t.post("/api/users:create", json!({})).await;
-    assert_eq!((r.status, r.error()), (400, "name cannot be null"));
+        t.insert("users", json!({"name": "taken"})).await;
+        let r = t
+            .post(
+                "/api/users:create",
+                json!([{"name": "fresh"}, {"name": "taken"}]),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(r.error(), "name already exists");
+        let names = t.get("/api/users:list").await.column("name");
+        assert_eq!(names, [json!("taken")], "the first row was rolled back");
+        let r = t.post("/api/users:create", json!({})).await;
+        assert_eq!((r.status, r.error()), (400, "name cannot be null"));
+    }
 }
 
 #[tokio::test]

@@ -1,5 +1,5 @@
-//! Differential test of the filter language: the same rows in SQLite, PostgreSQL and
-//! MariaDB, thousands of generated filters and sorts, and every database must return the
+//! Differential test of the filter language: the same rows in SQLite, PostgreSQL, MariaDB
+//! and MongoDB (SecantusDB, registered as a data source), thousands of generated filters and sorts, and every database must return the
 //! same ids in the same order as the in-process reference evaluator.
 //!
 //! Strings in the data are lower-case ASCII letters and digits, and `$gt`-style operands
@@ -14,7 +14,7 @@ use manifold_core::params::Params;
 use manifold_core::query::FindOptions;
 use manifold_core::repository::Record;
 use manifold_core::schema::Collection;
-use manifold_tests::{Backend, TestApp, enc, on_backend};
+use manifold_tests::{Backend, External, TestApp, enc, on_backend, on_external};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value as Json, json};
@@ -226,7 +226,7 @@ fn ids(reply: &manifold_tests::Reply) -> Vec<i64> {
 }
 
 struct Fixture {
-    apps: Vec<(Backend, TestApp)>,
+    apps: Vec<(&'static str, TestApp)>,
     collection: Arc<Collection>,
     records: Vec<Record>,
 }
@@ -239,11 +239,20 @@ async fn fixture() -> Fixture {
         {"name": "tags", "type": "array"}
     ]});
     let mut apps = Vec::new();
-    for backend in [Backend::Sqlite, Backend::Postgres, Backend::MariaDb] {
-        let t = on_backend(backend, TestApp::new()).await;
+    for (name, backend) in [
+        ("SQLite", Backend::Sqlite),
+        ("PostgreSQL", Backend::Postgres),
+        ("MariaDB", Backend::MariaDb),
+    ] {
+        apps.push((name, on_backend(backend, TestApp::new()).await));
+    }
+    apps.push((
+        "MongoDB",
+        on_external(External::MongoDb, TestApp::new()).await,
+    ));
+    for (_, t) in &apps {
         t.collection(definition.clone()).await;
         t.insert("items", Json::Array(rows())).await;
-        apps.push((backend, t));
     }
     let (collection, _) = apps[0]
         .1
@@ -315,14 +324,14 @@ fn every_database_agrees_with_the_reference_evaluator() {
             let r = rt.block_on(t.get(&path));
             if r.status != 200 {
                 return Err(TestCaseError::fail(format!(
-                    "{backend:?} answered {}: {}\n  filter {filter}\n  sort {sort:?}",
+                    "{backend} answered {}: {}\n  filter {filter}\n  sort {sort:?}",
                     r.status, r.body
                 )));
             }
             let got = ids(&r);
             if got != want {
                 return Err(TestCaseError::fail(format!(
-                    "{backend:?} disagrees with the evaluator\n  filter {filter}\n  sort {sort:?}\n  got      {got:?}\n  expected {want:?}"
+                    "{backend} disagrees with the evaluator\n  filter {filter}\n  sort {sort:?}\n  got      {got:?}\n  expected {want:?}"
                 )));
             }
         }
@@ -333,6 +342,8 @@ fn every_database_agrees_with_the_reference_evaluator() {
         panic!("{e}");
     }
     let checked = checked.get();
-    println!("differential: {checked} generated cases agreed on SQLite, PostgreSQL and MariaDB");
+    println!(
+        "differential: {checked} generated cases agreed on SQLite, PostgreSQL, MariaDB and MongoDB"
+    );
     assert!(checked >= cases, "only {checked} cases ran");
 }

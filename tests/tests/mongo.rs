@@ -415,3 +415,142 @@ async fn an_unreachable_mongodb_is_refused_without_leaking_the_password() {
     let listed = t.get("/api/dataSources:list").await;
     assert!(!listed.body.to_string().contains("s3cr3t-pw"));
 }
+
+/// Relations declared on reference fields of a MongoDB source: `authorId` holds the
+/// ObjectId of a user (written by another application), `author` (belongsTo) and `posts`
+/// (hasMany) are declared over HTTP, and appends and association resources follow them
+/// with one batched `$in` read per level.
+#[tokio::test]
+async fn declared_relations_follow_object_id_references() {
+    use mongodb::bson::{Document, doc, oid::ObjectId};
+
+    let server = Secantus::start();
+    let client = mongodb::Client::with_uri_str(server.url())
+        .await
+        .expect("driver client");
+    let db = client.database("manifold_http");
+    let users: Vec<ObjectId> = (0..3).map(|_| ObjectId::new()).collect();
+    db.collection::<Document>("users")
+        .insert_many(
+            ["ann", "bo", "cy"]
+                .iter()
+                .zip(&users)
+                .map(|(name, id)| doc! {"_id": id, "name": *name}),
+        )
+        .await
+        .expect("insert users");
+    // 100 posts, by ann and bo in turn; five by cy from an application that stores the
+    // reference as hex text; the last five have no author.
+    let posts: Vec<Document> = (0..100)
+        .map(|i| {
+            let mut post = doc! {"_id": ObjectId::new(), "title": format!("p{i:03}")};
+            if i < 90 {
+                post.insert("authorId", users[i % 2]);
+            } else if i < 95 {
+                post.insert("authorId", users[2].to_hex());
+            }
+            post
+        })
+        .collect();
+    db.collection::<Document>("posts")
+        .insert_many(posts)
+        .await
+        .expect("insert posts");
+
+    let t = TestApp::new().await;
+    register(&t, &server).await;
+    for (collection, field) in [
+        (
+            "posts",
+            json!({"name": "author", "type": "belongsTo", "target": "users", "foreignKey": "authorId"}),
+        ),
+        (
+            "users",
+            json!({"name": "posts", "type": "hasMany", "target": "posts", "foreignKey": "authorId"}),
+        ),
+    ] {
+        let r = t
+            .post(
+                &format!("/api/dataSourcesCollections/docs.{collection}/fields:create"),
+                field,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{collection}: {:?}", r.body);
+    }
+    let ann = users[0].to_hex();
+    let bo = users[1].to_hex();
+
+    // belongsTo: each post embeds its author, matched on the ObjectId.
+    let r = get(
+        &t,
+        &format!(
+            "/api/posts:list?appends=author&sort=title&pageSize=3&{}",
+            filter(json!({"title.$in": ["p000", "p001", "p095"]}))
+        ),
+    )
+    .await;
+    assert_eq!(r.column("authorId"), [json!(ann), json!(bo), Json::Null]);
+    assert_eq!(
+        r.data()[0]["author"],
+        json!({"_id": ann, "name": "ann"}),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.data()[1]["author"]["name"], json!("bo"));
+    assert_eq!(r.data()[2]["author"], Json::Null);
+
+    // hasMany: each user embeds the posts whose authorId is theirs.
+    let r = get(&t, "/api/users:list?appends=posts&sort=name").await;
+    assert_eq!(r.column("name"), [json!("ann"), json!("bo"), json!("cy")]);
+    let counts: Vec<usize> = r
+        .column("posts")
+        .iter()
+        .map(|p| p.as_array().map_or(usize::MAX, Vec::len))
+        .collect();
+    assert_eq!(counts, [45, 45, 5], "{:?}", r.body);
+    assert_eq!(r.data()[0]["posts"][0]["title"], json!("p000"));
+    assert_eq!(r.data()[1]["posts"][0]["authorId"], json!(bo));
+
+    // The association resource reads through the relation.
+    let r = get(
+        &t,
+        &format!("/api/users/{ann}/posts:list?sort=-title&pageSize=2"),
+    )
+    .await;
+    assert_eq!(r.column("title"), [json!("p088"), json!("p086")]);
+    assert_eq!(r.body["meta"]["count"], json!(45));
+    let r = get(
+        &t,
+        &format!("/api/posts:list?{}", filter(json!({"authorId": bo}))),
+    )
+    .await;
+    assert_eq!(
+        r.body["meta"]["count"],
+        json!(45),
+        "a hex operand matches the ObjectIds"
+    );
+    let cy = users[2].to_hex();
+    let r = get(&t, &format!("/api/users/{cy}/posts:list")).await;
+    assert_eq!(r.body["meta"]["count"], json!(5), "and the hex text");
+
+    // 100 posts with their authors: one read of the posts, one batched read of the users.
+    let source = t.app.data_sources().get("docs").expect("docs");
+    let before = source.statements();
+    let r = get(&t, "/api/posts:list?appends=author&paginate=false").await;
+    assert_eq!(source.statements() - before, 2);
+    let rows = r.data().as_array().expect("rows");
+    assert_eq!(rows.len(), 100);
+    assert_eq!(
+        rows.iter()
+            .filter(|p| p["author"]["name"] == json!("ann"))
+            .count(),
+        45
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|p| p["author"]["name"] == json!("cy"))
+            .count(),
+        5
+    );
+    assert_eq!(rows.iter().filter(|p| p["author"].is_null()).count(), 5);
+}

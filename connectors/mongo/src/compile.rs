@@ -11,6 +11,7 @@ use manifold_core::filter::{Comparison, Condition, FieldRef, Filter, Predicate, 
 use manifold_core::query::FindOptions;
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::value::Value;
+use mongodb::bson::oid::ObjectId;
 use mongodb::bson::{Bson, Document, doc};
 
 use crate::codec::{OBJECT_ID, Storage, to_bson};
@@ -56,6 +57,26 @@ impl<'c> Compiler<'c> {
             .map(Bson::Array)
     }
 
+    /// The stored forms equal to `values` as the API renders them: on a text field, a
+    /// 24-digit hex operand also stands for the ObjectId rendered as that hex, so a
+    /// reference field that other applications filled with ObjectIds (alone or mixed with
+    /// their hex text) matches the keys clients read.
+    fn equal_forms(&self, field: &FieldRef, values: &[Value]) -> Result<Vec<Bson>> {
+        let textual = matches!(field.field_type, FieldType::String | FieldType::Text)
+            && !self.storage(field).object_id;
+        let mut forms = Vec::with_capacity(values.len());
+        for v in values {
+            forms.push(self.value(field, v)?);
+            if textual
+                && let Value::Text(text) = v
+                && let Ok(id) = ObjectId::parse_str(text)
+            {
+                forms.push(Bson::ObjectId(id));
+            }
+        }
+        Ok(forms)
+    }
+
     /// The query document of `filter`; `None` matches every document.
     pub fn filter(&self, filter: Option<&Filter>) -> Result<Document> {
         match filter {
@@ -90,12 +111,22 @@ impl<'c> Compiler<'c> {
             // `{f: null}` matches null and missing alike: both are SQL's NULL here.
             Predicate::IsNull => doc! { col: Bson::Null },
             Predicate::IsNotNull => doc! { col: { "$ne": Bson::Null } },
-            Predicate::Eq(v) => doc! { col: { "$eq": self.value(field, v)? } },
+            Predicate::Eq(v) => {
+                match self.equal_forms(field, std::slice::from_ref(v))?.as_slice() {
+                    [one] => doc! { col: { "$eq": one } },
+                    many => doc! { col: { "$in": many } },
+                }
+            }
             // Mongo's `$ne` and `$nin` already include null and missing documents, which is
             // SQL's `(c <> v OR c IS NULL)`.
-            Predicate::Ne(v) => doc! { col: { "$ne": self.value(field, v)? } },
-            Predicate::In(vs) => doc! { col: { "$in": self.values(field, vs)? } },
-            Predicate::NotIn(vs) => doc! { col: { "$nin": self.values(field, vs)? } },
+            Predicate::Ne(v) => {
+                match self.equal_forms(field, std::slice::from_ref(v))?.as_slice() {
+                    [one] => doc! { col: { "$ne": one } },
+                    many => doc! { col: { "$nin": many } },
+                }
+            }
+            Predicate::In(vs) => doc! { col: { "$in": self.equal_forms(field, vs)? } },
+            Predicate::NotIn(vs) => doc! { col: { "$nin": self.equal_forms(field, vs)? } },
             // Range operators never match null or missing values: MongoDB compares only
             // within a type class, and operands were converted to the field's type.
             Predicate::Compare(cmp, v) => {
@@ -345,6 +376,22 @@ mod tests {
         let c = items();
         let f = parse_filter(&c, &filter).expect("valid filter");
         Compiler::new(&c).filter(f.as_ref()).expect("compiles")
+    }
+
+    #[test]
+    fn a_hex_operand_on_text_also_matches_the_object_id() {
+        let hex = "65f1c0ffee00000000000001";
+        let id = ObjectId::parse_str(hex).expect("hex");
+        assert_eq!(
+            compile(json!({"name": hex})),
+            doc! {"name": {"$in": [hex, id]}}
+        );
+        assert_eq!(
+            compile(json!({"name.$notIn": [hex, "x"]})),
+            doc! {"name": {"$nin": [hex, id, "x"]}}
+        );
+        assert_eq!(compile(json!({"name": "x"})), doc! {"name": {"$eq": "x"}});
+        assert_eq!(compile(json!({"_id": hex})), doc! {"_id": {"$eq": id}});
     }
 
     #[test]

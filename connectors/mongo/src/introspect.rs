@@ -7,6 +7,8 @@
 //!   string (raw type `objectId`: rendered as hex, hex converted back on input),
 //!   `binData` → binary, embedded document → json, array → array;
 //! * numbers of several types widen (`int` < `long` < `double` < `decimal`);
+//! * text mixed with ObjectIds (references written as either) → string, whose equality
+//!   filters match a hex operand in both forms;
 //! * any other mix, or only nulls, → json;
 //! * names that MongoDB queries cannot address literally (empty, starting with `$`,
 //!   containing `.`) are left out;
@@ -28,6 +30,12 @@ use crate::error::Names;
 /// document per collection keyed by its name.
 pub const SCHEMAS: &str = "_manifold_schemas";
 
+/// The field of a [`SCHEMAS`] document counting the integer keys handed out so far.
+pub(crate) const SEQUENCE: &str = "sequence";
+
+/// The `raw_type` of a generated integer key.
+pub(crate) const INTEGER_KEY: &str = "long";
+
 /// What Manifold knows about a collection beyond its schema.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Extras {
@@ -43,6 +51,8 @@ pub(crate) struct Declared {
     pub auto_gen_id: bool,
     pub timestamps: bool,
     pub fields: Vec<FieldDefinition>,
+    /// The generated key is an integer `id` numbered from [`SEQUENCE`], not an ObjectId.
+    pub integer_key: bool,
 }
 
 impl From<&CollectionDefinition> for Declared {
@@ -51,6 +61,7 @@ impl From<&CollectionDefinition> for Declared {
             auto_gen_id: def.auto_gen_id,
             timestamps: def.timestamps,
             fields: def.fields.clone(),
+            integer_key: false,
         }
     }
 }
@@ -82,12 +93,16 @@ pub(crate) fn declared_document(name: &str, declared: &Declared) -> Document {
             Bson::Document(d)
         })
         .collect();
-    doc! {
+    let mut stored = doc! {
         "_id": name,
         "autoGenId": declared.auto_gen_id,
         "timestamps": declared.timestamps,
         "fields": fields,
+    };
+    if declared.integer_key {
+        stored.insert("keyType", "integer");
     }
+    stored
 }
 
 /// Reads a [`SCHEMAS`] document; `None` (with a warning) when it is not one Manifold wrote.
@@ -105,6 +120,7 @@ pub(crate) fn declared_from_document(stored: &Document) -> Option<(String, Decla
             auto_gen_id: stored.get_bool("autoGenId").unwrap_or(true),
             timestamps: stored.get_bool("timestamps").unwrap_or(false),
             fields,
+            integer_key: stored.get_str("keyType").is_ok_and(|k| k == "integer"),
         })
     };
     match read() {
@@ -130,6 +146,19 @@ fn stored_type(t: FieldType) -> &'static str {
         FieldType::Array => "array",
         FieldType::Binary => "binData",
     }
+}
+
+/// The generated integer key of a collection declared with `integer_key`: attribute `id`,
+/// stored as `_id`.
+fn integer_key() -> Field {
+    let mut id = Field::new("id", FieldType::BigInt);
+    id.column = "_id".into();
+    id.raw_type = INTEGER_KEY.into();
+    id.primary_key = true;
+    id.auto_increment = true;
+    id.allow_null = false;
+    id.unique = true;
+    id
 }
 
 /// The generated key every document has unless a definition names its own.
@@ -164,6 +193,7 @@ pub(crate) fn declared_fields(declared: &Declared) -> Result<Vec<Field>> {
             f.unique = true;
             fields.push(f);
         }
+        None if declared.integer_key => fields.push(integer_key()),
         None => fields.push(object_id_key()),
     }
     for d in declared.fields.iter().filter(|f| !f.primary_key) {
@@ -284,6 +314,9 @@ fn resolve(kinds: &BTreeSet<Kind>) -> (FieldType, String) {
             Kind::Array => FieldType::Array,
             Kind::Document | Kind::Other => FieldType::Json,
         },
+        // References some applications store as ObjectIds and others as their hex text:
+        // text, whose filters match both forms (see `Compiler::equal_forms`).
+        [Kind::String, Kind::ObjectId] => FieldType::String,
         many if many.iter().all(|k| k.is_number()) => match many.iter().max() {
             Some(Kind::Int64) => FieldType::BigInt,
             Some(Kind::Double) => FieldType::Double,
@@ -468,6 +501,7 @@ mod tests {
                 status,
                 FieldDefinition::new("score", FieldType::Integer),
             ],
+            integer_key: false,
         };
         let stored = declared_document("things", &declared);
         let (name, read) = declared_from_document(&stored).expect("readable");
