@@ -53,12 +53,13 @@ say "PostgreSQL at ${pg_url%%@*}@…"
 
 # --- MariaDB ----------------------------------------------------------------------------
 my_url=${MANIFOLD_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
-my_ok() {
+my_sql() {
   local rest=${my_url#mysql://} user pass
   user=${rest%%@*}; pass=""
   if [[ $user == *:* ]]; then pass=${user#*:}; user=${user%%:*}; fi
-  MYSQL_PWD=$pass mariadb -h 127.0.0.1 -P 3306 -u "$user" -Nse 'select 1'
+  MYSQL_PWD=$pass mariadb -h 127.0.0.1 -P 3306 -u "$user" -Nse "$1"
 }
+my_ok() { my_sql 'select 1'; }
 if ! have mariadb || ! my_ok >/dev/null 2>&1; then
   have mariadbd || apt_install mariadb-server
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd 2>/dev/null \
@@ -74,6 +75,10 @@ if ! have mariadb || ! my_ok >/dev/null 2>&1; then
 fi
 export MANIFOLD_TEST_MYSQL_URL=$my_url
 say "MariaDB at ${my_url%%@*}@…"
+# Each test opens its own pools on scratch databases; the default limit of 151
+# connections is reached when test binaries overlap. Raise it where we may.
+my_sql 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)' 2>/dev/null \
+  || say "could not raise MariaDB's max_connections; tests may see 'too many connections'"
 
 # --- MongoDB wire protocol: SecantusDB --------------------------------------------------
 # The MongoDB connector's tests start their own in-memory server from this venv.
