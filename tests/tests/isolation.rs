@@ -240,10 +240,43 @@ async fn sleeping_in(database: &str) -> bool {
     running > 0
 }
 
-#[tokio::test]
-async fn a_client_that_disconnects_cancels_its_running_query() {
+/// Sends `GET /api/slow:list` to source `key` over a raw socket, waits until `running`
+/// sees the statement on the server, hangs up, and expects the statement gone soon after.
+async fn hang_up_during<F, Fut>(t: &TestApp, key: &str, running: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     use tokio::io::AsyncWriteExt;
 
+    let server = manifold_federation::http::Server::bind("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("bind");
+    let addr = server.local_addr;
+    let server = tokio::spawn(server.run(t.app.clone(), 1 << 20, std::future::pending()));
+
+    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET /api/slow:list HTTP/1.1\r\nHost: x\r\nX-Data-Source: {key}\r\n\r\n");
+    client.write_all(request.as_bytes()).await.expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !running().await {
+        assert!(Instant::now() < deadline, "the slow query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(client);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while running().await {
+        assert!(
+            Instant::now() < deadline,
+            "the query was still running 5 s after the client left"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_its_running_query() {
     let t = TestApp::new().await;
     let db = postgres_with_items(Some(20.0)).await;
     register_postgres(
@@ -254,30 +287,59 @@ async fn a_client_that_disconnects_cancels_its_running_query() {
         json!({"statementTimeoutMs": 60000}),
     )
     .await;
-    let server = manifold_federation::http::Server::bind("127.0.0.1:0".parse().expect("addr"))
-        .await
-        .expect("bind");
-    let addr = server.local_addr;
-    let server = tokio::spawn(server.run(t.app.clone(), 1 << 20, std::future::pending()));
+    hang_up_during(&t, "pg", || sleeping_in(db.name())).await;
+}
 
-    let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    client
-        .write_all(b"GET /api/slow:list HTTP/1.1\r\nHost: x\r\nX-Data-Source: pg\r\n\r\n")
+/// A MariaDB scratch database with a view that takes `seconds` to read.
+async fn mariadb_with_slow_view(seconds: u32) -> ScratchDatabase {
+    let db = ScratchDatabase::create(Backend::MariaDb).await;
+    let pool = sqlx::MySqlPool::connect(&db.url())
         .await
-        .expect("send");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !sleeping_in(&database_name(&db)).await {
-        assert!(Instant::now() < deadline, "the slow query never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    drop(client);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while sleeping_in(&database_name(&db)).await {
-        assert!(
-            Instant::now() < deadline,
-            "the query was still running 5 s after the client left"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    server.abort();
+        .expect("scratch database");
+    let view = format!("CREATE VIEW slow AS SELECT 1 AS id, SLEEP({seconds}) AS nap");
+    sqlx::query(sqlx::AssertSqlSafe(view))
+        .execute(&pool)
+        .await
+        .expect("setup");
+    pool.close().await;
+    db
+}
+
+/// Whether a statement reading `slow` runs in MariaDB database `database`.
+async fn mariadb_sleeping_in(database: &str) -> bool {
+    let url = std::env::var("MANIFOLD_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into());
+    let pool = sqlx::MySqlPool::connect(&url)
+        .await
+        .expect("admin connection");
+    let running: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND COMMAND IN ('Query', 'Execute') AND INFO LIKE '%slow%'",
+    )
+    .bind(database)
+    .fetch_one(&pool)
+    .await
+    .expect("processlist");
+    pool.close().await;
+    running > 0
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_its_running_query_on_mariadb() {
+    // MariaDB does not notice a closed socket mid-statement: the statement is killed by
+    // its session id.
+    let t = TestApp::new().await;
+    let db = mariadb_with_slow_view(20).await;
+    let (username, password) = server_credentials(Backend::MariaDb);
+    let r = t
+        .post(
+            "/api/dataSources:create",
+            json!({"key": "maria", "type": "mariadb", "options": {
+                "host": "127.0.0.1", "port": 3306, "database": db.name(),
+                "username": username, "password": password, "statementTimeoutMs": 60000
+            }}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(t.settled("maria").await["status"], json!("loaded"));
+    hang_up_during(&t, "maria", || mariadb_sleeping_in(db.name())).await;
 }

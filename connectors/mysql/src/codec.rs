@@ -22,6 +22,7 @@ use sqlx::types::BigDecimal;
 use sqlx::{Decode, Encode, MySql, Row, Type, TypeInfo, ValueRef};
 
 use crate::error::map_sqlx;
+use manifold_sql::sqlx_repository::Boxed;
 
 /// A query with its arguments.
 pub type MySqlQuery<'q> = sqlx::query::Query<'q, MySql, MySqlArguments>;
@@ -56,6 +57,28 @@ impl manifold_sql::sqlx_repository::SqlxDriver for MySqlDriver {
         i64::try_from(result.last_insert_id())
             .ok()
             .filter(|id| *id != 0)
+    }
+
+    fn session_id(conn: &mut sqlx::MySqlConnection) -> Boxed<'_, Result<Option<u64>>> {
+        Box::pin(async move {
+            let id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+                .fetch_one(conn)
+                .await
+                .map_err(map_sqlx)?;
+            Ok(Some(id))
+        })
+    }
+
+    fn kill_statement(pool: sqlx::MySqlPool, id: u64) -> Boxed<'static, ()> {
+        Box::pin(async move {
+            // The id is the server's own number for the session, not request input.
+            let kill = format!("KILL QUERY {id}");
+            match sqlx::query(sqlx::AssertSqlSafe(kill)).execute(&pool).await {
+                Ok(_) => tracing::debug!(session = id, "abandoned statement killed"),
+                // The statement may have ended, or its session closed, in the meantime.
+                Err(e) => tracing::debug!(session = id, "abandoned statement not killed: {e}"),
+            }
+        })
     }
 }
 

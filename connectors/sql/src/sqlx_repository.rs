@@ -49,7 +49,25 @@ pub trait SqlxDriver: Send + Sync + 'static {
     fn last_insert_id(_result: &<Self::Db as Database>::QueryResult) -> Option<i64> {
         None
     }
+
+    /// The server's id for a connection just checked out for a read, when the server
+    /// would keep running a statement after its client hangs up. MySQL and MariaDB do not
+    /// notice a closed socket mid-statement, so theirs is asked for; PostgreSQL stops by
+    /// itself once the connection closes (`None`, no round trip).
+    fn session_id(
+        _conn: &mut <Self::Db as Database>::Connection,
+    ) -> Boxed<'_, Result<Option<u64>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    /// Stops the statement running in session `id`, from another connection of `pool`.
+    fn kill_statement(_pool: Pool<Self::Db>, _id: u64) -> Boxed<'static, ()> {
+        Box::pin(async {})
+    }
 }
+
+/// A boxed future, so drivers can implement the async hooks without a macro.
+pub type Boxed<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Reads and writes one table through a sqlx pool. Each operation checks out one
 /// connection for its whole duration (a transaction for writes of several rows).
@@ -183,6 +201,15 @@ impl<'a, DB: Database> Lease<'a, DB> {
         })
     }
 
+    /// A lease for a read, which can run long: where the server would not stop it when
+    /// its client goes, the checkout learns the session to kill.
+    async fn for_read<D: SqlxDriver<Db = DB>>(runner: &'a Runner<DB>) -> Result<Self> {
+        Ok(match runner {
+            Runner::Pool(pool) => Lease::Pooled(Checkout::killable::<D>(pool).await?),
+            Runner::Unit(tx) => Lease::Shared(tx.lock().await),
+        })
+    }
+
     fn connection(&mut self) -> Result<&mut DB::Connection> {
         match self {
             Lease::Pooled(checkout) => checkout.connection(),
@@ -250,8 +277,17 @@ where
 /// A pooled connection that is closed, not pooled again, if the operation using it is
 /// dropped before it finishes (a client left, a deadline passed): the server then sees
 /// its client go and stops the statement, and no half-read reply can reach the next user.
+/// Where the server does not see that (MySQL, MariaDB), the statement is killed by id.
 struct Checkout<DB: Database> {
     connection: Option<PoolConnection<DB>>,
+    kill: Option<Kill<DB>>,
+}
+
+/// How to stop the statement of an abandoned checkout from another connection.
+struct Kill<DB: Database> {
+    pool: Pool<DB>,
+    session: u64,
+    run: fn(Pool<DB>, u64) -> Boxed<'static, ()>,
 }
 
 impl<DB: Database> Checkout<DB> {
@@ -259,7 +295,21 @@ impl<DB: Database> Checkout<DB> {
         let connection = pool.acquire().await.map_err(D::map_error)?;
         Ok(Self {
             connection: Some(connection),
+            kill: None,
         })
+    }
+
+    /// A checkout whose statement is killed by session id if it is abandoned, where the
+    /// driver needs that.
+    async fn killable<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+        let mut checkout = Self::of::<D>(pool).await?;
+        let session = D::session_id(checkout.connection()?).await?;
+        checkout.kill = session.map(|session| Kill {
+            pool: pool.clone(),
+            session,
+            run: D::kill_statement,
+        });
+        Ok(checkout)
     }
 
     fn connection(&mut self) -> Result<&mut DB::Connection> {
@@ -278,6 +328,11 @@ impl<DB: Database> Drop for Checkout<DB> {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.as_mut() {
             connection.close_on_drop();
+            if let (Some(kill), Ok(runtime)) =
+                (self.kill.take(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn((kill.run)(kill.pool, kill.session));
+            }
         }
     }
 }
@@ -489,7 +544,7 @@ where
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
         let sql = compile::select(D::DIALECT, &self.collection, options);
         let fields = compile::selected_fields(&self.collection, options);
-        let mut checkout = Lease::of::<D>(&self.runner).await?;
+        let mut checkout = Lease::for_read::<D>(&self.runner).await?;
         let outcome = self.fetch(checkout.connection()?, &sql, &fields).await;
         checkout.finish();
         outcome
@@ -497,7 +552,7 @@ where
 
     async fn count(&self, filter: Option<&Filter>) -> Result<u64> {
         let sql = compile::count(D::DIALECT, &self.collection, filter);
-        let mut checkout = Lease::of::<D>(&self.runner).await?;
+        let mut checkout = Lease::for_read::<D>(&self.runner).await?;
         let outcome = self
             .fetch(checkout.connection()?, &sql, &count_field())
             .await;
@@ -550,7 +605,7 @@ where
             nullable: link.source_column.nullable,
             via: None,
         });
-        let mut checkout = Lease::of::<D>(&self.runner).await?;
+        let mut checkout = Lease::for_read::<D>(&self.runner).await?;
         let outcome = self.fetch(checkout.connection()?, &sql, &columns).await;
         checkout.finish();
         Ok(Some(

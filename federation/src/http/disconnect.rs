@@ -2,9 +2,10 @@
 //!
 //! hyper does not read an HTTP/1 connection while a handler runs, so it never sees the
 //! client leave and the handler (with its database query) runs to the end. The acceptor
-//! here hands hyper a thin wrapper around the socket and watches the same socket itself:
-//! when the peer closes, it cancels the token of that connection, and the endpoint drops
-//! the request's future, which closes its database connection mid-query.
+//! here hands hyper a thin wrapper around the socket and keeps the same socket where the
+//! endpoint can find it: a request still running after a short grace period peeks at it,
+//! and when the peer has closed, the endpoint drops the request's future, which stops its
+//! database statement. Quick requests never look, so watching costs them nothing.
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,29 +20,53 @@ use poem::listener::{Acceptor, TcpAcceptor};
 use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 
-/// The cancellation token of every open connection, by peer address.
+/// The socket of every open connection, by peer address.
 #[derive(Default)]
 pub struct Disconnects {
-    connections: DashMap<SocketAddr, CancellationToken>,
+    connections: DashMap<SocketAddr, Arc<TcpStream>>,
 }
 
 impl Disconnects {
-    /// The token cancelled when the client at `peer` disconnects.
-    pub fn token(&self, peer: &SocketAddr) -> Option<CancellationToken> {
-        self.connections.get(peer).map(|t| t.clone())
+    /// The connection of the client at `peer`, to watch while its request runs.
+    pub fn watch(&self, peer: &SocketAddr) -> Option<Watch> {
+        self.connections.get(peer).map(|s| Watch {
+            stream: s.value().clone(),
+        })
     }
 }
 
-/// A TCP acceptor whose connections are watched for the client leaving.
+/// One client connection, watched for the client leaving.
+pub struct Watch {
+    stream: Arc<TcpStream>,
+}
+
+impl Watch {
+    /// Resolves once the client has closed the connection (EOF or an error on a peek).
+    /// Nothing is looked at during `grace`: a quick request costs no system call, and
+    /// only a request still running after it watches its socket.
+    pub async fn closed_after(self, grace: Duration) {
+        tokio::time::sleep(grace).await;
+        let mut probe = [0u8; 1];
+        loop {
+            match self.stream.peek(&mut probe).await {
+                Ok(0) | Err(_) => return,
+                // Unread bytes (a body, a pipelined request) are hyper's to read; look
+                // again shortly rather than spin on a socket that stays readable.
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
+
+/// A TCP acceptor whose connections can be watched for the client leaving.
 pub struct WatchedAcceptor {
     inner: TcpAcceptor,
     disconnects: Arc<Disconnects>,
 }
 
 impl WatchedAcceptor {
-    /// Watches the connections `inner` accepts, reporting to `disconnects`.
+    /// Registers the connections `inner` accepts in `disconnects`.
     pub fn new(inner: TcpAcceptor, disconnects: Arc<Disconnects>) -> Self {
         Self { inner, disconnects }
     }
@@ -57,60 +82,32 @@ impl Acceptor for WatchedAcceptor {
     async fn accept(&mut self) -> io::Result<(WatchedIo, LocalAddr, RemoteAddr, Scheme)> {
         let (stream, local, remote, scheme) = self.inner.accept().await?;
         let stream = Arc::new(stream);
-        let closed = CancellationToken::new();
-        let served = CancellationToken::new();
-        if let Some(peer) = remote.as_socket_addr().copied() {
-            self.disconnects.connections.insert(peer, closed.clone());
-            tokio::spawn(watch(
-                stream.clone(),
-                peer,
-                closed,
-                served.clone(),
-                self.disconnects.clone(),
-            ));
+        let peer = remote.as_socket_addr().copied();
+        if let Some(peer) = peer {
+            self.disconnects.connections.insert(peer, stream.clone());
         }
-        Ok((WatchedIo { stream, served }, local, remote, scheme))
+        let io = WatchedIo {
+            stream,
+            peer,
+            disconnects: self.disconnects.clone(),
+        };
+        Ok((io, local, remote, scheme))
     }
 }
 
-/// Waits for the peer to close (EOF or an error on a peek), or for hyper to be done with
-/// the connection, whichever comes first.
-async fn watch(
-    stream: Arc<TcpStream>,
-    peer: SocketAddr,
-    closed: CancellationToken,
-    served: CancellationToken,
-    disconnects: Arc<Disconnects>,
-) {
-    let mut probe = [0u8; 1];
-    loop {
-        tokio::select! {
-            () = served.cancelled() => break,
-            peeked = stream.peek(&mut probe) => match peeked {
-                Ok(0) | Err(_) => {
-                    closed.cancel();
-                    break;
-                }
-                // Unread bytes (a body, a pipelined request) are hyper's to read; look again
-                // shortly rather than spin on a socket that stays readable.
-                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            },
-        }
-    }
-    disconnects.connections.remove(&peer);
-    // Dropping the last `Arc` closes the socket once hyper has let go of it too.
-}
-
-/// The socket as hyper sees it. Dropping it tells the watcher to let go, so the socket
-/// closes as soon as hyper is done.
+/// The socket as hyper sees it. Dropping it forgets the connection, so the socket closes
+/// as soon as hyper is done and no request is watching it.
 pub struct WatchedIo {
     stream: Arc<TcpStream>,
-    served: CancellationToken,
+    peer: Option<SocketAddr>,
+    disconnects: Arc<Disconnects>,
 }
 
 impl Drop for WatchedIo {
     fn drop(&mut self) {
-        self.served.cancel();
+        if let Some(peer) = &self.peer {
+            self.disconnects.connections.remove(peer);
+        }
     }
 }
 

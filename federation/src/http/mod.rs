@@ -22,6 +22,10 @@ use disconnect::{Disconnects, WatchedAcceptor};
 use manifold_core::RequestInfo;
 use manifold_core::data_source::DataSourceStatus;
 
+/// How long a request runs before its client's socket is watched for a hang-up: quick
+/// requests never pay for watching, slow ones stop within this much of the client leaving.
+const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// Where the server finds the app: empty while the main database opens, so the health
 /// endpoints answer from the first moment and API requests wait for the app.
 #[derive(Clone)]
@@ -142,7 +146,7 @@ impl Service {
             .disconnects
             .as_ref()
             .zip(req.remote_addr().as_socket_addr())
-            .and_then(|(d, peer)| d.token(peer));
+            .and_then(|(d, peer)| d.watch(peer));
         let answer = async {
             let app = self.slot.wait().await;
             let response = respond(&app, req, self.body_limit);
@@ -150,7 +154,7 @@ impl Service {
                 // Dropping the response future stops the action and its query.
                 Some(gone) => tokio::select! {
                     r = response => r,
-                    () = gone.cancelled() => Answer::plain(
+                    () = gone.closed_after(WATCH_AFTER) => Answer::plain(
                         499,
                         &json!({ "errors": [{ "message": "the client closed the connection" }] }),
                     ),
