@@ -597,3 +597,20 @@ every_backend! {
         assert_eq!(r.status, 400, "{:?}", r.body);
     }
 }
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn nested_keys_are_checked_in_one_query_however_many() {
+        let t = blog().await;
+        let keys: Vec<Json> = (1..=60).map(|i| json!(i)).collect();
+        let before = t.statements();
+        let r = t.post("/api/posts:update/1", json!({"tags": keys})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let used = t.statements() - before;
+        // The row, the existence check, dropping the old links, writing the new ones.
+        assert!((3..=5).contains(&used), "{used} statements for 60 tag keys");
+        let r = t.get("/api/posts:get/1?appends=tags").await;
+        assert_eq!(r.data()["tags"].as_array().map(Vec::len), Some(3), "only the three tags that exist");
+    }
+}

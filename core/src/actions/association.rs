@@ -29,7 +29,7 @@ fn condition(
     }))
 }
 
-fn eq(c: &Collection, column: &str, v: &Json) -> Result<Filter> {
+pub(super) fn eq(c: &Collection, column: &str, v: &Json) -> Result<Filter> {
     condition(c, column, |ty| {
         Ok(match v {
             Json::Null => Predicate::IsNull,
@@ -38,7 +38,7 @@ fn eq(c: &Collection, column: &str, v: &Json) -> Result<Filter> {
     })
 }
 
-fn within(c: &Collection, column: &str, keys: &[Json], negated: bool) -> Result<Filter> {
+pub(super) fn within(c: &Collection, column: &str, keys: &[Json], negated: bool) -> Result<Filter> {
     condition(c, column, |ty| {
         let values = keys
             .iter()
@@ -52,7 +52,7 @@ fn within(c: &Collection, column: &str, keys: &[Json], negated: bool) -> Result<
     })
 }
 
-fn set(c: &Collection, values: Json) -> Result<WriteValues> {
+pub(super) fn set(c: &Collection, values: Json) -> Result<WriteValues> {
     WriteValues::from_json(
         c,
         &values,
@@ -62,7 +62,7 @@ fn set(c: &Collection, values: Json) -> Result<WriteValues> {
     )
 }
 
-fn unit_source(t: &Target) -> Result<&crate::data_source::DataSource> {
+pub(super) fn unit_source(t: &Target) -> Result<&crate::data_source::DataSource> {
     t.source
         .as_deref()
         .ok_or_else(|| Error::internal("no data source on the request"))
@@ -473,6 +473,12 @@ fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<J
     }
 }
 
+/// Whether a key as the client wrote it (`"3"`) and as the database stored it (`3`) are
+/// the same key.
+pub(super) fn same_key(a: &Json, b: &Json) -> bool {
+    a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
+}
+
 /// The named targets that exist, with their keys as stored (missing ones are skipped).
 async fn existing_targets(
     t: &Target,
@@ -499,15 +505,12 @@ async fn existing_targets(
         .into_iter()
         .filter_map(|mut r| r.remove(target_key))
         .collect();
-    let same = |a: &Json, b: &Json| {
-        a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
-    };
     Ok(keys
         .iter()
         .filter_map(|(k, pivot)| {
             found
                 .iter()
-                .find(|f| same(f, k))
+                .find(|f| same_key(f, k))
                 .map(|f| (f.clone(), pivot.clone()))
         })
         .collect())

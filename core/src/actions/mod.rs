@@ -589,13 +589,10 @@ impl Middleware for Create {
 /// `create` with association values: the rows and everything they name, in one unit of
 /// work.
 async fn create_nested(t: &Target, allowed: &WriteFilter) -> Result<Json> {
-    let source = t
-        .source
-        .as_deref()
-        .ok_or_else(|| Error::internal("no data source on the request"))?;
+    let source = association::unit_source(t)?;
     let unit = source.begin().await?;
     let writer = nested::NestedWriter::new(&unit, source);
-    let collection = Arc::new(t.collection().clone());
+    let collection = t.repository.collection().clone();
     let policy = nested::UpdatePolicy::all();
     let body = match t.values() {
         Json::Array(items) => {
@@ -628,10 +625,7 @@ async fn create_nested(t: &Target, allowed: &WriteFilter) -> Result<Json> {
 /// `update` with association values, in one unit of work. Nested objects naming existing
 /// targets only link them unless `updateAssociationValues` lists the association.
 async fn update_nested(t: &Target) -> Result<Json> {
-    let source = t
-        .source
-        .as_deref()
-        .ok_or_else(|| Error::internal("no data source on the request"))?;
+    let source = association::unit_source(t)?;
     let filter = t.filter()?;
     let policy = nested::UpdatePolicy::only(
         t.params
@@ -642,7 +636,7 @@ async fn update_nested(t: &Target) -> Result<Json> {
     let writer = nested::NestedWriter::new(&unit, source);
     let updated = writer
         .update(
-            Arc::new(t.collection().clone()),
+            t.repository.collection().clone(),
             filter.as_ref(),
             t.values(),
             &t.write_filter()?,

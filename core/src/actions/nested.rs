@@ -11,13 +11,13 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value as Json, json};
 
+use super::association::{eq, same_key, set, within};
 use crate::data_source::Unit;
 use crate::error::{Error, Result};
-use crate::filter::{CollectionLookup, Condition, FieldRef, Filter, Predicate};
+use crate::filter::{CollectionLookup, FieldRef, Filter};
 use crate::query::FindOptions;
 use crate::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
 use crate::schema::{Association, AssociationKind, Collection};
-use crate::value::Value;
 
 /// Which nested objects may change the existing targets they name
 /// (`updateAssociationValues`): all on create, only the listed paths on update.
@@ -255,18 +255,27 @@ impl<'u> NestedWriter<'u> {
             let key = match value {
                 Json::Null => Some(Json::Null),
                 Json::Array(_) => return Err(array_refused(&here)),
-                Json::Object(_) => Some(
-                    self.resolve(
-                        &target,
-                        a,
-                        value,
-                        None,
-                        policy,
-                        &inside(allowed, &a.name),
-                        &here,
-                    )
-                    .await?,
-                ),
+                Json::Object(map) => {
+                    let named = map.get(&a.target_key).filter(|k| !k.is_null());
+                    let stored = match named {
+                        Some(key) => self.existing(&target, &a.target_key, key).await?,
+                        None => None,
+                    };
+                    let target_allowed = inside(allowed, &a.name);
+                    let resolved = self
+                        .resolve(
+                            &target,
+                            a,
+                            value,
+                            stored,
+                            None,
+                            policy,
+                            &target_allowed,
+                            &here,
+                        )
+                        .await?;
+                    Some(resolved)
+                }
                 key => self.existing(&target, &a.target_key, key).await?,
             };
             // A key naming no target is ignored, as NocoBase does.
@@ -308,6 +317,17 @@ impl<'u> NestedWriter<'u> {
             };
             let target = self.target(a)?;
             let allowed = inside(allowed, &a.name);
+            // One query says which of the named targets exist, however many are named.
+            let named: Vec<Json> = items
+                .iter()
+                .filter_map(|item| match item {
+                    Json::Object(map) => map.get(&a.target_key).filter(|k| !k.is_null()).cloned(),
+                    Json::Array(_) | Json::Null => None,
+                    key => Some((*key).clone()),
+                })
+                .collect();
+            let found = self.existing_keys(&target, &a.target_key, &named).await?;
+            let stored = |key: &Json| found.iter().find(|f| same_key(f, key)).cloned();
             let mut keys = Vec::with_capacity(items.len());
             let mut pivots = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
@@ -316,15 +336,28 @@ impl<'u> NestedWriter<'u> {
                     Json::Object(map) => {
                         let mut map = map.clone();
                         let pivot = a.through.as_ref().and_then(|t| map.remove(t));
+                        let existing = map
+                            .get(&a.target_key)
+                            .filter(|k| !k.is_null())
+                            .and_then(stored);
                         let fk = (a.kind != AssociationKind::BelongsToMany)
                             .then(|| (a.foreign_key.as_str(), own.clone()));
                         let key = self
-                            .resolve(&target, a, &Json::Object(map), fk, policy, &allowed, &here)
+                            .resolve(
+                                &target,
+                                a,
+                                &Json::Object(map),
+                                existing,
+                                fk,
+                                policy,
+                                &allowed,
+                                &here,
+                            )
                             .await?;
                         (Some(key), pivot)
                     }
                     Json::Array(_) => return Err(array_refused(&here)),
-                    key => (self.existing(&target, &a.target_key, key).await?, None),
+                    key => (stored(key), None),
                 };
                 if let Some(key) = key {
                     keys.push(key);
@@ -341,14 +374,16 @@ impl<'u> NestedWriter<'u> {
         Ok(())
     }
 
-    /// The key of the target an object value names, creating it (with `foreign_key` set,
-    /// for hasOne/hasMany) when it does not exist, and updating it when `policy` allows.
+    /// The key of the target an object value names: `existing` (its key as stored, when a
+    /// target has the key the object gives), updated where `policy` allows; otherwise a
+    /// new target (with `foreign_key` set, for hasOne/hasMany).
     #[allow(clippy::too_many_arguments)]
     async fn resolve(
         &self,
         target: &Arc<Collection>,
         a: &Association,
         value: &Json,
+        existing: Option<Json>,
         foreign_key: Option<(&str, Json)>,
         policy: &UpdatePolicy,
         allowed: &WriteFilter,
@@ -356,9 +391,7 @@ impl<'u> NestedWriter<'u> {
     ) -> Result<Json> {
         let mut map = object(value, at)?.clone();
         let inner = policy.inside(&a.name);
-        if let Some(key) = map.get(&a.target_key).filter(|k| !k.is_null()).cloned()
-            && let Some(existing) = self.existing(target, &a.target_key, &key).await?
-        {
+        if let Some(existing) = existing {
             if policy.allows(&a.name) {
                 map.remove(&a.target_key);
                 if !map.is_empty() {
@@ -397,11 +430,26 @@ impl<'u> NestedWriter<'u> {
         column: &str,
         key: &Json,
     ) -> Result<Option<Json>> {
+        let found = self
+            .existing_keys(target, column, std::slice::from_ref(key))
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    /// Those of `keys` that a row of `target` has in `column`, as stored, in one query.
+    async fn existing_keys(
+        &self,
+        target: &Collection,
+        column: &str,
+        keys: &[Json],
+    ) -> Result<Vec<Json>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
         let field = target.require_field(column, "association")?;
         let options = FindOptions {
-            filter: Some(eq(target, column, key)?),
+            filter: Some(within(target, column, keys, false)?),
             fields: Some(vec![FieldRef::new(field)]),
-            limit: Some(1),
             ..FindOptions::default()
         };
         Ok(self
@@ -409,8 +457,8 @@ impl<'u> NestedWriter<'u> {
             .find(&options)
             .await?
             .into_iter()
-            .next()
-            .and_then(|mut r| r.remove(column)))
+            .filter_map(|mut r| r.remove(column))
+            .collect())
     }
 
     /// hasOne/hasMany: exactly `keys` point at `own` afterwards; others are unlinked.
@@ -502,41 +550,4 @@ fn object<'a>(values: &'a Json, at: &str) -> Result<&'a Map<String, Json>> {
 
 fn array_refused(at: &str) -> Error {
     Error::bad_request(format!("The value of '{at}' cannot be in array format"))
-}
-
-fn eq(c: &Collection, column: &str, v: &Json) -> Result<Filter> {
-    let field = c.require_field(column, "association")?;
-    Ok(Filter::Condition(Condition {
-        field: FieldRef::new(field),
-        predicate: match v {
-            Json::Null => Predicate::IsNull,
-            v => Predicate::Eq(Value::coerce(field.field_type, v, column)?),
-        },
-    }))
-}
-
-fn within(c: &Collection, column: &str, keys: &[Json], negated: bool) -> Result<Filter> {
-    let field = c.require_field(column, "association")?;
-    let values = keys
-        .iter()
-        .map(|k| Value::coerce(field.field_type, k, column))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Filter::Condition(Condition {
-        field: FieldRef::new(field),
-        predicate: if negated {
-            Predicate::NotIn(values)
-        } else {
-            Predicate::In(values)
-        },
-    }))
-}
-
-fn set(c: &Collection, values: Json) -> Result<WriteValues> {
-    WriteValues::from_json(
-        c,
-        &values,
-        WriteKind::Update,
-        &WriteFilter::default(),
-        "values",
-    )
 }

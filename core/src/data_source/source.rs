@@ -109,6 +109,8 @@ impl Repository for Counted {
 pub struct Unit {
     inner: Box<dyn crate::connector::UnitOfWork>,
     catalog: Arc<Catalog>,
+    /// The source's statement counter: writes in a unit count like any other.
+    statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Unit {
@@ -119,7 +121,10 @@ impl Unit {
             .entries
             .get(name)
             .ok_or_else(|| Error::not_found(format!("collection {name} does not exist")))?;
-        Ok(self.inner.repository(entry.collection.clone()))
+        Ok(Arc::new(Counted {
+            inner: self.inner.repository(entry.collection.clone()),
+            statements: self.statements.clone(),
+        }))
     }
 
     /// Commits every write of the unit.
@@ -382,6 +387,7 @@ impl DataSource {
         Ok(Unit {
             inner: self.connector.begin().await?,
             catalog: self.catalog.load_full(),
+            statements: self.statements.clone(),
         })
     }
 
