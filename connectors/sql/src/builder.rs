@@ -61,11 +61,6 @@ impl SqlBuilder {
         std::mem::replace(&mut self.qualifiers, qualifiers)
     }
 
-    /// The qualification in force, if the statement joins tables.
-    pub fn qualifiers(&self) -> Option<&Qualifiers> {
-        self.qualifiers.as_ref()
-    }
-
     /// The dialect being written.
     pub fn dialect(&self) -> Dialect {
         self.dialect
@@ -88,6 +83,22 @@ impl SqlBuilder {
     pub fn ident(&mut self, ident: &str) -> &mut Self {
         self.dialect.quote_into(ident, &mut self.text);
         self
+    }
+
+    /// Appends a quoted column, qualified by the alias joined for the association path
+    /// called `path` (or by the queried table, for `None`) when the statement joins tables.
+    pub fn column(&mut self, path: Option<&str>, column: &str) -> &mut Self {
+        if let Some(q) = &self.qualifiers {
+            let qualifier = match path {
+                None => Some(q.root.as_str()),
+                Some(key) => q.alias(key),
+            };
+            if let Some(qualifier) = qualifier {
+                self.dialect.quote_into(qualifier, &mut self.text);
+                self.text.push('.');
+            }
+        }
+        self.ident(column)
     }
 
     /// Appends a quoted, schema-qualified table name.

@@ -1,6 +1,6 @@
 //! FindOptions, filters and writes compiled to parameterised SQL, once for every dialect.
 
-use manifold_core::filter::{Comparison, FieldRef, Filter, Predicate, TextMatch};
+use manifold_core::filter::{Comparison, FieldRef, Filter, JoinPath, Predicate, TextMatch};
 use manifold_core::query::{FindOptions, SortKey};
 use manifold_core::repository::WriteValues;
 use manifold_core::schema::{Collection, FieldType};
@@ -217,16 +217,7 @@ fn group(b: &mut SqlBuilder, items: &[Filter], sep: &str, empty: &str) {
 }
 
 fn column(b: &mut SqlBuilder, f: &FieldRef) {
-    if let Some(q) = b.qualifiers() {
-        let qualifier = match &f.via {
-            None => Some(q.root.clone()),
-            Some(path) => q.alias(&path.key()).map(str::to_owned),
-        };
-        if let Some(qualifier) = qualifier {
-            b.ident(&qualifier).push(".");
-        }
-    }
-    b.ident(&f.column);
+    b.column(f.via.as_deref().map(JoinPath::key), &f.column);
 }
 
 /// The column as compared for equality and order. PostgreSQL has no `=` on `json`, so

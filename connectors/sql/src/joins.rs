@@ -85,13 +85,13 @@ fn plan(
     for path in paths {
         let mut parent = start.to_owned();
         for sub in path.prefixes() {
-            let key = sub.key();
+            let key = sub.key().to_owned();
             if let Some((_, alias)) = aliases.iter().find(|(k, _)| *k == key) {
                 parent = alias.clone();
                 continue;
             }
             let alias = format!("{prefix}{}", aliases.len() + 1);
-            let hop = sub.hops.last().cloned();
+            let hop = sub.hops().last().cloned();
             if let Some(hop) = hop {
                 steps.push(JoinStep {
                     hop,

@@ -67,17 +67,31 @@ impl Hop {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct JoinPath {
     /// The hops, from the queried collection outwards.
-    pub hops: Vec<Hop>,
+    hops: Vec<Hop>,
+    /// The path as the client wrote it (`posts.comments`), kept because compilers look
+    /// it up for every column they qualify.
+    key: String,
 }
 
 impl JoinPath {
-    /// The path as the client wrote it (`posts.comments`), which identifies its joined row.
-    pub fn key(&self) -> String {
-        self.hops
+    /// The path made of `hops`.
+    pub fn new(hops: Vec<Hop>) -> Self {
+        let key = hops
             .iter()
             .map(|h| h.name.as_str())
             .collect::<Vec<_>>()
-            .join(".")
+            .join(".");
+        Self { hops, key }
+    }
+
+    /// The hops, from the queried collection outwards.
+    pub fn hops(&self) -> &[Hop] {
+        &self.hops
+    }
+
+    /// The path as the client wrote it (`posts.comments`), which identifies its joined row.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// Whether any hop may multiply the queried rows.
@@ -87,9 +101,7 @@ impl JoinPath {
 
     /// Every proper prefix and the path itself, shortest first: the joins it needs.
     pub fn prefixes(&self) -> impl Iterator<Item = JoinPath> + '_ {
-        (1..=self.hops.len()).map(|n| JoinPath {
-            hops: self.hops[..n].to_vec(),
-        })
+        (1..=self.hops.len()).map(|n| JoinPath::new(self.hops[..n].to_vec()))
     }
 }
 
@@ -173,7 +185,7 @@ pub fn walk(
         here = Some(target);
     }
     let end = here.ok_or(WalkError::Empty)?;
-    Ok((JoinPath { hops }, end))
+    Ok((JoinPath::new(hops), end))
 }
 
 /// Why a path could not be walked.
