@@ -115,6 +115,18 @@ every_backend! {
         }
         let r = declare(&t, "nope", json!({"name": "a", "type": "belongsTo", "target": "writers", "foreignKey": "writer"})).await;
         assert_eq!(r.status, 404, "{:?}", r.body);
+        // Changing what is not there, or with a body that is not field options.
+        let r = t.post("/api/dataSourcesCollections/main.notes/fields:update/ghost", json!({"title": "x"})).await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        assert!(r.error().contains("has no field ghost"), "{}", r.error());
+        let r = t.post("/api/dataSourcesCollections/main.notes/fields:update/body", json!(["x"])).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("values"), "{}", r.error());
+        let r = t.post_empty("/api/dataSourcesCollections/main.notes/fields:destroy/ghost").await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        let r = t.post("/api/dataSources/nope/collections:update/notes", json!({"simplePaginate": true})).await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        assert!(r.error().contains("nope"), "{}", r.error());
         // Nothing was stored by the failures.
         let t = t.restart().await;
         let r = t.get("/api/dataSourcesCollections/main.notes/fields:list").await;
