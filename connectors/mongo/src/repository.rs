@@ -104,12 +104,7 @@ impl MongoRepository {
         let raw = shared
             .db
             .collection::<RawDocumentBuf>(&collection.table().name);
-        let visible = collection
-            .fields()
-            .iter()
-            .filter(|f| !f.hidden)
-            .map(FieldRef::new)
-            .collect();
+        let visible = FieldRef::visible(&collection);
         Self {
             shared,
             coll,

@@ -44,6 +44,15 @@ pub mod statements {
         compile::select(Dialect::Mssql, collection, options)
     }
 
+    /// [`find`] of `fields`, already worked out by the caller.
+    pub fn find_columns(
+        collection: &Collection,
+        options: &FindOptions,
+        fields: &[FieldRef],
+    ) -> Sql {
+        compile::select_columns(Dialect::Mssql, collection, options, fields)
+    }
+
     /// `count`: `COUNT_BIG`, since `COUNT` overflows past 2^31 - 1 rows in SQL Server.
     pub fn count(collection: &Collection, filter: Option<&Filter>) -> Sql {
         let mut sql = compile::count(Dialect::Mssql, collection, filter);
@@ -217,12 +226,7 @@ impl MssqlRepository {
         statement_timeout: Duration,
         target: Arc<DbTarget>,
     ) -> Self {
-        let visible = collection
-            .fields()
-            .iter()
-            .filter(|f| !f.hidden)
-            .map(FieldRef::new)
-            .collect();
+        let visible = FieldRef::visible(&collection);
         let keys = collection.primary_key().map(FieldRef::new).collect();
         Self {
             runner,
@@ -319,12 +323,12 @@ impl Repository for MssqlRepository {
     }
 
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
-        let sql = statements::find(&self.collection, options);
-        let fields = compile::selected_fields(&self.collection, options);
+        let fields = options.fields.as_deref().unwrap_or(&self.visible);
+        let sql = statements::find_columns(&self.collection, options, fields);
         check_parameter_limit(&sql)?;
         let mut lease = self.lease().await?;
         let outcome = match lease.session() {
-            Ok(session) => self.fetch(session, &sql, &[], &fields).await,
+            Ok(session) => self.fetch(session, &sql, &[], fields).await,
             Err(e) => Err(e),
         };
         lease.finish();

@@ -14,19 +14,29 @@ use crate::joins;
 pub fn selected_fields(collection: &Collection, options: &FindOptions) -> Vec<FieldRef> {
     match &options.fields {
         Some(fields) => fields.clone(),
-        None => collection
-            .fields()
-            .iter()
-            .filter(|f| !f.hidden)
-            .map(FieldRef::new)
-            .collect(),
+        None => FieldRef::visible(collection),
     }
 }
 
 /// `SELECT <fields> FROM <table> WHERE … ORDER BY … <window>`. Columns are qualified
 /// when a sort or filter crosses associations.
 pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
-    let fields = selected_fields(collection, options);
+    select_columns(
+        dialect,
+        collection,
+        options,
+        &selected_fields(collection, options),
+    )
+}
+
+/// [`select`] of `fields`, which the caller has already worked out with
+/// [`selected_fields`] (a repository keeps its visible fields, and decodes by them).
+pub fn select_columns(
+    dialect: Dialect,
+    collection: &Collection,
+    options: &FindOptions,
+    fields: &[FieldRef],
+) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     let joins = (options.sort.iter().any(|k| k.field.via.is_some())
         || options.filter.as_ref().is_some_and(joins::has_paths))
@@ -39,7 +49,7 @@ pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) 
         // Nothing was asked for; select a constant so each row still counts.
         b.push("1");
     } else {
-        b.join(&fields, ", ", column);
+        b.join(fields, ", ", column);
     }
     b.push(" FROM ").table(collection.table());
     if let Some(joins) = &joins {

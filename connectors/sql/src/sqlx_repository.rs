@@ -109,12 +109,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
         collection: Arc<Collection>,
         target: Arc<DbTarget>,
     ) -> Self {
-        let visible = collection
-            .fields()
-            .iter()
-            .filter(|f| !f.hidden)
-            .map(FieldRef::new)
-            .collect();
+        let visible = FieldRef::visible(&collection);
         let keys = collection.primary_key().map(FieldRef::new).collect();
         Self {
             runner,
@@ -542,10 +537,10 @@ where
     }
 
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
-        let sql = compile::select(D::DIALECT, &self.collection, options);
-        let fields = compile::selected_fields(&self.collection, options);
+        let fields = options.fields.as_deref().unwrap_or(&self.visible);
+        let sql = compile::select_columns(D::DIALECT, &self.collection, options, fields);
         let mut checkout = Lease::for_read::<D>(&self.runner).await?;
-        let outcome = self.fetch(checkout.connection()?, &sql, &fields).await;
+        let outcome = self.fetch(checkout.connection()?, &sql, fields).await;
         checkout.finish();
         outcome
     }

@@ -60,6 +60,17 @@ impl FieldRef {
         }
     }
 
+    /// Every visible (not hidden) field of `collection`, in schema order: what a read
+    /// returns when it names no fields.
+    pub fn visible(collection: &Collection) -> Vec<FieldRef> {
+        collection
+            .fields()
+            .iter()
+            .filter(|f| !f.hidden)
+            .map(FieldRef::new)
+            .collect()
+    }
+
     /// A reference to `field` of the collection at the end of `path`.
     pub fn through(field: &Field, path: std::sync::Arc<JoinPath>) -> Self {
         Self {
