@@ -99,9 +99,6 @@ impl Middleware for Create {
         let source = source(ctx)?;
         let plan = relation_fields::plan(&source, &mut values)?;
         let definition = CollectionDefinition::from_json(&values)?;
-        for junction in &plan.junctions {
-            CollectionDefinition::from_json(&junction_json(junction))?;
-        }
         let mut created: Vec<String> = Vec::new();
         let outcome = self
             .create(&source, &definition, &plan, &values, &mut created)
@@ -153,18 +150,6 @@ impl Create {
         }
         Ok(collection)
     }
-}
-
-/// A junction definition as a `collections:create` body, so it is validated like one.
-fn junction_json(definition: &CollectionDefinition) -> Json {
-    serde_json::json!({
-        "name": definition.name,
-        "autoGenId": definition.auto_gen_id,
-        "timestamps": definition.timestamps,
-        "fields": definition.fields.iter().map(|f| serde_json::json!({
-            "name": f.name, "type": f.field_type.name(), "primaryKey": f.primary_key
-        })).collect::<Vec<_>>(),
-    })
 }
 
 struct Update(Arc<MetadataStore>);

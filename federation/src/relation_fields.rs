@@ -175,6 +175,8 @@ fn junction(
         f
     };
     manifold_core::connector::validate_identifier(name, "through")?;
+    manifold_core::connector::validate_identifier(fk, "foreignKey")?;
+    manifold_core::connector::validate_identifier(other, "otherKey")?;
     Ok(CollectionDefinition {
         name: name.to_owned(),
         auto_gen_id: false,

@@ -242,6 +242,7 @@ every_backend! {
             (json!({"name": "categories", "fields": [{"name": "posts", "type": "hasMany", "target": "posts"}]}), "categoryId"),
             (json!({"name": "categories", "fields": [{"name": "parent", "type": "belongsTo", "target": "nope"}]}), "collection nope"),
             (json!({"name": "categories", "fields": [{"name": "posts", "type": "belongsToMany", "target": "posts", "foreignKey": "x", "otherKey": "x"}]}), "name them apart"),
+            (json!({"name": "categories", "fields": [{"name": "posts", "type": "belongsToMany", "target": "posts", "foreignKey": "a\"; DROP TABLE posts; --"}]}), "foreignKey"),
         ] {
             let r = t.post("/api/collections:create", body.clone()).await;
             assert_eq!(r.status, 400, "{body}: {:?}", r.body);
