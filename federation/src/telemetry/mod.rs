@@ -16,7 +16,7 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Level, Metadata};
-use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::filter::{EnvFilter, FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -158,7 +158,12 @@ impl Telemetry {
         };
         // Log lines are events only: spans are for OpenTelemetry, and a log layer that
         // enabled them would build every span even with export off.
-        let events = log.clone().and(filter_fn(|meta| meta.is_event()));
+        // The hint keeps `log`'s level as the whole filter's: without one, `and` has none,
+        // the process's maximum level becomes TRACE, and every driver's debug log
+        // (sqlx formats a summary of each statement) is checked and built for nothing.
+        let events = log
+            .clone()
+            .and(filter_fn(|meta| meta.is_event()).with_max_level_hint(LevelFilter::TRACE));
         let logs = match format {
             LogFormat::Text => tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stdout)
@@ -180,7 +185,13 @@ impl Telemetry {
                 .with_target(false)
                 .with_filter(filter_fn(exported))
         });
-        Registry::default().with(logs).with(spans).try_init()?;
+        // Not `.with(spans)` with `spans` an `Option`: a `None` layer answers every callsite
+        // with `Interest::always()`, which turns the log layer's "never" for spans into
+        // "sometimes" and builds every span of every request with export off.
+        match spans {
+            Some(spans) => Registry::default().with(logs).with(spans).try_init()?,
+            None => Registry::default().with(logs).try_init()?,
+        }
         Ok(Self { provider, protocol })
     }
 
