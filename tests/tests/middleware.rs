@@ -358,3 +358,47 @@ async fn acl_middleware_placed_before_core_runs_before_the_permission_check() {
     assert_eq!(r.error(), "No permissions");
     assert_eq!(taken(&log), [3]);
 }
+
+/// Sets `state.currentRole` to `role` (what an authentication middleware would do).
+struct AsRole(&'static str);
+
+#[async_trait::async_trait]
+impl Middleware for AsRole {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        ctx.state.insert("currentRole".into(), json!(self.0));
+        next.run(ctx).await
+    }
+}
+
+#[tokio::test]
+async fn without_acl_middleware_allow_rules_and_roles_still_decide() {
+    let t = TestApp::new().await;
+    let log: Log = Log::default();
+    let main = t.app.data_sources().get("main").expect("main");
+    main.resource_manager().define(
+        ResourceDefinition::new("test")
+            .action("list", handler(&log, 1, 2))
+            .action("create", handler(&log, 3, 4)),
+    );
+    assert_eq!(t.get("/api/test:list").await.status, 200, "the open ACL");
+
+    main.acl().clear_allow_rules();
+    let r = t.get("/api/test:list").await;
+    assert_eq!((r.status, r.error()), (403, "No permissions"));
+
+    main.acl().define_role(manifold_core::acl::Role {
+        name: "reader".into(),
+        strategy: vec!["view".into()],
+        ..Default::default()
+    });
+    main.resource_manager()
+        .use_middleware(
+            Arc::new(AsRole("reader")),
+            Placement::default().before("acl"),
+        )
+        .expect("before the ACL");
+    assert_eq!(t.get("/api/test:list").await.status, 200, "view is granted");
+    let r = t.post("/api/test:create", json!({})).await;
+    assert_eq!((r.status, r.error()), (403, "No permissions"));
+    assert_eq!(taken(&log), [1, 2, 1, 2], "only the admitted requests ran");
+}
