@@ -2,16 +2,17 @@
 //!
 //! hyper does not read an HTTP/1 connection while a handler runs, so it never sees the
 //! client leave and the handler (with its database query) runs to the end. The acceptor
-//! here hands hyper a thin wrapper around the socket and keeps the same socket where the
-//! endpoint can find it: a request still running after a short grace period peeks at it,
-//! and when the peer has closed, the endpoint drops the request's future, which stops its
-//! database statement. Quick requests never look, so watching costs them nothing.
+//! here hands hyper the stream in a thin wrapper and keeps a duplicate descriptor of the
+//! socket where the endpoint can find it: a request still running after a short grace
+//! period peeks at that, and when the peer has closed, the endpoint drops the request's
+//! future, which stops its database statement. Quick requests never look, so watching
+//! costs them nothing.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -21,35 +22,46 @@ use poem::web::{LocalAddr, RemoteAddr};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The socket of every open connection, by peer address.
+/// A second handle on every open connection's socket, by peer address.
 #[derive(Default)]
 pub struct Disconnects {
-    connections: DashMap<SocketAddr, Arc<TcpStream>>,
+    connections: DashMap<SocketAddr, Arc<std::net::TcpStream>>,
 }
 
 impl Disconnects {
     /// The connection of the client at `peer`, to watch while its request runs.
     pub fn watch(&self, peer: &SocketAddr) -> Option<Watch> {
         self.connections.get(peer).map(|s| Watch {
-            stream: s.value().clone(),
+            socket: s.value().clone(),
         })
     }
 }
 
 /// One client connection, watched for the client leaving.
 pub struct Watch {
-    stream: Arc<TcpStream>,
+    socket: Arc<std::net::TcpStream>,
 }
 
 impl Watch {
     /// Resolves once the client has closed the connection (EOF or an error on a peek).
     /// Nothing is looked at during `grace`: a quick request costs no system call, and
-    /// only a request still running after it watches its socket.
+    /// only a request still running after it registers the socket with the runtime and
+    /// watches it. Never resolves if the socket cannot be watched.
     pub async fn closed_after(self, grace: Duration) {
         tokio::time::sleep(grace).await;
+        // A handle of its own: the runtime allows one registration per descriptor, and
+        // hyper's stream holds the first.
+        let Some(stream) = self
+            .socket
+            .try_clone()
+            .ok()
+            .and_then(|s| TcpStream::from_std(s).ok())
+        else {
+            return std::future::pending().await;
+        };
         let mut probe = [0u8; 1];
         loop {
-            match self.stream.peek(&mut probe).await {
+            match stream.peek(&mut probe).await {
                 Ok(0) | Err(_) => return,
                 // Unread bytes (a body, a pipelined request) are hyper's to read; look
                 // again shortly rather than spin on a socket that stays readable.
@@ -81,11 +93,21 @@ impl Acceptor for WatchedAcceptor {
 
     async fn accept(&mut self) -> io::Result<(WatchedIo, LocalAddr, RemoteAddr, Scheme)> {
         let (stream, local, remote, scheme) = self.inner.accept().await?;
-        let stream = Arc::new(stream);
-        let peer = remote.as_socket_addr().copied();
-        if let Some(peer) = peer {
-            self.disconnects.connections.insert(peer, stream.clone());
-        }
+        // A duplicate descriptor, so hyper keeps the stream itself (tokio's reads know
+        // when a short read drained the socket and skip the next system call) and a
+        // watcher can still reach the socket. A connection that cannot be duplicated is
+        // served unwatched.
+        let peer = remote.as_socket_addr().copied().filter(|peer| {
+            let duplicate = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned();
+            match duplicate {
+                Ok(fd) => {
+                    let socket = Arc::new(std::net::TcpStream::from(fd));
+                    self.disconnects.connections.insert(*peer, socket);
+                    true
+                }
+                Err(_) => false,
+            }
+        });
         let io = WatchedIo {
             stream,
             peer,
@@ -98,7 +120,7 @@ impl Acceptor for WatchedAcceptor {
 /// The socket as hyper sees it. Dropping it forgets the connection, so the socket closes
 /// as soon as hyper is done and no request is watching it.
 pub struct WatchedIo {
-    stream: Arc<TcpStream>,
+    stream: TcpStream,
     peer: Option<SocketAddr>,
     disconnects: Arc<Disconnects>,
 }
@@ -113,45 +135,40 @@ impl Drop for WatchedIo {
 
 impl AsyncRead for WatchedIo {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        loop {
-            ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
-                Ok(n) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        Pin::new(&mut self.stream).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for WatchedIo {
     fn poll_write(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(data) {
-                Ok(n) => return Poll::Ready(Ok(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        Pin::new(&mut self.stream).poll_write(cx, data)
     }
 
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(socket2::SockRef::from(&*self.stream).shutdown(std::net::Shutdown::Write))
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
