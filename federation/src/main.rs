@@ -5,6 +5,9 @@ use manifold_federation::config::{Cli, Command};
 use manifold_federation::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
