@@ -150,7 +150,10 @@ impl std::fmt::Display for Unresolved {
 #[derive(Default)]
 struct Registry {
     resources: HashMap<String, Arc<ResourceDefinition>>,
+    /// `list`: for every resource.
     handlers: HashMap<String, Arc<dyn Middleware>>,
+    /// `posts:list`, by resource then action, so resolving needs no key built per request.
+    resource_handlers: HashMap<String, HashMap<String, Arc<dyn Middleware>>>,
 }
 
 /// The resources, action handlers and middleware of one data source.
@@ -191,8 +194,20 @@ impl ResourceManager {
     /// Registers a handler: `"list"` for every resource, `"posts:list"` or
     /// `"posts.comments:list"` for one (which wins over the resource's own action).
     pub fn register_action_handler(&self, name: impl Into<String>, handler: Arc<dyn Middleware>) {
+        let name = name.into();
         let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
-        registry.handlers.insert(name.into(), handler);
+        match name.rsplit_once(':') {
+            Some((resource, action)) => {
+                registry
+                    .resource_handlers
+                    .entry(resource.to_owned())
+                    .or_default()
+                    .insert(action.to_owned(), handler);
+            }
+            None => {
+                registry.handlers.insert(name, handler);
+            }
+        }
     }
 
     /// Registers several handlers at once.
@@ -246,8 +261,9 @@ impl ResourceManager {
         }
         let own = definition.and_then(|d| d.actions.get(action));
         let handler = registry
-            .handlers
-            .get(&format!("{resource}:{action}"))
+            .resource_handlers
+            .get(resource)
+            .and_then(|actions| actions.get(action))
             .or_else(|| own.and_then(|a| a.handler.as_ref()))
             .or_else(|| registry.handlers.get(action))
             .cloned()
@@ -276,5 +292,47 @@ impl ResourceManager {
             layers,
             defaults: own.map(|a| a.defaults.clone()).unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::Context;
+    use crate::middleware::Next;
+
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl Middleware for Nothing {
+        async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> crate::error::Result<()> {
+            next.run(ctx).await
+        }
+    }
+
+    #[test]
+    fn a_handler_for_one_resource_wins_over_the_one_for_every_resource() {
+        let manager = ResourceManager::new();
+        let every: Arc<dyn Middleware> = Arc::new(Nothing);
+        let posts: Arc<dyn Middleware> = Arc::new(Nothing);
+        let comments: Arc<dyn Middleware> = Arc::new(Nothing);
+        manager.register_action_handlers([
+            ("list", every.clone()),
+            ("posts:list", posts.clone()),
+            ("posts.comments:list", comments.clone()),
+        ]);
+        let handler = |resource: &str, action: &str| {
+            manager
+                .resolve(resource, action, true)
+                .ok()
+                .and_then(|r| r.layers.last().cloned())
+        };
+        let is = |got: Option<Arc<dyn Middleware>>, want: &Arc<dyn Middleware>| {
+            got.is_some_and(|got| Arc::ptr_eq(&got, want))
+        };
+        assert!(is(handler("posts", "list"), &posts));
+        assert!(is(handler("posts.comments", "list"), &comments));
+        assert!(is(handler("users", "list"), &every));
+        assert!(handler("posts", "get").is_none(), "no handler for get");
     }
 }
