@@ -410,6 +410,19 @@ where
         rows.iter().map(|r| D::record(r, fields)).collect()
     }
 
+    /// Inserts one row with `INSERT … RETURNING` and decodes what it returns.
+    async fn insert_returning(
+        &self,
+        conn: &mut <D::Db as Database>::Connection,
+        values: &WriteValues,
+    ) -> Result<Record> {
+        let sql = compile::insert(D::DIALECT, &self.collection, values, Some(&self.visible));
+        let row = self
+            .traced("INSERT", &sql, D::prepare(&sql).fetch_one(conn))
+            .await?;
+        D::record(&row, &self.visible)
+    }
+
     /// Inserts every row in one transaction on `conn`.
     async fn create_on(
         &self,
@@ -420,12 +433,7 @@ where
         let mut out = Vec::with_capacity(rows.len());
         for values in rows {
             if D::RETURNING {
-                let sql =
-                    compile::insert(D::DIALECT, &self.collection, values, Some(&self.visible));
-                let row = self
-                    .traced("INSERT", &sql, D::prepare(&sql).fetch_one(&mut *tx))
-                    .await?;
-                out.push(D::record(&row, &self.visible)?);
+                out.push(self.insert_returning(&mut tx, values).await?);
                 continue;
             }
             let sql = compile::insert(D::DIALECT, &self.collection, values, None);
@@ -561,7 +569,16 @@ where
 
     async fn create(&self, rows: &[WriteValues]) -> Result<Vec<Record>> {
         let mut checkout = Lease::of::<D>(&self.runner).await?;
-        let outcome = self.create_on(checkout.connection()?, rows).await;
+        let outcome = match rows {
+            // One `INSERT … RETURNING` is atomic by itself; on a pooled connection the
+            // transaction around it would only add BEGIN and COMMIT, two round trips. Inside
+            // a unit of work the savepoint stays, so a failed insert leaves the unit usable.
+            [values] if D::RETURNING && matches!(checkout, Lease::Pooled(_)) => self
+                .insert_returning(checkout.connection()?, values)
+                .await
+                .map(|record| vec![record]),
+            _ => self.create_on(checkout.connection()?, rows).await,
+        };
         checkout.finish();
         outcome
     }
