@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use manifold_core::error::{Error, Result};
-use manifold_core::filter::{Condition, FieldRef, Filter, Predicate};
+use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
@@ -547,7 +547,13 @@ where
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>> {
         let fields = options.fields.as_deref().unwrap_or(&self.visible);
         let sql = compile::select_columns(D::DIALECT, &self.collection, options, fields);
-        let mut checkout = Lease::for_read::<D>(&self.runner).await?;
+        // A lookup by primary key ends quickly (or at the statement timeout), so it is not
+        // worth the round trip that learns a session id to kill it by.
+        let mut checkout = if pins_one_row(options.filter.as_ref(), &self.collection) {
+            Lease::of::<D>(&self.runner).await?
+        } else {
+            Lease::for_read::<D>(&self.runner).await?
+        };
         let outcome = self.fetch(checkout.connection()?, &sql, fields).await;
         checkout.finish();
         outcome

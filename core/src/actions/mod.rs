@@ -523,7 +523,7 @@ impl Middleware for Get {
             }
         }
         options.limit = Some(1);
-        if pins_one_row(options.filter.as_ref(), t.collection()) {
+        if filter::pins_one_row(options.filter.as_ref(), t.collection()) {
             options.sort.clear();
         }
         let mut rows = t.repository.find(&options).await?;
@@ -531,23 +531,6 @@ impl Middleware for Get {
         embed(&shape, &mut rows).await?;
         ctx.body = Some(rows.pop().map(Json::Object).unwrap_or(Json::Null));
         next.run(ctx).await
-    }
-}
-
-/// Whether `filter` keeps at most one row: it is, or ANDs in, an equality on the
-/// collection's single primary key. Ordering such a read only adds a sort step to its plan.
-fn pins_one_row(filter: Option<&Filter>, collection: &Collection) -> bool {
-    let Some(key) = collection.single_key() else {
-        return false;
-    };
-    match filter {
-        Some(Filter::Condition(c)) => {
-            c.field.via.is_none()
-                && c.field.column == key.column
-                && matches!(c.predicate, Predicate::Eq(_))
-        }
-        Some(Filter::And(all)) => all.iter().any(|f| pins_one_row(Some(f), collection)),
-        _ => false,
     }
 }
 
@@ -845,43 +828,5 @@ mod tests {
         ] {
             assert!(has_condition(&valid), "{valid}");
         }
-    }
-
-    #[test]
-    fn only_an_equality_on_the_key_pins_one_row() {
-        use crate::schema::{Field, FieldType, TableName};
-        let mut id = Field::new("id", FieldType::BigInt);
-        id.primary_key = true;
-        let posts = Collection::new(
-            "posts",
-            TableName::new("posts"),
-            vec![id, Field::new("score", FieldType::Integer)],
-        )
-        .expect("valid collection");
-        let parse = |filter: Json| {
-            parse_filter_in(&posts, &filter, &FilterContext::default()).expect("parses")
-        };
-        for pinned in [
-            json!({"id": 7}),
-            json!({"id": {"$eq": 7}, "score": {"$gt": 1}}),
-            json!({"$and": [{"score": 3}, {"id": 7}]}),
-        ] {
-            assert!(
-                pins_one_row(parse(pinned.clone()).as_ref(), &posts),
-                "{pinned}"
-            );
-        }
-        for open in [
-            json!({"id": {"$in": [7, 8]}}),
-            json!({"id": {"$ne": 7}}),
-            json!({"score": 7}),
-            json!({"$or": [{"id": 7}, {"id": 8}]}),
-        ] {
-            assert!(
-                !pins_one_row(parse(open.clone()).as_ref(), &posts),
-                "{open}"
-            );
-        }
-        assert!(!pins_one_row(None, &posts));
     }
 }

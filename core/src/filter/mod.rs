@@ -267,6 +267,24 @@ pub fn key_filter(collection: &Collection, filter_by_tk: &Json) -> Result<Option
     Ok(Some(Filter::Condition(Condition { field, predicate })))
 }
 
+/// Whether `filter` keeps at most one row: it is, or ANDs in, an equality on the
+/// collection's single primary key. Such a read needs no order, and cannot run long
+/// enough to be worth cancelling.
+pub fn pins_one_row(filter: Option<&Filter>, collection: &Collection) -> bool {
+    let Some(key) = collection.single_key() else {
+        return false;
+    };
+    match filter {
+        Some(Filter::Condition(c)) => {
+            c.field.via.is_none()
+                && c.field.column == key.column
+                && matches!(c.predicate, Predicate::Eq(_))
+        }
+        Some(Filter::And(all)) => all.iter().any(|f| pins_one_row(Some(f), collection)),
+        _ => false,
+    }
+}
+
 /// `a AND b`, either side optional.
 pub fn and(a: Option<Filter>, b: Option<Filter>) -> Option<Filter> {
     match (a, b) {
@@ -962,5 +980,42 @@ mod tests {
             )))
         );
         assert!(key_filter(&c, &json!("x")).is_err());
+    }
+
+    #[test]
+    fn only_an_equality_on_the_key_pins_one_row() {
+        let mut id = Field::new("id", FieldType::BigInt);
+        id.primary_key = true;
+        let posts = Collection::new(
+            "posts",
+            TableName::new("posts"),
+            vec![id, Field::new("score", FieldType::Integer)],
+        )
+        .expect("valid collection");
+        let parse = |filter: Json| {
+            parse_filter_in(&posts, &filter, &FilterContext::default()).expect("parses")
+        };
+        for pinned in [
+            json!({"id": 7}),
+            json!({"id": {"$eq": 7}, "score": {"$gt": 1}}),
+            json!({"$and": [{"score": 3}, {"id": 7}]}),
+        ] {
+            assert!(
+                pins_one_row(parse(pinned.clone()).as_ref(), &posts),
+                "{pinned}"
+            );
+        }
+        for open in [
+            json!({"id": {"$in": [7, 8]}}),
+            json!({"id": {"$ne": 7}}),
+            json!({"score": 7}),
+            json!({"$or": [{"id": 7}, {"id": 8}]}),
+        ] {
+            assert!(
+                !pins_one_row(parse(open.clone()).as_ref(), &posts),
+                "{open}"
+            );
+        }
+        assert!(!pins_one_row(None, &posts));
     }
 }
