@@ -106,7 +106,8 @@ pub struct Args {
     #[arg(long, default_value = "docs/benchmarks.md")]
     pub report: PathBuf,
 
-    /// Print the results but leave the report file alone.
+    /// Print the results but leave the report file and `results.json` alone (the figures
+    /// go to `results.no-report.json`).
     #[arg(long)]
     pub no_report: bool,
 
@@ -218,7 +219,13 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     std::fs::create_dir_all(&plan.args.work_dir)?;
-    let json_path = plan.args.work_dir.join("results.json");
+    // `results.json` is what the page was written from; a run that leaves the page alone
+    // must not replace it.
+    let json_path = plan.args.work_dir.join(if plan.args.no_report {
+        "results.no-report.json"
+    } else {
+        "results.json"
+    });
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)?)?;
     report::print(&results);
     eprintln!("results JSON: {}", json_path.display());
