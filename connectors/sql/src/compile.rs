@@ -1,6 +1,8 @@
 //! FindOptions, filters and writes compiled to parameterised SQL, once for every dialect.
 
-use manifold_core::filter::{Comparison, FieldRef, Filter, JoinPath, Predicate, TextMatch};
+use manifold_core::filter::{
+    Comparison, FieldRef, Filter, JoinPath, Predicate, TextMatch, pins_one_row,
+};
 use manifold_core::query::{FindOptions, SortKey};
 use manifold_core::repository::WriteValues;
 use manifold_core::schema::{Collection, FieldType};
@@ -38,9 +40,15 @@ pub fn select_columns(
     fields: &[FieldRef],
 ) -> Sql {
     let mut b = SqlBuilder::new(dialect);
-    let joins = (options.sort.iter().any(|k| k.field.via.is_some())
+    // Ordering a filter that keeps at most one row only adds a sort step to the plan.
+    let sort: &[SortKey] = if pins_one_row(options.filter.as_ref(), collection) {
+        &[]
+    } else {
+        &options.sort
+    };
+    let joins = (sort.iter().any(|k| k.field.via.is_some())
         || options.filter.as_ref().is_some_and(joins::has_paths))
-    .then(|| joins::SortJoins::of(collection, &options.sort));
+    .then(|| joins::SortJoins::of(collection, sort));
     if let Some(joins) = &joins {
         b.set_qualifiers(Some(joins.qualifiers.clone()));
     }
@@ -56,8 +64,8 @@ pub fn select_columns(
         joins.write(&mut b);
     }
     where_clause(&mut b, collection, options.filter.as_ref());
-    order_by(&mut b, &options.sort);
-    window(&mut b, options, !options.sort.is_empty());
+    order_by(&mut b, sort);
+    window(&mut b, options, !sort.is_empty());
     b.finish()
 }
 
@@ -752,6 +760,29 @@ mod tests {
             select(Dialect::Mssql, &c, &o).text,
             "SELECT [id], [title], [score] FROM [posts] WHERE ([score] > @P1 AND ([title] <> @P2 OR [title] IS NULL)) ORDER BY CASE WHEN [score] IS NULL THEN 1 ELSE 0 END, [score] DESC, [id] ASC OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
         );
+    }
+
+    #[test]
+    fn a_filter_that_keeps_one_row_is_not_ordered() {
+        let c = posts();
+        let by_key = FindOptions {
+            limit: Some(1),
+            ..find(
+                json!({"id": 7, "score": {"$gt": 3}}),
+                json!({"sort": "-score"}),
+            )
+        };
+        let sql = select(Dialect::Postgres, &c, &by_key);
+        assert!(!sql.text.contains("ORDER BY"), "{}", sql.text);
+        // T-SQL still needs an ORDER BY before OFFSET … FETCH.
+        let sql = select(Dialect::Mssql, &c, &by_key);
+        assert!(sql.text.contains("ORDER BY (SELECT NULL)"), "{}", sql.text);
+        let by_keys = FindOptions {
+            limit: Some(1),
+            ..find(json!({"id": {"$in": [7, 8]}}), json!({"sort": "-score"}))
+        };
+        let sql = select(Dialect::Postgres, &c, &by_keys);
+        assert!(sql.text.contains("ORDER BY \"score\" DESC"), "{}", sql.text);
     }
 
     #[test]

@@ -523,9 +523,6 @@ impl Middleware for Get {
             }
         }
         options.limit = Some(1);
-        if filter::pins_one_row(options.filter.as_ref(), t.collection()) {
-            options.sort.clear();
-        }
         let mut rows = t.repository.find(&options).await?;
         rows.truncate(1);
         embed(&shape, &mut rows).await?;
