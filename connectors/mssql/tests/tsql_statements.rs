@@ -175,7 +175,7 @@ fn get_reads_one_row_by_key() {
     assert_eq!(
         sql.text,
         "SELECT [id], [customer], [total], [paid], [at], [tags], [updatedAt] FROM [sales].[orders] \
-         WHERE [id] = @P1 ORDER BY [id] ASC \
+         WHERE [id] = @P1 ORDER BY (SELECT NULL) \
          OFFSET 0 ROWS FETCH NEXT 1 ROWS ONLY"
     );
     assert_eq!(sql.params, vec![Value::Int(7)]);
