@@ -1,20 +1,29 @@
-//! Access control for one data source: who may run which action on which resource.
+//! Access control for one data source: who may run which action on which resource, and
+//! what the permission narrows (rows, visible fields, writable fields).
 //!
 //! The ACL is one node in the resource manager's chain. Inside it runs its own sorted chain:
 //! `allow-manager` (public rules), middleware added with [`Acl::use_middleware`], and `core`,
-//! the permission check that answers 403 `No permissions`. Unpositioned ACL middleware runs
-//! after `core` and sees the decision; place it `before("core")` to run ahead of it. While
-//! nothing has been added, the node makes the same two steps itself instead of running
-//! them as layers: every request passes here, and three boxed futures cost it more than
-//! the decision does.
+//! the permission check. Unpositioned ACL middleware runs after `core` and sees the decision;
+//! place it `before("core")` to run ahead of it. While nothing has been added, the node makes
+//! the same two steps itself instead of running them as layers: every request passes here,
+//! and three boxed futures cost it more than the decision does.
 //!
-//! Authentication is out of Manifold's scope for now, so a data source starts with one rule,
-//! `allow("*", "*")`; an operator who plugs in authentication replaces it with roles.
+//! The caller is whoever an authentication middleware put in `state`: `currentUser` (the
+//! record), `currentRoles` (or `currentRole`; without either the role is `anonymous`) and,
+//! when a presented token or role was not accepted, `authError` (`{"code","message"}`). A
+//! refused request answers 401 when nobody is signed in (or the credentials were refused),
+//! and 403 `No permissions` when a signed-in role lacks the permission.
+//!
+//! A permission ([`Permission`]) is merged into the action's params: its row filter is AND-ed
+//! into `filter` (with `{{ ctx.state.currentUser.id }}`, `{{ $user.<path> }}` and
+//! `{{ $nRole }}` resolved), its field list narrows `fields` and `appends` for reads and
+//! `values` for writes. Link actions (`add`, `remove`, `set`, `toggle`) need `update` on the
+//! source collection, whose field list must then name the relation.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use serde_json::Value as Json;
+use serde_json::{Value as Json, json};
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -38,36 +47,110 @@ struct AllowRule {
     condition: AllowCondition,
 }
 
+/// One permission a role holds on one resource, with what narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// `view`, `create`, `update`, `destroy`, another action name, or `*`; a `:own` suffix
+    /// limits it to the rows the caller created (`createdById`).
+    pub action: String,
+    /// The visible fields (`view`) or the writable fields (`create`, `update`); `None` is all.
+    pub fields: Option<Vec<String>>,
+    /// A row filter AND-ed into the request's; it may use the variables of the module docs.
+    pub scope: Option<Json>,
+}
+
+impl Grant {
+    /// A grant of `action` on every row and field.
+    pub fn action(action: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            ..Self::default()
+        }
+    }
+}
+
+impl From<&str> for Grant {
+    fn from(action: &str) -> Self {
+        Self::action(action)
+    }
+}
+
 /// A role: a strategy over every resource, and explicit grants per resource.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Role {
     /// The role name (`root` may do everything).
     pub name: String,
-    /// Permissions granted on every resource (`*`, or names such as `view`, `create`).
+    /// Permissions granted on every resource (`*`, or names such as `view`, `update:own`).
     pub strategy: Vec<String>,
     /// Permissions per resource; an entry overrides the strategy for that resource.
-    pub grants: HashMap<String, Vec<String>>,
+    pub grants: HashMap<String, Vec<Grant>>,
+    /// May administer: the resources marked with [`Acl::configuration_resource`].
+    pub allow_configure: bool,
+}
+
+/// What a granted permission narrows; the default narrows nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Permission {
+    /// Only rows matching this filter (unresolved variables included).
+    pub filter: Option<Json>,
+    /// Only these fields: visible for reads, writable for writes.
+    pub fields: Option<Vec<String>>,
+}
+
+impl Permission {
+    /// The union of two roles' permissions: rows either may see, fields either may use.
+    fn union(self, other: Permission) -> Permission {
+        let filter = match (self.filter, other.filter) {
+            (Some(a), Some(b)) if a == b => Some(a),
+            (Some(a), Some(b)) => Some(json!({ "$or": [a, b] })),
+            _ => None,
+        };
+        let fields = match (self.fields, other.fields) {
+            (Some(mut a), Some(b)) => {
+                for f in b {
+                    if !a.contains(&f) {
+                        a.push(f);
+                    }
+                }
+                Some(a)
+            }
+            _ => None,
+        };
+        Permission { filter, fields }
+    }
+}
+
+/// The filter of an `:own` permission.
+fn own_filter() -> Json {
+    json!({ "createdById": "{{ ctx.state.currentUser.id }}" })
 }
 
 /// The permission a request action needs: `get`/`list` need `view`, and so on.
 pub fn permission_for(action: &str) -> &str {
     match action {
-        "get" | "list" | "query" => "view",
+        "get" | "list" | "query" | "count" => "view",
         "firstOrCreate" | "updateOrCreate" => "create",
         "move" | "add" | "remove" | "set" | "toggle" => "update",
         other => other,
     }
 }
 
+/// Whether `action` changes which records a relation links (checked on the source).
+fn is_link_action(action: &str) -> bool {
+    matches!(action, "add" | "remove" | "set" | "toggle")
+}
+
 /// The access-control state of one data source.
 pub struct Acl {
     rules: RwLock<Vec<AllowRule>>,
     roles: RwLock<HashMap<String, Role>>,
+    configuration: RwLock<HashSet<String>>,
     chain: RwLock<MiddlewareChain>,
 }
 
 impl Acl {
-    /// An ACL that allows every action (see the module docs for why).
+    /// An ACL that allows every action: for code that embeds Manifold without
+    /// authentication. The service itself starts every source [`closed`](Acl::closed).
     pub fn open() -> Arc<Self> {
         let acl = Self::closed();
         acl.allow("*", "*", AllowCondition::Public);
@@ -79,6 +162,7 @@ impl Acl {
         let acl = Arc::new(Self {
             rules: RwLock::default(),
             roles: RwLock::default(),
+            configuration: RwLock::default(),
             chain: RwLock::new(MiddlewareChain::new()),
         });
         let mut chain = acl.chain.write().unwrap_or_else(|e| e.into_inner());
@@ -131,21 +215,56 @@ impl Acl {
             .insert(role.name.clone(), role);
     }
 
+    /// Replaces every role at once, so a request never sees half of a reload.
+    pub fn replace_roles(&self, roles: impl IntoIterator<Item = Role>) {
+        let roles = roles.into_iter().map(|r| (r.name.clone(), r)).collect();
+        *self.roles.write().unwrap_or_else(|e| e.into_inner()) = roles;
+    }
+
+    /// A copy of the role called `name`, if defined.
+    pub fn role(&self, name: &str) -> Option<Role> {
+        self.roles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Marks `resource` (and its association resources, `resource.*`) as administration:
+    /// only roles with `allow_configure` (and `root`) may use it, whatever their strategy.
+    pub fn configuration_resource(&self, resource: &str) {
+        self.configuration
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(resource.to_owned());
+    }
+
+    fn is_configuration(&self, resource: &str) -> bool {
+        let head = resource.split('.').next().unwrap_or(resource);
+        self.configuration
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(head)
+    }
+
     /// Whether `role` may run `action` on `resource`.
     pub fn can(&self, role: &str, resource: &str, action: &str) -> bool {
-        if role == "root" {
-            return true;
+        self.permission(&[role], resource, action).is_some()
+    }
+
+    /// What the union of `roles` may do with `action` on `resource`; `None` when no role
+    /// may. `root` may do everything, unnarrowed.
+    pub fn permission(&self, roles: &[&str], resource: &str, action: &str) -> Option<Permission> {
+        if roles.contains(&"root") {
+            return Some(Permission::default());
         }
-        let roles = self.roles.read().unwrap_or_else(|e| e.into_inner());
-        let Some(role) = roles.get(role) else {
-            return false;
-        };
-        let needed = permission_for(action);
-        let grants = |list: &[String]| list.iter().any(|p| p == "*" || p == needed || p == action);
-        match role.grants.get(resource) {
-            Some(explicit) => grants(explicit),
-            None => grants(&role.strategy),
-        }
+        let defined = self.roles.read().unwrap_or_else(|e| e.into_inner());
+        let configuration = self.is_configuration(resource);
+        roles
+            .iter()
+            .filter_map(|name| defined.get(*name))
+            .filter_map(|role| role_permission(role, configuration, resource, action))
+            .reduce(Permission::union)
     }
 
     /// Adds middleware inside the ACL node (level 4). Unpositioned middleware runs after
@@ -186,6 +305,56 @@ impl Acl {
     }
 }
 
+/// One role's permission for `action` on `resource`: administration needs
+/// `allow_configure`; an explicit grant on the resource overrides the strategy.
+fn role_permission(
+    role: &Role,
+    configuration: bool,
+    resource: &str,
+    action: &str,
+) -> Option<Permission> {
+    if role.allow_configure && configuration {
+        return Some(Permission::default());
+    }
+    let needed = permission_for(action);
+    if let Some(grants) = role.grants.get(resource) {
+        return grants.iter().find_map(|g| {
+            let own = admits(&g.action, needed, action)?;
+            let mut filter = g.scope.clone().filter(|s| s.as_object().is_none_or(|o| !o.is_empty()));
+            if own {
+                filter = Some(match filter {
+                    Some(scope) => json!({ "$and": [scope, own_filter()] }),
+                    None => own_filter(),
+                });
+            }
+            Some(Permission {
+                filter,
+                fields: g.fields.clone().filter(|f| !f.is_empty()),
+            })
+        });
+    }
+    if configuration {
+        return None;
+    }
+    role.strategy.iter().find_map(|entry| {
+        let own = admits(entry, needed, action)?;
+        Some(Permission {
+            filter: own.then(own_filter),
+            fields: None,
+        })
+    })
+}
+
+/// Whether a granted name admits the request: `Some(own)` when it does, `own` telling
+/// whether only the caller's own rows are admitted.
+fn admits(granted: &str, needed: &str, action: &str) -> Option<bool> {
+    let (name, own) = match granted.strip_suffix(":own") {
+        Some(name) => (name, true),
+        None => (granted, false),
+    };
+    (name == "*" || name == needed || name == action).then_some(own)
+}
+
 struct AclNode(Arc<Acl>);
 
 /// How many middleware an ACL's chain holds before any is added: `allow-manager` and `core`.
@@ -212,6 +381,20 @@ impl Middleware for AclNode {
     }
 }
 
+/// The roles the caller acts in: `state.currentRoles`, else `state.currentRole`, else
+/// `anonymous`.
+pub fn current_roles(ctx: &Context) -> Vec<&str> {
+    if let Some(Json::Array(roles)) = ctx.state.get("currentRoles") {
+        return roles.iter().filter_map(Json::as_str).collect();
+    }
+    vec![
+        ctx.state
+            .get("currentRole")
+            .and_then(Json::as_str)
+            .unwrap_or("anonymous"),
+    ]
+}
+
 impl Acl {
     /// `allow-manager`: marks the request `permissionSkipped` when an allow rule admits it.
     fn apply_allow_rules(&self, ctx: &mut Context) -> Result<()> {
@@ -223,28 +406,288 @@ impl Acl {
         Ok(())
     }
 
-    /// `core`: unless an allow rule admitted the request, its role needs the permission.
-    fn check_permission(&self, ctx: &Context) -> Result<()> {
+    /// `core`: unless an allow rule admitted the request, its roles need the permission,
+    /// which is then merged into the action's params.
+    fn check_permission(&self, ctx: &mut Context) -> Result<()> {
+        stamp_user(ctx)?;
         if ctx.state.get("permissionSkipped") == Some(&Json::Bool(true)) {
             return Ok(());
         }
-        let role = ctx
-            .state
-            .get("currentRole")
-            .and_then(Json::as_str)
-            .unwrap_or("anonymous");
         let action = ctx.action()?;
+        let name = action.action_name.as_str();
+        let roles = current_roles(ctx);
+        if let Some(scope) = action.association.as_ref().filter(|_| is_link_action(name)) {
+            // Linking changes the source record: it needs `update` there, on the relation.
+            let permitted = self
+                .permission(&roles, &scope.source.name().to_owned(), "update")
+                .filter(|p| {
+                    p.fields
+                        .as_ref()
+                        .is_none_or(|f| f.contains(&scope.association.name))
+                });
+            return match permitted {
+                Some(_) => Ok(()),
+                None => Err(refusal(ctx)),
+            };
+        }
         // Association requests are checked against the target collection.
         let resource = match &action.association {
             Some(scope) => scope.association.target.as_str(),
             None => &action.resource_name,
         };
-        if self.can(role, resource, &action.action_name) {
-            Ok(())
-        } else {
-            Err(Error::forbidden("No permissions"))
+        let Some(permission) = self.permission(&roles, resource, name) else {
+            return Err(refusal(ctx));
+        };
+        let needed = permission_for(name);
+        let appends = match needed {
+            "view" => self.viewable_appends(ctx, &roles)?,
+            _ => None,
+        };
+        narrow(ctx, permission, appends)
+    }
+
+    /// The requested `appends` whose every hop leads to a collection the roles may view
+    /// (`None` when nothing was requested).
+    fn viewable_appends(&self, ctx: &Context, roles: &[&str]) -> Result<Option<Vec<String>>> {
+        let action = ctx.action()?;
+        let Some(requested) = action.params.list("appends")? else {
+            return Ok(None);
+        };
+        let (Some(collection), Some(source)) = (&action.collection, &ctx.data_source) else {
+            return Ok(Some(requested));
+        };
+        let viewable = |path: &str| {
+            let mut current = collection.clone();
+            for hop in path.split('.') {
+                let Some(association) = current.association(hop) else {
+                    // Not a relation: the action reports it.
+                    return true;
+                };
+                if self.permission(roles, &association.target, "list").is_none() {
+                    return false;
+                }
+                match crate::filter::CollectionLookup::lookup(&**source, &association.target) {
+                    Some(next) => current = next,
+                    None => return true,
+                }
+            }
+            true
+        };
+        Ok(Some(
+            requested.into_iter().filter(|p| viewable(p)).collect(),
+        ))
+    }
+}
+
+/// 401 when nobody (or nobody accepted) is signed in, else 403.
+fn refusal(ctx: &Context) -> Error {
+    if let Some(Json::Object(failure)) = ctx.state.get("authError") {
+        let code = match failure.get("code").and_then(Json::as_str) {
+            Some("INVALID_TOKEN") => "INVALID_TOKEN",
+            Some("EXPIRED_SESSION") => "EXPIRED_SESSION",
+            Some("BLOCKED_TOKEN") => "BLOCKED_TOKEN",
+            Some("NOT_EXIST_USER") => "NOT_EXIST_USER",
+            Some("ROLE_NOT_FOUND_FOR_USER") => "ROLE_NOT_FOUND_FOR_USER",
+            _ => "INVALID_TOKEN",
+        };
+        let message = failure
+            .get("message")
+            .and_then(Json::as_str)
+            .unwrap_or("Your session has expired. Please sign in again.");
+        return Error::unauthorized(code, message);
+    }
+    if !ctx.state.contains_key("currentUser") {
+        return Error::unauthorized("EMPTY_TOKEN", "Unauthenticated. Please sign in to continue.");
+    }
+    Error::forbidden("No permissions")
+}
+
+/// Merges a permission into the action's params: the row filter (variables resolved) into
+/// `filter`, the field list into `fields`/`appends` for reads or `values` for writes.
+fn narrow(ctx: &mut Context, permission: Permission, appends: Option<Vec<String>>) -> Result<()> {
+    let filter = match &permission.filter {
+        Some(filter) => Some(resolve_variables(ctx, filter)),
+        None => None,
+    };
+    let action = ctx.action_mut()?;
+    let needed = permission_for(&action.action_name).to_owned();
+    if let Some(filter) = filter {
+        if let (Some(collection), Some(fields)) = (&action.collection, filter.as_object()) {
+            // An `:own` permission on a collection that records no creator admits nothing.
+            if fields.contains_key("createdById") && collection.field("createdById").is_none() {
+                return Err(Error::forbidden("No permissions"));
+            }
+        }
+        let merged = match action.params.remove("filter") {
+            Some(requested) if !is_empty_filter(&requested) => {
+                json!({ "$and": [requested, filter] })
+            }
+            _ => filter,
+        };
+        action.params.set("filter", merged);
+    }
+    if let Some(appends) = appends {
+        action.params.set("appends", json!(appends));
+    }
+    let Some(allowed) = permission.fields else {
+        return Ok(());
+    };
+    match needed.as_str() {
+        "view" => {
+            let collection = action.collection.clone();
+            let always = collection.iter().flat_map(|c| {
+                c.primary_key()
+                    .map(|f| f.name.clone())
+                    .chain(c.created_at().map(|f| f.name.clone()))
+                    .chain(c.updated_at().map(|f| f.name.clone()))
+                    .collect::<Vec<_>>()
+            });
+            let mut visible: Vec<String> = allowed.clone();
+            for f in always {
+                if !visible.contains(&f) {
+                    visible.push(f);
+                }
+            }
+            let is_relation = |name: &str| {
+                collection
+                    .as_ref()
+                    .is_some_and(|c| c.association(name).is_some())
+            };
+            let (relations, columns): (Vec<String>, Vec<String>) =
+                visible.into_iter().partition(|f| is_relation(f));
+            let fields = match action.params.list("fields")? {
+                Some(requested) => requested
+                    .into_iter()
+                    .filter(|f| columns.contains(f))
+                    .collect::<Vec<_>>(),
+                None => columns.clone(),
+            };
+            let fields = if fields.is_empty() { columns } else { fields };
+            action.params.set("fields", json!(fields));
+            if let Some(requested) = action.params.list("appends")? {
+                let kept: Vec<String> = requested
+                    .into_iter()
+                    .filter(|a| relations.iter().any(|r| a.split('.').next() == Some(r)))
+                    .collect();
+                action.params.set("appends", json!(kept));
+            }
+        }
+        "create" | "update" => {
+            let whitelist = match action.params.list("whitelist")? {
+                Some(requested) => requested
+                    .into_iter()
+                    .filter(|f| allowed.contains(f))
+                    .collect(),
+                None => allowed,
+            };
+            action.params.set("whitelist", json!(whitelist));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn is_empty_filter(filter: &Json) -> bool {
+    match filter {
+        Json::Null => true,
+        Json::Object(o) => o.is_empty(),
+        Json::String(s) => s.trim().is_empty() || s.trim() == "{}",
+        _ => false,
+    }
+}
+
+/// Records who writes: `createdById` on create and `updatedById` on every write, where the
+/// collection has those fields and someone is signed in (what `:own` permissions read).
+fn stamp_user(ctx: &mut Context) -> Result<()> {
+    let Some(user_id) = ctx
+        .state
+        .get("currentUser")
+        .and_then(|u| u.get("id"))
+        .cloned()
+    else {
+        return Ok(());
+    };
+    let action = ctx.action_mut()?;
+    let Some(collection) = action.collection.clone() else {
+        return Ok(());
+    };
+    let creates = matches!(
+        action.action_name.as_str(),
+        "create" | "firstOrCreate" | "updateOrCreate"
+    );
+    let updates = creates || matches!(action.action_name.as_str(), "update");
+    let mut stamps = Vec::new();
+    if creates && collection.field("createdById").is_some() {
+        stamps.push("createdById");
+    }
+    if updates && collection.field("updatedById").is_some() {
+        stamps.push("updatedById");
+    }
+    if stamps.is_empty() {
+        return Ok(());
+    }
+    fn stamp(values: &mut Json, stamps: &[&str], user_id: &Json) {
+        match values {
+            Json::Object(record) => {
+                for name in stamps {
+                    record.insert((*name).to_owned(), user_id.clone());
+                }
+            }
+            Json::Array(records) => records.iter_mut().for_each(|r| stamp(r, stamps, user_id)),
+            _ => {}
         }
     }
+    if let Some(mut values) = action.params.remove("values") {
+        stamp(&mut values, &stamps, &user_id);
+        action.params.set("values", values);
+    }
+    Ok(())
+}
+
+/// A permission filter with its variables replaced: a string that is wholly
+/// `{{ ctx.state.currentUser.<path> }}`, `{{ $user.<path> }}` or `{{ $nRole }}` becomes the
+/// value it names (`null` when there is none); other strings stay as they are (the filter
+/// parser reads date variables itself).
+pub fn resolve_variables(ctx: &Context, filter: &Json) -> Json {
+    match filter {
+        Json::String(s) => match variable(s) {
+            Some(name) => resolve_variable(ctx, name),
+            None => filter.clone(),
+        },
+        Json::Array(items) => Json::Array(items.iter().map(|i| resolve_variables(ctx, i)).collect()),
+        Json::Object(map) => Json::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve_variables(ctx, v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn variable(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+    (inner.starts_with("ctx.state.currentUser")
+        || inner.starts_with("$user")
+        || inner == "$nRole")
+        .then_some(inner)
+}
+
+fn resolve_variable(ctx: &Context, name: &str) -> Json {
+    if name == "$nRole" {
+        return match ctx.state.get("currentRole") {
+            Some(role) => role.clone(),
+            None => json!(current_roles(ctx)),
+        };
+    }
+    let path = name
+        .strip_prefix("ctx.state.currentUser")
+        .or_else(|| name.strip_prefix("$user"))
+        .unwrap_or_default();
+    let mut value = ctx.state.get("currentUser").unwrap_or(&Json::Null);
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        value = value.get(segment).unwrap_or(&Json::Null);
+    }
+    value.clone()
 }
 
 struct AllowManager(std::sync::Weak<Acl>);

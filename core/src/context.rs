@@ -24,6 +24,8 @@ pub struct RequestInfo {
     pub headers: Vec<(String, String)>,
     /// The raw request body.
     pub body: Vec<u8>,
+    /// The client's address, where the transport knows it (sign-in throttling keys on it).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl RequestInfo {
@@ -101,6 +103,8 @@ pub struct Context {
     pub without_data_wrapping: bool,
     /// Free-form state for middleware (current user, role, …).
     pub state: Map<String, Json>,
+    /// Headers to send with the response (`x-new-token`, `retry-after`, …).
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl Context {

@@ -12,12 +12,16 @@ pub enum ErrorKind {
     BadRequest,
     /// The resource, action, record or data source does not exist (404).
     NotFound,
+    /// The caller is not signed in, or its token or key is not valid (401).
+    Unauthorized,
     /// The caller may not do this (403).
     Forbidden,
     /// The request conflicts with the current state, e.g. a duplicate name (409).
     Conflict,
     /// The request body is larger than allowed (413).
     PayloadTooLarge,
+    /// The caller tried too often; it may try again later (429).
+    TooManyRequests,
     /// A data source is down, still loading, or its pool is exhausted (503).
     Unavailable,
     /// A data source did not answer in time (504).
@@ -31,6 +35,7 @@ pub enum ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    code: Option<&'static str>,
 }
 
 impl fmt::Display for Error {
@@ -45,7 +50,24 @@ impl Error {
         Self {
             kind,
             message: message.into(),
+            code: None,
         }
+    }
+
+    /// 401: the caller must sign in (again); `code` says why (`EMPTY_TOKEN`, …).
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, message).with_code(code)
+    }
+
+    /// The same error with a machine-readable `code` beside its message.
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The machine-readable code, where the error has one (`EMPTY_TOKEN`, …).
+    pub fn code(&self) -> Option<&'static str> {
+        self.code
     }
 
     /// 400: the request is malformed.

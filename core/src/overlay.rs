@@ -21,7 +21,8 @@ pub struct SchemaOverlay {
 /// The declarations for one collection.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CollectionOverlay {
-    /// Options as stored (`{"simplePaginate": true}`); unknown keys are kept and ignored.
+    /// Options as stored (`{"simplePaginate": true}`, `{"hiddenFields": ["password"]}`);
+    /// unknown keys are kept and ignored.
     pub options: Map<String, Json>,
     /// Relation fields as declared, each a JSON object with `name`, `type`, `target`, ….
     pub fields: Vec<Json>,
@@ -45,6 +46,13 @@ impl SchemaOverlay {
                 .and_then(Json::as_bool)
             {
                 collections[index].options.simple_paginate = simple;
+            }
+            if let Some(Json::Array(hidden)) = overlay.options.get("hiddenFields") {
+                for field in hidden.iter().filter_map(Json::as_str) {
+                    if !collections[index].hide_field(field) {
+                        problems.push(format!("collection {name}: no field {field} to hide"));
+                    }
+                }
             }
             for field in &overlay.fields {
                 match declared_association(&collections[index], field, collections) {

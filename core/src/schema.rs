@@ -449,6 +449,25 @@ impl Collection {
         self.by_name.get(name).map(|&i| &self.fields[i])
     }
 
+    /// Marks the field called `name` hidden: never rendered, filtered or sorted by, but
+    /// still written. Returns false when there is no such field.
+    pub fn hide_field(&mut self, name: &str) -> bool {
+        match self.by_name.get(name) {
+            Some(&i) => {
+                self.fields[i].hidden = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes every field visible again (for the service's own lookups of hidden values).
+    pub fn unhide_all(&mut self) {
+        for field in &mut self.fields {
+            field.hidden = false;
+        }
+    }
+
     /// The field called `name`, or a 400 naming it and the collection.
     pub fn require_field(&self, name: &str, context: &str) -> Result<&Field> {
         self.field(name).ok_or_else(|| {

@@ -110,9 +110,11 @@ pub fn error_type(kind: crate::error::ErrorKind) -> &'static str {
     match kind {
         ErrorKind::BadRequest => "bad_request",
         ErrorKind::NotFound => "not_found",
+        ErrorKind::Unauthorized => "unauthorized",
         ErrorKind::Forbidden => "forbidden",
         ErrorKind::Conflict => "conflict",
         ErrorKind::PayloadTooLarge => "payload_too_large",
+        ErrorKind::TooManyRequests => "too_many_requests",
         ErrorKind::Unavailable => "unavailable",
         ErrorKind::Timeout => "timeout",
         ErrorKind::Internal => "internal",

@@ -104,6 +104,9 @@ pub struct ServeConfig {
     /// `trace_id` and `span_id` inside a request).
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
 }
 
 impl Default for ServeConfig {
@@ -119,6 +122,7 @@ impl Default for ServeConfig {
             denied_hosts: vec!["169.254.0.0/16".into(), "fe80::/10".into()],
             log: "info".into(),
             log_format: LogFormat::Text,
+            auth: crate::auth::AuthConfig::default(),
         }
     }
 }

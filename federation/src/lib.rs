@@ -2,6 +2,7 @@
 //! main data source. The `manifold` binary is a thin wrapper around [`serve`].
 
 pub mod app;
+pub mod auth;
 pub mod collections;
 pub mod config;
 pub mod data_sources;
@@ -39,6 +40,7 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let metadata = metadata::MetadataStore::open(&main).await?;
     metadata.apply(&main).await?;
     collections::define(&main, &metadata);
+    let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth).await?;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
         .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;
     let registry = data_sources::Registry::open(
@@ -53,7 +55,12 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     data_sources::define(&main, &registry);
     manager.add(main).await?;
     registry.load_all().await?;
-    Ok(Arc::new(App::new(manager)))
+    let app = App::new(manager);
+    let (middleware, placement) = auth.middleware();
+    app.use_middleware(middleware, placement)
+        .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
+    app.set_auth(auth);
+    Ok(Arc::new(app))
 }
 
 /// Where SQLite sources registered over HTTP live: beside a SQLite main database, else
@@ -108,7 +115,7 @@ async fn open_main(manager: &DataSourceManager, config: &ServeConfig) -> Result<
             )));
         }
     };
-    DataSource::load("main", kind, connector, Acl::open(), settings).await
+    DataSource::load("main", kind, connector, Acl::closed(), settings).await
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains requests and closes every pool.

@@ -46,6 +46,9 @@ pub struct MetadataStore {
     fields: Arc<dyn Repository>,
     /// One change at a time, so a change is checked against the schema it lands on.
     writing: tokio::sync::Mutex<()>,
+    /// Declarations made by the service itself (the accounts' relations and hidden
+    /// fields), by source key: laid down before the stored ones, never stored or edited.
+    built_in: std::sync::RwLock<std::collections::HashMap<String, SchemaOverlay>>,
 }
 
 impl MetadataStore {
@@ -55,18 +58,37 @@ impl MetadataStore {
             collections: main.internal_table(&table(COLLECTIONS_TABLE, &[])).await?,
             fields: main.internal_table(&table(FIELDS_TABLE, &["name"])).await?,
             writing: tokio::sync::Mutex::new(()),
+            built_in: std::sync::RwLock::default(),
         }))
+    }
+
+    /// Declares `overlay` for the source called `source_key` on behalf of the service:
+    /// applied with every refresh, before what users declared.
+    pub fn declare_built_in(&self, source_key: &str, overlay: SchemaOverlay) {
+        self.built_in
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(source_key.to_owned(), overlay);
     }
 
     /// Everything declared for the source called `source_key`.
     pub async fn overlay(&self, source_key: &str) -> Result<SchemaOverlay> {
-        let mut overlay = SchemaOverlay::default();
+        let mut overlay = self
+            .built_in
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(source_key)
+            .cloned()
+            .unwrap_or_default();
         for row in self.rows(&self.collections, source_key).await? {
             let entry = overlay
                 .collections
                 .entry(text(&row, "collectionName"))
                 .or_default();
-            entry.options = object(&row);
+            // What the service declared wins over a stored option of the same name.
+            let mut options = object(&row);
+            options.extend(std::mem::take(&mut entry.options));
+            entry.options = options;
         }
         for row in self.rows(&self.fields, source_key).await? {
             overlay

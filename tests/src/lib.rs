@@ -306,7 +306,13 @@ pub struct TestApp {
     pub external: Option<External>,
     /// Its server or scratch database, stopped or dropped after the app.
     running: Option<Running>,
+    /// The token of the user `root`, sent with every request unless the request names its
+    /// own `Authorization` (see [`TestApp::anonymous`]).
+    token: String,
 }
+
+/// The password of the user `root` in every test app.
+pub const ROOT_PASSWORD: &str = "manifold-test-root";
 
 /// What an external database needs kept alive for the test; dropping it stops the server
 /// or drops the database.
@@ -445,6 +451,7 @@ impl TestApp {
             },
             ..ServeConfig::default()
         };
+        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
         tweak(&mut config);
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
@@ -510,13 +517,14 @@ impl TestApp {
             ..
         } = self;
         app.data_sources().close_all().await;
-        let config = ServeConfig {
+        let mut config = ServeConfig {
             main_db: match &scratch {
                 Some(db) => db.url(),
                 None => format!("sqlite://{}/main.sqlite", dir.path().display()),
             },
             ..ServeConfig::default()
         };
+        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
         t.scratch = scratch;
@@ -533,6 +541,12 @@ impl TestApp {
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
         let app = build_app(config).await.expect("app starts");
         let endpoint = http::endpoint(app.clone(), config.body_limit).boxed();
+        let token = app
+            .auth()
+            .expect("the app authenticates")
+            .issue_token(1)
+            .await
+            .expect("a token for root");
         Self {
             app,
             endpoint,
@@ -541,7 +555,13 @@ impl TestApp {
             scratch: None,
             external: None,
             running: None,
+            token,
         }
+    }
+
+    /// The token of the user `root` the helpers send.
+    pub fn root_token(&self) -> &str {
+        &self.token
     }
 
     /// The key of the data source the helpers address: [`EXTERNAL_KEY`] on an external
@@ -600,7 +620,21 @@ impl TestApp {
         self.raw_send(method, path, headers, body).await
     }
 
-    /// Sends a request exactly as given.
+    /// Sends a request with no `Authorization` (an anonymous caller) to the test's source.
+    pub async fn anonymous(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut with: Vec<(&str, &str)> = headers.to_vec();
+        with.push(("authorization", ""));
+        self.send(method, path, &with, body).await
+    }
+
+    /// Sends a request as given, as `root` unless `headers` hold an `Authorization` (an
+    /// empty one is left out: the caller is anonymous).
     async fn raw_send(
         &self,
         method: Method,
@@ -609,8 +643,18 @@ impl TestApp {
         body: Option<Vec<u8>>,
     ) -> Reply {
         let mut builder = Request::builder().method(method).uri_str(path);
+        let mut authorized = false;
         for (k, v) in headers {
+            if k.eq_ignore_ascii_case("authorization") {
+                authorized = true;
+                if v.is_empty() {
+                    continue;
+                }
+            }
             builder = builder.header(*k, *v);
+        }
+        if !authorized {
+            builder = builder.header("authorization", format!("Bearer {}", self.token));
         }
         let request = match body {
             Some(bytes) => builder.body(bytes),

@@ -14,9 +14,9 @@ async fn blog() -> TestApp {
         Backend::Sqlite => ("TEXT", "INTEGER PRIMARY KEY"),
     };
     let statements = vec![
-        format!("CREATE TABLE users (id {id}, name {text})"),
+        format!("CREATE TABLE people (id {id}, name {text})"),
         format!(
-            "CREATE TABLE posts (id {id}, title {text}, authorId INTEGER REFERENCES users (id))"
+            "CREATE TABLE posts (id {id}, title {text}, authorId INTEGER REFERENCES people (id))"
         ),
         format!(
             "CREATE TABLE comments (id {id}, content {text}, postId INTEGER REFERENCES posts (id))"
@@ -28,7 +28,7 @@ async fn blog() -> TestApp {
         format!(
             "CREATE TABLE posts_tags (postId INTEGER NOT NULL REFERENCES posts (id), tagId INTEGER NOT NULL REFERENCES tags (id), tagged_at {text}, PRIMARY KEY (postId, tagId))"
         ),
-        "INSERT INTO users (name) VALUES ('ann'), ('bo')".to_owned(),
+        "INSERT INTO people (name) VALUES ('ann'), ('bo')".to_owned(),
         "INSERT INTO posts (title, authorId) VALUES ('p1', 1), ('p2', 1), ('p3', 2), ('p4', NULL)"
             .to_owned(),
         "INSERT INTO comments (content, postId) VALUES ('c1', 1), ('c2', 1), ('c3', 3)".to_owned(),
@@ -125,7 +125,7 @@ every_backend! {
         assert_eq!(p4["author"], Json::Null, "a NULL foreign key embeds null");
         assert_eq!(p4["comments"], json!([]));
         assert_eq!(p4["tags"], json!([]));
-        let r = t.get("/api/users:list?appends=posts.comments&sort=id").await;
+        let r = t.get("/api/people:list?appends=posts.comments&sort=id").await;
         let ann_posts = r.data()[0]["posts"].as_array().expect("posts");
         assert_eq!(ann_posts.len(), 2);
         assert_eq!(ann_posts[0]["comments"].as_array().map(Vec::len), Some(2));
@@ -193,7 +193,7 @@ every_backend! {
         assert_eq!(r.data()["name"], json!("ann"), "list on a to-one behaves like get");
         let r = t.get("/api/posts/4/author:get").await;
         assert_eq!(r.data(), &Json::Null);
-        let r = t.get("/api/users/1/posts:list?sort=-id").await;
+        let r = t.get("/api/people/1/posts:list?sort=-id").await;
         assert_eq!(names(&r, "title"), [json!("p2"), json!("p1")]);
         let r = t.get("/api/posts/999/tags:list").await;
         assert_eq!((r.data(), &r.body["meta"]["count"]), (&json!([]), &json!(0)), "LST-05");
@@ -289,13 +289,13 @@ every_backend! {
     async fn link_actions_on_has_many_and_to_one() {
         let t = blog().await;
         let titles = |r: manifold_tests::Reply| r.column("title");
-        t.post("/api/users/2/posts:add", json!([4])).await;
-        assert_eq!(titles(t.get("/api/users/2/posts:list").await), [json!("p3"), json!("p4")]);
-        t.post("/api/users/2/posts:set", json!([1])).await;
-        assert_eq!(titles(t.get("/api/users/2/posts:list").await), [json!("p1")]);
+        t.post("/api/people/2/posts:add", json!([4])).await;
+        assert_eq!(titles(t.get("/api/people/2/posts:list").await), [json!("p3"), json!("p4")]);
+        t.post("/api/people/2/posts:set", json!([1])).await;
+        assert_eq!(titles(t.get("/api/people/2/posts:list").await), [json!("p1")]);
         assert_eq!(t.get("/api/posts:get/3").await.data()["authorId"], Json::Null, "unlinked, not deleted");
-        t.post("/api/users/2/posts:remove", json!([1])).await;
-        assert_eq!(titles(t.get("/api/users/2/posts:list").await), Vec::<Json>::new());
+        t.post("/api/people/2/posts:remove", json!([1])).await;
+        assert_eq!(titles(t.get("/api/people/2/posts:list").await), Vec::<Json>::new());
         // belongsTo: set and remove write the source's foreign key.
         let r = t.post_empty("/api/posts/4/author:set/2").await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -364,7 +364,7 @@ every_backend! {
         assert_eq!(id_list(&t.get(&list("posts", json!({"tags.name": "t2"}))).await), [1, 2]);
         assert_eq!(id_list(&t.get(&list("tags", json!({"posts.title": "p2"}))).await), [2]);
         // two hops
-        assert_eq!(id_list(&t.get(&list("users", json!({"posts.comments.content": "c3"}))).await), [2]);
+        assert_eq!(id_list(&t.get(&list("people", json!({"posts.comments.content": "c3"}))).await), [2]);
         assert_eq!(id_list(&t.get(&list("comments", json!({"post.author.name": "ann"}))).await), [1, 2]);
     }
 }
@@ -377,13 +377,13 @@ every_backend! {
         let list = |c: &str, f: Json| format!("/api/{c}:list?sort=id&{}", manifold_tests::filter(f));
         // ann has a post p1 and a post p2, but no single post is both.
         assert_eq!(
-            id_list(&t.get(&list("users", json!({"$and": [{"posts.title": "p1"}, {"posts.title": "p2"}]}))).await),
+            id_list(&t.get(&list("people", json!({"$and": [{"posts.title": "p1"}, {"posts.title": "p2"}]}))).await),
             Vec::<i64>::new()
         );
-        assert_eq!(id_list(&t.get(&list("users", json!({"posts.title": "p1", "posts.id": 1}))).await), [1]);
-        assert_eq!(id_list(&t.get(&list("users", json!({"posts.title": "p1", "posts.id": 2}))).await), Vec::<i64>::new());
+        assert_eq!(id_list(&t.get(&list("people", json!({"posts.title": "p1", "posts.id": 1}))).await), [1]);
+        assert_eq!(id_list(&t.get(&list("people", json!({"posts.title": "p1", "posts.id": 2}))).await), Vec::<i64>::new());
         // Root and related conditions mix in one disjunction.
-        assert_eq!(id_list(&t.get(&list("users", json!({"$or": [{"posts.title": "p3"}, {"name": "ann"}]}))).await), [1, 2]);
+        assert_eq!(id_list(&t.get(&list("people", json!({"$or": [{"posts.title": "p3"}, {"name": "ann"}]}))).await), [1, 2]);
         // A negative operator sees the NULL row of an empty relation: t3 has no posts.
         assert_eq!(id_list(&t.get(&list("tags", json!({"posts.title.$ne": "p1"}))).await), [2, 3]);
     }
@@ -448,7 +448,7 @@ every_backend! {
         assert_eq!(id_list(&t.get("/api/posts:list?sort=-author.name,id").await), [3, 1, 2, 4]);
         assert_eq!(id_list(&t.get("/api/posts:list?sort=author.name,-id").await), [2, 1, 3, 4]);
         assert_eq!(id_list(&t.get("/api/comments:list?sort=-post.author.name,id").await), [3, 1, 2]);
-        let r = t.get("/api/users:list?sort=posts.title").await;
+        let r = t.get("/api/people:list?sort=posts.title").await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert!(r.error().contains("to-many"), "{}", r.error());
     }
@@ -461,7 +461,7 @@ every_backend! {
         let t = blog().await;
         let r = t.get(&format!("/api/posts:list?{}", manifold_tests::filter(json!({"author.nope": "x"})))).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
-        assert!(r.error().contains("filter.author.nope") && r.error().contains("users"), "{}", r.error());
+        assert!(r.error().contains("filter.author.nope") && r.error().contains("people"), "{}", r.error());
         let r = t.get(&format!("/api/posts:list?{}", manifold_tests::filter(json!({"nope.name": "x"})))).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert!(r.error().contains("\"nope\""), "{}", r.error());
@@ -475,7 +475,7 @@ every_backend! {
 /// The row counts of every blog table, to prove a failed write left nothing behind.
 async fn blog_counts(t: &TestApp) -> Vec<u64> {
     let mut out = Vec::new();
-    for c in ["users", "posts", "comments", "tags", "posts_tags"] {
+    for c in ["people", "posts", "comments", "tags", "posts_tags"] {
         out.push(t.count(c).await);
     }
     out
@@ -535,7 +535,7 @@ every_backend! {
         assert_eq!(t.count("comments").await, 3, "unlinked, not deleted");
         let r = t.post("/api/posts:update/1?updateAssociationValues=author", json!({"author": {"id": 2, "name": "BO"}})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        let r = t.get("/api/users:get/2").await;
+        let r = t.get("/api/people:get/2").await;
         assert_eq!(r.data()["name"], json!("BO"));
         let r = t.post("/api/posts:update/1", json!({"author": null, "tags": null})).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
@@ -584,7 +584,7 @@ every_backend! {
         assert_eq!(names("comments", "content"), [json!("c2"), json!("c1")]);
         assert_eq!(names("tags", "name"), [json!("t2"), json!("t1")]);
         // Options sit on any level; fields inside still apply.
-        let r = t.get("/api/users:list?sort=id&appends=posts(sort=-title).comments(sort=-id)&fields=name,posts.title").await;
+        let r = t.get("/api/people:list?sort=id&appends=posts(sort=-title).comments(sort=-id)&fields=name,posts.title").await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         let ann = &r.data()[0];
         assert_eq!(ann["posts"].as_array().expect("posts").iter().map(|p| p["title"].clone()).collect::<Vec<_>>(), [json!("p2"), json!("p1")]);

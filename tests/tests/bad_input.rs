@@ -247,22 +247,22 @@ every_backend! {
     async fn a_failed_array_create_writes_nothing() {
         let t = TestApp::new().await;
         t.collection(json!({
-            "name": "users",
+            "name": "people",
             "fields": [{"name": "name", "type": "string", "unique": true, "allowNull": false}]
         }))
         .await;
-        t.insert("users", json!({"name": "taken"})).await;
+        t.insert("people", json!({"name": "taken"})).await;
         let r = t
             .post(
-                "/api/users:create",
+                "/api/people:create",
                 json!([{"name": "fresh"}, {"name": "taken"}]),
             )
             .await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert_eq!(r.error(), "name already exists");
-        let names = t.get("/api/users:list").await.column("name");
+        let names = t.get("/api/people:list").await.column("name");
         assert_eq!(names, [json!("taken")], "the first row was rolled back");
-        let r = t.post("/api/users:create", json!({})).await;
+        let r = t.post("/api/people:create", json!({})).await;
         assert_eq!((r.status, r.error()), (400, "name cannot be null"));
     }
 }

@@ -1,4 +1,4 @@
-//! What users declare on top of the introspected schema, stored in the main database:
+//! What people declare on top of the introspected schema, stored in the main database:
 //! relation fields (`dataSourcesCollections/<key>.<c>/fields:create`) on tables without
 //! foreign keys, and collection options such as `simplePaginate`; both survive a restart.
 
@@ -191,11 +191,11 @@ every_backend! {
     async fn collections_create_makes_the_columns_and_junctions_relation_fields_need() {
         // NocoBase's blog, defined through the API as db.defineCollection would.
         let t = TestApp::new().await;
-        t.collection(json!({"name": "users", "fields": [{"name": "name", "type": "string"}]})).await;
+        t.collection(json!({"name": "people", "fields": [{"name": "name", "type": "string"}]})).await;
         t.collection(json!({"name": "tags", "fields": [{"name": "name", "type": "string"}]})).await;
         t.collection(json!({"name": "posts", "fields": [
             {"name": "title", "type": "string"},
-            {"name": "author", "type": "belongsTo", "target": "users"},
+            {"name": "author", "type": "belongsTo", "target": "people"},
             {"name": "tags", "type": "belongsToMany", "target": "tags"}
         ]})).await;
         t.collection(json!({"name": "comments", "fields": [

@@ -21,9 +21,9 @@ async fn tests_app(names: &[Json]) -> TestApp {
     single_field_app("tests", "name", "string", names).await
 }
 
-/// `users(name string)` with the given names.
-async fn users_app(names: &[Json]) -> TestApp {
-    single_field_app("users", "name", "string", names).await
+/// `people(name string)` with the given names.
+async fn people_app(names: &[Json]) -> TestApp {
+    single_field_app("people", "name", "string", names).await
 }
 
 /// `posts(title, score, status)` with the given rows inserted in order.
@@ -204,30 +204,30 @@ every_backend! {
 }
 
 // ---------------------------------------------------------------------------------------
-// String matching (§2.3): users(name string)
+// String matching (§2.3): people(name string)
 // ---------------------------------------------------------------------------------------
 
 every_backend! {
     async fn flt_20_includes_escapes_underscore_and_percent() {
-        let app = users_app(&strs(&["names of u1"])).await;
-        let got = matching(&app, "users", json!({"name.$includes": "_"}), "name").await;
+        let app = people_app(&strs(&["names of u1"])).await;
+        let got = matching(&app, "people", json!({"name.$includes": "_"}), "name").await;
         assert_eq!(got, Vec::<Json>::new(), "`_` is literal, not a wildcard");
 
-        app.insert("users", json!({"name": "a_b"})).await;
-        app.insert("users", json!({"name": "50%"})).await;
-        let got = matching(&app, "users", json!({"name.$includes": "_"}), "name").await;
+        app.insert("people", json!({"name": "a_b"})).await;
+        app.insert("people", json!({"name": "50%"})).await;
+        let got = matching(&app, "people", json!({"name.$includes": "_"}), "name").await;
         assert_eq!(got, strs(&["a_b"]));
-        let got = matching(&app, "users", json!({"name.$includes": "%"}), "name").await;
+        let got = matching(&app, "people", json!({"name.$includes": "%"}), "name").await;
         assert_eq!(got, strs(&["50%"]));
     }
 }
 
 every_backend! {
     async fn flt_21_includes_array_is_or() {
-        let app = users_app(&strs(&["u1", "u2"])).await;
+        let app = people_app(&strs(&["u1", "u2"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"name.$includes": ["u1", "u2"]}),
             "name",
         )
@@ -238,10 +238,10 @@ every_backend! {
 
 every_backend! {
     async fn flt_22_not_includes_array_is_and() {
-        let app = users_app(&strs(&["u1", "u2"])).await;
+        let app = people_app(&strs(&["u1", "u2"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"name.$notIncludes": ["u1", "u2"]}),
             "name",
         )
@@ -252,18 +252,18 @@ every_backend! {
 
 every_backend! {
     async fn flt_23_not_includes_scalar() {
-        let app = users_app(&strs(&["u1"])).await;
-        let got = matching(&app, "users", json!({"name.$notIncludes": "u1"}), "name").await;
+        let app = people_app(&strs(&["u1"])).await;
+        let got = matching(&app, "people", json!({"name.$notIncludes": "u1"}), "name").await;
         assert_eq!(got, Vec::<Json>::new());
     }
 }
 
 every_backend! {
     async fn flt_24_starts_with_array() {
-        let app = users_app(&strs(&["u1", "b1", "c1"])).await;
+        let app = people_app(&strs(&["u1", "b1", "c1"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"name.$startsWith": ["u", "b"]}),
             "name",
         )
@@ -274,10 +274,10 @@ every_backend! {
 
 every_backend! {
     async fn flt_25_not_starts_with_array() {
-        let app = users_app(&strs(&["u1", "v2", "b1", "b2"])).await;
+        let app = people_app(&strs(&["u1", "v2", "b1", "b2"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"name.$notStartsWith": ["u", "v"]}),
             "name",
         )
@@ -288,34 +288,34 @@ every_backend! {
 
 every_backend! {
     async fn flt_26_end_with_array() {
-        let app = users_app(&strs(&["u1", "b1", "c1", "u2"])).await;
-        let got = matching(&app, "users", json!({"name.$endWith": ["1"]}), "name").await;
+        let app = people_app(&strs(&["u1", "b1", "c1", "u2"])).await;
+        let got = matching(&app, "people", json!({"name.$endWith": ["1"]}), "name").await;
         assert_eq!(got, strs(&["u1", "b1", "c1"]));
     }
 }
 
 every_backend! {
     async fn flt_27_not_end_with_array() {
-        let app = users_app(&strs(&["u1", "b1", "c1", "u2"])).await;
-        let got = matching(&app, "users", json!({"name.$notEndWith": ["1"]}), "name").await;
+        let app = people_app(&strs(&["u1", "b1", "c1", "u2"])).await;
+        let got = matching(&app, "people", json!({"name.$notEndWith": ["1"]}), "name").await;
         assert_eq!(got, strs(&["u2"]));
     }
 }
 
 every_backend! {
     async fn flt_28_includes_substring() {
-        let app = users_app(&strs(&["names of u1", "other"])).await;
-        let got = matching(&app, "users", json!({"name.$includes": "u1"}), "name").await;
+        let app = people_app(&strs(&["names of u1", "other"])).await;
+        let got = matching(&app, "people", json!({"name.$includes": "u1"}), "name").await;
         assert_eq!(got, strs(&["names of u1"]));
     }
 }
 
 every_backend! {
     async fn flt_29_includes_inside_and() {
-        let app = users_app(&strs(&["names of u1", "other"])).await;
+        let app = people_app(&strs(&["names of u1", "other"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"$and": [{"name.$includes": "u1"}]}),
             "name",
         )
@@ -326,16 +326,16 @@ every_backend! {
 
 every_backend! {
     async fn flt_30_includes_is_case_insensitive() {
-        let app = users_app(&strs(&["Hello", "world"])).await;
-        let got = matching(&app, "users", json!({"name.$includes": "hello"}), "name").await;
+        let app = people_app(&strs(&["Hello", "world"])).await;
+        let got = matching(&app, "people", json!({"name.$includes": "hello"}), "name").await;
         assert_eq!(got, strs(&["Hello"]));
     }
 }
 
 every_backend! {
     async fn flt_31_not_includes_excludes_null_rows() {
-        let app = users_app(&[json!("x"), Json::Null]).await;
-        let got = matching(&app, "users", json!({"name.$notIncludes": "y"}), "name").await;
+        let app = people_app(&[json!("x"), Json::Null]).await;
+        let got = matching(&app, "people", json!({"name.$notIncludes": "y"}), "name").await;
         assert_eq!(got, strs(&["x"]));
     }
 }
@@ -346,26 +346,26 @@ every_backend! {
 
 every_backend! {
     async fn flt_40_empty_on_string_matches_empty_string() {
-        let app = users_app(&strs(&["u1", ""])).await;
-        let got = matching(&app, "users", json!({"name.$empty": true}), "name").await;
+        let app = people_app(&strs(&["u1", ""])).await;
+        let got = matching(&app, "people", json!({"name.$empty": true}), "name").await;
         assert_eq!(got, strs(&[""]));
     }
 }
 
 every_backend! {
     async fn flt_40_empty_on_string_also_matches_null() {
-        let app = users_app(&[json!("u1"), json!(""), Json::Null]).await;
-        let got = matching(&app, "users", json!({"name.$empty": true}), "id").await;
+        let app = people_app(&[json!("u1"), json!(""), Json::Null]).await;
+        let got = matching(&app, "people", json!({"name.$empty": true}), "id").await;
         assert_eq!(got, vec![json!(2), json!(3)]);
     }
 }
 
 every_backend! {
     async fn flt_41_or_of_empty_and_eq() {
-        let app = users_app(&strs(&["u1", "", "u3"])).await;
+        let app = people_app(&strs(&["u1", "", "u3"])).await;
         let got = matching(
             &app,
-            "users",
+            "people",
             json!({"$or": [{"name.$empty": true}, {"name": "u1"}]}),
             "name",
         )
@@ -376,8 +376,8 @@ every_backend! {
 
 every_backend! {
     async fn flt_42_not_empty_on_string() {
-        let app = users_app(&[json!("u1"), json!(""), Json::Null]).await;
-        let got = matching(&app, "users", json!({"name.$notEmpty": true}), "name").await;
+        let app = people_app(&[json!("u1"), json!(""), Json::Null]).await;
+        let got = matching(&app, "people", json!({"name.$notEmpty": true}), "name").await;
         assert_eq!(got, strs(&["u1"]));
     }
 }
@@ -385,13 +385,13 @@ every_backend! {
 every_backend! {
     async fn flt_44_is_falsy_on_boolean() {
         let app = single_field_app(
-            "users",
+            "people",
             "activated",
             "boolean",
             &[json!(false), json!(true)],
         )
         .await;
-        let got = matching(&app, "users", json!({"activated.$isFalsy": true}), "id").await;
+        let got = matching(&app, "people", json!({"activated.$isFalsy": true}), "id").await;
         assert_eq!(got, vec![json!(1)]);
     }
 }
@@ -399,13 +399,13 @@ every_backend! {
 every_backend! {
     async fn flt_45_is_truly_on_boolean() {
         let app = single_field_app(
-            "users",
+            "people",
             "activated",
             "boolean",
             &[json!(false), json!(true)],
         )
         .await;
-        let got = matching(&app, "users", json!({"activated.$isTruly": true}), "id").await;
+        let got = matching(&app, "people", json!({"activated.$isTruly": true}), "id").await;
         assert_eq!(got, vec![json!(2)]);
     }
 }
@@ -413,20 +413,20 @@ every_backend! {
 every_backend! {
     async fn flt_44_45_null_booleans_are_falsy() {
         let app = single_field_app(
-            "users",
+            "people",
             "activated",
             "boolean",
             &[json!(false), json!(true), Json::Null],
         )
         .await;
-        let falsy = matching(&app, "users", json!({"activated.$isFalsy": true}), "id").await;
+        let falsy = matching(&app, "people", json!({"activated.$isFalsy": true}), "id").await;
         assert_eq!(falsy, vec![json!(1), json!(3)]);
-        let truly = matching(&app, "users", json!({"activated.$isTruly": true}), "id").await;
+        let truly = matching(&app, "people", json!({"activated.$isTruly": true}), "id").await;
         assert_eq!(truly, vec![json!(2)]);
         // Any operand other than true / "true" flips the meaning (§2.5).
-        let not_truly = matching(&app, "users", json!({"activated.$isTruly": false}), "id").await;
+        let not_truly = matching(&app, "people", json!({"activated.$isTruly": false}), "id").await;
         assert_eq!(not_truly, vec![json!(1), json!(3)]);
-        let not_falsy = matching(&app, "users", json!({"activated.$isFalsy": false}), "id").await;
+        let not_falsy = matching(&app, "people", json!({"activated.$isFalsy": false}), "id").await;
         assert_eq!(not_falsy, vec![json!(2)]);
     }
 }
@@ -437,18 +437,18 @@ every_backend! {
 
 every_backend! {
     async fn flt_103_empty_or_matches_everything() {
-        let app = users_app(&strs(&["u1", "u2", "u3"])).await;
-        let got = matching(&app, "users", json!({"$or": []}), "name").await;
+        let app = people_app(&strs(&["u1", "u2", "u3"])).await;
+        let got = matching(&app, "people", json!({"$or": []}), "name").await;
         assert_eq!(got, strs(&["u1", "u2", "u3"]));
-        assert_eq!(count_matching(&app, "users", json!({"$or": []})).await, 3);
+        assert_eq!(count_matching(&app, "people", json!({"$or": []})).await, 3);
     }
 }
 
 every_backend! {
     async fn flt_112_empty_object_condition_is_400() {
-        let app = users_app(&strs(&["u1"])).await;
+        let app = people_app(&strs(&["u1"])).await;
         let r = app
-            .get(&format!("/api/users:list?{}", filter(json!({"name": {}}))))
+            .get(&format!("/api/people:list?{}", filter(json!({"name": {}}))))
             .await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert!(!r.error().is_empty(), "an error message: {:?}", r.body);
@@ -685,7 +685,7 @@ every_backend! {
 
 every_backend! {
     async fn nested_dotted_and_implicit_forms_agree() {
-        let app = users_app(&strs(&["a", "b", "c"])).await;
+        let app = people_app(&strs(&["a", "b", "c"])).await;
         for f in [
             json!({"name": {"$eq": "b"}}),
             json!({"name.$eq": "b"}),
@@ -693,12 +693,12 @@ every_backend! {
             json!({"$and": [{"name": "b"}]}),
             json!({"$or": [{"name": "b"}, {"name": "zzz"}]}),
         ] {
-            let got = matching(&app, "users", f.clone(), "name").await;
+            let got = matching(&app, "people", f.clone(), "name").await;
             assert_eq!(got, strs(&["b"]), "{f}");
         }
-        let got = matching(&app, "users", json!({"name": null}), "name").await;
+        let got = matching(&app, "people", json!({"name": null}), "name").await;
         assert_eq!(got, Vec::<Json>::new(), "implicit null is IS NULL");
-        let got = matching(&app, "users", json!({"name": ["a", "c"]}), "name").await;
+        let got = matching(&app, "people", json!({"name": ["a", "c"]}), "name").await;
         assert_eq!(got, strs(&["a", "c"]), "an array without operator is IN");
     }
 }

@@ -10,10 +10,12 @@ use serde_json::json;
 pub fn status_of(kind: ErrorKind) -> u16 {
     match kind {
         ErrorKind::BadRequest => 400,
+        ErrorKind::Unauthorized => 401,
         ErrorKind::Forbidden => 403,
         ErrorKind::NotFound => 404,
         ErrorKind::Conflict => 409,
         ErrorKind::PayloadTooLarge => 413,
+        ErrorKind::TooManyRequests => 429,
         ErrorKind::Internal => 500,
         ErrorKind::Unavailable => 503,
         ErrorKind::Timeout => 504,
@@ -29,7 +31,10 @@ pub fn render(ctx: &mut Context, error: &Error) {
         tracing::debug!(status, error = %error.message(), path = %ctx.request.path, "request refused");
     }
     ctx.status = Some(status);
-    ctx.body = Some(json!({ "errors": [{ "message": error.message() }] }));
+    ctx.body = Some(match error.code() {
+        Some(code) => json!({ "errors": [{ "message": error.message(), "code": code }] }),
+        None => json!({ "errors": [{ "message": error.message() }] }),
+    });
     ctx.body_meta = None;
     ctx.without_data_wrapping = true;
 }

@@ -34,12 +34,15 @@ pub struct Response {
     pub route: Option<String>,
     /// The data source that served it, if one was picked.
     pub data_source: Option<String>,
+    /// Headers middleware asked to send (`x-new-token`, …).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The app chain and the data sources it routes to.
 pub struct App {
     manager: Arc<DataSourceManager>,
     chain: RwLock<MiddlewareChain>,
+    auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
 }
 
 impl App {
@@ -68,7 +71,18 @@ impl App {
         Self {
             manager,
             chain: RwLock::new(chain),
+            auth: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The authentication service, where the app has one (`build_app` installs it).
+    pub fn auth(&self) -> Option<&Arc<crate::auth::Auth>> {
+        self.auth.get()
+    }
+
+    /// Records the authentication service (once).
+    pub fn set_auth(&self, auth: Arc<crate::auth::Auth>) {
+        let _ = self.auth.set(auth);
     }
 
     /// The data-source manager.
@@ -96,7 +110,12 @@ impl App {
             .unwrap_or_else(|e| e.into_inner())
             .sorted();
         let mut ctx = Context::new(request);
-        let span = tracing::info_span!(target: "manifold::middleware", "manifold.app");
+        let span = tracing::info_span!(
+            target: "manifold::middleware",
+            "manifold.app",
+            enduser.id = tracing::field::Empty,
+            manifold.role = tracing::field::Empty,
+        );
         // The error handler is the outermost layer; anything that still escapes it (a
         // middleware placed before it) is rendered the same way here.
         if let Err(e) = Next::new(&chain).run(&mut ctx).instrument(span).await {
@@ -107,12 +126,14 @@ impl App {
             _ => None,
         };
         let data_source = ctx.data_source.as_ref().map(|s| s.key().to_owned());
+        let headers = std::mem::take(&mut ctx.response_headers);
         match ctx.body.take() {
             Some(body) => Response {
                 status: ctx.status.unwrap_or(200),
                 body,
                 route,
                 data_source,
+                headers,
             },
             None => {
                 let message = ctx
@@ -126,6 +147,7 @@ impl App {
                     body: json!({ "errors": [{ "message": message }] }),
                     route,
                     data_source,
+                    headers,
                 }
             }
         }

@@ -308,10 +308,20 @@ async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
         query: req.uri().query().unwrap_or("").to_owned(),
         headers,
         body,
+        peer: req.remote_addr().as_socket_addr().map(|a| a.ip()),
     };
     let response = app.handle(info).await;
+    let mut http = json_response(response.status, &response.body);
+    for (name, value) in &response.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            header::HeaderValue::from_str(value),
+        ) {
+            http.headers_mut().append(name, value);
+        }
+    }
     Answer {
-        response: json_response(response.status, &response.body),
+        response: http,
         status: response.status,
         route: response.route,
         data_source: response.data_source,

@@ -1,0 +1,228 @@
+//! Who is asking, and what they may do: users and roles stored in the main database,
+//! sign-in with Argon2id-hashed passwords, HS256 tokens (`Authorization: Bearer`), API
+//! keys pinned to a role, `X-Role`, and the stored permissions fed into every data source's
+//! ACL. The contract is `shared/spec/auth.md`; docs/security.md is the user's guide.
+//!
+//! [`Auth::install`] wires it: the collections and their built-in rows, the app-level
+//! `auth` middleware (before the router: it names the caller in `ctx.state`), the `auth`,
+//! `apiKeys` and `roles:check` actions, and a before-add hook that closes each new data
+//! source's ACL and gives it the stored roles.
+
+mod actions;
+mod api_keys;
+mod authenticate;
+mod config;
+mod password;
+mod permissions;
+mod store;
+mod throttle;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use manifold_core::acl::AllowCondition;
+use manifold_core::data_source::DataSourceManager;
+use manifold_core::middleware::Placement;
+use manifold_core::{DataSource, Error, Result};
+use serde_json::{Value as Json, json};
+
+pub use config::{AuthConfig, Secret};
+pub use store::COLLECTIONS;
+
+use crate::metadata::MetadataStore;
+use authenticate::Session;
+use permissions::Permissions;
+use store::Store;
+use throttle::Throttle;
+use tokens::{Claims, Keys};
+
+/// The resources every data source treats as administration (`allowConfigure` or `root`).
+const CONFIGURATION_RESOURCES: &[&str] = &[
+    "collections",
+    "dataSources",
+    "dataSourcesCollections",
+    "fields",
+];
+
+/// The authentication service of one process.
+pub struct Auth {
+    store: Store,
+    keys: Keys,
+    config: AuthConfig,
+    throttle: Throttle,
+    /// Verified sessions by token id: no main-database round trip on the hot path.
+    sessions: moka::sync::Cache<String, Arc<Session>>,
+    permissions: Arc<Permissions>,
+}
+
+impl Auth {
+    /// Makes (or checks) the accounts' collections in `main`, creates the built-in roles
+    /// and, on an empty database, the user `root`; closes every data source's ACL to what
+    /// the stored roles grant. Call before `main` and any other source is added.
+    pub async fn install(
+        manager: &Arc<DataSourceManager>,
+        main: &Arc<DataSource>,
+        metadata: &Arc<MetadataStore>,
+        config: &AuthConfig,
+    ) -> Result<Arc<Self>> {
+        store::migrate(main).await?;
+        metadata.declare_built_in(main.key(), store::overlay());
+        metadata.apply(main).await?;
+        let store = Store::new(main.clone());
+        store::seed(&store).await?;
+        create_root(&store, config).await?;
+        let keys = Keys::load(config.jwt_secret.as_ref().map(|s| s.0.as_str()), &store).await?;
+        let permissions = Permissions::new(store.clone(), manager.clone());
+        permissions.reload().await?;
+        let auth = Arc::new(Self {
+            store,
+            keys,
+            config: config.clone(),
+            throttle: Throttle::new(config.sign_in_max_failures, config.sign_in_lockout),
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(config.auth_cache_size)
+                .time_to_live(config.auth_cache_ttl)
+                .build(),
+            permissions: permissions.clone(),
+        });
+        let hook_permissions = permissions.clone();
+        let main_key = main.key().to_owned();
+        manager.before_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
+            guard(source, source.key() == main_key);
+            hook_permissions.apply_to(source);
+        }));
+        actions::define(&auth, main);
+        permissions::watch(&auth, main);
+        Ok(auth)
+    }
+
+    /// The app-level middleware that names the caller; place it before the router.
+    pub fn middleware(self: &Arc<Self>) -> (Arc<dyn manifold_core::middleware::Middleware>, Placement) {
+        (
+            Arc::new(authenticate::Authenticate(self.clone())),
+            Placement::tag("auth").after("dataWrapping").before("dataSource"),
+        )
+    }
+
+    /// A sign-in token for the user with `user_id`, as `auth:signIn` gives (for tools and
+    /// tests that already know who the caller is).
+    pub async fn issue_token(&self, user_id: i64) -> Result<String> {
+        let now = chrono::Utc::now();
+        self.issue(user_id, now.timestamp_millis()).await
+    }
+
+    async fn issue(&self, user_id: i64, sign_in_time: i64) -> Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let exp = now + secs(self.config.token_lifetime);
+        let jti = uuid::Uuid::new_v4().simple().to_string();
+        let session_end = sign_in_time / 1000 + secs(self.config.session_lifetime);
+        self.store
+            .insert(
+                store::ISSUED_TOKENS,
+                &json!({
+                    "jti": jti, "userId": user_id, "signInTime": sign_in_time,
+                    "expiresAt": session_end.max(exp),
+                }),
+            )
+            .await?;
+        self.keys.sign(&Claims {
+            user_id,
+            jti,
+            iat: now,
+            exp: Some(exp),
+            temp: true,
+            sign_in_time: Some(sign_in_time),
+            role_name: None,
+        })
+    }
+
+    /// Forgets every verified session of this process (after a password or role change).
+    fn forget_sessions(&self) {
+        self.sessions.invalidate_all();
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+/// Closes `source`'s ACL: only stored grants, `root`, and the few public or signed-in
+/// actions below are let through.
+fn guard(source: &DataSource, is_main: bool) {
+    let acl = source.acl();
+    acl.clear_allow_rules();
+    for resource in CONFIGURATION_RESOURCES {
+        acl.configuration_resource(resource);
+    }
+    if is_main {
+        for resource in store::COLLECTIONS {
+            acl.configuration_resource(resource);
+        }
+        acl.allow("auth", "signIn", AllowCondition::Public);
+        for action in ["signOut", "check", "changePassword"] {
+            acl.allow("auth", action, AllowCondition::LoggedIn);
+        }
+        acl.allow("roles", "check", AllowCondition::LoggedIn);
+        acl.allow("dataSources", "list", AllowCondition::LoggedIn);
+        for action in ["list", "get", "create", "destroy"] {
+            acl.allow(store::API_KEYS, action, AllowCondition::LoggedIn);
+        }
+    }
+}
+
+/// On an empty `users` table: the user `root` with every built-in role (`root` the
+/// default), its password from the configuration or generated and printed once.
+async fn create_root(store: &Store, config: &AuthConfig) -> Result<()> {
+    let users = store.repository(store::USERS).await?;
+    if users.count(None).await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match &config.root_password {
+        Some(secret) => (secret.0.clone(), false),
+        None => (uuid::Uuid::new_v4().simple().to_string()[..20].to_owned(), true),
+    };
+    let hash = password::hash(password.clone()).await?;
+    let created = store
+        .insert(
+            store::USERS,
+            &json!({ "username": "root", "nickname": "Super Admin", "password": hash }),
+        )
+        .await;
+    let user = match created {
+        Ok(user) => user,
+        // Another process sharing the main database made it first.
+        Err(_) if users.count(None).await? > 0 => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let id = user
+        .get("id")
+        .cloned()
+        .ok_or_else(|| Error::internal("the new user root has no id"))?;
+    for role in store::BUILT_IN_ROLES {
+        store
+            .insert(
+                store::ROLES_USERS,
+                &json!({ "userId": id, "roleName": role, "default": *role == "root" }),
+            )
+            .await?;
+    }
+    if generated {
+        // Standard error only, once: never the log, which may be shipped elsewhere.
+        eprintln!(
+            "manifold: created the user root with the password {password} \
+             (shown only now; set MANIFOLD_ROOT_PASSWORD to choose it)"
+        );
+    }
+    tracing::info!("created the user root");
+    Ok(())
+}
+
+/// A JSON number or numeric string as an i64.
+fn as_i64(value: Option<&Json>) -> Option<i64> {
+    match value? {
+        Json::Number(n) => n.as_i64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
