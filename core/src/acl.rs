@@ -320,7 +320,10 @@ fn role_permission(
     if let Some(grants) = role.grants.get(resource) {
         return grants.iter().find_map(|g| {
             let own = admits(&g.action, needed, action)?;
-            let mut filter = g.scope.clone().filter(|s| s.as_object().is_none_or(|o| !o.is_empty()));
+            let mut filter = g
+                .scope
+                .clone()
+                .filter(|s| s.as_object().is_none_or(|o| !o.is_empty()));
             if own {
                 filter = Some(match filter {
                     Some(scope) => json!({ "$and": [scope, own_filter()] }),
@@ -463,7 +466,10 @@ impl Acl {
                     // Not a relation: the action reports it.
                     return true;
                 };
-                if self.permission(roles, &association.target, "list").is_none() {
+                if self
+                    .permission(roles, &association.target, "list")
+                    .is_none()
+                {
                     return false;
                 }
                 match crate::filter::CollectionLookup::lookup(&**source, &association.target) {
@@ -497,7 +503,10 @@ fn refusal(ctx: &Context) -> Error {
         return Error::unauthorized(code, message);
     }
     if !ctx.state.contains_key("currentUser") {
-        return Error::unauthorized("EMPTY_TOKEN", "Unauthenticated. Please sign in to continue.");
+        return Error::unauthorized(
+            "EMPTY_TOKEN",
+            "Unauthenticated. Please sign in to continue.",
+        );
     }
     Error::forbidden("No permissions")
 }
@@ -654,7 +663,9 @@ pub fn resolve_variables(ctx: &Context, filter: &Json) -> Json {
             Some(name) => resolve_variable(ctx, name),
             None => filter.clone(),
         },
-        Json::Array(items) => Json::Array(items.iter().map(|i| resolve_variables(ctx, i)).collect()),
+        Json::Array(items) => {
+            Json::Array(items.iter().map(|i| resolve_variables(ctx, i)).collect())
+        }
         Json::Object(map) => Json::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), resolve_variables(ctx, v)))
@@ -666,9 +677,7 @@ pub fn resolve_variables(ctx: &Context, filter: &Json) -> Json {
 
 fn variable(s: &str) -> Option<&str> {
     let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
-    (inner.starts_with("ctx.state.currentUser")
-        || inner.starts_with("$user")
-        || inner == "$nRole")
+    (inner.starts_with("ctx.state.currentUser") || inner.starts_with("$user") || inner == "$nRole")
         .then_some(inner)
 }
 

@@ -177,9 +177,16 @@ impl ResourceManager {
         }
     }
 
-    /// Defines (or replaces) a resource.
-    pub fn define(&self, resource: ResourceDefinition) {
+    /// Defines a resource. Defining one that exists again replaces its actions and action
+    /// lists but keeps the earlier definition's middleware (before the new one's), so a
+    /// module can guard a resource another module defines, in either order.
+    pub fn define(&self, mut resource: ResourceDefinition) {
         let mut registry = self.registry.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(earlier) = registry.resources.get(&resource.name) {
+            let mut middlewares = earlier.middlewares.clone();
+            middlewares.append(&mut resource.middlewares);
+            resource.middlewares = middlewares;
+        }
         registry
             .resources
             .insert(resource.name.clone(), Arc::new(resource));

@@ -22,7 +22,7 @@ impl Drop for Server {
 }
 
 /// The curl commands of the README's tested block, each with its expected output.
-fn quickstart(readme: &str) -> Vec<(String, Json)> {
+fn quickstart(readme: &str) -> Vec<Step> {
     let block = readme
         .split("federation/tests/docs_examples.rs")
         .nth(1)
@@ -42,11 +42,29 @@ fn tested_blocks<'a>(page: &'a str, label: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// Curl lines with the `# → ` line under each.
-fn steps(block: &str) -> Vec<(String, Json)> {
+/// One documented shell line.
+enum Step {
+    /// A curl line with the `# → ` line under it: part of the answer it must give.
+    Check { command: String, expected: Json },
+    /// `NAME=$(command)`: later lines see the command's output as `$NAME`.
+    Capture { name: String, command: String },
+}
+
+/// Curl lines with the `# → ` line under each, and `NAME=$(…)` lines.
+fn steps(block: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     let mut lines = block.lines().filter(|l| !l.trim().is_empty()).peekable();
     while let Some(line) = lines.next() {
+        if let Some((name, rest)) = line.split_once("=$(")
+            && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        {
+            let command = rest.strip_suffix(')').expect("`NAME=$(…)` ends with `)`");
+            steps.push(Step::Capture {
+                name: name.to_owned(),
+                command: command.to_owned(),
+            });
+            continue;
+        }
         assert!(line.starts_with("curl "), "unexpected README line: {line}");
         let expected = lines
             .next()
@@ -54,32 +72,64 @@ fn steps(block: &str) -> Vec<(String, Json)> {
             .unwrap_or_else(|| panic!("no `# → ` line after: {line}"));
         let expected = serde_json::from_str(expected)
             .unwrap_or_else(|e| panic!("bad expected JSON ({e}): {expected}"));
-        steps.push((line.to_owned(), expected));
+        steps.push(Step::Check {
+            command: line.to_owned(),
+            expected,
+        });
     }
     steps
+}
+
+/// The shell the documented lines run in: the variables captured so far.
+#[derive(Default)]
+struct Shell {
+    variables: Vec<(String, String)>,
+}
+
+impl Shell {
+    fn output(&self, command: &str) -> std::process::Output {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .envs(self.variables.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("sh runs curl");
+        assert!(out.status.success(), "{command} failed: {out:?}");
+        out
+    }
 }
 
 /// Runs each step against the server on `port` after `substitutions` (also applied to
 /// the expected answers); a GET whose answer does not match yet is retried for up to
 /// 15 s, since sources load in the background.
-fn run(port: u16, steps: &[(String, Json)], substitutions: &[(String, String)]) {
-    for (command, expected) in steps {
+fn run(port: u16, shell: &mut Shell, steps: &[Step], substitutions: &[(String, String)]) {
+    let prepare = |command: &str| {
         let mut command = command.replace("127.0.0.1:13000", &format!("127.0.0.1:{port}"));
-        let mut expected = expected.to_string();
         for (from, to) in substitutions {
             command = command.replace(from, to);
+        }
+        command
+    };
+    for step in steps {
+        let (command, expected) = match step {
+            Step::Capture { name, command } => {
+                let out = shell.output(&prepare(command));
+                let value = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                assert!(!value.is_empty(), "{command} printed nothing");
+                shell.variables.push((name.clone(), value));
+                continue;
+            }
+            Step::Check { command, expected } => (prepare(command), expected),
+        };
+        let mut expected = expected.to_string();
+        for (from, to) in substitutions {
             expected = expected.replace(from, to);
         }
         let expected: Json = serde_json::from_str(&expected).expect("expected JSON");
         let retry = !command.contains("-X POST");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            let out = Command::new("sh")
-                .arg("-c")
-                .arg(&command)
-                .output()
-                .expect("sh runs curl");
-            assert!(out.status.success(), "{command} failed: {out:?}");
+            let out = shell.output(&command);
             let body: Json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
                 panic!(
                     "{command}: not JSON ({e}): {}",
@@ -118,8 +168,19 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn start(port: u16, dir: &Path) -> Server {
+/// The root password the README starts the service with.
+fn root_password(readme: &str) -> String {
+    readme
+        .split("MANIFOLD_ROOT_PASSWORD=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the README sets MANIFOLD_ROOT_PASSWORD")
+        .to_owned()
+}
+
+fn start(port: u16, dir: &Path, root_password: &str) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_manifold"))
+        .env("MANIFOLD_ROOT_PASSWORD", root_password)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--main-db")
         .arg(format!("sqlite://{}/data/main.sqlite", dir.display()))
@@ -152,17 +213,17 @@ fn readme_quickstart_curl_lines_work_against_the_binary() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let steps = quickstart(&readme);
-    assert!(steps.len() >= 4, "create, insert, list, get");
+    assert!(steps.len() >= 6, "sign in, create, insert, list, get");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let _server = start(port, dir.path());
+    let _server = start(port, dir.path(), &root_password(&readme));
     assert!(
         dir.path().join("data/main.sqlite").exists(),
         "the main database is created on first start"
     );
 
-    run(port, &steps, &[]);
+    run(port, &mut Shell::default(), &steps, &[]);
 }
 
 /// Runs `statements` in the scratch database `db`.
@@ -236,13 +297,23 @@ fn data_sources_page_examples_work_against_the_binary() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let _server = start(port, dir.path());
+    let password = "docs-example-root";
+    let _server = start(port, dir.path(), password);
+    // The page's lines use a token in $TOKEN, as the README's quickstart gets it.
+    let mut shell = Shell::default();
+    let sign_in = Step::Capture {
+        name: "TOKEN".into(),
+        command: format!(
+            r#"curl -s -X POST http://127.0.0.1:13000/api/auth:signIn -H 'Content-Type: application/json' -d '{{"account":"root","password":"{password}"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/'"#
+        ),
+    };
+    run(port, &mut shell, &[sign_in], &[]);
     let mut ran = 0;
     for label in ["postgres", "mariadb", "sqlite"] {
         for block in tested_blocks(&page, label) {
             let block_steps = steps(block);
             ran += block_steps.len();
-            run(port, &block_steps, &substitutions);
+            run(port, &mut shell, &block_steps, &substitutions);
         }
     }
     assert!(ran >= 12, "only {ran} documented steps were found");

@@ -393,12 +393,22 @@ pub struct Reply {
     pub status: u16,
     /// The body as JSON.
     pub body: Json,
+    /// The response headers, names in lower case.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
     /// `body.data`.
     pub fn data(&self) -> &Json {
         &self.body["data"]
+    }
+
+    /// The value of response header `name` (lower case), if it was sent.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// `body.errors[0].message`, or "" when there is none.
@@ -413,6 +423,17 @@ impl Reply {
             .map(|rows| rows.iter().map(|r| r[field].clone()).collect())
             .unwrap_or_default()
     }
+}
+
+/// `names` without the collections Manifold keeps its accounts and permissions in.
+pub fn own_collections(names: Vec<Json>) -> Vec<Json> {
+    names
+        .into_iter()
+        .filter(|n| {
+            !n.as_str()
+                .is_some_and(|n| manifold_federation::auth::COLLECTIONS.contains(&n))
+        })
+        .collect()
 }
 
 /// Percent-encodes a query value (a JSON filter, a sort list).
@@ -452,6 +473,9 @@ impl TestApp {
             ..ServeConfig::default()
         };
         config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+        // Statement counts must not depend on how long a test ran: the first request of
+        // the token loads it (in `open`), no later one does.
+        config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
         tweak(&mut config);
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
@@ -525,6 +549,9 @@ impl TestApp {
             ..ServeConfig::default()
         };
         config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+        // Statement counts must not depend on how long a test ran: the first request of
+        // the token loads it (in `open`), no later one does.
+        config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
         t.scratch = scratch;
@@ -547,7 +574,7 @@ impl TestApp {
             .issue_token(1)
             .await
             .expect("a token for root");
-        Self {
+        let t = Self {
             app,
             endpoint,
             dir,
@@ -556,7 +583,28 @@ impl TestApp {
             external: None,
             running: None,
             token,
-        }
+        };
+        // The first request of a token reads the session; tests count statements after it.
+        let checked = t.main(Method::GET, "/api/auth:check", None).await;
+        assert_eq!(checked.status, 200, "root's token: {:?}", checked.body);
+        t
+    }
+
+    /// A second app on the same main database, as another replica of one deployment
+    /// would be (it registers no external source of its own).
+    pub async fn replica(&self) -> Self {
+        let mut config = ServeConfig {
+            main_db: match &self.scratch {
+                Some(db) => db.url(),
+                None => format!("sqlite://{}/main.sqlite", self.dir.path().display()),
+            },
+            ..ServeConfig::default()
+        };
+        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut t = Self::open(dir, &config).await;
+        t.backend = self.backend;
+        t
     }
 
     /// The token of the user `root` the helpers send.
@@ -620,6 +668,50 @@ impl TestApp {
         self.raw_send(method, path, headers, body).await
     }
 
+    /// Sends `method path` to the main data source with `authorization` as the
+    /// `Authorization` header ("" sends none: an anonymous caller).
+    pub async fn main_as(
+        &self,
+        authorization: &str,
+        method: Method,
+        path: &str,
+        body: Option<Json>,
+    ) -> Reply {
+        let headers = [
+            ("content-type", "application/json"),
+            ("authorization", authorization),
+        ];
+        self.raw_send(
+            method,
+            path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
+    /// Sends `method path` to the test's source with `authorization` as the
+    /// `Authorization` header ("" sends none) and the extra `headers`.
+    pub async fn send_as(
+        &self,
+        authorization: &str,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Json>,
+    ) -> Reply {
+        let mut with: Vec<(&str, &str)> = headers.to_vec();
+        with.push(("content-type", "application/json"));
+        with.push(("authorization", authorization));
+        self.send(
+            method,
+            path,
+            &with,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+
     /// Sends a request with no `Authorization` (an anonymous caller) to the test's source.
     pub async fn anonymous(
         &self,
@@ -662,6 +754,16 @@ impl TestApp {
         };
         let response = self.endpoint.call(request).await.expect("endpoint answers");
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
         let text = response
             .into_body()
             .into_string()
@@ -672,7 +774,11 @@ impl TestApp {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
         };
-        Reply { status, body }
+        Reply {
+            status,
+            body,
+            headers,
+        }
     }
 
     /// `GET path`.

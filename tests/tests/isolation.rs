@@ -256,7 +256,10 @@ where
     let server = tokio::spawn(server.run(t.app.clone(), 1 << 20, std::future::pending()));
 
     let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET /api/slow:list HTTP/1.1\r\nHost: x\r\nX-Data-Source: {key}\r\n\r\n");
+    let request = format!(
+        "GET /api/slow:list HTTP/1.1\r\nHost: x\r\nX-Data-Source: {key}\r\nAuthorization: Bearer {}\r\n\r\n",
+        t.root_token()
+    );
     client.write_all(request.as_bytes()).await.expect("send");
     let deadline = Instant::now() + Duration::from_secs(5);
     while !running().await {

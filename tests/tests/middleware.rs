@@ -350,13 +350,49 @@ async fn acl_middleware_placed_before_core_runs_before_the_permission_check() {
     assert_eq!(t.get("/api/test:list").await.status, 200);
     assert_eq!(taken(&log), [3, 1, 5, 6, 2, 4]);
 
-    // Close the ACL: the check now refuses, so only the middleware before it runs, and the
-    // 403 unwinds through it.
+    // A caller the ACL refuses: only the middleware before the check runs, and the 403
+    // unwinds through it.
+    let nobody = powerless_user(&t).await;
+    taken(&log);
     main.acl().clear_allow_rules();
-    let r = t.get("/api/test:list").await;
+    let r = as_user(&t, &nobody, poem::http::Method::GET, "/api/test:list").await;
     assert_eq!(r.status, 403);
     assert_eq!(r.error(), "No permissions");
     assert_eq!(taken(&log), [3]);
+}
+
+/// Signs in a new user whose only role may do nothing; its token.
+async fn powerless_user(t: &TestApp) -> String {
+    let r = t.post("/api/roles:create", json!({"name": "nobody"})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t
+        .post(
+            "/api/users:create",
+            json!({"username": "nobody", "password": "nobody-password", "roles": ["nobody"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t
+        .main_as(
+            "",
+            poem::http::Method::POST,
+            "/api/auth:signIn",
+            Some(json!({"account": "nobody", "password": "nobody-password"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.data()["token"].as_str().expect("token").to_owned()
+}
+
+/// `method path` on the main source as the holder of `token`.
+async fn as_user(
+    t: &TestApp,
+    token: &str,
+    method: poem::http::Method,
+    path: &str,
+) -> manifold_tests::Reply {
+    t.main_as(&format!("Bearer {token}"), method, path, Some(json!({})))
+        .await
 }
 
 /// Sets `state.currentRole` to `role` (what an authentication middleware would do).
@@ -366,6 +402,7 @@ struct AsRole(&'static str);
 impl Middleware for AsRole {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         ctx.state.insert("currentRole".into(), json!(self.0));
+        ctx.state.insert("currentRoles".into(), json!([self.0]));
         next.run(ctx).await
     }
 }
@@ -380,10 +417,11 @@ async fn without_acl_middleware_allow_rules_and_roles_still_decide() {
             .action("list", handler(&log, 1, 2))
             .action("create", handler(&log, 3, 4)),
     );
-    assert_eq!(t.get("/api/test:list").await.status, 200, "the open ACL");
+    assert_eq!(t.get("/api/test:list").await.status, 200, "root");
 
+    let nobody = powerless_user(&t).await;
     main.acl().clear_allow_rules();
-    let r = t.get("/api/test:list").await;
+    let r = as_user(&t, &nobody, poem::http::Method::GET, "/api/test:list").await;
     assert_eq!((r.status, r.error()), (403, "No permissions"));
 
     main.acl().define_role(manifold_core::acl::Role {
@@ -397,8 +435,9 @@ async fn without_acl_middleware_allow_rules_and_roles_still_decide() {
             Placement::default().before("acl"),
         )
         .expect("before the ACL");
-    assert_eq!(t.get("/api/test:list").await.status, 200, "view is granted");
-    let r = t.post("/api/test:create", json!({})).await;
+    let r = as_user(&t, &nobody, poem::http::Method::GET, "/api/test:list").await;
+    assert_eq!(r.status, 200, "view is granted");
+    let r = as_user(&t, &nobody, poem::http::Method::POST, "/api/test:create").await;
     assert_eq!((r.status, r.error()), (403, "No permissions"));
     assert_eq!(taken(&log), [1, 2, 1, 2], "only the admitted requests ran");
 }

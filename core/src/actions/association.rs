@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{Target, has_condition};
+use super::{Target, has_condition, nested};
 use crate::context::{AssociationScope, Context};
 use crate::data_source::Unit;
 use crate::error::{Error, Result};
@@ -109,7 +109,8 @@ async fn own(scope: &AssociationScope, column: &str) -> Result<Json> {
 pub(super) async fn create(t: &Target, values: &Json) -> Result<Json> {
     let scope = scope_of(t, "create")?;
     let a = &scope.association;
-    let target = t.collection().clone();
+    let target = t.repository.collection().clone();
+    let allowed = t.write_filter()?;
     let mut values = values.as_object().cloned().unwrap_or_default();
     let ds = unit_source(t)?;
     let unit = ds.begin().await?;
@@ -122,19 +123,19 @@ pub(super) async fn create(t: &Target, values: &Json) -> Result<Json> {
                 unlink_all(&target, &targets, a.foreign_key.as_str(), &key).await?;
             }
             values.insert(a.foreign_key.clone(), key);
-            create_one(&target, &targets, Json::Object(values)).await?
+            create_one(&unit, ds, &target, Json::Object(values), &allowed).await?
         }
         AssociationKind::BelongsToMany => {
             let key = own(scope, &a.source_key).await?;
             let through = a.through.as_deref().unwrap_or_default();
             let pivot = values.remove(through);
-            let row = create_one(&target, &targets, Json::Object(values)).await?;
+            let row = create_one(&unit, ds, &target, Json::Object(values), &allowed).await?;
             let linked = row.get(&a.target_key).cloned().unwrap_or(Json::Null);
             link(&unit, scope, &key, &[(linked, pivot)]).await?;
             row
         }
         AssociationKind::BelongsTo => {
-            let row = create_one(&target, &targets, Json::Object(values)).await?;
+            let row = create_one(&unit, ds, &target, Json::Object(values), &allowed).await?;
             let linked = row.get(&a.target_key).cloned().unwrap_or(Json::Null);
             set_source_key(&unit, scope, linked).await?;
             row
@@ -144,18 +145,24 @@ pub(super) async fn create(t: &Target, values: &Json) -> Result<Json> {
     Ok(Json::Object(created))
 }
 
-async fn create_one(c: &Collection, repo: &Arc<dyn Repository>, values: Json) -> Result<Record> {
-    let row = WriteValues::from_json(
-        c,
-        &values,
-        WriteKind::Create,
-        &WriteFilter::default(),
-        "values",
-    )?;
-    repo.create(&[row])
-        .await?
-        .pop()
-        .ok_or_else(|| Error::internal("the created row was not returned"))
+/// One target row from `values`, with nested associations of its own, inside the
+/// request's writable fields (`whitelist`/`blacklist`, as the ACL narrowed them).
+async fn create_one(
+    unit: &Unit,
+    ds: &crate::data_source::DataSource,
+    c: &Arc<Collection>,
+    values: Json,
+    allowed: &WriteFilter,
+) -> Result<Record> {
+    nested::NestedWriter::new(unit, ds)
+        .create(
+            c.clone(),
+            &values,
+            allowed,
+            &nested::UpdatePolicy::all(),
+            "values",
+        )
+        .await
 }
 
 async fn unlink_all(

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use manifold_core::acl::Acl;
 use manifold_core::middleware::{Middleware, Next};
 use manifold_core::resource::{ResourceDefinition, ScopedMiddleware};
 use manifold_core::{Context, DataSource, Error, ErrorKind, Result};
@@ -25,18 +26,27 @@ pub fn define(auth: &Arc<Auth>, main: &DataSource) {
             .action("check", Arc::new(Check))
             .action("changePassword", Arc::new(ChangePassword(auth.clone()))),
     );
-    rm.define(ResourceDefinition::new(USERS).middleware(ScopedMiddleware {
-        middleware: Arc::new(HashPasswords(auth.clone())),
-        only: ["create", "update", "firstOrCreate", "updateOrCreate"]
-            .map(String::from)
-            .to_vec(),
-        except: Vec::new(),
-    }));
+    rm.define(
+        ResourceDefinition::new(USERS).middleware(ScopedMiddleware {
+            middleware: Arc::new(HashPasswords(auth.clone())),
+            only: ["create", "update", "firstOrCreate", "updateOrCreate"]
+                .map(String::from)
+                .to_vec(),
+            except: Vec::new(),
+        }),
+    );
     rm.define(ResourceDefinition::new(ROLES).middleware(ScopedMiddleware {
         middleware: Arc::new(KeepBuiltInRoles),
         only: vec!["destroy".into()],
         except: Vec::new(),
     }));
+    rm.define(
+        ResourceDefinition::new("dataSources").middleware(ScopedMiddleware {
+            middleware: Arc::new(HideConnectionDetails(main.acl().clone())),
+            only: vec!["list".into(), "get".into()],
+            except: Vec::new(),
+        }),
+    );
     rm.register_action_handler("roles:check", Arc::new(RolesCheck(auth.clone())));
     api_keys::define(auth, main);
 }
@@ -58,7 +68,10 @@ fn text<'a>(values: &'a Map<String, Json>, key: &str) -> Option<&'a str> {
 /// The signed-in user's id, or 401.
 pub fn current_user_id(ctx: &Context) -> Result<i64> {
     as_i64(ctx.state.get("currentUser").and_then(|u| u.get("id"))).ok_or_else(|| {
-        Error::unauthorized("EMPTY_TOKEN", "Unauthenticated. Please sign in to continue.")
+        Error::unauthorized(
+            "EMPTY_TOKEN",
+            "Unauthenticated. Please sign in to continue.",
+        )
     })
 }
 
@@ -199,7 +212,7 @@ impl Middleware for ChangePassword {
                 &json!({ "password": hash, "passwordChangeTz": now }),
             )
             .await?;
-        self.0.forget_sessions();
+        self.0.forget_verified_tokens();
         ctx.body = Some(json!({}));
         next.run(ctx).await
     }
@@ -246,7 +259,7 @@ impl Middleware for HashPasswords {
         }
         next.run(ctx).await?;
         if changes {
-            self.0.forget_sessions();
+            self.0.forget_verified_tokens();
         }
         Ok(())
     }
@@ -297,5 +310,31 @@ impl Middleware for RolesCheck {
             .collect();
         ctx.body = Some(self.0.permissions.check(&role, &roles));
         next.run(ctx).await
+    }
+}
+
+/// `dataSources:list|get` for a role that may not configure: the sources without their
+/// connection details (host, user, database, options), which only administrators need.
+struct HideConnectionDetails(Arc<Acl>);
+
+#[async_trait::async_trait]
+impl Middleware for HideConnectionDetails {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        next.run(ctx).await?;
+        let roles = manifold_core::acl::current_roles(ctx);
+        if self.0.permission(&roles, "dataSources", "create").is_some() {
+            return Ok(());
+        }
+        let hide = |source: &mut Json| {
+            if let Some(source) = source.as_object_mut() {
+                source.remove("options");
+            }
+        };
+        match ctx.body.as_mut() {
+            Some(Json::Array(sources)) => sources.iter_mut().for_each(hide),
+            Some(source) => hide(source),
+            None => {}
+        }
+        Ok(())
     }
 }

@@ -9,10 +9,10 @@ use manifold_core::middleware::{Middleware, Next};
 use manifold_core::{Context, DataSource, Error, Result};
 use serde_json::{Value as Json, json};
 
+use super::Auth;
 use super::actions::current_user_id;
 use super::store::API_KEYS;
 use super::tokens::Claims;
-use super::Auth;
 
 /// How many keys one user may hold (so listing them stays bounded).
 pub const MAX_KEYS_PER_USER: usize = 100;
@@ -59,7 +59,12 @@ struct Create(Arc<Auth>);
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let user_id = current_user_id(ctx)?;
-        let values = ctx.action()?.params.get("values").cloned().unwrap_or(Json::Null);
+        let values = ctx
+            .action()?
+            .params
+            .get("values")
+            .cloned()
+            .unwrap_or(Json::Null);
         let role = values
             .get("role")
             .and_then(|r| r.get("name").or(Some(r)))
@@ -95,7 +100,8 @@ impl Middleware for Create {
             )));
         }
         let now = chrono::Utc::now();
-        let exp = lifetime.map(|d| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        let exp =
+            lifetime.map(|d| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
         let jti = uuid::Uuid::new_v4().simple().to_string();
         let row = auth
             .store
@@ -135,7 +141,10 @@ impl Middleware for List {
         }
         let rows = self.0.store.find(API_KEYS, &filter, &[]).await?;
         ctx.body = Some(if action.action_name == "get" {
-            rows.into_iter().next().map(Json::Object).unwrap_or(Json::Null)
+            rows.into_iter()
+                .next()
+                .map(Json::Object)
+                .unwrap_or(Json::Null)
         } else {
             Json::Array(rows.into_iter().map(Json::Object).collect())
         });

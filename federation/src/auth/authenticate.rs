@@ -74,8 +74,7 @@ impl Middleware for Authenticate {
             match self.0.identify(&token).await {
                 Ok((claims, session, renewed)) => {
                     if let Some(new_token) = renewed {
-                        ctx.response_headers
-                            .push(("x-new-token".into(), new_token));
+                        ctx.response_headers.push(("x-new-token".into(), new_token));
                     }
                     match choose_roles(&session, ctx.request.header("x-role")) {
                         Ok((role, roles)) => {
@@ -135,7 +134,10 @@ fn choose_roles(session: &Session, asked: Option<&str>) -> Result<(String, Vec<S
         }
         return Ok((pinned.clone(), vec![pinned.clone()]));
     }
-    match asked.map(str::trim).filter(|r| !r.is_empty() && *r != "anonymous") {
+    match asked
+        .map(str::trim)
+        .filter(|r| !r.is_empty() && *r != "anonymous")
+    {
         Some("__union__") => Ok(("__union__".into(), session.roles.clone())),
         Some(role) if session.roles.iter().any(|r| r == role) => {
             Ok((role.to_owned(), vec![role.to_owned()]))
@@ -158,7 +160,10 @@ impl Auth {
     /// Checks `token`: signature, session or key still on record, user still there and
     /// without a later password change, expiry (renewing a sign-in token inside its
     /// window). Returns the claims, the session and the new token if it was renewed.
-    async fn identify(&self, token: &str) -> Result<(Claims, Arc<Session>, Option<String>), Refused> {
+    async fn identify(
+        &self,
+        token: &str,
+    ) -> Result<(Claims, Arc<Session>, Option<String>), Refused> {
         let claims = self.keys.verify(token).ok_or(Refused::InvalidToken)?;
         let now = chrono::Utc::now().timestamp();
         let expired = claims.exp.is_some_and(|exp| exp <= now);
@@ -175,9 +180,9 @@ impl Auth {
         }
         let renewable = claims.temp
             && claims.role_name.is_none()
-            && claims.sign_in_time.is_some_and(|t| {
-                t / 1000 + secs(self.config.session_lifetime) > now
-            })
+            && claims
+                .sign_in_time
+                .is_some_and(|t| t / 1000 + secs(self.config.session_lifetime) > now)
             && claims
                 .exp
                 .is_some_and(|exp| exp + secs(self.config.token_renewal_window) > now);
@@ -230,12 +235,22 @@ impl Auth {
         }
         let mut user = self
             .store
-            .find_one(USERS, &json!({ "id": claims.user_id }), &["passwordChangeTz"])
+            .find_one(
+                USERS,
+                &json!({ "id": claims.user_id }),
+                &["passwordChangeTz"],
+            )
             .await
             .map_err(failed)?
             .ok_or(Refused::NotExistUser)?;
         let changed = as_i64(user.remove("passwordChangeTz").as_ref()).unwrap_or(0);
-        if changed > claims.iat * 1000 {
+        // A sign-in token knows its session's start to the millisecond; an API key only
+        // its issue second, so one made in the second of the change is kept.
+        let older = match claims.sign_in_time {
+            Some(signed_in) => changed > signed_in,
+            None => changed / 1000 > claims.iat,
+        };
+        if older {
             return Err(Refused::InvalidToken);
         }
         let links = self
@@ -249,7 +264,9 @@ impl Auth {
             .collect();
         let default_role = links
             .iter()
-            .find(|l| l.get("default") == Some(&Json::Bool(true)) || as_i64(l.get("default")) == Some(1))
+            .find(|l| {
+                l.get("default") == Some(&Json::Bool(true)) || as_i64(l.get("default")) == Some(1)
+            })
             .and_then(|l| l.get("roleName").and_then(Json::as_str).map(str::to_owned));
         Ok(Session {
             user: Json::Object(user),

@@ -98,10 +98,14 @@ impl Auth {
     }
 
     /// The app-level middleware that names the caller; place it before the router.
-    pub fn middleware(self: &Arc<Self>) -> (Arc<dyn manifold_core::middleware::Middleware>, Placement) {
+    pub fn middleware(
+        self: &Arc<Self>,
+    ) -> (Arc<dyn manifold_core::middleware::Middleware>, Placement) {
         (
             Arc::new(authenticate::Authenticate(self.clone())),
-            Placement::tag("auth").after("dataWrapping").before("dataSource"),
+            Placement::tag("auth")
+                .after("dataWrapping")
+                .before("dataSource"),
         )
     }
 
@@ -137,8 +141,10 @@ impl Auth {
         })
     }
 
-    /// Forgets every verified session of this process (after a password or role change).
-    fn forget_sessions(&self) {
+    /// Forgets every token this process has verified, so the next request of each reads
+    /// its session again (after a password or role change; tests use it to skip the wait
+    /// for the cache to expire).
+    pub fn forget_verified_tokens(&self) {
         self.sessions.invalidate_all();
     }
 }
@@ -156,7 +162,7 @@ fn guard(source: &DataSource, is_main: bool) {
         acl.configuration_resource(resource);
     }
     if is_main {
-        for resource in store::COLLECTIONS {
+        for resource in store::ADMINISTERED {
             acl.configuration_resource(resource);
         }
         acl.allow("auth", "signIn", AllowCondition::Public);
@@ -165,6 +171,7 @@ fn guard(source: &DataSource, is_main: bool) {
         }
         acl.allow("roles", "check", AllowCondition::LoggedIn);
         acl.allow("dataSources", "list", AllowCondition::LoggedIn);
+        acl.allow("dataSources", "get", AllowCondition::LoggedIn);
         for action in ["list", "get", "create", "destroy"] {
             acl.allow(store::API_KEYS, action, AllowCondition::LoggedIn);
         }
@@ -180,7 +187,10 @@ async fn create_root(store: &Store, config: &AuthConfig) -> Result<()> {
     }
     let (password, generated) = match &config.root_password {
         Some(secret) => (secret.0.clone(), false),
-        None => (uuid::Uuid::new_v4().simple().to_string()[..20].to_owned(), true),
+        None => (
+            uuid::Uuid::new_v4().simple().to_string()[..20].to_owned(),
+            true,
+        ),
     };
     let hash = password::hash(password.clone()).await?;
     let created = store

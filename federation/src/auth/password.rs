@@ -1,8 +1,8 @@
 //! Password hashing with Argon2id, off the async runtime: a hash takes tens of
 //! milliseconds of CPU by design.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use manifold_core::{Error, Result};
 
 /// The longest password accepted (Argon2 takes any length; this bounds the work).
@@ -43,8 +43,13 @@ pub async fn verify(password: String, hash: Option<String>) -> bool {
             None => {
                 let dummy = DUMMY.get_or_init(|| {
                     let salt = SaltString::encode_b64(&[0u8; 16]).ok();
-                    salt.and_then(|s| Argon2::default().hash_password(b"-", &s).ok().map(|h| h.to_string()))
-                        .unwrap_or_default()
+                    salt.and_then(|s| {
+                        Argon2::default()
+                            .hash_password(b"-", &s)
+                            .ok()
+                            .map(|h| h.to_string())
+                    })
+                    .unwrap_or_default()
                 });
                 if let Ok(parsed) = PasswordHash::new(dummy) {
                     let _ = Argon2::default().verify_password(password.as_bytes(), &parsed);

@@ -38,7 +38,10 @@ pub struct Permissions {
 }
 
 fn text(row: &Record, key: &str) -> String {
-    row.get(key).and_then(Json::as_str).unwrap_or_default().to_owned()
+    row.get(key)
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn truthy(row: &Record, key: &str) -> bool {
@@ -99,7 +102,10 @@ impl Snapshot {
                             action: text(a, "name"),
                             fields: match json_of(a, "fields") {
                                 Json::Array(f) if !f.is_empty() => Some(
-                                    f.iter().filter_map(Json::as_str).map(str::to_owned).collect(),
+                                    f.iter()
+                                        .filter_map(Json::as_str)
+                                        .map(str::to_owned)
+                                        .collect(),
                                 ),
                                 _ => None,
                             },
@@ -164,16 +170,29 @@ impl Permissions {
 
     /// Gives `source`'s ACL the roles as last read.
     pub fn apply_to(&self, source: &DataSource) {
-        let snapshot = self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let snapshot = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         source.acl().replace_roles(snapshot.roles_for(source.key()));
     }
 
     /// The answer of `roles:check` for `role` (acting as `roles`).
     pub fn check(&self, role: &str, roles: &[String]) -> Json {
-        let snapshot = self.snapshot.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let snapshot = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let root = roles.iter().any(|r| r == "root");
         let mut data_sources = serde_json::Map::new();
-        let mut keys: Vec<String> = self.manager.list().iter().map(|s| s.key().to_owned()).collect();
+        let mut keys: Vec<String> = self
+            .manager
+            .list()
+            .iter()
+            .map(|s| s.key().to_owned())
+            .collect();
         keys.sort();
         let mut allow_configure = root;
         let mut main_strategy = Vec::new();
@@ -207,7 +226,10 @@ impl Permissions {
                 json!({ "strategy": { "actions": strategy }, "resources": resources }),
             );
         }
-        let anonymous = snapshot.roles.iter().any(|r| text(r, "name") == "anonymous");
+        let anonymous = snapshot
+            .roles
+            .iter()
+            .any(|r| text(r, "name") == "anonymous");
         json!({
             "role": role,
             "roleMode": if role == "__union__" { "allow-use-union" } else { "default" },
@@ -242,17 +264,26 @@ struct Watch(Arc<Auth>);
 
 fn touches_permissions(ctx: &Context) -> Option<bool> {
     let action = ctx.action().ok()?;
-    if matches!(action.action_name.as_str(), "list" | "get" | "count" | "query") {
+    if matches!(
+        action.action_name.as_str(),
+        "list" | "get" | "count" | "query"
+    ) {
         return None;
     }
     let head = action.resource_name.split('.').next().unwrap_or_default();
-    let target = action.association.as_ref().map(|a| a.association.target.as_str());
+    let target = action
+        .association
+        .as_ref()
+        .map(|a| a.association.target.as_str());
     let names = [Some(head), target];
     let permissions = names
         .iter()
         .flatten()
         .any(|n| PERMISSION_COLLECTIONS.contains(n) || *n == ROLES_USERS);
-    let accounts = names.iter().flatten().any(|n| *n == USERS || *n == ROLES_USERS);
+    let accounts = names
+        .iter()
+        .flatten()
+        .any(|n| *n == USERS || *n == ROLES_USERS);
     (permissions || accounts).then_some(permissions)
 }
 
@@ -264,9 +295,9 @@ impl Middleware for Watch {
         match touched {
             Some(true) => {
                 self.0.permissions.reload().await?;
-                self.0.forget_sessions();
+                self.0.forget_verified_tokens();
             }
-            Some(false) => self.0.forget_sessions(),
+            Some(false) => self.0.forget_verified_tokens(),
             None => {}
         }
         Ok(())

@@ -35,7 +35,19 @@ pub const ISSUED_TOKENS: &str = "_manifold_issued_tokens";
 /// Service settings, such as the generated signing secret.
 pub const SETTINGS: &str = "_manifold_settings";
 
-/// Every collection this module keeps; administration needs `allowConfigure` on them.
+/// The collections only administration may touch (`allowConfigure` or `root`).
+pub const ADMINISTERED: &[&str] = &[
+    USERS,
+    ROLES,
+    ROLES_USERS,
+    SOURCE_ROLES,
+    RESOURCES,
+    ACTIONS,
+    SCOPES,
+];
+
+/// Every collection this module keeps in the main database: the administered ones and
+/// `apiKeys`, which each signed-in user manages for themselves.
 pub const COLLECTIONS: &[&str] = &[
     USERS,
     ROLES,
@@ -44,6 +56,7 @@ pub const COLLECTIONS: &[&str] = &[
     RESOURCES,
     ACTIONS,
     SCOPES,
+    API_KEYS,
 ];
 
 /// The collections whose rows say what roles may do: a write to one reloads the ACLs.
@@ -133,7 +146,11 @@ pub fn definitions() -> Vec<CollectionDefinition> {
         collection(
             ROLES_USERS,
             false,
-            vec![key("userId", Integer), key("roleName", String), flag("default")],
+            vec![
+                key("userId", Integer),
+                key("roleName", String),
+                flag("default"),
+            ],
         ),
         collection(
             SOURCE_ROLES,
@@ -206,7 +223,10 @@ fn internal_definitions() -> [CollectionDefinition; 2] {
             name: SETTINGS.into(),
             auto_gen_id: false,
             timestamps: false,
-            fields: vec![key("key", FieldType::String), field("value", FieldType::Text)],
+            fields: vec![
+                key("key", FieldType::String),
+                field("value", FieldType::Text),
+            ],
         },
     ]
 }
@@ -385,7 +405,12 @@ impl Store {
     }
 
     /// The first row of `name` matching `filter`.
-    pub async fn find_one(&self, name: &str, filter: &Json, extra: &[&str]) -> Result<Option<Record>> {
+    pub async fn find_one(
+        &self,
+        name: &str,
+        filter: &Json,
+        extra: &[&str],
+    ) -> Result<Option<Record>> {
         Ok(self.find(name, filter, extra).await?.into_iter().next())
     }
 
@@ -447,7 +472,10 @@ impl Store {
 }
 
 /// A filter that may name hidden fields (the service's own lookups).
-fn parse_filter_any(collection: &Collection, filter: &Json) -> Result<Option<manifold_core::filter::Filter>> {
+fn parse_filter_any(
+    collection: &Collection,
+    filter: &Json,
+) -> Result<Option<manifold_core::filter::Filter>> {
     if collection.fields().iter().any(|f| f.hidden) {
         let mut open = collection.clone();
         open.unhide_all();
@@ -474,7 +502,11 @@ pub async fn seed(store: &Store) -> Result<()> {
     }
     for (key, name, scope) in [
         ("all", "All records", json!({})),
-        ("own", "Own records", json!({ "createdById": "{{ ctx.state.currentUser.id }}" })),
+        (
+            "own",
+            "Own records",
+            json!({ "createdById": "{{ ctx.state.currentUser.id }}" }),
+        ),
     ] {
         let exists = store.find_one(SCOPES, &json!({ "key": key }), &[]).await?;
         if exists.is_none() {

@@ -88,10 +88,16 @@ mod tests {
         let ip = Some(IpAddr::from([127, 0, 0, 1]));
         assert_eq!(t.check("ann", ip), Verdict::Proceed(Duration::ZERO));
         t.failed("ann", ip);
-        assert_eq!(t.check("ANN", None), Verdict::Proceed(Duration::from_millis(250)));
+        assert_eq!(
+            t.check("ANN", None),
+            Verdict::Proceed(Duration::from_millis(250))
+        );
         t.failed("ann", ip);
         assert!(matches!(t.check("ann", None), Verdict::Refuse(_)));
-        assert!(matches!(t.check("bob", ip), Verdict::Refuse(_)), "the address too");
+        assert!(
+            matches!(t.check("bob", ip), Verdict::Refuse(_)),
+            "the address too"
+        );
         std::thread::sleep(Duration::from_millis(60));
         assert!(matches!(t.check("ann", ip), Verdict::Proceed(_)));
     }

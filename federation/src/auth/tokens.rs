@@ -28,7 +28,11 @@ pub struct Claims {
     #[serde(default)]
     pub temp: bool,
     /// When the session began, in milliseconds (sign-in tokens).
-    #[serde(rename = "signInTime", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "signInTime",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sign_in_time: Option<i64>,
     /// The role an API key is pinned to.
     #[serde(rename = "roleName", default, skip_serializing_if = "Option::is_none")]
@@ -123,13 +127,21 @@ mod tests {
     fn round_trips_and_refuses_what_it_did_not_sign() {
         let keys = Keys::new(b"0123456789abcdef0123456789abcdef");
         let token = keys.sign(&claims()).expect("sign");
-        assert_eq!(keys.verify(&token), Some(claims()), "expired, still verified");
+        assert_eq!(
+            keys.verify(&token),
+            Some(claims()),
+            "expired, still verified"
+        );
         let other = Keys::new(b"another secret, another key....");
         assert_eq!(other.verify(&token), None, "wrong secret");
         let mut parts: Vec<&str> = token.split('.').collect();
         let unsigned = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0";
         parts[0] = unsigned;
-        assert_eq!(keys.verify(&format!("{}.{}.", parts[0], parts[1])), None, "alg none");
+        assert_eq!(
+            keys.verify(&format!("{}.{}.", parts[0], parts[1])),
+            None,
+            "alg none"
+        );
         assert_eq!(keys.verify(&token[..token.len() - 3]), None, "truncated");
         assert_eq!(keys.verify(&"a".repeat(100_000)), None, "too long");
         assert_eq!(keys.verify("é.é.é"), None, "not ASCII");

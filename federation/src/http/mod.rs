@@ -300,7 +300,14 @@ async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
     let headers = req
         .headers()
         .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        // Kept even when not ASCII: a garbled `Authorization` must be refused as a bad
+        // token, not read as no token at all.
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
         .collect();
     let info = RequestInfo {
         method: req.method().as_str().to_owned(),
