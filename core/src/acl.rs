@@ -422,7 +422,7 @@ impl Acl {
         if let Some(scope) = action.association.as_ref().filter(|_| is_link_action(name)) {
             // Linking changes the source record: it needs `update` there, on the relation.
             let permitted = self
-                .permission(&roles, &scope.source.name().to_owned(), "update")
+                .permission(&roles, scope.source.name(), "update")
                 .filter(|p| {
                     p.fields
                         .as_ref()
@@ -514,10 +514,10 @@ fn refusal(ctx: &Context) -> Error {
 /// Merges a permission into the action's params: the row filter (variables resolved) into
 /// `filter`, the field list into `fields`/`appends` for reads or `values` for writes.
 fn narrow(ctx: &mut Context, permission: Permission, appends: Option<Vec<String>>) -> Result<()> {
-    let filter = match &permission.filter {
-        Some(filter) => Some(resolve_variables(ctx, filter)),
-        None => None,
-    };
+    let filter = permission
+        .filter
+        .as_ref()
+        .map(|filter| resolve_variables(ctx, filter));
     let action = ctx.action_mut()?;
     let needed = permission_for(&action.action_name).to_owned();
     if let Some(filter) = filter {

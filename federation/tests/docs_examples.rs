@@ -319,3 +319,22 @@ fn data_sources_page_examples_work_against_the_binary() {
     assert!(ran >= 12, "only {ran} documented steps were found");
     drop((shop, warehouse));
 }
+
+#[test]
+fn security_page_examples_work_against_the_binary() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let page = std::fs::read_to_string(root.join("docs/security.md")).expect("docs/security.md");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    // The page starts the service as the README does.
+    let _server = start(port, dir.path(), &root_password(&readme));
+    let mut shell = Shell::default();
+    let mut ran = 0;
+    for block in tested_blocks(&page, "security") {
+        let block_steps = steps(block);
+        ran += block_steps.len();
+        run(port, &mut shell, &block_steps, &[]);
+    }
+    assert!(ran >= 19, "only {ran} documented steps were found");
+}

@@ -546,6 +546,9 @@ async fn sqlite_request_is_one_trace_of_server_middleware_action_and_statement_s
     ] {
         assert_eq!(server.attr(key), value, "{key} of {server:#?}");
     }
+    let app = child_of(&trace, &server, "manifold.app");
+    assert_eq!(app.attr("enduser.id"), "1", "the caller: {app:#?}");
+    assert_eq!(app.attr("manifold.role"), "root");
     let action = action_span(&trace, &server, "posts:list");
     assert_eq!(action.attr("manifold.data_source"), "main");
     assert_eq!(action.attr("manifold.resource"), "posts");
@@ -864,9 +867,24 @@ async fn metrics_count_requests_by_route_status_and_source_and_show_the_pools() 
     // A missing record is `{"data": null}`, as in NocoBase; its key is no label.
     assert_eq!(m.get("/api/posts/7").await.0, 200);
     assert_eq!(m.get("/api/nothing_here:list").await.0, 404);
+    let (status, _) = m
+        .send(
+            "GET",
+            "/api/posts:list",
+            &[("Authorization", "Bearer nonsense")],
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = m
+        .send("GET", "/api/posts:list", &[("Authorization", "")], None)
+        .await;
+    assert_eq!(status, 401);
     let (status, text) = m.send("GET", "/metrics", &[], None).await;
     assert_eq!(status, 200);
     for expected in [
+        r#"manifold_auth_refusals_total{http_response_status_code="401",reason="INVALID_TOKEN"} 1"#,
+        r#"manifold_auth_refusals_total{http_response_status_code="401",reason="EMPTY_TOKEN"} 1"#,
         r#"manifold_http_requests_total{data_source="main",http_request_method="GET",http_response_status_code="200",http_route="/api/posts:list"} 3"#,
         r#"manifold_http_requests_total{data_source="main",http_request_method="GET",http_response_status_code="200",http_route="/api/posts/{filterByTk}"} 1"#,
         r#"manifold_http_requests_total{data_source="main",http_request_method="GET",http_response_status_code="404",http_route="unmatched"} 1"#,

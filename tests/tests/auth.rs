@@ -364,6 +364,14 @@ every_backend! {
         let r = t.get("/api/dataSources:get/notes").await;
         assert_eq!(r.data()["options"]["path"], json!("notes.sqlite"), "root sees them");
 
+        // A user created without roles gets the default one.
+        let r = t.main(Method::POST, "/api/users:create",
+            Some(json!({"username": "dan", "password": "dan-password-1"}))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let dan = token_of(&t, "dan", "dan-password-1").await;
+        let me = t.main_as(&bearer(&dan), Method::GET, "/api/auth:check", None).await;
+        assert_eq!(me.data()["roles"], json!(["member"]), "{:?}", me.body);
+
         // The built-in roles stay.
         for role in ["root", "admin", "member"] {
             let r = t.main(Method::POST, &format!("/api/roles:destroy/{role}"), None).await;

@@ -227,6 +227,7 @@ impl Middleware for HashPasswords {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let action = ctx.action_mut()?;
         let changes = action.action_name != "create";
+        let mut default_roles = None;
         if let Some(mut values) = action.params.remove("values") {
             let records: Vec<&mut Json> = match &mut values {
                 Json::Array(records) => records.iter_mut().collect(),
@@ -237,6 +238,13 @@ impl Middleware for HashPasswords {
                     continue;
                 };
                 record.remove("passwordChangeTz");
+                if !changes && !record.contains_key("roles") {
+                    // As in NocoBase: a new user without roles gets the default ones.
+                    if default_roles.is_none() {
+                        default_roles = Some(self.0.default_roles().await?);
+                    }
+                    record.insert("roles".into(), json!(default_roles));
+                }
                 match record.remove("password") {
                     None | Some(Json::Null) => {}
                     Some(Json::String(plain)) => {

@@ -146,6 +146,10 @@ impl Middleware for List {
                 .map(Json::Object)
                 .unwrap_or(Json::Null)
         } else {
+            // At most MAX_KEYS_PER_USER rows: one page holds them all.
+            ctx.body_meta = Some(json!({
+                "count": rows.len(), "page": 1, "pageSize": MAX_KEYS_PER_USER, "totalPage": 1,
+            }));
             Json::Array(rows.into_iter().map(Json::Object).collect())
         });
         next.run(ctx).await

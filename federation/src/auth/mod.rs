@@ -141,6 +141,17 @@ impl Auth {
         })
     }
 
+    /// The names of the roles marked `default`, given to new users created without roles.
+    async fn default_roles(&self) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .find(store::ROLES, &json!({ "default": true }), &[])
+            .await?
+            .iter()
+            .filter_map(|role| role.get("name").and_then(Json::as_str).map(str::to_owned))
+            .collect())
+    }
+
     /// Forgets every token this process has verified, so the next request of each reads
     /// its session again (after a password or role change; tests use it to skip the wait
     /// for the cache to expire).

@@ -90,6 +90,8 @@ struct Answer {
     status: u16,
     route: Option<String>,
     data_source: Option<String>,
+    /// Why a 401 or 403 refused the caller (its `code`), for the refusal metric.
+    refusal: Option<String>,
 }
 
 impl Answer {
@@ -98,6 +100,7 @@ impl Answer {
             response: json_response(status, body),
             status,
             route: None,
+            refusal: None,
             data_source: None,
         }
     }
@@ -172,6 +175,9 @@ impl Service {
             answer.data_source.as_deref().unwrap_or("none"),
             started.elapsed().as_secs_f64(),
         );
+        if let Some(reason) = &answer.refusal {
+            self.metrics.refused(answer.status, reason);
+        }
         answer.response
     }
 
@@ -327,10 +333,21 @@ async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
             http.headers_mut().append(name, value);
         }
     }
+    let refusal = match response.status {
+        401 => Some(
+            response.body["errors"][0]["code"]
+                .as_str()
+                .unwrap_or("UNAUTHORIZED")
+                .to_owned(),
+        ),
+        403 => Some("NO_PERMISSIONS".to_owned()),
+        _ => None,
+    };
     Answer {
         response: http,
         status: response.status,
         route: response.route,
         data_source: response.data_source,
+        refusal,
     }
 }

@@ -25,6 +25,7 @@ const REQUEST_LABELS: &[&str] = &[
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    refusals: IntCounterVec,
     duration: HistogramVec,
     pool_size: IntGaugeVec,
     pool_in_use: IntGaugeVec,
@@ -53,6 +54,14 @@ impl Metrics {
             ),
             REQUEST_LABELS,
         );
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "manifold_auth_refusals_total",
+                "Requests refused with 401 or 403, by status and reason (the error's code: \
+                 EMPTY_TOKEN, INVALID_TOKEN, …, NO_PERMISSIONS).",
+            ),
+            &["http_response_status_code", "reason"],
+        );
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "http_server_request_duration_seconds",
@@ -76,13 +85,20 @@ impl Metrics {
             "The most connections the data source's pool opens.",
         );
         let registry = Registry::new();
-        let (requests, duration, pool_size, pool_in_use, pool_max) =
-            match (requests, duration, pool_size, pool_in_use, pool_max) {
-                (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
-                _ => unreachable!("the metric names and labels above are valid"),
-            };
+        let (requests, refusals, duration, pool_size, pool_in_use, pool_max) = match (
+            requests,
+            refusals,
+            duration,
+            pool_size,
+            pool_in_use,
+            pool_max,
+        ) {
+            (Ok(a), Ok(r), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, r, b, c, d, e),
+            _ => unreachable!("the metric names and labels above are valid"),
+        };
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(refusals.clone()),
             Box::new(duration.clone()),
             Box::new(pool_size.clone()),
             Box::new(pool_in_use.clone()),
@@ -95,6 +111,7 @@ impl Metrics {
         Self {
             registry,
             requests,
+            refusals,
             duration,
             pool_size,
             pool_in_use,
@@ -108,6 +125,14 @@ impl Metrics {
         let labels = [method, route, code.as_str(), data_source];
         self.requests.with_label_values(&labels).inc();
         self.duration.with_label_values(&labels).observe(seconds);
+    }
+
+    /// Counts one request refused with `status` (401 or 403) for `reason`.
+    pub fn refused(&self, status: u16, reason: &str) {
+        let code = status.to_string();
+        self.refusals
+            .with_label_values(&[code.as_str(), reason])
+            .inc();
     }
 
     /// The text exposition format (version 0.0.4), with the pools of `sources` read now.
