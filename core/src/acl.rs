@@ -377,7 +377,9 @@ impl Middleware for AclNode {
         // through two more layers, the same decision in the same order, on every request.
         if inner.len() == BUILT_INS {
             self.0.apply_allow_rules(ctx)?;
-            self.0.check_permission(ctx)?;
+            if let Some(source) = self.0.check_permission(ctx)? {
+                source.verify(ctx).await?;
+            }
             return tracing::Instrument::instrument(next.run(ctx), span).await;
         }
         tracing::Instrument::instrument(Next::with_tail(&inner, next).run(ctx), span).await
@@ -410,11 +412,13 @@ impl Acl {
     }
 
     /// `core`: unless an allow rule admitted the request, its roles need the permission,
-    /// which is then merged into the action's params.
-    fn check_permission(&self, ctx: &mut Context) -> Result<()> {
+    /// which is then merged into the action's params. For an association request, the
+    /// source row it goes through must also be inside the roles' scope on the source
+    /// collection: the returned check says which row, to be verified before the action.
+    fn check_permission(&self, ctx: &mut Context) -> Result<Option<SourceInScope>> {
         stamp_user(ctx)?;
         if ctx.state.get("permissionSkipped") == Some(&Json::Bool(true)) {
-            return Ok(());
+            return Ok(None);
         }
         let action = ctx.action()?;
         let name = action.action_name.as_str();
@@ -429,10 +433,17 @@ impl Acl {
                         .is_none_or(|f| f.contains(&scope.association.name))
                 });
             return match permitted {
-                Some(_) => Ok(()),
+                Some(permission) => SourceInScope::of(ctx, scope, &permission),
                 None => Err(refusal(ctx)),
             };
         }
+        let source_check = match &action.association {
+            Some(scope) => match self.permission(&roles, scope.source.name(), "view") {
+                Some(permission) => SourceInScope::of(ctx, scope, &permission)?,
+                None => return Err(refusal(ctx)),
+            },
+            None => None,
+        };
         // Association requests are checked against the target collection.
         let resource = match &action.association {
             Some(scope) => scope.association.target.as_str(),
@@ -446,7 +457,8 @@ impl Acl {
             "view" => self.viewable_appends(ctx, &roles)?,
             _ => None,
         };
-        narrow(ctx, permission, appends)
+        narrow(ctx, permission, appends)?;
+        Ok(source_check)
     }
 
     /// The requested `appends` whose every hop leads to a collection the roles may view
@@ -482,6 +494,44 @@ impl Acl {
         Ok(Some(
             requested.into_iter().filter(|p| viewable(p)).collect(),
         ))
+    }
+}
+
+/// The source row of an association request (`posts/3` in `posts/3/comments:list`) and
+/// the scope it must be inside.
+pub struct SourceInScope {
+    repository: Arc<dyn crate::repository::Repository>,
+    filter: crate::filter::Filter,
+}
+
+impl SourceInScope {
+    /// The check for `scope`'s source row under `permission`; `None` when the permission
+    /// has no row filter or the request is not about one source row (`posts/_/…`).
+    fn of(
+        ctx: &Context,
+        scope: &crate::context::AssociationScope,
+        permission: &Permission,
+    ) -> Result<Option<Self>> {
+        let (Some(filter), false) = (&permission.filter, scope.source_id == "_") else {
+            return Ok(None);
+        };
+        let resolved = resolve_variables(ctx, filter);
+        let in_scope = crate::filter::parse_filter(&scope.source, &resolved)?;
+        let by_key =
+            crate::filter::key_filter(&scope.source, &Json::String(scope.source_id.clone()))?;
+        let parts: Vec<crate::filter::Filter> = in_scope.into_iter().chain(by_key).collect();
+        Ok(Some(Self {
+            repository: scope.source_repository.clone(),
+            filter: crate::filter::Filter::And(parts),
+        }))
+    }
+
+    /// 403 (401 for an anonymous caller) unless the source row is inside the scope.
+    async fn verify(self, ctx: &Context) -> Result<()> {
+        if self.repository.count(Some(&self.filter)).await? == 0 {
+            return Err(refusal(ctx));
+        }
+        Ok(())
     }
 }
 
@@ -716,10 +766,14 @@ struct PermissionCheck(std::sync::Weak<Acl>);
 #[async_trait::async_trait]
 impl Middleware for PermissionCheck {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        self.0
+        let source = self
+            .0
             .upgrade()
             .ok_or_else(|| Error::internal("the ACL was dropped mid-request"))?
             .check_permission(ctx)?;
+        if let Some(source) = source {
+            source.verify(ctx).await?;
+        }
         next.run(ctx).await
     }
 }

@@ -614,3 +614,94 @@ every_backend! {
         assert_eq!(r.data()["tags"].as_array().map(Vec::len), Some(3), "only the three tags that exist");
     }
 }
+
+/// Signs in a new user whose only role is `role`; its bearer header.
+async fn signed_in(t: &TestApp, username: &str, role: &str) -> String {
+    let password = format!("{username}-password-1");
+    let r = t
+        .post(
+            "/api/users:create",
+            json!({"username": username, "password": password, "roles": [role]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t
+        .main_as(
+            "",
+            poem::http::Method::POST,
+            "/api/auth:signIn",
+            Some(json!({"account": username, "password": password})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    format!("Bearer {}", r.data()["token"].as_str().expect("token"))
+}
+
+every_backend! {
+    // The blog schema is raw SQL on the main database.
+    #[skip(mongodb, mssql)]
+    async fn grants_hold_on_association_requests_link_actions_and_appends() {
+        let t = blog().await;
+        // `editor` sees and edits ann's posts (authorId 1), sees every comment, and may not
+        // see tags or people at all.
+        let r = t.post("/api/roles:create", json!({"name": "editor"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t
+            .post(
+                "/api/dataSourcesRolesResourcesScopes:create",
+                json!({"name": "ann's", "resourceName": "posts", "scope": {"authorId": 1}}),
+            )
+            .await;
+        let scope = r.data()["id"].clone();
+        for (collection, actions) in [
+            ("posts", json!([
+                {"name": "view", "scope": scope},
+                {"name": "update", "scope": scope}
+            ])),
+            ("comments", json!([{"name": "view"}, {"name": "create"}])),
+        ] {
+            let r = t
+                .post(
+                    "/api/roles/editor/resources:create",
+                    json!({"name": collection, "usingActionsConfig": true, "actions": actions}),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        let ed = signed_in(&t, "ed", "editor").await;
+        let send = |method: poem::http::Method, path: &'static str, body: Option<Json>| {
+            let (t, ed) = (&t, ed.clone());
+            async move { t.main_as(&ed, method, path, body).await }
+        };
+        use poem::http::Method;
+
+        // appends: only relations whose target the role may view.
+        let r = send(Method::GET, "/api/posts:list?appends=comments,tags,author&sort=id", None).await;
+        assert_eq!((r.status, r.column("title")), (200, vec![json!("p1"), json!("p2")]), "{:?}", r.body);
+        let first = &r.data()[0];
+        assert_eq!(first["comments"].as_array().map(Vec::len), Some(2), "{first}");
+        assert!(first.get("tags").is_none() && first.get("author").is_none(), "{first}");
+
+        // Association requests go through a source row inside the scope.
+        let r = send(Method::GET, "/api/posts/1/comments:list", None).await;
+        assert_eq!((r.status, r.data().as_array().map(Vec::len)), (200, Some(2)), "{:?}", r.body);
+        let r = send(Method::GET, "/api/posts/3/comments:list", None).await;
+        assert_eq!(r.status, 403, "post 3 is bo's: {:?}", r.body);
+        let r = send(Method::POST, "/api/posts/3/comments:create", Some(json!({"content": "x"}))).await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        let r = send(Method::POST, "/api/posts/1/comments:create", Some(json!({"content": "mine"}))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = send(Method::GET, "/api/posts/1/tags:list", None).await;
+        assert_eq!(r.status, 403, "tags are not granted: {:?}", r.body);
+
+        // Link actions need `update` on the source row, inside its scope.
+        let r = send(Method::POST, "/api/posts/3/tags:add", Some(json!([1]))).await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        let r = send(Method::POST, "/api/posts/2/tags:add", Some(json!([1]))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let tags = t.get("/api/posts/2/tags:list?sort=id").await;
+        assert_eq!(tags.column("name"), [json!("t1"), json!("t2")]);
+        let tags = t.get("/api/posts/3/tags:list").await;
+        assert_eq!(tags.column("name"), Vec::<Json>::new(), "post 3 unchanged");
+    }
+}
