@@ -380,9 +380,11 @@ impl Middleware for AclNode {
             if let Some(source) = self.0.check_permission(ctx)? {
                 source.verify(ctx).await?;
             }
-            return tracing::Instrument::instrument(next.run(ctx), span).await;
+            tracing::Instrument::instrument(next.run(ctx), span).await?;
+        } else {
+            tracing::Instrument::instrument(Next::with_tail(&inner, next).run(ctx), span).await?;
         }
-        tracing::Instrument::instrument(Next::with_tail(&inner, next).run(ctx), span).await
+        self.0.add_allowed_actions(ctx).await
     }
 }
 
@@ -401,6 +403,70 @@ pub fn current_roles(ctx: &Context) -> Vec<&str> {
 }
 
 impl Acl {
+    /// `X-With-ACL-Meta: true` on `list` or `get`: which of the answered rows the roles may
+    /// view, update and destroy, as `meta.allowedActions` (`{"update": [ids], …}`), so a
+    /// client shows only the buttons that will work. One query per scoped action.
+    async fn add_allowed_actions(&self, ctx: &mut Context) -> Result<()> {
+        let asked = ctx
+            .request
+            .header("x-with-acl-meta")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+        let action = ctx.action()?;
+        if !asked || !matches!(action.action_name.as_str(), "list" | "get") {
+            return Ok(());
+        }
+        let (Some(collection), Some(repository)) = (&action.collection, &action.repository) else {
+            return Ok(());
+        };
+        let Some(key) = collection.single_key() else {
+            return Ok(());
+        };
+        let ids: Vec<Json> = match &ctx.body {
+            Some(Json::Array(rows)) => rows
+                .iter()
+                .filter_map(|r| r.get(&key.name).cloned())
+                .collect(),
+            Some(row @ Json::Object(_)) => row.get(&key.name).cloned().into_iter().collect(),
+            _ => Vec::new(),
+        };
+        let roles = current_roles(ctx);
+        let resource = collection.name();
+        let mut allowed = serde_json::Map::new();
+        for permission_name in ["view", "update", "destroy"] {
+            let ids_allowed = match self.permission(&roles, resource, permission_name) {
+                None => Vec::new(),
+                Some(Permission { filter: None, .. }) => ids.clone(),
+                Some(Permission {
+                    filter: Some(_), ..
+                }) if ids.is_empty() => Vec::new(),
+                Some(Permission {
+                    filter: Some(scope),
+                    ..
+                }) => {
+                    let scope = resolve_variables(ctx, &scope);
+                    let within = json!({ "$and": [scope, { key.name.as_str(): { "$in": ids } }] });
+                    let options = crate::query::FindOptions {
+                        filter: crate::filter::parse_filter(collection, &within)?,
+                        fields: Some(vec![crate::filter::FieldRef::new(key)]),
+                        ..crate::query::FindOptions::default()
+                    };
+                    repository
+                        .find(&options)
+                        .await?
+                        .into_iter()
+                        .filter_map(|row| row.get(&key.name).cloned())
+                        .collect()
+                }
+            };
+            allowed.insert(permission_name.into(), Json::Array(ids_allowed));
+        }
+        let meta = ctx.body_meta.get_or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("allowedActions".into(), Json::Object(allowed));
+        }
+        Ok(())
+    }
+
     /// `allow-manager`: marks the request `permissionSkipped` when an allow rule admits it.
     fn apply_allow_rules(&self, ctx: &mut Context) -> Result<()> {
         let action = ctx.action()?;

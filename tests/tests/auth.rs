@@ -460,6 +460,22 @@ every_backend! {
         let r = as_ann(Method::GET, format!("/api/posts:list?{}", filter(json!({"title": "b"}))), None).await;
         assert_eq!(r.column("title"), Vec::<Json>::new(), "a filter cannot widen the scope");
 
+        // X-With-ACL-Meta: which of the answered rows each button works on.
+        let r = t
+            .send_as(&bearer(&ann), Method::GET, "/api/posts:list?sort=id", &[("x-with-acl-meta", "true")], None)
+            .await;
+        assert_eq!(
+            r.body["meta"]["allowedActions"],
+            json!({"view": [1, 3], "update": [1, 3], "destroy": []}),
+            "{:?}", r.body
+        );
+        let r = t
+            .send_as(&bearer(&ann), Method::GET, "/api/posts:get/1", &[("x-with-acl-meta", "true")], None)
+            .await;
+        assert_eq!(r.body["meta"]["allowedActions"]["update"], json!([1]), "{:?}", r.body);
+        let r = t.get("/api/posts:list?sort=id").await;
+        assert!(r.body["meta"].get("allowedActions").is_none(), "only when asked");
+
         // update: the scope limits the rows, the field list the columns.
         let r = as_ann(Method::POST, "/api/posts:update/2".into(), Some(json!({"title": "B"}))).await;
         assert!(r.status == 200 || r.status == 403, "{:?}", r.body);
