@@ -539,3 +539,71 @@ every_backend! {
         refused(&r, "EMPTY_TOKEN", "view only");
     }
 }
+
+every_backend! {
+    // NocoBase's forms for one data source's permissions: this runs against MongoDB too.
+    async fn the_data_source_role_forms_grant_on_that_source() {
+        let t = TestApp::new().await;
+        let key = t.source_key();
+        t.collection(posts_definition()).await;
+        t.insert("posts", json!([
+            {"title": "a", "status": "published"},
+            {"title": "b", "status": "draft"}
+        ])).await;
+        let r = t.main(Method::POST, "/api/roles:create", Some(json!({"name": "viewer"}))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let ann = user(&t, "ann", &["viewer"]).await;
+        let list = || {
+            let (t, ann) = (&t, ann.clone());
+            async move { t.send_as(&bearer(&ann), Method::GET, "/api/posts:list?sort=id", &[], None).await }
+        };
+        assert_eq!(list().await.status, 403, "nothing granted yet");
+
+        let roles = format!("/api/dataSources/{key}/roles");
+        let r = t
+            .main(Method::POST, &format!("{roles}:update?filterByTk=viewer"),
+                Some(json!({"strategy": {"actions": ["view"]}})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data()["strategy"]["actions"], json!(["view"]));
+        let r = list().await;
+        assert_eq!((r.status, r.column("title")), (200, vec![json!("a"), json!("b")]), "{:?}", r.body);
+        let r = t.main(Method::GET, &format!("{roles}:get?filterByTk=viewer"), None).await;
+        assert_eq!(r.data()["strategy"]["actions"], json!(["view"]), "{:?}", r.body);
+
+        let r = t
+            .main(Method::POST, &format!("/api/dataSources/{key}/rolesResourcesScopes:create"),
+                Some(json!({"name": "published", "resourceName": "posts", "scope": {"status": "published"}})))
+            .await;
+        assert_eq!((r.status, &r.data()["dataSourceKey"]), (200, &json!(key)), "{:?}", r.body);
+        let scope = r.data()["id"].clone();
+        let r = t
+            .main(Method::POST, &format!("{roles}:update?filterByTk=viewer"), Some(json!({"resources": [{
+                "name": "posts", "usingActionsConfig": true,
+                "actions": [{"name": "view", "fields": ["title"], "scope": {"id": scope}}]
+            }]})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data()["resources"][0]["actions"][0]["fields"], json!(["title"]), "{:?}", r.body);
+        let r = list().await;
+        assert_eq!(r.column("title"), [json!("a")], "{:?}", r.body);
+        assert!(r.data()[0].get("status").is_none(), "{:?}", r.body);
+
+        // Only administration edits permissions; bad forms are 4xx.
+        let r = t
+            .main_as(&bearer(&ann), Method::POST, &format!("{roles}:update?filterByTk=viewer"),
+                Some(json!({"strategy": {"actions": ["create"]}})))
+            .await;
+        assert_eq!(r.status, 403, "{:?}", r.body);
+        let r = t.main(Method::GET, "/api/dataSources/nowhere/roles:get?filterByTk=viewer", None).await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        let r = t.main(Method::GET, &format!("{roles}:get?filterByTk=nobody"), None).await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+        let r = t
+            .main(Method::POST, &format!("{roles}:update?filterByTk=viewer"),
+                Some(json!({"strategy": {"actions": "everything"}})))
+            .await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(list().await.column("title"), [json!("a")], "a refused write changed nothing");
+    }
+}

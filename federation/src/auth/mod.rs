@@ -14,6 +14,7 @@ mod authenticate;
 mod config;
 mod password;
 mod permissions;
+mod source_roles;
 mod store;
 mod throttle;
 mod tokens;
@@ -93,6 +94,7 @@ impl Auth {
             hook_permissions.apply_to(source);
         }));
         actions::define(&auth, main);
+        source_roles::define(&auth, main);
         permissions::watch(&auth, main);
         Ok(auth)
     }

@@ -168,6 +168,11 @@ impl Permissions {
         Ok(())
     }
 
+    /// Whether a data source called `key` is registered and loaded.
+    pub fn source_exists(&self, key: &str) -> bool {
+        self.manager.get(key).is_some()
+    }
+
     /// Gives `source`'s ACL the roles as last read.
     pub fn apply_to(&self, source: &DataSource) {
         let snapshot = self
