@@ -93,18 +93,24 @@ pub enum Scenario {
     ListFilter,
     /// `:list`, page 1 of 20, with the count and `appends=tags,comments`.
     ListAppends,
+    /// `:get` as a `member` whose role sees `posts` through a scope and a field list.
+    GetMember,
+    /// `:list`, page 1 of 20, with the count, as that `member`.
+    ListMember,
     /// `:create` of one post.
     Create,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run (`create` last: it adds rows).
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Self::Get,
         Self::List,
         Self::ListSimple,
         Self::ListFilter,
         Self::ListAppends,
+        Self::GetMember,
+        Self::ListMember,
         Self::Create,
     ];
 
@@ -116,6 +122,8 @@ impl Scenario {
             Self::ListSimple => "list-simple",
             Self::ListFilter => "list-filter",
             Self::ListAppends => "list-appends",
+            Self::GetMember => "get-member",
+            Self::ListMember => "list-member",
             Self::Create => "create",
         }
     }
@@ -135,13 +143,23 @@ impl Scenario {
                 "`GET /api/posts:list?pageSize=20&filter={\"status\":\"published\",\"score\":{\"$gte\":900}}&sort=-score`"
             }
             Self::ListAppends => "`GET /api/posts:list?pageSize=20&appends=tags,comments`",
+            Self::GetMember => {
+                "`:get` as a member: a scope (`id >= 1`) and a field list (`title, score, status`) on `posts`"
+            }
+            Self::ListMember => "`:list` pageSize 20 as that member",
             Self::Create => "`POST /api/posts:create` (one post)",
         }
     }
 
     /// Whether the request carries a random primary key in `1..=rows`.
     pub fn random_key(self) -> bool {
-        self == Self::Get
+        matches!(self, Self::Get | Self::GetMember)
+    }
+
+    /// Whether Manifold is asked as the benchmark's `member` rather than as `root` (the
+    /// baseline knows no roles and answers the plain request).
+    pub fn as_member(self) -> bool {
+        matches!(self, Self::GetMember | Self::ListMember)
     }
 
     /// The HTTP method.
@@ -152,8 +170,8 @@ impl Scenario {
     /// The path and query Manifold is asked; for [`Scenario::Get`] the key is appended.
     pub fn manifold_path(self) -> String {
         match self {
-            Self::Get => "/api/posts:get?filterByTk=".into(),
-            Self::List => format!("/api/posts:list?pageSize={PAGE_SIZE}"),
+            Self::Get | Self::GetMember => "/api/posts:get?filterByTk=".into(),
+            Self::List | Self::ListMember => format!("/api/posts:list?pageSize={PAGE_SIZE}"),
             Self::ListSimple => {
                 format!("/api/posts:list?pageSize={PAGE_SIZE}&simplePaginate=true")
             }
@@ -171,8 +189,8 @@ impl Scenario {
     /// The path and query the baseline is asked; for [`Scenario::Get`] the key is appended.
     pub fn baseline_path(self) -> String {
         match self {
-            Self::Get => "/posts/get?filterByTk=".into(),
-            Self::List => format!("/posts/list?pageSize={PAGE_SIZE}"),
+            Self::Get | Self::GetMember => "/posts/get?filterByTk=".into(),
+            Self::List | Self::ListMember => format!("/posts/list?pageSize={PAGE_SIZE}"),
             Self::ListSimple => format!("/posts/list?pageSize={PAGE_SIZE}&simplePaginate=true"),
             Self::ListFilter => format!("/posts/list-filter?pageSize={PAGE_SIZE}"),
             Self::ListAppends => format!("/posts/list-appends?pageSize={PAGE_SIZE}"),

@@ -31,7 +31,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres,mariadb")]
     pub backends: Vec<String>,
 
-    /// Scenarios: get, list, list-simple, list-filter, list-appends, create (or all).
+    /// Scenarios: get, list, list-simple, list-filter, list-appends, get-member,
+    /// list-member, create (or all).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub scenarios: Vec<String>,
 

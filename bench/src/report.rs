@@ -284,7 +284,8 @@ struct Goal {
 const PRIMARY_ROWS: u64 = 10_000;
 const SIMPLE_ROWS: u64 = 1_000_000;
 
-/// A goal on Manifold's throughput as a share of the baseline's: met at `at_least`.
+/// A goal on one measurement's throughput as a share of another's (Manifold and the
+/// baseline, or a member and root): met at `at_least`.
 fn throughput_goal(
     name: &'static str,
     dataset: String,
@@ -352,6 +353,22 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
         ),
         0.7,
     ));
+    // Permissions must not cost what NocoBase's do (nocobase/nocobase#7174: its member
+    // role is several times slower than admin).
+    for (name, as_member, as_root) in [
+        ("`:get` as a member (scope and field list) / as root", Scenario::GetMember, Scenario::Get),
+        ("`:list` as a member (scope and field list) / as root", Scenario::ListMember, Scenario::List),
+    ] {
+        goals.push(throughput_goal(
+            name,
+            format!("{backend}, {}", rows_label(PRIMARY_ROWS)),
+            (
+                r.find(Target::Manifold, backend, PRIMARY_ROWS, as_member),
+                r.find(Target::Manifold, backend, PRIMARY_ROWS, as_root),
+            ),
+            0.9,
+        ));
+    }
     let peak = r
         .measurements
         .iter()

@@ -86,7 +86,8 @@ pub async fn run(plan: &Plan) -> Result<Results> {
 
             if pgbench && backend == Backend::Postgres {
                 seed::reset(backend, &plan.servers, &sqlite_path, rows).await?;
-                for &scenario in &plan.scenarios {
+                // Roles are Manifold's: the member scenarios run the same SQL as root's.
+                for &scenario in plan.scenarios.iter().filter(|s| !s.as_member()) {
                     let m = run_pgbench(plan, &work, scenario, rows)
                         .with_context(|| format!("pgbench {}", scenario.name()))?;
                     eprintln!("  pgbench   {:<13} {}", scenario.name(), m.summary());
@@ -156,8 +157,29 @@ pub fn load_average() -> String {
 pub struct Server {
     child: Child,
     base: String,
-    /// The header that routes to the dataset (`X-Data-Source: bench`), for Manifold.
-    header: Option<(String, String)>,
+    /// The headers every request sends: for Manifold, the one that routes to the dataset
+    /// (`X-Data-Source: bench`) and root's token.
+    headers: Vec<(String, String)>,
+    /// For Manifold, the token of the benchmark's `member`, sent instead of root's in the
+    /// member scenarios.
+    member: Option<String>,
+}
+
+impl Server {
+    /// The headers of `scenario`'s requests.
+    fn headers_for(&self, scenario: Scenario) -> Vec<(String, String)> {
+        match (&self.member, scenario.as_member()) {
+            (Some(token), true) => self
+                .headers
+                .iter()
+                .map(|(k, v)| match k.as_str() {
+                    "Authorization" => (k.clone(), format!("Bearer {token}")),
+                    _ => (k.clone(), v.clone()),
+                })
+                .collect(),
+            _ => self.headers.clone(),
+        }
+    }
 }
 
 impl Server {
@@ -186,6 +208,7 @@ fn spawn(bin: &Path, args: &[String], log: &Path) -> Result<Child> {
     let out = std::fs::File::create(log)?;
     let err = out.try_clone()?;
     Command::new(bin)
+        .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD)
         .args(args)
         .stdout(out)
         .stderr(err)
@@ -244,6 +267,65 @@ fn curl(
     })
 }
 
+/// The password of `root` in the benchmark's fresh main database (the baseline ignores it).
+const ROOT_PASSWORD: &str = "bench-root-password";
+
+/// Signs in `account` and returns its token.
+fn sign_in(base: &str, account: &str, password: &str) -> Result<String> {
+    let body = serde_json::json!({ "account": account, "password": password });
+    let answer = curl(
+        "POST",
+        &format!("{base}/api/auth:signIn"),
+        &[],
+        Some(&body.to_string()),
+    )?;
+    serde_json::from_str::<serde_json::Value>(&answer.body)
+        .ok()
+        .and_then(|v| v["data"]["token"].as_str().map(str::to_owned))
+        .ok_or_else(|| anyhow!("signing in {account} answered {}: {}", answer.status, answer.body))
+}
+
+/// Makes the role `bench_member` (on source `bench`, `posts` through a scope and a field
+/// list, as a real member role is), a user with it, and returns the user's token.
+fn make_member(server: &Server) -> Result<String> {
+    let main_headers: Vec<(String, String)> = server
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "Authorization")
+        .cloned()
+        .collect();
+    let post = |path: &str, body: serde_json::Value| -> Result<serde_json::Value> {
+        let answer = curl(
+            "POST",
+            &format!("{}{path}", server.base),
+            &main_headers,
+            Some(&body.to_string()),
+        )?;
+        if answer.status != 200 {
+            bail!("{path} answered {}: {}", answer.status, answer.body);
+        }
+        Ok(serde_json::from_str(&answer.body)?)
+    };
+    post("/api/roles:create", serde_json::json!({ "name": "bench_member" }))?;
+    let scope = post(
+        "/api/dataSources/bench/rolesResourcesScopes:create",
+        serde_json::json!({ "name": "bench", "resourceName": "posts", "scope": { "id": { "$gte": 1 } } }),
+    )?;
+    post(
+        "/api/dataSources/bench/roles:update?filterByTk=bench_member",
+        serde_json::json!({ "resources": [{
+            "name": "posts", "usingActionsConfig": true,
+            "actions": [{ "name": "view", "fields": ["title", "score", "status"], "scope": scope["data"]["id"] }]
+        }] }),
+    )?;
+    let password = "bench-member-password";
+    post(
+        "/api/users:create",
+        serde_json::json!({ "username": "bench_member", "password": password, "roles": ["bench_member"] }),
+    )?;
+    sign_in(&server.base, "bench_member", password)
+}
+
 fn start_manifold(
     plan: &Plan,
     work: &Path,
@@ -278,16 +360,34 @@ fn start_manifold(
         let _ = child.kill();
         return Err(e);
     }
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        header: Some(("X-Data-Source".into(), "bench".into())),
+    let base = format!("http://127.0.0.1:{port}");
+    let token = match sign_in(&base, "root", ROOT_PASSWORD) {
+        Ok(token) => token,
+        Err(e) => {
+            let _ = child.kill();
+            return Err(e);
+        }
     };
-    if let Err(e) = register(plan, &server, backend, rows) {
-        server.stop();
-        return Err(e);
+    let mut server = Server {
+        child,
+        base,
+        headers: vec![
+            ("X-Data-Source".into(), "bench".into()),
+            ("Authorization".into(), format!("Bearer {token}")),
+        ],
+        member: None,
+    };
+    let ready = register(plan, &server, backend, rows).and_then(|()| make_member(&server));
+    match ready {
+        Ok(member) => {
+            server.member = Some(member);
+            Ok(server)
+        }
+        Err(e) => {
+            server.stop();
+            Err(e)
+        }
     }
-    Ok(server)
 }
 
 /// Registers the dataset as data source `bench` and waits until it is loaded.
@@ -310,10 +410,16 @@ fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result
         }
     };
     let body = serde_json::json!({ "key": "bench", "type": backend.kind(), "options": options });
+    let auth: Vec<(String, String)> = server
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "Authorization")
+        .cloned()
+        .collect();
     let answer = curl(
         "POST",
         &format!("{}/api/dataSources:create", server.base),
-        &[],
+        &auth,
         Some(&body.to_string()),
     )?;
     if answer.status != 200 {
@@ -328,7 +434,7 @@ fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result
         let answer = curl(
             "GET",
             &format!("{}/api/dataSources:get/bench", server.base),
-            &[],
+            &auth,
             None,
         )?;
         let status = serde_json::from_str::<serde_json::Value>(&answer.body)
@@ -402,7 +508,8 @@ fn start_baseline(
     Ok(Server {
         child,
         base: format!("http://127.0.0.1:{port}"),
-        header: None,
+        headers: Vec::new(),
+        member: None,
     })
 }
 
@@ -473,7 +580,7 @@ fn wrk_script(
     target: Target,
     scenario: Scenario,
     rows: u64,
-    header: Option<&(String, String)>,
+    headers: &[(String, String)],
 ) -> Result<PathBuf> {
     let path = match target {
         Target::Manifold => scenario.manifold_path(),
@@ -482,7 +589,7 @@ fn wrk_script(
     let mut lua = String::new();
     lua.push_str(&format!("local rows = {rows}\nlocal prefix = [[{path}]]\n"));
     lua.push_str(&format!("wrk.method = \"{}\"\n", scenario.method()));
-    if let Some((k, v)) = header {
+    for (k, v) in headers {
         lua.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
     }
     if scenario == Scenario::Create {
@@ -570,7 +677,7 @@ fn measure(plan: &Plan, work: &Path, server: &Server, case: Case) -> Result<Meas
         scenario,
         connections,
     } = case;
-    let headers: Vec<(String, String)> = server.header.iter().cloned().collect();
+    let headers = server.headers_for(scenario);
     let path = match target {
         Target::Manifold => scenario.manifold_path(),
         _ => scenario.baseline_path(),
@@ -600,7 +707,7 @@ fn measure(plan: &Plan, work: &Path, server: &Server, case: Case) -> Result<Meas
         std::thread::sleep(Duration::from_millis(500));
     };
     check_shape(scenario, &answer.body)?;
-    let script = wrk_script(work, target, scenario, rows, server.header.as_ref())?;
+    let script = wrk_script(work, target, scenario, rows, &headers)?;
     let pid = server.pid();
     reset_peak(pid);
     if !plan.args.warmup.is_zero() {
@@ -647,6 +754,11 @@ fn check_shape(scenario: Scenario, body: &str) -> Result<()> {
     let data = &v["data"];
     let ok = match scenario {
         Scenario::Get | Scenario::Create => data["id"].is_number(),
+        // The member's field list: the key and the granted fields, nothing else.
+        Scenario::GetMember => data["id"].is_number() && data.get("body").is_none(),
+        Scenario::ListMember => data.as_array().is_some_and(|a| {
+            a.len() as u64 == PAGE_SIZE && a.iter().all(|p| p.get("body").is_none())
+        }),
         Scenario::List | Scenario::ListFilter => {
             data.as_array().is_some_and(|a| a.len() as u64 == PAGE_SIZE)
                 && v["meta"]["count"].is_number()
@@ -723,11 +835,11 @@ fn pgbench_script(scenario: Scenario, rows: u64) -> String {
     let page = |limit: u64| fill(&q.page, &[limit.to_string(), "0".into()]);
     let ids: Vec<String> = (1..=PAGE_SIZE).map(|i| i.to_string()).collect();
     let lines = match scenario {
-        Scenario::Get => vec![
+        Scenario::Get | Scenario::GetMember => vec![
             format!("\\set id random(1, {rows})"),
             fill(&q.get, &[":id".into()]),
         ],
-        Scenario::List => vec![q.count.clone(), page(PAGE_SIZE)],
+        Scenario::List | Scenario::ListMember => vec![q.count.clone(), page(PAGE_SIZE)],
         Scenario::ListSimple => vec![page(PAGE_SIZE + 1)],
         Scenario::ListFilter => vec![
             fill(&q.count_filtered, &["'published'".into(), "900".into()]),
