@@ -356,8 +356,16 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
     // Permissions must not cost what NocoBase's do (nocobase/nocobase#7174: its member
     // role is several times slower than admin).
     for (name, as_member, as_root) in [
-        ("`:get` as a member (scope and field list) / as root", Scenario::GetMember, Scenario::Get),
-        ("`:list` as a member (scope and field list) / as root", Scenario::ListMember, Scenario::List),
+        (
+            "`:get` as a member (scope and field list) / as root",
+            Scenario::GetMember,
+            Scenario::Get,
+        ),
+        (
+            "`:list` as a member (scope and field list) / as root",
+            Scenario::ListMember,
+            Scenario::List,
+        ),
     ] {
         goals.push(throughput_goal(
             name,

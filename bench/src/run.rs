@@ -282,7 +282,13 @@ fn sign_in(base: &str, account: &str, password: &str) -> Result<String> {
     serde_json::from_str::<serde_json::Value>(&answer.body)
         .ok()
         .and_then(|v| v["data"]["token"].as_str().map(str::to_owned))
-        .ok_or_else(|| anyhow!("signing in {account} answered {}: {}", answer.status, answer.body))
+        .ok_or_else(|| {
+            anyhow!(
+                "signing in {account} answered {}: {}",
+                answer.status,
+                answer.body
+            )
+        })
 }
 
 /// Makes the role `bench_member` (on source `bench`, `posts` through a scope and a field
@@ -306,7 +312,10 @@ fn make_member(server: &Server) -> Result<String> {
         }
         Ok(serde_json::from_str(&answer.body)?)
     };
-    post("/api/roles:create", serde_json::json!({ "name": "bench_member" }))?;
+    post(
+        "/api/roles:create",
+        serde_json::json!({ "name": "bench_member" }),
+    )?;
     let scope = post(
         "/api/dataSources/bench/rolesResourcesScopes:create",
         serde_json::json!({ "name": "bench", "resourceName": "posts", "scope": { "id": { "$gte": 1 } } }),

@@ -607,3 +607,55 @@ every_backend! {
         assert_eq!(list().await.column("title"), [json!("a")], "a refused write changed nothing");
     }
 }
+
+every_backend! {
+    // Scope variables are resolved by the ACL, whatever the source: this runs on MongoDB too.
+    async fn scope_variables_name_the_caller_and_own_records_are_the_callers() {
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "notes", "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "role", "type": "string"},
+            {"name": "createdById", "type": "integer"}
+        ]})).await;
+        let r = t.main(Method::POST, "/api/roles:create", Some(json!({"name": "writer"}))).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let ann = user(&t, "ann", &["writer", "member"]).await;
+        // Written by root: createdById is stamped with the writer, whatever the body says.
+        t.insert("notes", json!([
+            {"title": "ann", "role": "x"},
+            {"title": "bo", "role": "writer", "createdById": 999},
+            {"title": "cy", "role": "member"}
+        ])).await;
+        let r = t
+            .main(Method::POST, "/api/dataSourcesRolesResourcesScopes:create", Some(json!({
+                "name": "mine by name or role", "dataSourceKey": t.source_key(), "resourceName": "notes",
+                "scope": {"$or": [{"title": "{{ $user.username }}"}, {"role": "{{ $nRole }}"}]}
+            })))
+            .await;
+        let scope = r.data()["id"].clone();
+        let r = t
+            .main(Method::POST, &format!("/api/dataSources/{}/roles:update?filterByTk=writer", t.source_key()),
+                Some(json!({"resources": [{"name": "notes", "usingActionsConfig": true,
+                    "actions": [{"name": "view", "scope": scope}]}]})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let list = |role: &'static str| {
+            let (t, ann) = (&t, ann.clone());
+            async move {
+                t.send_as(&bearer(&ann), Method::GET, "/api/notes:list?sort=title", &[("x-role", role)], None).await
+            }
+        };
+        let r = list("writer").await;
+        assert_eq!(r.column("title"), [json!("ann"), json!("bo")], "$user.username and $nRole: {:?}", r.body);
+        // member's built-in strategy: create, and view:own (records whose createdById is
+        // the caller).
+        assert_eq!(list("member").await.column("title"), Vec::<Json>::new(), "none are ann's");
+        let r = t
+            .send_as(&bearer(&ann), Method::POST, "/api/notes:create", &[("x-role", "member")],
+                Some(json!({"title": "dan", "createdById": 1})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = list("member").await;
+        assert_eq!(r.column("title"), [json!("dan")], "own records: {:?}", r.body);
+    }
+}
