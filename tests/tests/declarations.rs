@@ -261,3 +261,34 @@ every_backend! {
         assert_eq!(r.data()[1]["parent"]["title"], json!("root"), "{:?}", r.body);
     }
 }
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn nocobase_collection_fields_paths_edit_the_same_declarations() {
+        let t = unrelated().await;
+        // NocoBase's clients edit main's fields as collections/<name>/fields.
+        let r = t.post("/api/collections/notes/fields:create", json!({
+            "name": "author", "type": "belongsTo", "target": "writers", "foreignKey": "writer"
+        })).await;
+        assert_eq!((r.status, &r.data()["targetKey"]), (200, &json!("id")), "{:?}", r.body);
+        let r = t.get("/api/dataSourcesCollections/main.notes/fields:get/author").await;
+        assert_eq!(r.data()["type"], json!("belongsTo"), "the same declaration: {:?}", r.body);
+        let both = (
+            t.get("/api/collections/notes/fields:list").await,
+            t.get("/api/dataSourcesCollections/main.notes/fields:list").await,
+        );
+        assert_eq!(both.0.status, 200, "{:?}", both.0.body);
+        assert_eq!(both.0.body, both.1.body);
+        let r = t.post("/api/collections/notes/fields:update/author", json!({"targetKey": "id"})).await;
+        assert_eq!((r.status, &r.data()["name"]), (200, &json!("author")), "{:?}", r.body);
+        let r = t.get("/api/collections/notes/fields:get/author").await;
+        assert_eq!(r.data()["target"], json!("writers"), "{:?}", r.body);
+        let r = t.get("/api/notes:list?sort=id&appends=author").await;
+        assert_eq!(r.data()[0]["author"]["name"], json!("ann"), "{:?}", r.body);
+        let r = t.post_empty("/api/collections/notes/fields:destroy/author").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/collections/nowhere/fields:list").await;
+        assert_eq!(r.status, 404, "{:?}", r.body);
+    }
+}

@@ -257,7 +257,38 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
     collections.only = vec!["list".into(), "get".into(), "update".into()];
     rm.define(collections);
 
-    let fields = ResourceDefinition::new("dataSourcesCollections.fields")
+    let fields = ResourceDefinition::new("dataSourcesCollections.fields");
+    let fields = field_actions(fields, registry);
+    let mut main_fields = ResourceDefinition::new("collections.fields");
+    for (name, definition) in &fields.actions {
+        if let Some(handler) = &definition.handler {
+            main_fields = main_fields.action(name.clone(), Arc::new(OfMain(handler.clone())));
+        }
+    }
+    main_fields.only = fields.only.clone();
+    rm.define(fields);
+    // NocoBase's clients edit main's fields as `collections/<name>/fields:*`.
+    rm.define(main_fields);
+}
+
+/// An action of `collections/<name>/fields`: the same as
+/// `dataSourcesCollections/main.<name>/fields`, with the same stored declarations.
+struct OfMain(Arc<dyn Middleware>);
+
+#[async_trait::async_trait]
+impl Middleware for OfMain {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let params = &mut ctx.action_mut()?.params;
+        if let Some(Json::String(name)) = params.get("associatedIndex").cloned() {
+            params.set("associatedIndex", Json::String(format!("main.{name}")));
+        }
+        self.0.handle(ctx, next).await
+    }
+}
+
+/// The five actions on a collection's fields.
+fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> ResourceDefinition {
+    let fields = fields
         .action(
             "list",
             action(registry, |r, p| async move {
@@ -317,7 +348,7 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
     fields.only = ["list", "get", "create", "update", "destroy"]
         .map(String::from)
         .to_vec();
-    rm.define(fields);
+    fields
 }
 
 /// The source and collection name in a `<key>.<collection>` association index.
