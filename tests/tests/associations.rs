@@ -331,7 +331,7 @@ every_backend! {
         let t = blog().await;
         let r = t.post("/api/posts/1/tags:add", json!([{"nope": 1}])).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
-        assert_eq!(r.error(), "values: an object names its target by \"id\"");
+        assert_eq!(r.error(), "values: an object names its target by \"id\" or \"tk\"");
         let r = t.post("/api/posts/1/tags:add", json!([true])).await;
         assert_eq!((r.status, r.error()), (400, "values: true does not name a target"));
         let r = t.post("/api/posts:add", json!([1])).await;
@@ -340,6 +340,51 @@ every_backend! {
         let r = t.post("/api/posts/1/tags:add", json!(["x"])).await;
         assert_eq!(r.status, 400, "a key of the wrong type: {:?}", r.body);
         assert_eq!(t.get("/api/posts/1/tags:list").await.column("id"), [json!(1), json!(2)], "nothing changed");
+    }
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn link_actions_accept_nocobase_tk_objects() {
+        let t = blog().await;
+        let tags = |r: manifold_tests::Reply| {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            ids(&r)
+        };
+        // The request: `{"tk": 2}` as the whole body.
+        let r = t.post("/api/posts/4/tags:toggle", json!({"tk": 2})).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": "ok"})), "{:?}", r.body);
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(2)]);
+        // The target key's own name still works, and means the same target.
+        t.post("/api/posts/4/tags:toggle", json!({"id": 2})).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), Vec::<Json>::new());
+        // In a list, with keys as numbers or text, for every link action.
+        let r = t.post("/api/posts/4/tags:set", json!([{"tk": 1}, {"tk": "3"}])).await;
+        assert_eq!((r.status, &r.body), (200, &json!({})), "{:?}", r.body);
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1), json!(3)]);
+        t.post("/api/posts/4/tags:add", json!([{"tk": 2}, {"id": 3, "tk": 3}])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1), json!(2), json!(3)]);
+        t.post("/api/posts/4/tags:remove", json!({"tk": 1})).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(2), json!(3)]);
+        t.post("/api/posts/4/tags:toggle", json!([{"tk": 2}, {"tk": 3}])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), Vec::<Json>::new());
+        // hasMany and belongsTo read the same form.
+        t.post("/api/people/2/posts:add", json!([{"tk": 4}])).await;
+        let r = t.get("/api/people/2/posts:list").await;
+        assert_eq!(r.column("title"), [json!("p3"), json!("p4")]);
+        let r = t.post("/api/posts/4/author:set", json!({"tk": 1})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(t.get("/api/posts/4/author:get").await.data()["name"], json!("ann"));
+        // An object naming two different targets, or none, is refused and changes nothing.
+        let r = t.post("/api/posts/1/tags:set", json!([{"id": 1, "tk": 3}])).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("names two targets"), "{}", r.error());
+        let r = t.post("/api/posts/1/tags:add", json!([{"tk": null}])).await;
+        assert_eq!((r.status, r.error()), (400, "values: null does not name a target"));
+        let r = t.post("/api/posts/1/tags:add", json!([{"tk": [3]}])).await;
+        assert_eq!((r.status, r.error()), (400, "values: [3] does not name a target"));
+        assert_eq!(tags(t.get("/api/posts/1/tags:list").await), [json!(1), json!(2)]);
     }
 }
 

@@ -422,7 +422,8 @@ impl Middleware for Link {
 }
 
 /// The keys a link action names: `filterByTk`, else `filterByTks`, else the body; each a
-/// key, a `{key: …}` object, or a `[key, {pivot}]` pair; `"1,2"` is split.
+/// key, a `{<targetKey>: …}` or `{"tk": …}` object, or a `[key, {pivot}]` pair; `"1,2"` is
+/// split.
 fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<Json>)>> {
     let raw = [
         t.params.get("filterByTk"),
@@ -445,15 +446,29 @@ fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<J
             Json::Array(pair) if pair.len() == 2 && pair[1].is_object() => {
                 Ok((pair[0].clone(), Some(pair[1].clone())))
             }
-            Json::Object(m) => m
-                .get(target_key)
-                .cloned()
-                .map(|k| (k, None))
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "values: an object names its target by {target_key:?}"
-                    ))
-                }),
+            // NocoBase's clients name the target by the literal key `tk` as often as by
+            // the target key's own name; both mean the same target.
+            Json::Object(m) => {
+                let key = match (m.get(target_key.as_str()), m.get("tk")) {
+                    (Some(a), Some(b)) if !same_key(a, b) => {
+                        return Err(Error::bad_request(format!(
+                            "values: {v} names two targets: {target_key:?} is {a} and \"tk\" is {b}"
+                        )));
+                    }
+                    (Some(k), _) | (None, Some(k)) => k,
+                    (None, None) => {
+                        return Err(Error::bad_request(format!(
+                            "values: an object names its target by {target_key:?} or \"tk\""
+                        )));
+                    }
+                };
+                match key {
+                    Json::String(_) | Json::Number(_) => Ok((key.clone(), None)),
+                    other => Err(Error::bad_request(format!(
+                        "values: {other} does not name a target"
+                    ))),
+                }
+            }
             Json::String(_) | Json::Number(_) => Ok((v.clone(), None)),
             other => Err(Error::bad_request(format!(
                 "values: {other} does not name a target"
