@@ -388,6 +388,89 @@ every_backend! {
     }
 }
 
+/// The junction rows of the blog, as `(postId, tagId)` pairs in order.
+async fn links(t: &TestApp) -> Vec<(Json, Json)> {
+    let r = t
+        .get("/api/posts_tags:list?paginate=false&sort=postId,tagId")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.data()
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|l| (l["postId"].clone(), l["tagId"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn destroy_deletes_the_junction_rows_of_the_destroyed_records() {
+        let t = blog().await;
+        t.sql(&["INSERT INTO posts_tags VALUES (2, 1, 'd'), (3, 3, 'e'), (4, 3, 'f')"]).await;
+        // By key (the request): post 2 had tags 1 and 2. The junction's foreign
+        // keys restrict, so without the cleanup the delete itself would fail.
+        let r = t.post_empty("/api/posts:destroy/2").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(ids(&t.get("/api/posts/2/tags:list").await), Vec::<Json>::new());
+        let mut want = vec![(json!(1), json!(1)), (json!(1), json!(2)), (json!(3), json!(3)), (json!(4), json!(3))];
+        assert_eq!(links(&t).await, want);
+        // From the other side, by a filterByTk list: tags 2 and 3.
+        let r = t.post_empty("/api/tags:destroy?filterByTk[]=2&filterByTk[]=3").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 2})), "{:?}", r.body);
+        want.retain(|(_, tag)| tag == &json!(1));
+        assert_eq!(links(&t).await, want);
+        // By a filter that goes through the very relation whose links are deleted.
+        t.sql(&["INSERT INTO posts_tags VALUES (4, 1, 'g')"]).await;
+        let f = manifold_tests::filter(json!({"tags.name": "t1", "id": {"$gt": 3}}));
+        let r = t.post_empty(&format!("/api/posts:destroy?{f}")).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.get("/api/posts:get/4").await.data(), &Json::Null);
+        assert_eq!(links(&t).await, want);
+        // A record still referenced elsewhere (post 1 has comments) is refused, and its
+        // links stay: the whole destroy is one transaction.
+        let r = t.post_empty("/api/posts:destroy/1").await;
+        assert!((400..500).contains(&r.status), "{:?}", r.body);
+        assert_eq!(links(&t).await, want);
+        assert_eq!(t.get("/api/posts:get/1").await.data()["title"], json!("p1"));
+    }
+}
+
+every_backend! {
+    // collections:create reaches the main database only.
+    #[skip(mongodb, mssql)]
+    async fn destroy_deletes_junction_rows_of_declared_relations() {
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "labels", "fields": [{"name": "name", "type": "string"}]})).await;
+        t.collection(json!({"name": "notes", "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "labels", "type": "belongsToMany", "target": "labels"}
+        ]})).await;
+        let r = t.post("/api/notes:create", json!({"title": "n1", "labels": [{"name": "a"}, {"name": "b"}]})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let note = r.data()["id"].clone();
+        let r = t.post("/api/notes:create", json!({"title": "n2", "labels": [1]})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/collections:get/notes").await;
+        let through = r.data()["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["name"] == json!("labels")))
+            .and_then(|f| f["through"].as_str())
+            .unwrap_or_else(|| panic!("a junction: {:?}", r.body))
+            .to_owned();
+        assert_eq!(t.count(&through).await, 3);
+        let r = t.post_empty(&format!("/api/notes:destroy/{note}")).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.count(&through).await, 1, "only n2's link is left");
+        // The declared side is notes; destroying a label cleans up all the same.
+        let r = t.post_empty("/api/labels:destroy/1").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.count(&through).await, 0);
+    }
+}
+
 fn id_list(r: &manifold_tests::Reply) -> Vec<i64> {
     assert_eq!(r.status, 200, "{:?}", r.body);
     r.column("id").iter().filter_map(Json::as_i64).collect()

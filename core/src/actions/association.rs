@@ -332,8 +332,8 @@ pub(super) async fn update(t: &Target, values: &Json) -> Result<Json> {
     Ok(Json::Array(updated.into_iter().map(Json::Object).collect()))
 }
 
-/// `destroy` through the association: deletes the matching targets (for belongsToMany,
-/// their junction rows too). `remove` only unlinks.
+/// `destroy` through the association: deletes the matching targets and every junction
+/// row that points at them. `remove` only unlinks.
 pub(super) async fn destroy(t: &Target) -> Result<Json> {
     let scope = scope_of(t, "destroy")?;
     let a = &scope.association;
@@ -351,35 +351,122 @@ pub(super) async fn destroy(t: &Target) -> Result<Json> {
     let ds = unit_source(t)?;
     let unit = ds.begin().await?;
     let targets = unit.repository(&a.target)?;
-    if let (Some(through), Some(other)) = (a.through.as_deref(), a.other_key.as_deref()) {
-        let options = FindOptions {
-            filter: matching.clone(),
-            fields: Some(vec![FieldRef::new(
-                t.collection().require_field(&a.target_key, "association")?,
-            )]),
-            ..FindOptions::default()
-        };
-        let keys: Vec<Json> = targets
-            .find(&options)
-            .await?
-            .into_iter()
-            .filter_map(|mut r| r.remove(&a.target_key))
-            .collect();
-        if !keys.is_empty() {
-            // Every link to these targets goes with them, not only this source's.
-            let junction = unit.repository(through)?;
-            let jc = junction.collection().clone();
-            junction
-                .destroy(Some(&within(&jc, other, &keys, false)?))
-                .await?;
-        }
-    }
+    // Every link to these targets goes with them, not only this source's, and those of
+    // their other belongsToMany relations too.
+    let links = junction_links(ds, t.collection());
+    let matching = unlink_junctions(&unit, t.collection(), &links, matching.as_ref()).await?;
     let deleted = targets.destroy(matching.as_ref()).await?;
     unit.commit().await?;
     if a.kind.is_to_one() && deleted == 0 {
         return Err(Error::not_found("The record does not exist"));
     }
     Ok(json!(true))
+}
+
+/// A junction column that points at rows of one collection: deleting such a row must
+/// delete the junction rows that hold its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct JunctionLink {
+    /// The junction collection.
+    junction: String,
+    /// The junction column holding the key.
+    column: String,
+    /// The column of the pointed-at collection whose value the junction holds.
+    key: String,
+}
+
+/// Every junction column that points at `collection`: its own belongsToMany relations
+/// and those of other collections that target it, declared or introspected alike (a
+/// relation may be known from one side only).
+pub(super) fn junction_links(
+    source: &crate::data_source::DataSource,
+    collection: &Collection,
+) -> Vec<JunctionLink> {
+    let mut links: Vec<JunctionLink> = Vec::new();
+    let mut push = |link: JunctionLink| {
+        if link.junction != collection.name() && !links.contains(&link) {
+            links.push(link);
+        }
+    };
+    for owner in source.collections() {
+        for a in &owner.associations {
+            let (AssociationKind::BelongsToMany, Some(through), Some(other)) =
+                (a.kind, a.through.as_deref(), a.other_key.as_deref())
+            else {
+                continue;
+            };
+            if owner.name() == collection.name() {
+                push(JunctionLink {
+                    junction: through.to_owned(),
+                    column: a.foreign_key.clone(),
+                    key: a.source_key.clone(),
+                });
+            }
+            if a.target == collection.name() {
+                push(JunctionLink {
+                    junction: through.to_owned(),
+                    column: other.to_owned(),
+                    key: a.target_key.clone(),
+                });
+            }
+        }
+    }
+    links
+}
+
+/// Inside `unit`, deletes the junction rows of `links` that point at rows of
+/// `collection` matching `filter`, before those rows are deleted in the same unit.
+///
+/// Returns the filter to delete the rows with: by primary key when there is one, since
+/// `filter` may go through a belongsToMany relation whose junction rows are gone by then
+/// (`{"tags.name": "a"}` would match nothing any more).
+pub(super) async fn unlink_junctions(
+    unit: &Unit,
+    collection: &Collection,
+    links: &[JunctionLink],
+    filter: Option<&Filter>,
+) -> Result<Option<Filter>> {
+    let primary: Vec<&crate::schema::Field> = collection.primary_key().collect();
+    let primary = match primary.as_slice() {
+        [one] => Some(one.name.clone()),
+        _ => None,
+    };
+    let mut key_fields: Vec<FieldRef> = Vec::new();
+    for name in links.iter().map(|l| &l.key).chain(primary.as_ref()) {
+        let field = FieldRef::new(collection.require_field(name, "association")?);
+        if !key_fields.iter().any(|f| f.name == field.name) {
+            key_fields.push(field);
+        }
+    }
+    let options = FindOptions {
+        filter: filter.cloned(),
+        fields: Some(key_fields),
+        ..FindOptions::default()
+    };
+    let rows = unit.repository(collection.name())?.find(&options).await?;
+    if rows.is_empty() {
+        return Ok(filter.cloned());
+    }
+    let keys_of = |column: &str| -> Vec<Json> {
+        rows.iter()
+            .filter_map(|r| r.get(column).filter(|k| !k.is_null()).cloned())
+            .collect()
+    };
+    for link in links {
+        let keys = keys_of(&link.key);
+        if keys.is_empty() {
+            continue;
+        }
+        let junction = unit.repository(&link.junction)?;
+        let jc = junction.collection().clone();
+        junction
+            .destroy(Some(&within(&jc, &link.column, &keys, false)?))
+            .await?;
+    }
+    Ok(match primary {
+        Some(pk) => Some(within(collection, &pk, &keys_of(&pk), false)?),
+        None => filter.cloned(),
+    })
 }
 
 /// Which link action.
