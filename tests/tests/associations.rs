@@ -429,10 +429,12 @@ every_backend! {
         assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
         assert_eq!(t.get("/api/posts:get/4").await.data(), &Json::Null);
         assert_eq!(links(&t).await, want);
-        // A record still referenced elsewhere (post 1 has comments) is refused, and its
+        // A record still referenced elsewhere (post 1 has comments) is a 409, and its
         // links stay: the whole destroy is one transaction.
         let r = t.post_empty("/api/posts:destroy/1").await;
-        assert!((400..500).contains(&r.status), "{:?}", r.body);
+        assert_eq!(r.status, 409, "{:?}", r.body);
+        assert!(r.error().starts_with("the record is still referenced"), "{}", r.error());
+        assert_eq!(r.body["errors"][0]["code"], json!("FOREIGN_KEY_VIOLATION"));
         assert_eq!(links(&t).await, want);
         assert_eq!(t.get("/api/posts:get/1").await.data()["title"], json!("p1"));
     }

@@ -355,8 +355,11 @@ pub(super) async fn destroy(t: &Target) -> Result<Json> {
     // their other belongsToMany relations too.
     let links = junction_links(ds, t.collection());
     let matching = unlink_junctions(&unit, t.collection(), &links, matching.as_ref()).await?;
-    let deleted = targets.destroy(matching.as_ref()).await?;
-    unit.commit().await?;
+    let deleted = targets
+        .destroy(matching.as_ref())
+        .await
+        .map_err(still_referenced)?;
+    unit.commit().await.map_err(still_referenced)?;
     if a.kind.is_to_one() && deleted == 0 {
         return Err(Error::not_found("The record does not exist"));
     }
@@ -467,6 +470,21 @@ pub(super) async fn unlink_junctions(
         Some(pk) => Some(within(collection, &pk, &keys_of(&pk), false)?),
         None => filter.cloned(),
     })
+}
+
+/// A failed delete as the client should see it: a foreign-key violation while deleting
+/// can only mean that another row still references a deleted one, which is a conflict
+/// with the data (409), not bad input.
+pub(super) fn still_referenced(e: Error) -> Error {
+    if e.code() == Some(crate::error::FOREIGN_KEY_VIOLATION) {
+        Error::conflict(format!(
+            "the record is still referenced, so nothing was deleted: {}",
+            e.message()
+        ))
+        .with_code(crate::error::FOREIGN_KEY_VIOLATION)
+    } else {
+        e
+    }
 }
 
 /// Which link action.

@@ -697,7 +697,10 @@ impl Middleware for Destroy {
             .map(|s| association::junction_links(s, t.collection()))
             .unwrap_or_default();
         let deleted = if links.is_empty() {
-            t.repository.destroy(filter.as_ref()).await?
+            t.repository
+                .destroy(filter.as_ref())
+                .await
+                .map_err(association::still_referenced)?
         } else {
             // belongsToMany links of the deleted rows go in the same unit: a junction row
             // pointing at nothing would still list the old target, and a restricting
@@ -709,8 +712,10 @@ impl Middleware for Destroy {
             let deleted = unit
                 .repository(t.collection().name())?
                 .destroy(by_key.as_ref())
-                .await?;
-            unit.commit().await?;
+                .await
+                .map_err(association::still_referenced)?;
+            // A deferred foreign key is only checked here.
+            unit.commit().await.map_err(association::still_referenced)?;
             deleted
         };
         ctx.body = Some(Json::from(deleted));
