@@ -30,6 +30,10 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// The `code` connectors give a foreign-key violation. An action that only deletes can
+/// then tell "still referenced" (409) from other bad input, which SQLite cannot say.
+pub const FOREIGN_KEY_VIOLATION: &str = "FOREIGN_KEY_VIOLATION";
+
 /// An error with a message meant for the client (it must never contain secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Error {

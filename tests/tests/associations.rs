@@ -331,7 +331,7 @@ every_backend! {
         let t = blog().await;
         let r = t.post("/api/posts/1/tags:add", json!([{"nope": 1}])).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
-        assert_eq!(r.error(), "values: an object names its target by \"id\"");
+        assert_eq!(r.error(), "values: an object names its target by \"id\" or \"tk\"");
         let r = t.post("/api/posts/1/tags:add", json!([true])).await;
         assert_eq!((r.status, r.error()), (400, "values: true does not name a target"));
         let r = t.post("/api/posts:add", json!([1])).await;
@@ -340,6 +340,136 @@ every_backend! {
         let r = t.post("/api/posts/1/tags:add", json!(["x"])).await;
         assert_eq!(r.status, 400, "a key of the wrong type: {:?}", r.body);
         assert_eq!(t.get("/api/posts/1/tags:list").await.column("id"), [json!(1), json!(2)], "nothing changed");
+    }
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn link_actions_accept_nocobase_tk_objects() {
+        let t = blog().await;
+        let tags = |r: manifold_tests::Reply| {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            ids(&r)
+        };
+        // The request: `{"tk": 2}` as the whole body.
+        let r = t.post("/api/posts/4/tags:toggle", json!({"tk": 2})).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": "ok"})), "{:?}", r.body);
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(2)]);
+        // The target key's own name still works, and means the same target.
+        t.post("/api/posts/4/tags:toggle", json!({"id": 2})).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), Vec::<Json>::new());
+        // In a list, with keys as numbers or text, for every link action.
+        let r = t.post("/api/posts/4/tags:set", json!([{"tk": 1}, {"tk": "3"}])).await;
+        assert_eq!((r.status, &r.body), (200, &json!({})), "{:?}", r.body);
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1), json!(3)]);
+        t.post("/api/posts/4/tags:add", json!([{"tk": 2}, {"id": 3, "tk": 3}])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(1), json!(2), json!(3)]);
+        t.post("/api/posts/4/tags:remove", json!({"tk": 1})).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), [json!(2), json!(3)]);
+        t.post("/api/posts/4/tags:toggle", json!([{"tk": 2}, {"tk": 3}])).await;
+        assert_eq!(tags(t.get("/api/posts/4/tags:list").await), Vec::<Json>::new());
+        // hasMany and belongsTo read the same form.
+        t.post("/api/people/2/posts:add", json!([{"tk": 4}])).await;
+        let r = t.get("/api/people/2/posts:list").await;
+        assert_eq!(r.column("title"), [json!("p3"), json!("p4")]);
+        let r = t.post("/api/posts/4/author:set", json!({"tk": 1})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(t.get("/api/posts/4/author:get").await.data()["name"], json!("ann"));
+        // An object naming two different targets, or none, is refused and changes nothing.
+        let r = t.post("/api/posts/1/tags:set", json!([{"id": 1, "tk": 3}])).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().contains("names two targets"), "{}", r.error());
+        let r = t.post("/api/posts/1/tags:add", json!([{"tk": null}])).await;
+        assert_eq!((r.status, r.error()), (400, "values: null does not name a target"));
+        let r = t.post("/api/posts/1/tags:add", json!([{"tk": [3]}])).await;
+        assert_eq!((r.status, r.error()), (400, "values: [3] does not name a target"));
+        assert_eq!(tags(t.get("/api/posts/1/tags:list").await), [json!(1), json!(2)]);
+    }
+}
+
+/// The junction rows of the blog, as `(postId, tagId)` pairs in order.
+async fn links(t: &TestApp) -> Vec<(Json, Json)> {
+    let r = t
+        .get("/api/posts_tags:list?paginate=false&sort=postId,tagId")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.data()
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|l| (l["postId"].clone(), l["tagId"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn destroy_deletes_the_junction_rows_of_the_destroyed_records() {
+        let t = blog().await;
+        t.sql(&["INSERT INTO posts_tags VALUES (2, 1, 'd'), (3, 3, 'e'), (4, 3, 'f')"]).await;
+        // By key (the request): post 2 had tags 1 and 2. The junction's foreign
+        // keys restrict, so without the cleanup the delete itself would fail.
+        let r = t.post_empty("/api/posts:destroy/2").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(ids(&t.get("/api/posts/2/tags:list").await), Vec::<Json>::new());
+        let mut want = vec![(json!(1), json!(1)), (json!(1), json!(2)), (json!(3), json!(3)), (json!(4), json!(3))];
+        assert_eq!(links(&t).await, want);
+        // From the other side, by a filterByTk list: tags 2 and 3.
+        let r = t.post_empty("/api/tags:destroy?filterByTk[]=2&filterByTk[]=3").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 2})), "{:?}", r.body);
+        want.retain(|(_, tag)| tag == &json!(1));
+        assert_eq!(links(&t).await, want);
+        // By a filter that goes through the very relation whose links are deleted.
+        t.sql(&["INSERT INTO posts_tags VALUES (4, 1, 'g')"]).await;
+        let f = manifold_tests::filter(json!({"tags.name": "t1", "id": {"$gt": 3}}));
+        let r = t.post_empty(&format!("/api/posts:destroy?{f}")).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.get("/api/posts:get/4").await.data(), &Json::Null);
+        assert_eq!(links(&t).await, want);
+        // A record still referenced elsewhere (post 1 has comments) is a 409, and its
+        // links stay: the whole destroy is one transaction.
+        let r = t.post_empty("/api/posts:destroy/1").await;
+        assert_eq!(r.status, 409, "{:?}", r.body);
+        assert!(r.error().starts_with("the record is still referenced"), "{}", r.error());
+        assert_eq!(r.body["errors"][0]["code"], json!("FOREIGN_KEY_VIOLATION"));
+        assert_eq!(links(&t).await, want);
+        assert_eq!(t.get("/api/posts:get/1").await.data()["title"], json!("p1"));
+    }
+}
+
+every_backend! {
+    // collections:create reaches the main database only.
+    #[skip(mongodb, mssql)]
+    async fn destroy_deletes_junction_rows_of_declared_relations() {
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "labels", "fields": [{"name": "name", "type": "string"}]})).await;
+        t.collection(json!({"name": "notes", "fields": [
+            {"name": "title", "type": "string"},
+            {"name": "labels", "type": "belongsToMany", "target": "labels"}
+        ]})).await;
+        let r = t.post("/api/notes:create", json!({"title": "n1", "labels": [{"name": "a"}, {"name": "b"}]})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let note = r.data()["id"].clone();
+        let r = t.post("/api/notes:create", json!({"title": "n2", "labels": [1]})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = t.get("/api/collections:get/notes").await;
+        let through = r.data()["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["name"] == json!("labels")))
+            .and_then(|f| f["through"].as_str())
+            .unwrap_or_else(|| panic!("a junction: {:?}", r.body))
+            .to_owned();
+        assert_eq!(t.count(&through).await, 3);
+        let r = t.post_empty(&format!("/api/notes:destroy/{note}")).await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.count(&through).await, 1, "only n2's link is left");
+        // The declared side is notes; destroying a label cleans up all the same.
+        let r = t.post_empty("/api/labels:destroy/1").await;
+        assert_eq!((r.status, &r.body), (200, &json!({"data": 1})), "{:?}", r.body);
+        assert_eq!(t.count(&through).await, 0);
     }
 }
 
@@ -513,6 +643,74 @@ every_backend! {
         let r = t.post("/api/posts:create", json!({"title": "x", "author": [1, 2]})).await;
         assert_eq!(r.status, 400, "{:?}", r.body);
         assert!(r.error().contains("cannot be in array format"), "{}", r.error());
+    }
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql) and collections:create reach the main database only.
+    #[skip(mongodb, mssql)]
+    async fn create_and_update_answer_with_the_associations_they_wrote() {
+        let t = blog().await;
+        // The request: keys come back as written, new rows as created.
+        let r = t.post("/api/posts:create", json!({
+            "title": "x", "tags": [1, 2], "comments": [{"content": "c1"}], "author": 1,
+            "profiles": {"post_profile": "pr9"}
+        })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let post = r.data().clone();
+        assert_eq!(post["title"], json!("x"));
+        assert_eq!(post["tags"], json!([1, 2]), "{post}");
+        assert_eq!(post["author"], json!(1), "{post}");
+        assert_eq!(post["authorId"], json!(1), "{post}");
+        let comments = post["comments"].as_array().unwrap_or_else(|| panic!("{post}"));
+        assert_eq!(comments.len(), 1, "{post}");
+        assert_eq!(comments[0]["content"], json!("c1"));
+        assert_eq!(comments[0]["postId"], post["id"]);
+        assert!(comments[0]["id"].is_number(), "the created row, with its key: {post}");
+        assert_eq!(post["profiles"]["post_profile"], json!("pr9"), "{post}");
+        assert_eq!(post["profiles"]["postId"], post["id"], "{post}");
+        // What the answer says is what was stored.
+        let stored = t.get(&format!("/api/posts:get/{}?appends=comments,tags", post["id"])).await;
+        assert_eq!(stored.data()["comments"], post["comments"]);
+        let tag_ids: Vec<Json> = stored.data()["tags"]
+            .as_array()
+            .map(|tags| tags.iter().map(|t| t["id"].clone()).collect())
+            .unwrap_or_default();
+        assert_eq!(tag_ids, [json!(1), json!(2)]);
+
+        // An object naming an existing target answers with that row as it is now (the
+        // comment moved here); a key naming nothing is left out; `null` stays `null`.
+        let r = t.post("/api/posts:create", json!({
+            "title": "y", "tags": [{"name": "t9"}, {"id": 3}, 999, "2"],
+            "comments": [{"id": 3}], "author": {"name": "cy"}, "profiles": null
+        })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let post = r.data().clone();
+        let tags = post["tags"].as_array().unwrap_or_else(|| panic!("{post}"));
+        assert_eq!(tags.len(), 3, "{post}");
+        assert_eq!((tags[0]["name"].clone(), tags[0]["id"].is_number()), (json!("t9"), true));
+        assert_eq!(tags[1], json!({"id": 3, "name": "t3"}));
+        assert_eq!(tags[2], json!("2"), "as written");
+        assert_eq!(post["comments"], json!([{"id": 3, "content": "c3", "postId": post["id"]}]));
+        assert_eq!(post["author"]["name"], json!("cy"), "{post}");
+        assert_eq!(post["author"]["id"], post["authorId"], "{post}");
+        assert_eq!(post["profiles"], Json::Null, "{post}");
+
+        // update answers the same way, for every updated row; nested objects only link
+        // unless updateAssociationValues says otherwise.
+        let r = t.post("/api/posts:update/1", json!({
+            "tags": [3], "author": null, "comments": [{"id": 1, "content": "ignored"}]
+        })).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let post = &r.data()[0];
+        assert_eq!(post["tags"], json!([3]), "{post}");
+        assert_eq!((post["author"].clone(), post["authorId"].clone()), (Json::Null, Json::Null));
+        assert_eq!(post["comments"], json!([{"id": 1, "content": "c1", "postId": 1}]));
+
+        // A write without association values answers with attributes only.
+        let r = t.post("/api/posts:create", json!({"title": "plain"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert!(r.data().get("tags").is_none() && r.data().get("author").is_none(), "{:?}", r.body);
     }
 }
 

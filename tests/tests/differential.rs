@@ -6,6 +6,8 @@
 //! on text are too: ordering text beyond that follows each database's collation (MariaDB's
 //! default one ignores case and orders `_` after letters), which docs/filters.md states.
 //! Equality and the LIKE-based operators still get `%` and `_`, to check their escaping.
+//! `label` holds mixed case, `%`, `_` and backslashes; only the `$like` family reads it,
+//! with generated raw patterns, so case-sensitivity and wildcards are checked everywhere.
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ use serde_json::{Value as Json, json};
 const NAMES: &[&str] = &[
     "alpha", "beta", "gamma", "delta", "ab", "ba", "a1", "b2", "abc", "",
 ];
+const LABELS: &[&str] = &["ab", "AB", "Ab", "a%", "A_b", "a\\b", "b", "", "aBa", "%"];
 const AMOUNTS: &[f64] = &[0.5, 1.25, -2.5, 10.75, 3.0];
 
 /// A small deterministic generator, so every run loads the same rows.
@@ -39,6 +42,8 @@ impl Lcg {
 
 fn rows() -> Vec<Json> {
     let mut r = Lcg(42);
+    // Labels come from their own generator, so the other columns keep their values.
+    let mut l = Lcg(7);
     (0..48)
         .map(|_| {
             let maybe = |v: Json, r: &mut Lcg| if r.next(6) == 0 { Json::Null } else { v };
@@ -61,7 +66,13 @@ fn rows() -> Vec<Json> {
                 json!(["y", 2]),
             ][r.next(5) as usize]
                 .clone();
+            let label = if l.next(8) == 0 {
+                Json::Null
+            } else {
+                json!(LABELS[l.next(LABELS.len() as u64) as usize])
+            };
             json!({
+                "label": label,
                 "name": maybe(name, &mut r), "score": maybe(score, &mut r),
                 "amount": maybe(amount, &mut r), "ok": maybe(ok, &mut r),
                 "at": maybe(at, &mut r), "day": maybe(day, &mut r), "tags": maybe(tags, &mut r),
@@ -116,6 +127,15 @@ fn leaf() -> impl Strategy<Value = Json> {
             .prop_map(|(op, w)| json!({ "name": { op: w } })),
         proptest::sample::select(&["$empty", "$notEmpty"][..])
             .prop_map(|op| json!({ "name": { op: true } })),
+        (
+            proptest::sample::select(&["$like", "$notLike", "$iLike", "$notILike"][..]),
+            prop_oneof![
+                proptest::sample::select(LABELS).prop_map(str::to_owned),
+                "[abAB%_\\\\]{0,4}",
+            ],
+            proptest::sample::select(&["label", "name"][..]),
+        )
+            .prop_map(|(op, p, field)| json!({ field: { op: p } })),
         (
             proptest::sample::select(&["$eq", "$ne", "$gt", "$gte", "$lt", "$lte"][..]),
             score.clone()
@@ -233,7 +253,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let definition = json!({"name": "items", "timestamps": false, "fields": [
-        {"name": "name", "type": "string"}, {"name": "score", "type": "integer"},
+        {"name": "name", "type": "string"}, {"name": "label", "type": "string"}, {"name": "score", "type": "integer"},
         {"name": "amount", "type": "double"}, {"name": "ok", "type": "boolean"},
         {"name": "at", "type": "datetime"}, {"name": "day", "type": "date"},
         {"name": "tags", "type": "array"}

@@ -341,6 +341,83 @@ every_backend! {
 }
 
 // ---------------------------------------------------------------------------------------
+// Raw SQL patterns (§2.3: $like, $notLike, $iLike, $notILike)
+// ---------------------------------------------------------------------------------------
+
+fn titles() -> Vec<Json> {
+    vec![
+        json!("Async Rust"),
+        json!("async rust"),
+        json!("Async Rust 2"),
+        json!("Rusty"),
+        json!("50% off"),
+        json!("a_b"),
+        Json::Null,
+    ]
+}
+
+every_backend! {
+    async fn flt_35_like_without_wildcards_matches_the_whole_value_only() {
+        let app = people_app(&titles()).await;
+        let got = matching(&app, "people", json!({"name": {"$like": "Async Rust"}}), "name").await;
+        assert_eq!(got, strs(&["Async Rust"]));
+    }
+}
+
+every_backend! {
+    async fn flt_36_like_is_a_case_sensitive_raw_pattern() {
+        let app = people_app(&titles()).await;
+        let got = matching(&app, "people", json!({"name.$like": "%Rust%"}), "name").await;
+        assert_eq!(got, strs(&["Async Rust", "Async Rust 2", "Rusty"]));
+        let got = matching(&app, "people", json!({"name.$like": "Rust_"}), "name").await;
+        assert_eq!(got, strs(&["Rusty"]));
+        // `_` and `%` are wildcards; a backslash makes them literal.
+        let got = matching(&app, "people", json!({"name.$like": "a_b"}), "name").await;
+        assert_eq!(got, strs(&["a_b"]));
+        let got = matching(&app, "people", json!({"name.$like": "50\\% %"}), "name").await;
+        assert_eq!(got, strs(&["50% off"]));
+        let got = matching(&app, "people", json!({"name.$like": "a\\_%"}), "name").await;
+        assert_eq!(got, strs(&["a_b"]));
+    }
+}
+
+every_backend! {
+    async fn flt_37_ilike_ignores_case() {
+        let app = people_app(&titles()).await;
+        let got = matching(&app, "people", json!({"name.$iLike": "ASYNC rust"}), "name").await;
+        assert_eq!(got, strs(&["Async Rust", "async rust"]));
+        let got = matching(&app, "people", json!({"name.$iLike": "%RUST%"}), "name").await;
+        assert_eq!(got, strs(&["Async Rust", "async rust", "Async Rust 2", "Rusty"]));
+    }
+}
+
+every_backend! {
+    async fn flt_38_negated_patterns_exclude_null_rows() {
+        let app = people_app(&titles()).await;
+        let got = matching(&app, "people", json!({"name.$notLike": "%Rust%"}), "name").await;
+        assert_eq!(got, strs(&["async rust", "50% off", "a_b"]));
+        let got = matching(&app, "people", json!({"name.$notILike": "%rust%"}), "name").await;
+        assert_eq!(got, strs(&["50% off", "a_b"]));
+    }
+}
+
+every_backend! {
+    async fn flt_39_like_needs_one_pattern_string() {
+        let app = people_app(&titles()).await;
+        for bad in [json!(["a%", "b%"]), json!(null), json!({"x": 1})] {
+            let r = app
+                .get(&format!(
+                    "/api/people:list?{}",
+                    filter(json!({"name": {"$like": bad}}))
+                ))
+                .await;
+            assert_eq!(r.status, 400, "{bad}: {:?}", r.body);
+            assert!(r.error().contains("filter.name.$like"), "{:?}", r.body);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Emptiness and booleans (§2.4, §2.5)
 // ---------------------------------------------------------------------------------------
 

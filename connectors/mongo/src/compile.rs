@@ -7,7 +7,9 @@
 //! wrapped in `$literal` so a value such as `"$password"` stays a value.
 
 use manifold_core::error::{Error, Result};
-use manifold_core::filter::{Comparison, Condition, FieldRef, Filter, Predicate, TextMatch};
+use manifold_core::filter::{
+    Comparison, Condition, FieldRef, Filter, LikePattern, Predicate, TextMatch,
+};
 use manifold_core::query::FindOptions;
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::value::Value;
@@ -152,6 +154,11 @@ impl<'c> Compiler<'c> {
                 operands,
                 negated,
             } => self.text(field, *mode, operands, *negated),
+            Predicate::Like {
+                pattern,
+                case_insensitive,
+                negated,
+            } => self.like(field, pattern, *case_insensitive, *negated),
             Predicate::Empty if text_empty => doc! { col: { "$in": [Bson::Null, ""] } },
             Predicate::Empty => doc! { col: Bson::Null },
             Predicate::NotEmpty if text_empty => doc! { col: { "$nin": [Bson::Null, ""] } },
@@ -183,9 +190,6 @@ impl<'c> Compiler<'c> {
     }
 
     /// Case-insensitive matching of any operand (or, negated, of none, excluding null).
-    ///
-    /// Text fields use `$regex`, which can use an index; other fields (numbers, dates,
-    /// ObjectIds) are converted to text first, as the SQL sources cast to text.
     fn text(
         &self,
         field: &FieldRef,
@@ -213,13 +217,39 @@ impl<'c> Compiler<'c> {
             TextMatch::StartsWith => format!("^{any}"),
             TextMatch::EndsWith => format!("{any}$"),
         };
+        self.regex(field, pattern, "i", negated)
+    }
+
+    /// `$like` and friends as an anchored regex: `%` is `.*`, `_` is `.`, every other
+    /// character literal.
+    ///
+    /// The `s` option lets the wildcards match line breaks, as SQL's do, and `\z` (not
+    /// `$`, which also accepts a final newline) anchors at the very end.
+    fn like(
+        &self,
+        field: &FieldRef,
+        pattern: &LikePattern,
+        case_insensitive: bool,
+        negated: bool,
+    ) -> Document {
+        let re = format!("^{}\\z", pattern.render(".*", ".", escape_regex));
+        let options = if case_insensitive { "is" } else { "s" };
+        self.regex(field, re, options, negated)
+    }
+
+    /// `field` matches `pattern` (or, negated, is not null and does not).
+    ///
+    /// Text fields use `$regex`, which can use an index; other fields (numbers, dates,
+    /// ObjectIds) are converted to text first, as the SQL sources cast to text.
+    fn regex(&self, field: &FieldRef, pattern: String, options: &str, negated: bool) -> Document {
+        let col = field.column.as_str();
         let storage = self.storage(field);
         let textual = matches!(
             field.field_type,
             FieldType::String | FieldType::Text | FieldType::Uuid
         ) && !storage.object_id;
         if textual {
-            let re = doc! { "$regex": pattern, "$options": "i" };
+            let re = doc! { "$regex": pattern, "$options": options };
             return if negated {
                 doc! { col: { "$ne": Bson::Null, "$not": re } }
             } else {
@@ -231,7 +261,7 @@ impl<'c> Compiler<'c> {
                 "input": format!("${col}"), "to": "string", "onError": Bson::Null, "onNull": Bson::Null,
             } },
             "regex": { "$literal": pattern },
-            "options": "i",
+            "options": options,
         } };
         if negated {
             doc! { col: { "$ne": Bson::Null }, "$expr": { "$not": [matched] } }
@@ -435,6 +465,22 @@ mod tests {
             doc! {"name": {"$ne": Bson::Null, "$not": {"$regex": "a", "$options": "i"}}}
         );
         assert_eq!(escape_regex("a\u{0}b é"), "a\\x00b é");
+    }
+
+    #[test]
+    fn like_patterns_are_anchored_regexes_with_only_their_wildcards_open() {
+        assert_eq!(
+            compile(json!({"name.$like": "%Ru_t.*%"})),
+            doc! {"name": {"$regex": "^.*Ru.t\\.\\*.*\\z", "$options": "s"}}
+        );
+        assert_eq!(
+            compile(json!({"name.$iLike": "50\\%(x)"})),
+            doc! {"name": {"$regex": "^50\\%\\(x\\)\\z", "$options": "is"}}
+        );
+        assert_eq!(
+            compile(json!({"name.$notILike": "a"})),
+            doc! {"name": {"$ne": Bson::Null, "$not": {"$regex": "^a\\z", "$options": "is"}}}
+        );
     }
 
     #[test]

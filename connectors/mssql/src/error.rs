@@ -5,7 +5,7 @@
 //! here from the error number and the names found in the message, never copied whole
 //! when they could carry a value.
 
-use manifold_core::error::{Error, ErrorKind};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
 use tiberius::error::{Error as TdsError, IoErrorKind, TokenError};
 
 /// The message for every failure to reach the server.
@@ -95,6 +95,7 @@ pub fn map_server_error(code: u32, class: u8, message: &str) -> Error {
                 Error::bad_request(format!(
                     "the record references a missing row or is still referenced (foreign key constraint {name})"
                 ))
+                .with_code(FOREIGN_KEY_VIOLATION)
             }
         }
         2628 => Error::bad_request(format!(

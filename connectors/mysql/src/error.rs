@@ -3,7 +3,7 @@
 //! Messages never repeat a value from the statement (a duplicate key, a rejected text): the
 //! value may be private, and the client sent it anyway. Details go to the log instead.
 
-use manifold_core::error::{Error, ErrorKind};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
 use sqlx::mysql::MySqlDatabaseError;
 
 /// The last `` `quoted` `` or `'quoted'` name after `marker` in a server message, with any
@@ -67,12 +67,14 @@ fn database_error(number: u16, msg: &str) -> Error {
         1216 | 1452 => Error::bad_request(match name_after(msg, "FOREIGN KEY (") {
             Some(column) => format!("{column}: the referenced record does not exist"),
             None => "a referenced record does not exist (foreign key constraint)".into(),
-        }),
+        })
+        .with_code(FOREIGN_KEY_VIOLATION),
         // ER_ROW_IS_REFERENCED(_2)
         1217 | 1451 => Error::bad_request(match name_after(msg, "constraint fails (") {
             Some(table) => format!("the record is still referenced by {table}"),
             None => "the record is still referenced (foreign key constraint)".into(),
-        }),
+        })
+        .with_code(FOREIGN_KEY_VIOLATION),
         1366 => invalid_value(msg, "has the wrong type"),
         1292 => invalid_value(msg, "is not a valid value of its type"),
         1264 => invalid_value(msg, "is out of range"),

@@ -1,6 +1,6 @@
 //! sqlx errors as client-facing core errors, by PostgreSQL SQLSTATE.
 
-use manifold_core::error::{Error, ErrorKind};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 /// The message for every failure to reach the server.
@@ -60,7 +60,8 @@ fn map_database(pg: &PgDatabaseError) -> Error {
         "23503" => Error::bad_request(format!(
             "the record references a missing row or is still referenced (foreign key constraint {})",
             pg.constraint().unwrap_or("unknown")
-        )),
+        ))
+        .with_code(FOREIGN_KEY_VIOLATION),
         "23514" | "23P01" => Error::bad_request(format!(
             "the record violates constraint {}",
             pg.constraint().unwrap_or("unknown")

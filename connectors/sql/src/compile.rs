@@ -1,7 +1,7 @@
 //! FindOptions, filters and writes compiled to parameterised SQL, once for every dialect.
 
 use manifold_core::filter::{
-    Comparison, FieldRef, Filter, JoinPath, Predicate, TextMatch, pins_one_row,
+    Comparison, FieldRef, Filter, JoinPath, LikePattern, Predicate, TextMatch, pins_one_row,
 };
 use manifold_core::query::{FindOptions, SortKey};
 use manifold_core::repository::WriteValues;
@@ -333,6 +333,11 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
             operands,
             negated,
         } => text_match(b, f, *mode, operands, *negated),
+        Predicate::Like {
+            pattern,
+            case_insensitive,
+            negated,
+        } => like_match(b, f, pattern, *case_insensitive, *negated),
         Predicate::Empty => {
             if is_text(f) {
                 b.push("(");
@@ -603,13 +608,7 @@ fn text_match(
         operands,
         if negated { " AND " } else { " OR " },
         |b, text| {
-            if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
-                column(b, f);
-            } else {
-                b.push("CAST(");
-                column(b, f);
-                b.push(" AS ").push(dialect.text_type()).push(")");
-            }
+            text_column(b, f);
             b.push(if negated { " NOT " } else { " " })
                 .push(dialect.ilike())
                 .push(" ");
@@ -623,6 +622,104 @@ fn text_match(
         },
     );
     b.push(")");
+}
+
+/// MySQL's binary collation, so that `$like` compares characters exactly whatever the
+/// column's collation (MariaDB's default ignores case and accents).
+const MYSQL_EXACT: &str = "utf8mb4_bin";
+/// SQL Server's binary (code point) collation, for the same reason.
+const MSSQL_EXACT: &str = "Latin1_General_100_BIN2";
+
+/// `$like` and friends: the client's pattern, re-rendered from its parsed form so that
+/// `%`, `_` and `\` mean the same on every database, and always bound.
+///
+/// Case-sensitive: PostgreSQL's `LIKE` is; SQLite's is not, so it gets `GLOB` (which is);
+/// MySQL and SQL Server compare under a binary collation. Case-insensitive: PostgreSQL's
+/// `ILIKE` and SQLite's `LIKE` (ASCII case, as for `$includes`); MySQL and SQL Server
+/// lower both sides and compare them under the binary collation, so neither the column's
+/// collation nor accents change the answer.
+fn like_match(
+    b: &mut SqlBuilder,
+    f: &FieldRef,
+    pattern: &LikePattern,
+    case_insensitive: bool,
+    negated: bool,
+) {
+    let dialect = b.dialect();
+    let not = if negated { " NOT " } else { " " };
+    let like = |b: &mut SqlBuilder, op: &str| {
+        let text = pattern.render("%", "_", |t| escape_like(dialect, t));
+        b.push(not).push(op).push(" ");
+        if case_insensitive && matches!(dialect, Dialect::MySql | Dialect::Mssql) {
+            b.push("LOWER(").bind(Value::Text(text)).push(")");
+        } else {
+            b.bind(Value::Text(text));
+        }
+        b.push(dialect.like_escape());
+    };
+    match dialect {
+        Dialect::Sqlite if !case_insensitive => {
+            text_column(b, f);
+            b.push(not)
+                .push("GLOB ")
+                .bind(Value::Text(pattern.render("*", "?", glob_literal)));
+        }
+        Dialect::Postgres if case_insensitive => {
+            text_column(b, f);
+            like(b, "ILIKE");
+        }
+        Dialect::Postgres | Dialect::Sqlite => {
+            text_column(b, f);
+            like(b, "LIKE");
+        }
+        Dialect::MySql | Dialect::Mssql => {
+            let (open, close, collation) = if dialect == Dialect::MySql {
+                ("CONVERT(", " USING utf8mb4)", MYSQL_EXACT)
+            } else {
+                ("CAST(", " AS NVARCHAR(MAX))", MSSQL_EXACT)
+            };
+            if case_insensitive {
+                b.push("LOWER(");
+            }
+            b.push(open);
+            column(b, f);
+            b.push(close);
+            if case_insensitive {
+                b.push(")");
+            }
+            b.push(" COLLATE ").push(collation);
+            like(b, "LIKE");
+        }
+    }
+}
+
+/// `f` as text: non-text columns (and uuids, which PostgreSQL will not `LIKE`) are cast.
+fn text_column(b: &mut SqlBuilder, f: &FieldRef) {
+    if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
+        column(b, f);
+    } else {
+        b.push("CAST(");
+        column(b, f);
+        let text_type = b.dialect().text_type();
+        b.push(" AS ").push(text_type).push(")");
+    }
+}
+
+/// Literal text in a SQLite `GLOB` pattern, which has no escape character: each wildcard
+/// character becomes a one-character class.
+fn glob_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                out.push('[');
+                out.push(c);
+                out.push(']');
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn order_by(b: &mut SqlBuilder, sort: &[SortKey]) {
@@ -817,6 +914,62 @@ mod tests {
         );
         assert_eq!(sql.params, vec![Value::Text("%50\\%\\_off\\\\%".into())]);
         assert_eq!(escape_like(Dialect::Mssql, "[a]"), "\\[a]");
+    }
+
+    #[test]
+    fn like_patterns_keep_their_wildcards_and_bind_in_every_dialect() {
+        let c = posts();
+        let where_of = |dialect, filter| {
+            let sql = select(dialect, &c, &find(filter, json!({})));
+            let text = sql
+                .text
+                .split(" WHERE ")
+                .nth(1)
+                .and_then(|w| w.split(" ORDER BY ").next())
+                .map(str::to_owned);
+            (text.unwrap_or(sql.text), sql.params)
+        };
+        let text = |s: &str| vec![Value::Text(s.into())];
+        // `\%` is a literal percent sign; `*` and `[` are literal in GLOB classes.
+        let pattern = json!({"title.$like": "%a*[\\%_"});
+        assert_eq!(
+            where_of(Dialect::Sqlite, pattern.clone()),
+            ("\"title\" GLOB ?".into(), text("*a[*][[]%?"))
+        );
+        assert_eq!(
+            where_of(Dialect::Postgres, pattern.clone()),
+            ("\"title\" LIKE $1 ESCAPE '\\'".into(), text("%a*[\\%_"))
+        );
+        assert_eq!(
+            where_of(Dialect::MySql, pattern),
+            (
+                "CONVERT(`title` USING utf8mb4) COLLATE utf8mb4_bin LIKE ?".into(),
+                text("%a*[\\%_")
+            )
+        );
+        let insensitive = json!({"score.$notILike": "1_"});
+        assert_eq!(
+            where_of(Dialect::Sqlite, insensitive.clone()),
+            (
+                "CAST(\"score\" AS TEXT) NOT LIKE ? ESCAPE '\\'".into(),
+                text("1_")
+            )
+        );
+        assert_eq!(
+            where_of(Dialect::Postgres, insensitive.clone()),
+            (
+                "CAST(\"score\" AS TEXT) NOT ILIKE $1 ESCAPE '\\'".into(),
+                text("1_")
+            )
+        );
+        assert_eq!(
+            where_of(Dialect::MySql, insensitive),
+            (
+                "LOWER(CONVERT(`score` USING utf8mb4)) COLLATE utf8mb4_bin NOT LIKE LOWER(?)"
+                    .into(),
+                text("1_")
+            )
+        );
     }
 
     #[test]

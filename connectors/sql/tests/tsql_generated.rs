@@ -152,6 +152,10 @@ fn every_operator_compiles_to_parseable_tsql() {
         json!({"customer": {"$notIncludes": "x"}}),
         json!({"customer": {"$startsWith": "a"}}),
         json!({"customer": {"$notEndWith": "z"}}),
+        json!({"customer": {"$like": "%a_[b]%"}}),
+        json!({"customer": {"$notLike": "a%"}}),
+        json!({"customer": {"$iLike": "A%"}}),
+        json!({"total": {"$notILike": "1_"}}),
         json!({"customer": {"$empty": true}}),
         json!({"total": {"$notEmpty": true}}),
         json!({"paid": {"$isTruly": true}}),
@@ -210,6 +214,35 @@ fn like_operands_escape_brackets_for_sql_server() {
         sql.text
     );
     assert_eq!(sql.params, vec![Value::Text("%\\[a]\\%%".into())]);
+}
+
+#[test]
+fn like_patterns_compare_under_a_binary_collation_in_tsql() {
+    let c = orders();
+    let tsql = |filter: Json| {
+        let sql = compile::select(Dialect::Mssql, &c, &find(filter, json!({}), None, None));
+        assert_tsql(&sql);
+        sql
+    };
+    // Case-sensitive whatever the column's collation; `[` would open a class, so it is
+    // escaped, and `%`/`_` stay wildcards.
+    let sql = tsql(json!({"customer": {"$like": "%[VIP]_\\%"}}));
+    assert_eq!(
+        sql.text,
+        "SELECT [id], [customer], [total], [paid], [at], [day], [tags] FROM [sales].[orders] \
+         WHERE CAST([customer] AS NVARCHAR(MAX)) COLLATE Latin1_General_100_BIN2 LIKE @P1 ESCAPE '\\' \
+         ORDER BY [id] ASC"
+    );
+    assert_eq!(sql.params, vec![Value::Text("%\\[VIP]_\\%".into())]);
+    // Case-insensitive: both sides lowered, then compared exactly.
+    let sql = tsql(json!({"customer": {"$notILike": "Ann%"}}));
+    assert_eq!(
+        sql.text,
+        "SELECT [id], [customer], [total], [paid], [at], [day], [tags] FROM [sales].[orders] \
+         WHERE LOWER(CAST([customer] AS NVARCHAR(MAX))) COLLATE Latin1_General_100_BIN2 \
+         NOT LIKE LOWER(@P1) ESCAPE '\\' ORDER BY [id] ASC"
+    );
+    assert_eq!(sql.params, vec![Value::Text("Ann%".into())]);
 }
 
 #[test]

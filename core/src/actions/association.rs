@@ -339,8 +339,8 @@ pub(super) async fn update(t: &Target, values: &Json) -> Result<Json> {
     Ok(Json::Array(updated.into_iter().map(Json::Object).collect()))
 }
 
-/// `destroy` through the association: deletes the matching targets (for belongsToMany,
-/// their junction rows too). `remove` only unlinks.
+/// `destroy` through the association: deletes the matching targets and every junction
+/// row that points at them. `remove` only unlinks.
 pub(super) async fn destroy(t: &Target) -> Result<Json> {
     let scope = scope_of(t, "destroy")?;
     let a = &scope.association;
@@ -358,35 +358,140 @@ pub(super) async fn destroy(t: &Target) -> Result<Json> {
     let ds = unit_source(t)?;
     let unit = ds.begin().await?;
     let targets = unit.repository(&a.target)?;
-    if let (Some(through), Some(other)) = (a.through.as_deref(), a.other_key.as_deref()) {
-        let options = FindOptions {
-            filter: matching.clone(),
-            fields: Some(vec![FieldRef::new(
-                t.collection().require_field(&a.target_key, "association")?,
-            )]),
-            ..FindOptions::default()
-        };
-        let keys: Vec<Json> = targets
-            .find(&options)
-            .await?
-            .into_iter()
-            .filter_map(|mut r| r.remove(&a.target_key))
-            .collect();
-        if !keys.is_empty() {
-            // Every link to these targets goes with them, not only this source's.
-            let junction = unit.repository(through)?;
-            let jc = junction.collection().clone();
-            junction
-                .destroy(Some(&within(&jc, other, &keys, false)?))
-                .await?;
-        }
-    }
-    let deleted = targets.destroy(matching.as_ref()).await?;
-    unit.commit().await?;
+    // Every link to these targets goes with them, not only this source's, and those of
+    // their other belongsToMany relations too.
+    let links = junction_links(ds, t.collection());
+    let matching = unlink_junctions(&unit, t.collection(), &links, matching.as_ref()).await?;
+    let deleted = targets
+        .destroy(matching.as_ref())
+        .await
+        .map_err(still_referenced)?;
+    unit.commit().await.map_err(still_referenced)?;
     if a.kind.is_to_one() && deleted == 0 {
         return Err(Error::not_found("The record does not exist"));
     }
     Ok(json!(true))
+}
+
+/// A junction column that points at rows of one collection: deleting such a row must
+/// delete the junction rows that hold its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct JunctionLink {
+    /// The junction collection.
+    junction: String,
+    /// The junction column holding the key.
+    column: String,
+    /// The column of the pointed-at collection whose value the junction holds.
+    key: String,
+}
+
+/// Every junction column that points at `collection`: its own belongsToMany relations
+/// and those of other collections that target it, declared or introspected alike (a
+/// relation may be known from one side only).
+pub(super) fn junction_links(
+    source: &crate::data_source::DataSource,
+    collection: &Collection,
+) -> Vec<JunctionLink> {
+    let mut links: Vec<JunctionLink> = Vec::new();
+    let mut push = |link: JunctionLink| {
+        if link.junction != collection.name() && !links.contains(&link) {
+            links.push(link);
+        }
+    };
+    for owner in source.collections() {
+        for a in &owner.associations {
+            let (AssociationKind::BelongsToMany, Some(through), Some(other)) =
+                (a.kind, a.through.as_deref(), a.other_key.as_deref())
+            else {
+                continue;
+            };
+            if owner.name() == collection.name() {
+                push(JunctionLink {
+                    junction: through.to_owned(),
+                    column: a.foreign_key.clone(),
+                    key: a.source_key.clone(),
+                });
+            }
+            if a.target == collection.name() {
+                push(JunctionLink {
+                    junction: through.to_owned(),
+                    column: other.to_owned(),
+                    key: a.target_key.clone(),
+                });
+            }
+        }
+    }
+    links
+}
+
+/// Inside `unit`, deletes the junction rows of `links` that point at rows of
+/// `collection` matching `filter`, before those rows are deleted in the same unit.
+///
+/// Returns the filter to delete the rows with: by primary key when there is one, since
+/// `filter` may go through a belongsToMany relation whose junction rows are gone by then
+/// (`{"tags.name": "a"}` would match nothing any more).
+pub(super) async fn unlink_junctions(
+    unit: &Unit,
+    collection: &Collection,
+    links: &[JunctionLink],
+    filter: Option<&Filter>,
+) -> Result<Option<Filter>> {
+    let primary: Vec<&crate::schema::Field> = collection.primary_key().collect();
+    let primary = match primary.as_slice() {
+        [one] => Some(one.name.clone()),
+        _ => None,
+    };
+    let mut key_fields: Vec<FieldRef> = Vec::new();
+    for name in links.iter().map(|l| &l.key).chain(primary.as_ref()) {
+        let field = FieldRef::new(collection.require_field(name, "association")?);
+        if !key_fields.iter().any(|f| f.name == field.name) {
+            key_fields.push(field);
+        }
+    }
+    let options = FindOptions {
+        filter: filter.cloned(),
+        fields: Some(key_fields),
+        ..FindOptions::default()
+    };
+    let rows = unit.repository(collection.name())?.find(&options).await?;
+    if rows.is_empty() {
+        return Ok(filter.cloned());
+    }
+    let keys_of = |column: &str| -> Vec<Json> {
+        rows.iter()
+            .filter_map(|r| r.get(column).filter(|k| !k.is_null()).cloned())
+            .collect()
+    };
+    for link in links {
+        let keys = keys_of(&link.key);
+        if keys.is_empty() {
+            continue;
+        }
+        let junction = unit.repository(&link.junction)?;
+        let jc = junction.collection().clone();
+        junction
+            .destroy(Some(&within(&jc, &link.column, &keys, false)?))
+            .await?;
+    }
+    Ok(match primary {
+        Some(pk) => Some(within(collection, &pk, &keys_of(&pk), false)?),
+        None => filter.cloned(),
+    })
+}
+
+/// A failed delete as the client should see it: a foreign-key violation while deleting
+/// can only mean that another row still references a deleted one, which is a conflict
+/// with the data (409), not bad input.
+pub(super) fn still_referenced(e: Error) -> Error {
+    if e.code() == Some(crate::error::FOREIGN_KEY_VIOLATION) {
+        Error::conflict(format!(
+            "the record is still referenced, so nothing was deleted: {}",
+            e.message()
+        ))
+        .with_code(crate::error::FOREIGN_KEY_VIOLATION)
+    } else {
+        e
+    }
 }
 
 /// Which link action.
@@ -429,7 +534,8 @@ impl Middleware for Link {
 }
 
 /// The keys a link action names: `filterByTk`, else `filterByTks`, else the body; each a
-/// key, a `{key: …}` object, or a `[key, {pivot}]` pair; `"1,2"` is split.
+/// key, a `{<targetKey>: …}` or `{"tk": …}` object, or a `[key, {pivot}]` pair; `"1,2"` is
+/// split.
 fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<Json>)>> {
     let raw = [
         t.params.get("filterByTk"),
@@ -452,15 +558,29 @@ fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<J
             Json::Array(pair) if pair.len() == 2 && pair[1].is_object() => {
                 Ok((pair[0].clone(), Some(pair[1].clone())))
             }
-            Json::Object(m) => m
-                .get(target_key)
-                .cloned()
-                .map(|k| (k, None))
-                .ok_or_else(|| {
-                    Error::bad_request(format!(
-                        "values: an object names its target by {target_key:?}"
-                    ))
-                }),
+            // NocoBase's clients name the target by the literal key `tk` as often as by
+            // the target key's own name; both mean the same target.
+            Json::Object(m) => {
+                let key = match (m.get(target_key.as_str()), m.get("tk")) {
+                    (Some(a), Some(b)) if !same_key(a, b) => {
+                        return Err(Error::bad_request(format!(
+                            "values: {v} names two targets: {target_key:?} is {a} and \"tk\" is {b}"
+                        )));
+                    }
+                    (Some(k), _) | (None, Some(k)) => k,
+                    (None, None) => {
+                        return Err(Error::bad_request(format!(
+                            "values: an object names its target by {target_key:?} or \"tk\""
+                        )));
+                    }
+                };
+                match key {
+                    Json::String(_) | Json::Number(_) => Ok((key.clone(), None)),
+                    other => Err(Error::bad_request(format!(
+                        "values: {other} does not name a target"
+                    ))),
+                }
+            }
             Json::String(_) | Json::Number(_) => Ok((v.clone(), None)),
             other => Err(Error::bad_request(format!(
                 "values: {other} does not name a target"

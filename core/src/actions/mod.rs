@@ -691,7 +691,33 @@ impl Middleware for Destroy {
             return next.run(ctx).await;
         }
         let filter = t.filter()?;
-        let deleted = t.repository.destroy(filter.as_ref()).await?;
+        let links = t
+            .source
+            .as_deref()
+            .map(|s| association::junction_links(s, t.collection()))
+            .unwrap_or_default();
+        let deleted = if links.is_empty() {
+            t.repository
+                .destroy(filter.as_ref())
+                .await
+                .map_err(association::still_referenced)?
+        } else {
+            // belongsToMany links of the deleted rows go in the same unit: a junction row
+            // pointing at nothing would still list the old target, and a restricting
+            // foreign key on the junction would refuse the delete.
+            let unit = association::unit_source(&t)?.begin().await?;
+            let by_key =
+                association::unlink_junctions(&unit, t.collection(), &links, filter.as_ref())
+                    .await?;
+            let deleted = unit
+                .repository(t.collection().name())?
+                .destroy(by_key.as_ref())
+                .await
+                .map_err(association::still_referenced)?;
+            // A deferred foreign key is only checked here.
+            unit.commit().await.map_err(association::still_referenced)?;
+            deleted
+        };
         ctx.body = Some(Json::from(deleted));
         next.run(ctx).await
     }

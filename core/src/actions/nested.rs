@@ -5,6 +5,12 @@
 //! Order matters: belongsTo targets are resolved first (their keys are the row's foreign
 //! keys), then the row is written, then hasOne/hasMany targets are pointed at it and
 //! belongsToMany junction rows are replaced.
+//!
+//! The answer carries every association the request wrote, as NocoBase's does (spec
+//! actions.md, create: "nested associations written in the request are also present as
+//! written"): `null` as `null`, a key as the client wrote it, an object as the target row
+//! as stored afterwards (created, or linked and perhaps updated). Keys that name no row
+//! were ignored, so they are left out.
 
 use std::sync::Arc;
 
@@ -101,6 +107,16 @@ fn permitted(allowed: &WriteFilter, name: &str) -> bool {
         && !allowed.blacklist.iter().any(|i| i == name)
 }
 
+/// What the answer shows for the associations a write named: `(name, value)` pairs.
+type Echoes = Vec<(String, Json)>;
+
+fn with_echoes(mut record: Record, echoes: &Echoes) -> Record {
+    for (name, value) in echoes {
+        record.insert(name.clone(), value.clone());
+    }
+    record
+}
+
 /// One write with everything it needs to recurse.
 pub(super) struct NestedWriter<'u> {
     unit: &'u Unit,
@@ -138,7 +154,8 @@ impl<'u> NestedWriter<'u> {
         Box::pin(async move {
             let map = object(values, at)?;
             let (mut attributes, nested) = self.split(&collection, map, allowed);
-            self.resolve_belongs_to(&collection, &nested, &mut attributes, policy, allowed, at)
+            let mut echoes = self
+                .resolve_belongs_to(&collection, &nested, &mut attributes, policy, allowed, at)
                 .await?;
             let row = WriteValues::from_json(
                 &collection,
@@ -153,9 +170,11 @@ impl<'u> NestedWriter<'u> {
                 .await?
                 .pop()
                 .ok_or_else(|| Error::internal("the created row was not returned"))?;
-            self.write_to_many(&collection, &record, &nested, policy, allowed, at)
-                .await?;
-            Ok(record)
+            echoes.extend(
+                self.write_to_many(&collection, &record, &nested, policy, allowed, at)
+                    .await?,
+            );
+            Ok(with_echoes(record, &echoes))
         })
     }
 
@@ -182,15 +201,16 @@ impl<'u> NestedWriter<'u> {
     ) -> Result<Vec<Record>> {
         let map = object(values, "values")?;
         let (mut attributes, nested) = self.split(&collection, map, allowed);
-        self.resolve_belongs_to(
-            &collection,
-            &nested,
-            &mut attributes,
-            policy,
-            allowed,
-            "values",
-        )
-        .await?;
+        let to_one = self
+            .resolve_belongs_to(
+                &collection,
+                &nested,
+                &mut attributes,
+                policy,
+                allowed,
+                "values",
+            )
+            .await?;
         let row = WriteValues::from_json(
             &collection,
             &Json::Object(attributes),
@@ -208,11 +228,16 @@ impl<'u> NestedWriter<'u> {
         } else {
             repository.update(filter, &row).await?
         };
-        for record in &records {
-            self.write_to_many(&collection, record, &nested, policy, allowed, "values")
-                .await?;
+        let mut answered = Vec::with_capacity(records.len());
+        for record in records {
+            let mut echoes = to_one.clone();
+            echoes.extend(
+                self.write_to_many(&collection, &record, &nested, policy, allowed, "values")
+                    .await?,
+            );
+            answered.push(with_echoes(record, &echoes));
         }
-        Ok(records)
+        Ok(answered)
     }
 
     /// Attribute values and association values, apart.
@@ -236,7 +261,8 @@ impl<'u> NestedWriter<'u> {
         (attributes, nested)
     }
 
-    /// Sets the foreign key of each belongsTo value, creating targets where asked.
+    /// Sets the foreign key of each belongsTo value, creating targets where asked; returns
+    /// what the answer shows for them.
     async fn resolve_belongs_to(
         &self,
         collection: &Collection,
@@ -245,7 +271,8 @@ impl<'u> NestedWriter<'u> {
         policy: &UpdatePolicy,
         allowed: &WriteFilter,
         at: &str,
-    ) -> Result<()> {
+    ) -> Result<Echoes> {
+        let mut echoes = Echoes::new();
         for (a, value) in nested
             .iter()
             .filter(|(a, _)| a.kind == AssociationKind::BelongsTo)
@@ -253,7 +280,10 @@ impl<'u> NestedWriter<'u> {
             let here = format!("{at}.{}", a.name);
             let target = self.target(a)?;
             let key = match value {
-                Json::Null => Some(Json::Null),
+                Json::Null => {
+                    echoes.push((a.name.clone(), Json::Null));
+                    Some(Json::Null)
+                }
                 Json::Array(_) => return Err(array_refused(&here)),
                 Json::Object(map) => {
                     let named = map.get(&a.target_key).filter(|k| !k.is_null());
@@ -262,7 +292,7 @@ impl<'u> NestedWriter<'u> {
                         None => None,
                     };
                     let target_allowed = inside(allowed, &a.name);
-                    let resolved = self
+                    let (resolved, created) = self
                         .resolve(
                             &target,
                             a,
@@ -274,9 +304,23 @@ impl<'u> NestedWriter<'u> {
                             &here,
                         )
                         .await?;
+                    let row = match created {
+                        Some(row) => Some(row),
+                        None => self
+                            .rows(&target, &a.target_key, std::slice::from_ref(&resolved))
+                            .await?
+                            .pop(),
+                    };
+                    echoes.push((a.name.clone(), row.map_or(Json::Null, Json::Object)));
                     Some(resolved)
                 }
-                key => self.existing(&target, &a.target_key, key).await?,
+                key => {
+                    let stored = self.existing(&target, &a.target_key, key).await?;
+                    if stored.is_some() {
+                        echoes.push((a.name.clone(), key.clone()));
+                    }
+                    stored
+                }
             };
             // A key naming no target is ignored, as NocoBase does.
             if let Some(key) = key {
@@ -284,10 +328,11 @@ impl<'u> NestedWriter<'u> {
                 attributes.insert(a.foreign_key.clone(), key);
             }
         }
-        Ok(())
+        Ok(echoes)
     }
 
-    /// Points hasOne/hasMany targets at `record` and replaces its belongsToMany links.
+    /// Points hasOne/hasMany targets at `record` and replaces its belongsToMany links;
+    /// returns what the answer shows for them.
     async fn write_to_many(
         &self,
         collection: &Collection,
@@ -296,7 +341,8 @@ impl<'u> NestedWriter<'u> {
         policy: &UpdatePolicy,
         allowed: &WriteFilter,
         at: &str,
-    ) -> Result<()> {
+    ) -> Result<Echoes> {
+        let mut echoes = Echoes::new();
         for (a, value) in nested
             .iter()
             .filter(|(a, _)| a.kind != AssociationKind::BelongsTo)
@@ -330,6 +376,7 @@ impl<'u> NestedWriter<'u> {
             let stored = |key: &Json| found.iter().find(|f| same_key(f, key)).cloned();
             let mut keys = Vec::with_capacity(items.len());
             let mut pivots = Vec::with_capacity(items.len());
+            let mut shown = Vec::with_capacity(items.len());
             for (i, item) in items.into_iter().enumerate() {
                 let here = format!("{here}.{i}");
                 let (key, pivot) = match item {
@@ -342,7 +389,7 @@ impl<'u> NestedWriter<'u> {
                             .and_then(stored);
                         let fk = (a.kind != AssociationKind::BelongsToMany)
                             .then(|| (a.foreign_key.as_str(), own.clone()));
-                        let key = self
+                        let (key, created) = self
                             .resolve(
                                 &target,
                                 a,
@@ -354,10 +401,20 @@ impl<'u> NestedWriter<'u> {
                                 &here,
                             )
                             .await?;
+                        shown.push(match created {
+                            Some(row) => Shown::Row(row),
+                            None => Shown::Stored(key.clone()),
+                        });
                         (Some(key), pivot)
                     }
                     Json::Array(_) => return Err(array_refused(&here)),
-                    key => (stored(key), None),
+                    key => {
+                        let found = stored(key);
+                        if found.is_some() {
+                            shown.push(Shown::Written((*key).clone()));
+                        }
+                        (found, None)
+                    }
                 };
                 if let Some(key) = key {
                     keys.push(key);
@@ -370,13 +427,41 @@ impl<'u> NestedWriter<'u> {
                 }
                 _ => self.replace_targets(&target, a, &own, &keys).await?,
             }
+            // Existing targets are read after the links are written, so a hasMany
+            // target shows its new foreign key; one query for all of them.
+            let linked: Vec<Json> = shown
+                .iter()
+                .filter_map(|s| match s {
+                    Shown::Stored(key) => Some(key.clone()),
+                    _ => None,
+                })
+                .collect();
+            let rows = self.rows(&target, &a.target_key, &linked).await?;
+            let mut values: Vec<Json> = shown
+                .into_iter()
+                .filter_map(|s| match s {
+                    Shown::Row(row) => Some(Json::Object(row)),
+                    Shown::Written(key) => Some(key),
+                    Shown::Stored(key) => rows
+                        .iter()
+                        .find(|r| r.get(&a.target_key).is_some_and(|k| same_key(k, &key)))
+                        .cloned()
+                        .map(Json::Object),
+                })
+                .collect();
+            let value = match (a.kind, value) {
+                (_, Json::Null) => Json::Null,
+                (AssociationKind::HasOne, _) => values.pop().unwrap_or(Json::Null),
+                _ => Json::Array(values),
+            };
+            echoes.push((a.name.clone(), value));
         }
-        Ok(())
+        Ok(echoes)
     }
 
     /// The key of the target an object value names: `existing` (its key as stored, when a
     /// target has the key the object gives), updated where `policy` allows; otherwise a
-    /// new target (with `foreign_key` set, for hasOne/hasMany).
+    /// new target (with `foreign_key` set, for hasOne/hasMany), which comes back too.
     #[allow(clippy::too_many_arguments)]
     async fn resolve(
         &self,
@@ -388,7 +473,7 @@ impl<'u> NestedWriter<'u> {
         policy: &UpdatePolicy,
         allowed: &WriteFilter,
         at: &str,
-    ) -> Result<Json> {
+    ) -> Result<(Json, Option<Record>)> {
         let mut map = object(value, at)?.clone();
         let inner = policy.inside(&a.name);
         if let Some(existing) = existing {
@@ -406,7 +491,7 @@ impl<'u> NestedWriter<'u> {
                     .await?;
                 }
             }
-            return Ok(existing);
+            return Ok((existing, None));
         }
         if let Some((column, own)) = foreign_key {
             map.insert(column.to_owned(), own);
@@ -414,13 +499,26 @@ impl<'u> NestedWriter<'u> {
         let created = self
             .create(target.clone(), &Json::Object(map), allowed, &inner, at)
             .await?;
-        created.get(&a.target_key).cloned().ok_or_else(|| {
+        let key = created.get(&a.target_key).cloned().ok_or_else(|| {
             Error::internal(format!(
                 "the new {} row has no {}",
                 target.name(),
                 a.target_key
             ))
-        })
+        })?;
+        Ok((key, Some(created)))
+    }
+
+    /// The rows of `target` whose `column` is one of `keys`, in one query.
+    async fn rows(&self, target: &Collection, column: &str, keys: &[Json]) -> Result<Vec<Record>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let options = FindOptions {
+            filter: Some(within(target, column, keys, false)?),
+            ..FindOptions::default()
+        };
+        self.repository(target)?.find(&options).await
     }
 
     /// `key` as stored, when a row of `target` has it.
@@ -535,6 +633,16 @@ impl<'u> NestedWriter<'u> {
         }
         Ok(())
     }
+}
+
+/// One element of a to-many association's answer, before the rows are read.
+enum Shown {
+    /// A key as the client wrote it.
+    Written(Json),
+    /// A row created by this write (with its own nested answer).
+    Row(Record),
+    /// An existing target, by its stored key, to be read once the links are written.
+    Stored(Json),
 }
 
 fn object<'a>(values: &'a Json, at: &str) -> Result<&'a Map<String, Json>> {

@@ -96,6 +96,21 @@ fn holds(p: &Predicate, v: &Json, ty: FieldType) -> bool {
                 operands.iter().any(hit)
             }
         }
+        Predicate::Like {
+            pattern,
+            case_insensitive,
+            negated,
+        } => {
+            if null {
+                return false;
+            }
+            let hit = if *case_insensitive {
+                pattern.lowercase().matches(&as_text(v).to_lowercase())
+            } else {
+                pattern.matches(&as_text(v))
+            };
+            hit != *negated
+        }
         Predicate::Empty => null || (is_text(ty) && v.as_str() == Some("")),
         Predicate::NotEmpty => !null && (!is_text(ty) || v.as_str() != Some("")),
         Predicate::IsTrue => v == &Json::Bool(true),
@@ -198,6 +213,22 @@ mod tests {
         assert!(!check(json!({"score.$gt": 1}), row.clone()));
         assert!(check(json!({"tags.$noneOf": ["a"]}), row.clone()));
         assert!(check(json!({"tags.$empty": true}), row));
+    }
+
+    #[test]
+    fn like_patterns_match_the_whole_value() {
+        let row = json!({"id": 1, "name": "Async Rust", "score": 12, "tags": null});
+        assert!(check(json!({"name.$like": "Async Rust"}), row.clone()));
+        assert!(!check(json!({"name.$like": "async rust"}), row.clone()));
+        assert!(check(json!({"name.$iLike": "async rust"}), row.clone()));
+        assert!(check(json!({"name.$like": "%Rust"}), row.clone()));
+        assert!(!check(json!({"name.$like": "Rust"}), row.clone()));
+        assert!(check(json!({"name.$notILike": "%go%"}), row.clone()));
+        assert!(!check(json!({"name.$notLike": "Async_Rust"}), row.clone()));
+        assert!(check(json!({"score.$like": "1_"}), row));
+        let null = json!({"id": 2, "name": null, "score": null, "tags": null});
+        assert!(!check(json!({"name.$notLike": "x"}), null.clone()));
+        assert!(!check(json!({"name.$like": "%"}), null));
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! (`filter.score.$gt: expected an integer, got "abc"`).
 
 mod eval;
+mod like;
 pub mod path;
 
 pub use eval::{compare_records, matches};
+pub use like::{LikePart, LikePattern};
 pub use path::{CollectionLookup, JoinPath, NoCollections};
 
 use chrono::{DateTime, FixedOffset, NaiveTime, Utc};
@@ -144,6 +146,16 @@ pub enum Predicate {
         /// The operands (OR-ed; AND-ed of their negations when `negated`).
         operands: Vec<String>,
         /// `$notIncludes` and friends.
+        negated: bool,
+    },
+    /// A client's SQL pattern (`$like` and friends), matched against the whole value.
+    /// NULL rows never match, negated or not.
+    Like {
+        /// The pattern.
+        pattern: LikePattern,
+        /// `$iLike`/`$notILike`; `$like` is case-sensitive on every backend.
+        case_insensitive: bool,
+        /// `$notLike`/`$notILike`.
         negated: bool,
     },
     /// NULL, or `''` for text fields.
@@ -602,6 +614,10 @@ const OPERATORS: &[&str] = &[
     "$notStartsWith",
     "$endWith",
     "$notEndWith",
+    "$like",
+    "$notLike",
+    "$iLike",
+    "$notILike",
     "$empty",
     "$notEmpty",
     "$isTruly",
@@ -770,6 +786,28 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
         "$notStartsWith" => text_op(TextMatch::StartsWith, true)?,
         "$endWith" => text_op(TextMatch::EndsWith, false)?,
         "$notEndWith" => text_op(TextMatch::EndsWith, true)?,
+        "$like" | "$notLike" | "$iLike" | "$notILike" => {
+            if ty == FieldType::Json || ty == FieldType::Array {
+                return Err(Error::bad_request(format!(
+                    "{at}: text operators do not apply to {ty} field {:?}",
+                    field.name
+                )));
+            }
+            let pattern = match operand {
+                Json::String(s) => s.clone(),
+                Json::Number(n) => n.to_string(),
+                other => {
+                    return Err(Error::bad_request(format!(
+                        "{at}: expected a pattern string such as \"%rust%\", got {other}"
+                    )));
+                }
+            };
+            Predicate::Like {
+                pattern: LikePattern::parse(&pattern),
+                case_insensitive: matches!(op, "$iLike" | "$notILike"),
+                negated: matches!(op, "$notLike" | "$notILike"),
+            }
+        }
         "$empty" if ty == FieldType::Array => Predicate::ArrayEmpty,
         "$notEmpty" if ty == FieldType::Array => Predicate::ArrayNotEmpty,
         "$empty" => Predicate::Empty,
