@@ -22,7 +22,8 @@ pub use app::App;
 pub use config::ServeConfig;
 
 /// Builds the application for `config`: opens the main database, introspects it, and wires
-/// the default actions and the `collections` resource through `after_add_data_source`.
+/// the default actions and the `collections` resource of every source through
+/// `after_add_data_source`.
 pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let manager = DataSourceManager::new();
     manager.register_factory(Arc::new(SqliteFactory));
@@ -39,7 +40,13 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let main = open_main(&manager, config).await?;
     let metadata = metadata::MetadataStore::open(&main).await?;
     metadata.apply(&main).await?;
-    collections::define(&main, &metadata);
+    // Every source answers `collections:*`; whether it can create or drop one is its
+    // connector's to say (a MongoDB source can, so its first collection needs no other
+    // client).
+    let collections_metadata = metadata.clone();
+    manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
+        collections::define(source, &collections_metadata);
+    }));
     let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth).await?;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
         .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;

@@ -88,13 +88,21 @@ async fn x_data_source_routes_to_the_sources_own_resources() {
         (404, "resource test1 does not exist")
     );
     let r = t
-        .send(Method::GET, "/api/collections:list", &on("ds1"), None)
+        .send(Method::GET, "/api/dataSources:list", &on("ds1"), None)
         .await;
     assert_eq!(r.status, 404, "DSM-16");
     assert_eq!(
         r.error(),
-        "resource collections does not exist in data source ds1"
+        "resource dataSources does not exist in data source ds1"
     );
+    // Each source answers `collections` with its own (issue 14: a MongoDB source's first
+    // collection is made this way).
+    let r = t
+        .send(Method::GET, "/api/collections:list", &on("ds1"), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.column("name").contains(&json!("test1")), "{:?}", r.body);
+    assert!(!r.column("name").contains(&json!("users")), "{:?}", r.body);
 
     // DSM-03/04: the filter guard runs on every source.
     for action in ["update", "destroy"] {

@@ -30,8 +30,7 @@ async fn register(t: &TestApp, server: &Secantus) {
     assert_eq!(record["status"], json!("loaded"), "{record}");
 }
 
-/// Creates collection `posts` in `docs` through the core (collections:create serves the
-/// main data source only).
+/// Creates collection `posts` in `docs` through the core (the HTTP way is tested below).
 async fn define_posts(t: &TestApp) {
     let source = t
         .app
@@ -553,4 +552,62 @@ async fn declared_relations_follow_object_id_references() {
         5
     );
     assert_eq!(rows.iter().filter(|p| p["author"].is_null()).count(), 5);
+}
+
+#[tokio::test]
+async fn collections_are_created_and_destroyed_over_http_on_a_mongodb_source() {
+    let server = Secantus::start();
+    let t = TestApp::new().await;
+    register(&t, &server).await;
+    let definition = json!({"name": "notes", "fields": [
+        {"name": "title", "type": "string"},
+        {"name": "n", "type": "integer"}
+    ]});
+    let r = t
+        .on(
+            "docs",
+            Method::POST,
+            "/api/collections:create",
+            Some(definition),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["name"], json!("notes"));
+    let r = t
+        .on(
+            "docs",
+            Method::POST,
+            "/api/notes:create",
+            Some(json!({"title": "a", "n": 1})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.data()["title"]),
+        (200, &json!("a")),
+        "{:?}",
+        r.body
+    );
+    let r = get(&t, "/api/notes:list").await;
+    assert_eq!(r.column("n"), [json!(1)], "served at once: {:?}", r.body);
+    let r = get(&t, "/api/collections:list").await;
+    assert_eq!(r.column("name"), [json!("notes")], "{:?}", r.body);
+    let r = t
+        .on(
+            "docs",
+            Method::POST,
+            "/api/collections:create",
+            Some(json!({"name": "notes"})),
+        )
+        .await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+
+    let r = t
+        .on("docs", Method::POST, "/api/collections:destroy/notes", None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.on("docs", Method::GET, "/api/notes:list", None).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    // The main source is not touched.
+    let r = t.get("/api/collections:list").await;
+    assert!(!r.column("name").contains(&json!("notes")), "{:?}", r.body);
 }
