@@ -230,7 +230,7 @@ impl Service {
                 "/health/live" => return json_response(200, &json!({ "status": "live" })),
                 "/health/ready" => return self.readiness(),
                 "/metrics" if self.options.metrics_with_api => {
-                    if let Err(refused) = self.check_host(&req) {
+                    if let Some(refused) = self.host_refusal(&req) {
                         return refused;
                     }
                     return self.render_metrics();
@@ -238,7 +238,7 @@ impl Service {
                 _ => {}
             }
         }
-        if let Err(refused) = self.check_host(&req) {
+        if let Some(refused) = self.host_refusal(&req) {
             return refused;
         }
         let cors = &self.options.cors;
@@ -263,19 +263,19 @@ impl Service {
 
     /// Refuses a request for a host this service does not answer for, so that a name an
     /// attacker points at it (DNS rebinding) does not reach the API from a browser.
-    fn check_host(&self, req: &Request) -> Result<(), Response> {
+    fn host_refusal(&self, req: &Request) -> Option<Response> {
         let hosts = &self.options.hosts;
         if hosts.is_any() {
-            return Ok(());
+            return None;
         }
         let message = match rules::requested_host(req) {
-            Some(host) if hosts.accepts(&host) => return Ok(()),
+            Some(host) if hosts.accepts(&host) => return None,
             Some(host) => {
                 format!("Host {host} is not served here (see MANIFOLD_ACCEPTED_HOST_HEADERS)")
             }
             None => "the request names no readable Host".to_owned(),
         };
-        Err(json_response(
+        Some(json_response(
             400,
             &json!({ "errors": [{ "message": message }] }),
         ))
