@@ -454,6 +454,12 @@ async fn changes_need_post_and_a_body_a_form_cannot_send() {
             assert!(r.message().contains("application/json"), "{r:?}");
         }
     }
+    // A body with no type at all (a fetch of a Blob) would be read as JSON.
+    let r = m
+        .send("POST", "/api/posts:create", &[], br#"{"title":"blob"}"#)
+        .await;
+    assert_eq!(r.status, 415, "{r:?}");
+    assert!(r.message().contains("without Content-Type"), "{r:?}");
     assert_eq!(m.count("posts").await, 1, "a refused request changed data");
 
     // Reads stay open to GET, and a form may still carry a read's parameters.

@@ -492,16 +492,21 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response {
         .body(Body::from(bytes))
 }
 
+fn refused(req: &Request, refusal: rules::Refusal) -> Answer {
+    tracing::debug!(
+        status = refusal.status,
+        error = %refusal.message,
+        path = req.uri().path(),
+        "request refused"
+    );
+    Answer::refused(refusal)
+}
+
 async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
-    if let Err(refusal) = rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
-        tracing::debug!(
-            status = refusal.status,
-            error = %refusal.message,
-            path = req.uri().path(),
-            "request refused"
-        );
-        return Answer::refused(refusal);
-    }
+    let changes = match rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
+        Ok(changes) => changes,
+        Err(refusal) => return refused(&req, refusal),
+    };
     let body_limit = options.body_limit;
     let timeout = options.limits.body_read_timeout;
     let read = tokio::time::timeout(timeout, req.take_body().into_bytes_limit(body_limit));
@@ -532,6 +537,9 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
             );
         }
     };
+    if let Err(refusal) = rules::check_untyped_body(&req, changes.as_deref(), &body) {
+        return refused(&req, refusal);
+    }
     let headers = req
         .headers()
         .iter()

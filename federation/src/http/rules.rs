@@ -38,17 +38,18 @@ impl Refusal {
 }
 
 /// Refuses a data-changing action sent with a method a link, an image or a preflight
-/// uses, or with a body a form can send.
-pub(super) fn check_action(req: &Request) -> Result<(), Refusal> {
+/// uses, or with a body a form can send. Otherwise the name of such an action, for
+/// [`check_untyped_body`] once the body is read.
+pub(super) fn check_action(req: &Request) -> Result<Option<String>, Refusal> {
     // A path that does not parse is the router's to report.
     let Ok(Some(path)) = parse_resource_path(API_PREFIX, req.uri().path()) else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(action) = path.action_for(req.method().as_str()) else {
-        return Ok(());
+        return Ok(None);
     };
     if READ_ACTIONS.contains(&action.as_str()) {
-        return Ok(());
+        return Ok(None);
     }
     if !matches!(
         *req.method(),
@@ -84,7 +85,29 @@ pub(super) fn check_action(req: &Request) -> Result<(), Refusal> {
             ));
         }
     }
-    Ok(())
+    Ok(Some(action))
+}
+
+/// Refuses a body without a `Content-Type` on an action that changes data: a browser sends
+/// one (a `Blob` of no type) cross-site without a preflight, and it would be read as JSON.
+pub(super) fn check_untyped_body(
+    req: &Request,
+    changes: Option<&str>,
+    body: &[u8],
+) -> Result<(), Refusal> {
+    let Some(action) = changes else {
+        return Ok(());
+    };
+    if req.headers().contains_key(header::CONTENT_TYPE) || body.iter().all(u8::is_ascii_whitespace)
+    {
+        return Ok(());
+    }
+    Err(Refusal::new(
+        415,
+        format!(
+            "a body without Content-Type is not accepted for :{action}, which changes data; send application/json"
+        ),
+    ))
 }
 
 /// Accepted `Host` names: empty accepts any.
