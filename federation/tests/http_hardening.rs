@@ -660,3 +660,35 @@ async fn cors_hosts_and_the_metrics_listener_follow_the_options() {
     stream.read_to_end(&mut raw).await.expect("read");
     assert_eq!(parse_reply(&raw).status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_silent_connections_neither_stay_nor_keep_others_out() {
+    let m = Manifold::start(&["--keep-alive-timeout", "1s"]).await;
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(m.connect().await);
+    }
+    // Served while they sit there.
+    let r = m.send("GET", "/api/collections:list", &[], b"").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for stream in &mut silent {
+        closed_within(stream, Duration::from_secs(5)).await;
+    }
+}
+
+#[test]
+fn a_zero_timeout_is_refused_at_start() {
+    for flag in [
+        "--header-read-timeout",
+        "--body-read-timeout",
+        "--keep-alive-timeout",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["serve", flag, "0s"])
+            .output()
+            .expect("manifold runs");
+        assert_eq!(out.status.code(), Some(2), "{flag} 0s");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must be above zero"), "{flag}: {err}");
+    }
+}
