@@ -1,6 +1,7 @@
 //! Command-line and environment configuration.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -42,6 +43,16 @@ Traces (OpenTelemetry, off unless one of these asks for them):
 Metrics: GET /metrics (Prometheus text). Health: GET /health/live, GET /health/ready.
 See docs/observability.md.";
 
+/// A duration above zero (`10s`, `1m`, `500ms`): a zero timeout would close every
+/// connection at once.
+fn positive_duration(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be above zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(format!("{e} (use a duration such as 10s, 1m, 500ms)")),
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -76,6 +87,35 @@ pub struct ServeConfig {
     /// How long a request may wait on one data source before a 504 (seconds).
     #[arg(long, env = "MANIFOLD_REQUEST_TIMEOUT", default_value_t = 35)]
     pub request_timeout: u64,
+
+    /// How long a client has to send a request's headers, from its first byte (or from the
+    /// end of the previous response on a kept-alive connection).
+    #[arg(long, env = "MANIFOLD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub header_read_timeout: Duration,
+
+    /// How long a client has to send a request's body, from the end of its headers; then a
+    /// 408 and the connection closes.
+    #[arg(long, env = "MANIFOLD_BODY_READ_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+
+    /// How long a connection with no request running may stay silent before it is closed
+    /// (a new connection that sends nothing included).
+    #[arg(long, env = "MANIFOLD_KEEP_ALIVE_TIMEOUT", default_value = "5s", value_parser = positive_duration)]
+    pub keep_alive_timeout: Duration,
+
+    /// Origins whose pages may call the API from a browser (comma separated, such as
+    /// `https://app.example.com`, or `*`). Empty: no CORS headers at all.
+    #[arg(long, env = "MANIFOLD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// `Host` header values the service answers to (comma separated: `api.example.com`,
+    /// `api.example.com:8443`, `*.example.com`). Empty: any. Guards against DNS rebinding.
+    #[arg(long, env = "MANIFOLD_ACCEPTED_HOST_HEADERS", value_delimiter = ',')]
+    pub accepted_host_headers: Vec<String>,
+
+    /// A separate address for `GET /metrics`; the main listener then does not serve it.
+    #[arg(long, env = "MANIFOLD_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 
     /// Hosts that data sources may be registered on (comma separated: names, `*.suffix`,
     /// IP addresses, CIDR ranges). Empty: any host not denied.
@@ -118,6 +158,12 @@ impl Default for ServeConfig {
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
             request_timeout: 35,
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(5),
+            cors_origins: Vec::new(),
+            accepted_host_headers: Vec::new(),
+            metrics_listen: None,
             allowed_hosts: Vec::new(),
             denied_hosts: vec!["169.254.0.0/16".into(), "fe80::/10".into()],
             log: "info".into(),

@@ -130,15 +130,33 @@ async fn open_main(manager: &DataSourceManager, config: &ServeConfig) -> Result<
 /// The listener is bound first, so `/health/live` and `/health/ready` answer while the
 /// main database opens; API requests that arrive meanwhile wait for it.
 pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
+    let options = http::HttpOptions::from_config(&config)
+        .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let server = http::Server::bind(config.listen).await?;
     tracing::info!(listen = %server.local_addr, "manifold listening");
     let slot = http::AppSlot::starting();
-    let running = server.serve(
-        slot.clone(),
-        Arc::new(telemetry::Metrics::new()),
-        config.body_limit,
-        shutdown_signal(),
-    );
+    let metrics = Arc::new(telemetry::Metrics::new());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_server = match config.metrics_listen {
+        Some(addr) => {
+            let server = http::Server::bind(addr).await?;
+            tracing::info!(listen = %server.local_addr, "metrics listening");
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(server.serve_metrics(
+                slot.clone(),
+                metrics.clone(),
+                options.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let running = server.serve(slot.clone(), metrics, options, async move {
+        shutdown_signal().await;
+        stop.send_replace(true);
+    });
     tokio::pin!(running);
     let app = tokio::select! {
         built = build_app(&config) => {
@@ -149,6 +167,9 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     slot.set(app.clone());
     tracing::info!("manifold ready");
     let result = running.await;
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
+    }
     app.data_sources().close_all().await;
     result
 }

@@ -567,7 +567,8 @@ impl TestApp {
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
         let app = build_app(config).await.expect("app starts");
-        let endpoint = http::endpoint(app.clone(), config.body_limit).boxed();
+        let options = http::HttpOptions::from_config(config).expect("HTTP options");
+        let endpoint = http::endpoint_with(app.clone(), options).boxed();
         let token = app
             .auth()
             .expect("the app authenticates")

@@ -565,9 +565,15 @@ every_backend! {
 }
 
 every_backend! {
-    async fn url_35_get_method_runs_named_destroy_action() {
+    async fn url_35_a_named_destroy_runs_on_delete_but_never_on_get() {
         let app = posts_app(json!([{"title": "p1"}, {"title": "p2"}])).await;
+        // A link or an image on another site would send the GET (issue 16, point 8).
         let r = app.get("/api/posts:destroy/1").await;
+        assert_eq!(r.status, 405, "{:?}", r.body);
+        assert_eq!(titles(&app).await, vec![json!("p1"), json!("p2")]);
+        let r = app
+            .send(poem::http::Method::DELETE, "/api/posts:destroy/1", &[], None)
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         assert_eq!(r.body, json!({"data": 1}));
         assert_eq!(titles(&app).await, vec![json!("p2")]);

@@ -340,14 +340,14 @@ every_backend! {
             (Method::GET, "/api/users:list"),
             (Method::POST, "/api/roles:create"),
             (Method::POST, "/api/roles/member/resources:create"),
-            (Method::GET, "/api/collections:destroy/by_admin"),
+            (Method::POST, "/api/collections:destroy/by_admin"),
             (Method::POST, "/api/dataSourcesCollections/main.by_admin/fields:create"),
         ] {
             let r = t.main_as(&bearer(&ann), method.clone(), path, Some(json!({"name": "x"}))).await;
             assert_eq!(r.status, 403, "{method} {path}: {:?}", r.body);
         }
         // Anonymous callers get 401, never 403.
-        let r = t.main_as("", Method::GET, "/api/collections:destroy/by_admin", None).await;
+        let r = t.main_as("", Method::POST, "/api/collections:destroy/by_admin", None).await;
         refused(&r, "EMPTY_TOKEN", "anonymous destroy");
         let r = t.get("/api/collections:get/by_admin").await;
         assert_eq!(r.status, 200, "the table is still there: {:?}", r.body);

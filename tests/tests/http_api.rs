@@ -151,7 +151,7 @@ async fn url_grammar_resolves_resources_actions_and_indexes() {
         ),
         (
             "URL-17",
-            Method::GET,
+            Method::PUT,
             "/api/posts:export",
             json!({"resourceName": "posts", "actionName": "export"}),
         ),
@@ -240,7 +240,7 @@ async fn paths_outside_the_grammar_are_json_404s() {
         ("URL-31", Method::GET, "/api/"),
         ("URL-31", Method::GET, "/apix/posts"),
         ("ERR-09", Method::GET, "/api/nothing:list"),
-        ("unknown action", Method::GET, "/api/posts:nope"),
+        ("unknown action", Method::POST, "/api/posts:nope"),
     ] {
         let r = t.send(method, path, &[], None).await;
         assert_eq!(r.status, 404, "{case} {path}: {:?}", r.body);
@@ -250,8 +250,11 @@ async fn paths_outside_the_grammar_are_json_404s() {
             r.body
         );
     }
-    let r = t.get("/api/posts:nope").await;
+    let r = t.post("/api/posts:nope", json!({})).await;
     assert_eq!(r.error(), "resource posts has no action nope");
+    // On GET, an action not known to only read is refused before it is looked up.
+    let r = t.get("/api/posts:nope").await;
+    assert_eq!(r.status, 405, "{:?}", r.body);
 }
 
 #[tokio::test]
@@ -352,7 +355,8 @@ async fn envelope_wraps_what_the_handler_leaves() {
         ("ENV-08/13", "/api/envelope:nothing", json!({})),
     ];
     for (case, path, expected) in cases {
-        let r = t.get(path).await;
+        // Actions other than list and get count as changes, which GET cannot send.
+        let r = t.send(Method::POST, path, &[], None).await;
         assert_eq!((r.status, &r.body), (200, &expected), "{case}");
     }
 }
@@ -412,21 +416,33 @@ async fn err_11_12_bodies_must_be_json_objects_or_arrays() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.error(), "invalid JSON, only supports object and array");
-    // curl -d sends JSON labelled as a form; it is still read as JSON.
+    // A form cannot change data (a cross-site page could send one), JSON-looking or not.
+    for body in [&br#"{"title":"t"}"#[..], b"title=t&tags[]=a&tags[]=b"] {
+        let r = t
+            .send(
+                Method::POST,
+                "/api/posts:create",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Some(body.to_vec()),
+            )
+            .await;
+        assert_eq!(r.status, 415, "{:?}", r.body);
+    }
+    // A reading action still reads a form, nested like the query string; JSON labelled
+    // as a form (curl -d) is read as JSON.
     let r = t
         .send(
             Method::POST,
-            "/api/posts:create",
+            "/api/posts:list",
             &[("content-type", "application/x-www-form-urlencoded")],
             Some(br#"{"title":"t"}"#.to_vec()),
         )
         .await;
     assert_eq!(r.data()["values"], json!({"title": "t"}));
-    // A real form body nests like the query string.
     let r = t
         .send(
             Method::POST,
-            "/api/posts:create",
+            "/api/posts:list",
             &[("content-type", "application/x-www-form-urlencoded")],
             Some(b"title=t&tags[]=a&tags[]=b".to_vec()),
         )

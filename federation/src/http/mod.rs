@@ -2,7 +2,10 @@
 //! request when its client goes away; and the operational endpoints beside the API:
 //! `GET /metrics`, `GET /health/live`, `GET /health/ready`.
 
+mod connection;
+mod cors;
 mod disconnect;
+mod rules;
 mod trace;
 
 use std::net::SocketAddr;
@@ -18,9 +21,12 @@ use tracing::Instrument as _;
 
 use crate::app::App;
 use crate::telemetry::{METRICS_CONTENT_TYPE, Metrics};
+pub use connection::ConnectionLimits;
+pub use cors::CorsOrigins;
 use disconnect::{Disconnects, WatchedAcceptor};
 use manifold_core::RequestInfo;
 use manifold_core::data_source::DataSourceStatus;
+pub use rules::HostNames;
 
 /// How long a request runs before its client's socket is watched for a hang-up: quick
 /// requests never pay for watching, slow ones stop within this much of the client leaving.
@@ -76,12 +82,69 @@ impl AppSlot {
     }
 }
 
+/// How the HTTP side treats requests and connections; every field has a documented default
+/// (docs/configuration.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+    /// Header, body and keep-alive timeouts.
+    pub limits: ConnectionLimits,
+    /// Origins allowed to call from a browser; none by default.
+    pub cors: CorsOrigins,
+    /// Accepted `Host` names; any by default.
+    pub hosts: HostNames,
+    /// Whether `GET /metrics` is served beside the API (not when it has a listener of its
+    /// own).
+    pub metrics_with_api: bool,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: 10 * 1024 * 1024,
+            limits: ConnectionLimits::default(),
+            cors: CorsOrigins::default(),
+            hosts: HostNames::default(),
+            metrics_with_api: true,
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The options `config` asks for, or what is wrong with them.
+    pub fn from_config(config: &crate::ServeConfig) -> Result<Self, String> {
+        Ok(Self {
+            body_limit: config.body_limit,
+            limits: ConnectionLimits {
+                header_read_timeout: config.header_read_timeout,
+                body_read_timeout: config.body_read_timeout,
+                keep_alive_timeout: config.keep_alive_timeout,
+            },
+            cors: CorsOrigins::parse(&config.cors_origins)
+                .map_err(|e| format!("--cors-origins: {e}"))?,
+            hosts: HostNames::parse(&config.accepted_host_headers)
+                .map_err(|e| format!("--accepted-host-headers: {e}"))?,
+            metrics_with_api: config.metrics_listen.is_none(),
+        })
+    }
+}
+
+/// Which requests a listener answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Api,
+    /// Only `GET /metrics`.
+    Metrics,
+}
+
 /// What one endpoint shares across its requests.
 struct Service {
     slot: AppSlot,
     metrics: Arc<Metrics>,
-    body_limit: usize,
+    options: HttpOptions,
     disconnects: Option<Arc<Disconnects>>,
+    role: Role,
 }
 
 /// An answered API request, with what the span and the metrics need to know of it.
@@ -95,6 +158,20 @@ struct Answer {
 }
 
 impl Answer {
+    fn refused(refusal: rules::Refusal) -> Self {
+        let mut answer = Self::plain(
+            refusal.status,
+            &json!({ "errors": [{ "message": refusal.message }] }),
+        );
+        if let Some(allow) = refusal.allow {
+            answer
+                .response
+                .headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+        }
+        answer
+    }
+
     fn plain(status: u16, body: &serde_json::Value) -> Self {
         Self {
             response: json_response(status, body),
@@ -108,11 +185,23 @@ impl Answer {
 
 /// An endpoint serving `app` for every path, reading bodies up to `body_limit` bytes.
 pub fn endpoint(app: Arc<App>, body_limit: usize) -> impl Endpoint<Output = Response> {
+    endpoint_with(
+        app,
+        HttpOptions {
+            body_limit,
+            ..HttpOptions::default()
+        },
+    )
+}
+
+/// An endpoint serving `app` for every path under `options`.
+pub fn endpoint_with(app: Arc<App>, options: HttpOptions) -> impl Endpoint<Output = Response> {
     endpoint_for(Service {
         slot: AppSlot::ready(app),
         metrics: Arc::new(Metrics::new()),
-        body_limit,
+        options,
         disconnects: None,
+        role: Role::Api,
     })
 }
 
@@ -126,22 +215,74 @@ fn endpoint_for(service: Service) -> impl Endpoint<Output = Response> {
 
 impl Service {
     async fn serve(&self, req: Request) -> Response {
-        if req.method() == Method::GET {
+        let is_get = req.method() == Method::GET;
+        if self.role == Role::Metrics {
+            if is_get && req.uri().path() == "/metrics" {
+                return self.render_metrics();
+            }
+            return json_response(
+                404,
+                &json!({ "errors": [{ "message": "this listener serves only GET /metrics" }] }),
+            );
+        }
+        if is_get {
             match req.uri().path() {
                 "/health/live" => return json_response(200, &json!({ "status": "live" })),
                 "/health/ready" => return self.readiness(),
-                "/metrics" => {
-                    let app = self.slot.get();
-                    return Response::builder()
-                        .header(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
-                        .body(
-                            self.metrics
-                                .render(app.as_deref().map(|a| &**a.data_sources())),
-                        );
+                "/metrics" if self.options.metrics_with_api => {
+                    if let Some(refused) = self.host_refusal(&req) {
+                        return refused;
+                    }
+                    return self.render_metrics();
                 }
                 _ => {}
             }
         }
+        if let Some(refused) = self.host_refusal(&req) {
+            return refused;
+        }
+        let cors = &self.options.cors;
+        if cors.is_preflight(&req) {
+            return cors.preflight(&req);
+        }
+        let origin = cors.origin_of(&req);
+        let mut response = self.answer(req).await;
+        cors.decorate(origin, &mut response);
+        response
+    }
+
+    fn render_metrics(&self) -> Response {
+        let app = self.slot.get();
+        Response::builder()
+            .header(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
+            .body(
+                self.metrics
+                    .render(app.as_deref().map(|a| &**a.data_sources())),
+            )
+    }
+
+    /// Refuses a request for a host this service does not answer for, so that a name an
+    /// attacker points at it (DNS rebinding) does not reach the API from a browser.
+    fn host_refusal(&self, req: &Request) -> Option<Response> {
+        let hosts = &self.options.hosts;
+        if hosts.is_any() {
+            return None;
+        }
+        let message = match rules::requested_host(req) {
+            Some(host) if hosts.accepts(&host) => return None,
+            Some(host) => {
+                format!("Host {host} is not served here (see MANIFOLD_ACCEPTED_HOST_HEADERS)")
+            }
+            None => "the request names no readable Host".to_owned(),
+        };
+        Some(json_response(
+            400,
+            &json!({ "errors": [{ "message": message }] }),
+        ))
+    }
+
+    /// An API request, traced, metered, and stopped when its client leaves.
+    async fn answer(&self, req: Request) -> Response {
         let started = Instant::now();
         let method = trace::method_name(req.method());
         let span = trace::server_span(&req, method);
@@ -152,7 +293,7 @@ impl Service {
             .and_then(|(d, peer)| d.watch(peer));
         let answer = async {
             let app = self.slot.wait().await;
-            let response = respond(&app, req, self.body_limit);
+            let response = respond(&app, req, &self.options);
             match gone {
                 // Dropping the response future stops the action and its query.
                 Some(gone) => tokio::select! {
@@ -218,6 +359,9 @@ pub struct Server {
     disconnects: Arc<Disconnects>,
 }
 
+/// How long requests in flight may run on after shutdown begins.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Server {
     /// Binds `addr`.
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
@@ -244,10 +388,14 @@ impl Server {
         body_limit: usize,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
+        let options = HttpOptions {
+            body_limit,
+            ..HttpOptions::default()
+        };
         self.serve(
             AppSlot::ready(app),
             Arc::new(Metrics::new()),
-            body_limit,
+            options,
             shutdown,
         )
         .await
@@ -260,22 +408,79 @@ impl Server {
         self,
         slot: AppSlot,
         metrics: Arc<Metrics>,
-        body_limit: usize,
+        options: HttpOptions,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
-        let endpoint = endpoint_for(Service {
+        let disconnects = Some(self.disconnects.clone());
+        self.run_role(slot, metrics, options, disconnects, Role::Api, shutdown)
+            .await
+    }
+
+    /// Serves only `GET /metrics` (`--metrics-listen`) until `shutdown` resolves.
+    pub async fn serve_metrics(
+        self,
+        slot: AppSlot,
+        metrics: Arc<Metrics>,
+        options: HttpOptions,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        self.run_role(slot, metrics, options, None, Role::Metrics, shutdown)
+            .await
+    }
+
+    async fn run_role(
+        self,
+        slot: AppSlot,
+        metrics: Arc<Metrics>,
+        options: HttpOptions,
+        disconnects: Option<Arc<Disconnects>>,
+        role: Role,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let limits = options.limits;
+        let service = Arc::new(Service {
             slot,
             metrics,
-            body_limit,
-            disconnects: Some(self.disconnects),
+            options,
+            disconnects,
+            role,
         });
-        poem::Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(
-                endpoint,
-                shutdown,
-                Some(std::time::Duration::from_secs(10)),
-            )
-            .await
+        let mut acceptor = self.acceptor;
+        let (stop, stopping) = watch::channel(false);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = acceptor.accept() => match accepted {
+                    Ok((io, local, remote, scheme)) => {
+                        let peer = connection::Peer { local, remote, scheme };
+                        connections.spawn(connection::serve(
+                            io,
+                            peer,
+                            service.clone(),
+                            limits,
+                            stopping.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait for connections to close
+                        // rather than spin on the error.
+                        tracing::debug!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        // No new connections; the open ones finish what they run, within the drain time.
+        drop(acceptor);
+        stop.send_replace(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(DRAIN, drained).await.is_err() {
+            connections.abort_all();
+        }
+        Ok(())
     }
 }
 
@@ -287,8 +492,37 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response {
         .body(Body::from(bytes))
 }
 
-async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
-    let body = match req.take_body().into_bytes_limit(body_limit).await {
+fn refused(req: &Request, refusal: rules::Refusal) -> Answer {
+    tracing::debug!(
+        status = refusal.status,
+        error = %refusal.message,
+        path = req.uri().path(),
+        "request refused"
+    );
+    Answer::refused(refusal)
+}
+
+async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
+    let changes = match rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
+        Ok(changes) => changes,
+        Err(refusal) => return refused(&req, refusal),
+    };
+    let body_limit = options.body_limit;
+    let timeout = options.limits.body_read_timeout;
+    let read = tokio::time::timeout(timeout, req.take_body().into_bytes_limit(body_limit));
+    let Ok(read) = read.await else {
+        let mut answer = Answer::plain(
+            408,
+            &json!({ "errors": [{ "message": format!("the request body did not arrive within {} s", timeout.as_secs_f32()) }] }),
+        );
+        // The rest of the body may still come; the connection cannot be reused.
+        answer.response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return answer;
+    };
+    let body = match read {
         Ok(bytes) => bytes.to_vec(),
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
             return Answer::plain(
@@ -303,6 +537,9 @@ async fn respond(app: &App, mut req: Request, body_limit: usize) -> Answer {
             );
         }
     };
+    if let Err(refusal) = rules::check_untyped_body(&req, changes.as_deref(), &body) {
+        return refused(&req, refusal);
+    }
     let headers = req
         .headers()
         .iter()
