@@ -226,10 +226,7 @@ impl HostPolicy {
             .flat_map(|ip| reaches(*ip))
             .any(|ip| self.deny.iter().any(|r| r.matches_ip(ip)))
         {
-            return denied(match literal {
-                Some(_) => "a denied address, or one it stands for",
-                None => "it resolves to a denied address",
-            });
+            return denied("it resolves to a denied address");
         }
         if self.allow.is_empty() {
             return Ok(());
