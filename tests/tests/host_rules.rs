@@ -283,6 +283,35 @@ async fn sql_server_connection_strings_are_checked() {
     .await;
 }
 
+/// An update is held to the same rules, enabled or not.
+#[tokio::test]
+async fn an_update_cannot_move_a_source_to_a_refused_host() {
+    let t = TestApp::new().await;
+    let r = t
+        .post(
+            "/api/dataSources:create",
+            json!({"key": "moved", "type": "postgres", "enabled": false,
+                   "options": {"url": "postgres://postgres@127.0.0.1:5432/postgres"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for enabled in [false, true] {
+        let r = t
+            .post(
+                "/api/dataSources:update/moved",
+                json!({"enabled": enabled, "options": {"url": "postgres://postgres@127.0.0.1:5432/postgres?hostaddr=169.254.169.254"}}),
+            )
+            .await;
+        assert_eq!(r.status, 403, "enabled {enabled}: {:?}", r.body);
+    }
+    let r = t.get("/api/dataSources:get/moved").await;
+    assert_eq!(
+        r.data()["options"]["url"],
+        json!("postgres://postgres@127.0.0.1:5432/postgres"),
+        "the stored options are unchanged"
+    );
+}
+
 /// `testConnection` is no port scanner: a refused target sees no connection at all.
 #[tokio::test]
 async fn a_refused_target_is_never_connected_to() {

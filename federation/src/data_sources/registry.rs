@@ -289,6 +289,10 @@ impl Registry {
         };
         if options_changed && enabled {
             self.test_connection(&kind, &options).await?;
+        } else if options_changed {
+            // A disabled record is held to the same rules as a disabled create: what is
+            // stored is only ever somewhere the source may connect to.
+            self.vet(&kind, &options).await?;
         }
         row.insert("options".into(), options);
         row.insert("enabled".into(), Json::Bool(enabled));
