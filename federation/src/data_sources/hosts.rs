@@ -35,10 +35,16 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 /// machine, both loopback addresses.
 fn reaches(ip: IpAddr) -> Vec<IpAddr> {
     let mut out = vec![ip];
-    if let IpAddr::V6(v6) = ip
-        && let Some(v4) = embedded_v4(v6)
-    {
-        out.push(IpAddr::V4(v4));
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = embedded_v4(v6) {
+            out.push(IpAddr::V4(v4));
+        }
+        // The deprecated IPv4-compatible form (`::a.b.c.d`): a tunnel may still route it
+        // to the IPv4 address, so a deny rule sees that too (never an allow rule).
+        let compatible = v6.segments()[..6] == [0; 6] && !v6.is_loopback();
+        if compatible && !v6.is_unspecified() {
+            out.push(IpAddr::V4(Ipv4Addr::from(u128::from(v6) as u32)));
+        }
     }
     if out.iter().any(IpAddr::is_unspecified) {
         out.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
@@ -300,6 +306,7 @@ mod tests {
             "::ffff:169.254.169.254",
             "[::ffff:a9fe:a9fe]",
             "64:ff9b::169.254.169.254",
+            "::169.254.169.254",
         ] {
             assert!(p.check(host, 80).await.is_err(), "{host}");
         }
