@@ -132,6 +132,12 @@ pub struct ServeConfig {
     )]
     pub denied_hosts: Vec<String>,
 
+    /// Lets data sources connect through Unix-domain sockets (`host=/var/run/postgresql`,
+    /// MySQL's `socket=`, a MongoDB `….sock` host). Off: a socket is this machine, reached
+    /// past every host rule.
+    #[arg(long, env = "MANIFOLD_ALLOW_UNIX_SOCKETS", default_value_t = false)]
+    pub allow_unix_sockets: bool,
+
     /// Most connections in the main database's pool.
     #[arg(long, env = "MANIFOLD_MAIN_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub main_db_max_connections: u32,
@@ -166,6 +172,7 @@ impl Default for ServeConfig {
             metrics_listen: None,
             allowed_hosts: Vec::new(),
             denied_hosts: vec!["169.254.0.0/16".into(), "fe80::/10".into()],
+            allow_unix_sockets: false,
             log: "info".into(),
             log_format: LogFormat::Text,
             auth: crate::auth::AuthConfig::default(),

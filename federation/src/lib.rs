@@ -49,7 +49,8 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     }));
     let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth).await?;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
-        .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?;
+        .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?
+        .allowing_unix_sockets(config.allow_unix_sockets);
     let registry = data_sources::Registry::open(
         manager.clone(),
         &main,

@@ -2,7 +2,7 @@
 //! with SQLite sources registered over HTTP.
 
 use manifold_federation::ServeConfig;
-use manifold_tests::{TestApp, filter};
+use manifold_tests::{Backend, TestApp, filter};
 use poem::http::Method;
 use serde_json::{Value as Json, json};
 
@@ -326,5 +326,163 @@ async fn refreshing_main_rereads_its_schema() {
             "main never picked up the table"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Registers `url` as source `key` and checks that `secret` is in no answer: create, get,
+/// list, update, an update that sends the shown URL back (which keeps the stored one), and
+/// that the source (when enabled) loads with the secret it was given.
+async fn secret_never_shown(t: &TestApp, kind: &str, url: &str, secret: &str, enabled: bool) {
+    let key = "withsecret";
+    let hidden = |what: &str, body: &Json| {
+        assert!(
+            !body.to_string().contains(secret),
+            "{what} shows {secret}: {body}"
+        );
+    };
+    let r = t
+        .post(
+            "/api/dataSources:create",
+            json!({"key": key, "type": kind, "options": {"url": url}, "enabled": enabled}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{url}: {:?}", r.body);
+    hidden("create", &r.body);
+    let shown = r.data()["options"]["url"].as_str().unwrap_or("").to_owned();
+    assert!(shown.contains("***"), "{url} shown as {shown}");
+    if enabled {
+        let record = t.settled(key).await;
+        assert_eq!(record["status"], json!("loaded"), "{url}: {record}");
+    }
+    hidden(
+        "get",
+        &t.get(&format!("/api/dataSources:get/{key}")).await.body,
+    );
+    hidden("list", &t.get("/api/dataSources:list").await.body);
+    let r = t
+        .post(
+            &format!("/api/dataSources:update/{key}"),
+            json!({"displayName": "Renamed"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    hidden("update", &r.body);
+    let r = t
+        .post(
+            &format!("/api/dataSources:update/{key}"),
+            json!({"options": {"url": shown}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "sending the shown URL back: {:?}", r.body);
+    hidden("update", &r.body);
+    if enabled {
+        let record = t.settled(key).await;
+        assert_eq!(
+            record["status"],
+            json!("loaded"),
+            "the stored secret was kept: {record}"
+        );
+    }
+    let r = t.get(&format!("/api/dataSources:get/{key}")).await;
+    assert_eq!(r.data()["options"]["url"], json!(shown));
+    t.post_empty(&format!("/api/dataSources:destroy/{key}"))
+        .await;
+}
+
+#[tokio::test]
+async fn secrets_in_postgres_urls_are_never_shown() {
+    let db = manifold_tests::ScratchDatabase::create(Backend::Postgres).await;
+    let t = TestApp::new().await;
+    let url = db.url();
+    let (user_part, host_part) = url.split_once('@').expect("user@host in the test URL");
+    for (url, secret) in [
+        (format!("{url}?password=SECRET-q1"), "SECRET-q1"),
+        (
+            format!("{url}?sslmode=disable&sslpassword=SECRET-s2"),
+            "SECRET-s2",
+        ),
+        (format!("{url}?pass%77ord=SECRET-e3"), "SECRET-e3"),
+        (format!("{user_part}:SECRET-u4@{host_part}"), "SECRET-u4"),
+    ] {
+        secret_never_shown(&t, "postgres", &url, secret, true).await;
+    }
+}
+
+#[tokio::test]
+async fn secrets_in_mariadb_urls_are_never_shown() {
+    let db = manifold_tests::ScratchDatabase::create(Backend::MariaDb).await;
+    let admin = std::env::var("MANIFOLD_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into());
+    let user = format!("mfpw_{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let pool = sqlx::MySqlPool::connect(&admin)
+        .await
+        .expect("MariaDB admin connection");
+    for host in ["localhost", "127.0.0.1", "%"] {
+        for statement in [
+            format!("CREATE USER '{user}'@'{host}' IDENTIFIED BY 'SECRET-my1'"),
+            format!("GRANT ALL ON {}.* TO '{user}'@'{host}'", db.name()),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .execute(&pool)
+                .await
+                .expect("create the test user");
+        }
+    }
+    let t = TestApp::new().await;
+    let base = format!("mysql://{user}:SECRET-my1@127.0.0.1:3306/{}", db.name());
+    secret_never_shown(&t, "mariadb", &base, "SECRET-my1", true).await;
+    secret_never_shown(
+        &t,
+        "mysql",
+        &format!("{base}?pwd=SECRET-my1"),
+        "SECRET-my1",
+        true,
+    )
+    .await;
+
+    // A wrong password's error does not quote it either.
+    let wrong = format!("mysql://{user}:WRONG-SECRET-9@127.0.0.1:3306/{}", db.name());
+    let r = t
+        .post(
+            "/api/dataSources:testConnection",
+            json!({"type": "mariadb", "options": {"url": wrong}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert!(
+        !r.body.to_string().contains("WRONG-SECRET-9"),
+        "{:?}",
+        r.body
+    );
+
+    for host in ["localhost", "127.0.0.1", "%"] {
+        let drop = format!("DROP USER IF EXISTS '{user}'@'{host}'");
+        let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&pool).await;
+    }
+    pool.close().await;
+}
+
+/// SQL Server and MongoDB strings are stored disabled (no server is needed to show them).
+#[tokio::test]
+async fn secrets_in_connection_strings_are_never_shown() {
+    let t = TestApp::new().await;
+    for (kind, url, secret) in [
+        (
+            "mssql",
+            "server=tcp:127.0.0.1,1433;user=sa;Password=SECRET-ms1;encrypt=DANGER_PLAINTEXT",
+            "SECRET-ms1",
+        ),
+        (
+            "mssql",
+            "Server=tcp:127.0.0.1,1433;User ID=sa;PWD='SECRET;ms2';encrypt=DANGER_PLAINTEXT",
+            "SECRET",
+        ),
+        (
+            "mongodb",
+            "mongodb://app:SECRET-mg1@127.0.0.1:27017/app?authSource=admin",
+            "SECRET-mg1",
+        ),
+    ] {
+        secret_never_shown(&t, kind, url, secret, false).await;
     }
 }

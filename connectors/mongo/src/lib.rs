@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use manifold_core::connector::{CollectionDefinition, Connector};
-use manifold_core::data_source::DataSourceFactory;
+use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
@@ -370,6 +370,10 @@ pub struct MongoFactory;
 impl DataSourceFactory for MongoFactory {
     fn kind(&self) -> &str {
         "mongodb"
+    }
+
+    async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>> {
+        MongoOptions::from_json(options)?.targets()
     }
 
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {

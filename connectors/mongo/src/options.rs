@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
 use mongodb::options::{ConnectionString, Credential, HostInfo, ServerAddress};
 use serde_json::Value as Json;
@@ -138,7 +139,16 @@ impl MongoOptions {
         }
         let mut connection = match string_option(options, "url")? {
             Some(url) => {
-                if !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://")) {
+                if url.starts_with("mongodb+srv://") {
+                    // This build has no SRV resolver (the driver's `dns-resolver` feature
+                    // is off), and the hosts an SRV record names could not be checked
+                    // against the host rules before the driver used them anyway.
+                    return Err(option_error(
+                        "url",
+                        "a mongodb:// URL listing its hosts; mongodb+srv:// is not supported",
+                    ));
+                }
+                if !url.starts_with("mongodb://") {
                     return Err(option_error("url", "a mongodb:// URL"));
                 }
                 // The driver's message is not echoed: it may quote the URL, password included.
@@ -234,6 +244,30 @@ impl MongoOptions {
         }
     }
 
+    /// Every seed host the driver starts from: the seed list of the URL, or the one
+    /// `host`. (Hosts a server names later, in a replica set's configuration, are the
+    /// server's to choose and are not among them.)
+    pub fn targets(&self) -> Result<Vec<ConnectTarget>> {
+        let HostInfo::HostIdentifiers(hosts) = &self.connection.host_info else {
+            return Err(option_error(
+                "url",
+                "a mongodb:// URL listing its hosts; mongodb+srv:// is not supported",
+            ));
+        };
+        hosts
+            .iter()
+            .map(|address| match address {
+                ServerAddress::Tcp { host, port } => Ok(ConnectTarget::Tcp {
+                    host: host.clone(),
+                    port: port.unwrap_or(27017),
+                }),
+                #[cfg(unix)]
+                ServerAddress::Unix { path } => Ok(ConnectTarget::UnixSocket(path.clone())),
+                _ => Err(option_error("url", "hosts as host:port")),
+            })
+            .collect()
+    }
+
     pub(crate) fn connection(&self) -> &ConnectionString {
         &self.connection
     }
@@ -306,6 +340,35 @@ mod tests {
                 .contains("options.generatedKeys")
         );
         assert!(err(json!([1])).starts_with("options:"));
+    }
+
+    #[test]
+    fn every_seed_host_is_a_target_and_srv_is_refused() {
+        let targets = |v: Json| MongoOptions::from_json(&v).and_then(|o| o.targets());
+        let tcp = |host: &str, port| ConnectTarget::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(
+            targets(json!({"url": "mongodb://u:p@a:27018,169.254.169.254,[::1]:1/d"})),
+            Ok(vec![
+                tcp("a", 27018),
+                tcp("169.254.169.254", 27017),
+                tcp("::1", 1)
+            ])
+        );
+        assert_eq!(
+            targets(json!({"url": "mongodb://%2Ftmp%2Fmongodb-27017.sock/d"})),
+            Ok(vec![ConnectTarget::UnixSocket(
+                "/tmp/mongodb-27017.sock".into()
+            )])
+        );
+        assert_eq!(
+            targets(json!({"host": "db", "port": 1, "database": "d"})),
+            Ok(vec![tcp("db", 1)])
+        );
+        let err = targets(json!({"url": "mongodb+srv://cluster.example/d"})).expect_err("srv");
+        assert!(err.message().contains("mongodb+srv"), "{}", err.message());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use manifold_core::connector::{CollectionDefinition, Connector};
-use manifold_core::data_source::DataSourceFactory;
+use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::{Collection, FieldType};
@@ -203,6 +203,10 @@ pub struct MssqlFactory;
 impl DataSourceFactory for MssqlFactory {
     fn kind(&self) -> &str {
         "mssql"
+    }
+
+    async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>> {
+        Ok(vec![MssqlOptions::from_json(options)?.target()?])
     }
 
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {

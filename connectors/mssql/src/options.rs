@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
 use serde_json::Value as Json;
 use tiberius::{AuthMethod, Config, EncryptionLevel};
@@ -434,6 +435,22 @@ impl MssqlOptions {
         &self.config
     }
 
+    /// Where the pool connects: the very `host:port` string it hands to
+    /// `TcpStream::connect`, split at its last colon as the standard library splits it
+    /// (tiberius' own defaults applied: `.` and `(local)` are `localhost`, a named
+    /// instance without a port is 1434).
+    pub fn target(&self) -> Result<ConnectTarget> {
+        let addr = self.config.get_addr();
+        addr.rsplit_once(':')
+            .and_then(|(host, port)| {
+                Some(ConnectTarget::Tcp {
+                    host: host.to_owned(),
+                    port: port.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| option_error("url", "a server=host,port the driver can connect to"))
+    }
+
     /// `host:port` of the server.
     pub fn address(&self) -> &str {
         &self.address
@@ -525,6 +542,37 @@ mod tests {
             err(json!({"host": "h", "username": "u", "schema": ""})).contains("options.schema")
         );
         assert!(err(json!("nope")).starts_with("options"));
+    }
+
+    #[test]
+    fn the_target_is_the_address_the_pool_dials() {
+        let target = |v: Json| MssqlOptions::from_json(&v).and_then(|o| o.target());
+        let tcp = |host: &str, port| {
+            Ok(ConnectTarget::Tcp {
+                host: host.into(),
+                port,
+            })
+        };
+        assert_eq!(
+            target(
+                json!({"url": "server=tcp:169.254.169.254,1444;user=sa;encrypt=DANGER_PLAINTEXT"})
+            ),
+            tcp("169.254.169.254", 1444)
+        );
+        assert_eq!(
+            target(json!({"url": "Data Source=(local);user=sa;encrypt=DANGER_PLAINTEXT"})),
+            tcp("localhost", 1433)
+        );
+        assert_eq!(
+            target(json!({"url": "server=db\\SQLEXPRESS;user=sa;encrypt=DANGER_PLAINTEXT"})),
+            tcp("db", 1434)
+        );
+        assert_eq!(
+            target(
+                json!({"host": "::1", "port": 2000, "username": "u", "encrypt": "notSupported"})
+            ),
+            tcp("::1", 2000)
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use manifold_core::connector::{CollectionDefinition, Connector};
-use manifold_core::data_source::DataSourceFactory;
+use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
@@ -248,6 +248,10 @@ impl MySqlFactory {
 impl DataSourceFactory for MySqlFactory {
     fn kind(&self) -> &str {
         self.kind
+    }
+
+    async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>> {
+        Ok(vec![MySqlOptions::from_json(options)?.target()])
     }
 
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {

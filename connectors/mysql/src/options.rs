@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
 use serde_json::{Map, Value as Json};
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
@@ -205,6 +206,18 @@ impl MySqlOptions {
         self.connect.get_database().unwrap_or("")
     }
 
+    /// Where sqlx will connect: the Unix socket when one is set (it then ignores the host),
+    /// else the host and port over TCP.
+    pub fn target(&self) -> ConnectTarget {
+        match self.connect.get_socket() {
+            Some(path) => ConnectTarget::UnixSocket(path.clone()),
+            None => ConnectTarget::Tcp {
+                host: self.connect.get_host().to_owned(),
+                port: self.connect.get_port(),
+            },
+        }
+    }
+
     /// The host connected to.
     pub fn host(&self) -> &str {
         self.connect.get_host()
@@ -253,6 +266,27 @@ mod tests {
                 err.message()
             );
         }
+    }
+
+    #[test]
+    fn a_socket_replaces_the_host() {
+        let o = MySqlOptions::from_json(
+            &json!({"url": "mysql://u@127.0.0.1:3306/d?socket=/run/mysqld/mysqld.sock"}),
+        )
+        .expect("valid");
+        assert_eq!(
+            o.target(),
+            ConnectTarget::UnixSocket("/run/mysqld/mysqld.sock".into())
+        );
+        let o =
+            MySqlOptions::from_json(&json!({"url": "mariadb://u@[::1]:3307/d"})).expect("valid");
+        assert_eq!(
+            o.target(),
+            ConnectTarget::Tcp {
+                host: "[::1]".into(),
+                port: 3307
+            }
+        );
     }
 
     #[test]

@@ -7,12 +7,13 @@ mod error;
 pub mod introspect;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use manifold_core::connector::{CollectionDefinition, Connector};
-use manifold_core::data_source::DataSourceFactory;
+use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
@@ -123,6 +124,71 @@ fn ssl_mode(options: &Json) -> Result<Option<PgSslMode>> {
     })
 }
 
+/// The query parameters sqlx 0.9 reads from a `postgres://` URL (`options[…]` too); it
+/// ignores any other, after logging its value, which may be a secret (`sslpassword=`).
+const SQLX_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// `url` without the query parameters sqlx would ignore, so their values never reach its
+/// log line; their names are logged instead. What sqlx connects with is unchanged.
+fn without_ignored_params(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some((base, query)) = url.split_once('?') else {
+        return url.into();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let known = |pair: &str| {
+        let key = pair
+            .split_once('=')
+            .map_or(pair, |(k, _)| k)
+            .replace('+', " ");
+        let key = percent_encoding::percent_decode_str(&key).decode_utf8_lossy();
+        SQLX_PARAMS.contains(&key.as_ref()) || key.starts_with("options[")
+    };
+    let (kept, ignored): (Vec<&str>, Vec<&str>) = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .partition(|p| known(p));
+    if ignored.is_empty() {
+        return url.into();
+    }
+    let names: Vec<&str> = ignored
+        .iter()
+        .map(|p| p.split_once('=').map_or(*p, |(k, _)| k))
+        .collect();
+    tracing::warn!(parameters = ?names, "postgres URL parameters ignored");
+    let mut out = base.to_owned();
+    if !kept.is_empty() {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out.into()
+}
+
 /// Whether a `postgres://` URL carries a password (in its user info or its query).
 fn url_has_password(url: &str) -> bool {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -153,7 +219,7 @@ impl PostgresOptions {
                     return Err(option_error("url", "a postgres:// URL"));
                 }
                 // The URL is not echoed: it may carry the password.
-                let mut connect = PgConnectOptions::from_str(url)
+                let mut connect = PgConnectOptions::from_str(&without_ignored_params(url))
                     .map_err(|_| option_error("url", "a valid postgres:// URL"))?;
                 // A separate password keeps the secret out of the URL.
                 let password = string_option(options, "password")?.filter(|p| !p.is_empty());
@@ -208,6 +274,22 @@ impl PostgresOptions {
             statement_timeout: ms("statementTimeoutMs", 0, 30_000)?,
             idle_timeout: ms("idleTimeoutMs", 1, 600_000)?,
         })
+    }
+
+    /// Where sqlx will connect: the socket directory when one is set or the host is a
+    /// path (its own rule), else the host and port over TCP.
+    pub fn target(&self) -> ConnectTarget {
+        let socket = self.connect.get_socket().cloned().or_else(|| {
+            let host = self.connect.get_host();
+            host.starts_with('/').then(|| PathBuf::from(host))
+        });
+        match socket {
+            Some(dir) => ConnectTarget::UnixSocket(dir),
+            None => ConnectTarget::Tcp {
+                host: self.connect.get_host().to_owned(),
+                port: self.connect.get_port(),
+            },
+        }
     }
 
     /// The server host (or socket directory).
@@ -407,6 +489,10 @@ impl DataSourceFactory for PostgresFactory {
         "postgres"
     }
 
+    async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>> {
+        Ok(vec![PostgresOptions::from_json(options)?.target()])
+    }
+
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {
         let options = PostgresOptions::from_json(options)?;
         Ok(Arc::new(PostgresConnector::open(&options).await?))
@@ -434,6 +520,57 @@ mod tests {
         let shown = format!("{options:?}");
         assert!(!shown.contains("s3cr3t-pw"), "{shown}");
         assert!(shown.contains("port: 5433"), "{shown}");
+    }
+
+    #[test]
+    fn the_target_is_where_sqlx_connects() {
+        let target = |url: &str| {
+            PostgresOptions::from_json(&json!({ "url": url }))
+                .expect("valid url")
+                .target()
+        };
+        let tcp = |host: &str, port| ConnectTarget::Tcp {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(target("postgres://u@db:6543/x"), tcp("db", 6543));
+        assert_eq!(
+            target("postgres://u@127.0.0.1:5432/x?host=169.254.169.254"),
+            tcp("169.254.169.254", 5432)
+        );
+        assert_eq!(
+            target("postgres://u@127.0.0.1/x?hostaddr=10.0.0.9&port=1"),
+            tcp("10.0.0.9", 1)
+        );
+        assert_eq!(
+            target("postgres://u@127.0.0.1/x?host=/var/run/postgresql"),
+            ConnectTarget::UnixSocket("/var/run/postgresql".into())
+        );
+        assert_eq!(
+            target("postgres://u@%2Ftmp/x"),
+            ConnectTarget::UnixSocket("/tmp".into())
+        );
+        let parts = PostgresOptions::from_json(&json!({
+            "host": "/run/pg", "database": "d", "username": "u"
+        }))
+        .expect("valid");
+        assert_eq!(parts.target(), ConnectTarget::UnixSocket("/run/pg".into()));
+    }
+
+    #[test]
+    fn parameters_sqlx_ignores_are_dropped_before_it_logs_them() {
+        assert_eq!(
+            without_ignored_params("postgres://u@h/d?sslpassword=S3&sslmode=disable&x=1#f"),
+            "postgres://u@h/d?sslmode=disable#f"
+        );
+        assert_eq!(
+            without_ignored_params("postgres://u@h/d?pass%77ord=p&options[a]=b"),
+            "postgres://u@h/d?pass%77ord=p&options[a]=b"
+        );
+        assert_eq!(
+            without_ignored_params("postgres://u@h/d?junk=1"),
+            "postgres://u@h/d"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use manifold_core::connector::{CollectionDefinition, Connector};
-use manifold_core::data_source::DataSourceFactory;
+use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
@@ -166,6 +166,11 @@ pub struct SqliteFactory;
 impl DataSourceFactory for SqliteFactory {
     fn kind(&self) -> &str {
         "sqlite"
+    }
+
+    /// A file on this machine, no connection: where it may be is the caller's rule.
+    async fn targets(&self, _options: &Json) -> Result<Vec<ConnectTarget>> {
+        Ok(Vec::new())
     }
 
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {

@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use dashmap::DashMap;
@@ -10,11 +11,33 @@ use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareError, Placement};
 use crate::overlay::SchemaOverlay;
 
+/// A place a driver opens connections to, as the driver itself reads the options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectTarget {
+    /// A TCP connection to a host name or IP address.
+    Tcp {
+        /// The name or address, as the driver will resolve it.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// A Unix-domain socket: the socket file, or the directory PostgreSQL looks for its
+    /// socket in.
+    UnixSocket(PathBuf),
+}
+
 /// Builds connectors of one type (`sqlite`, `postgres`, …) from JSON options.
 #[async_trait::async_trait]
 pub trait DataSourceFactory: Send + Sync {
     /// The type name clients use in `dataSources:create`.
     fn kind(&self) -> &str;
+
+    /// Every place a connection made with `options` goes to. It must read the options
+    /// exactly as [`connect`](Self::connect) does (the same parser, the same defaults):
+    /// the operator's host rules are checked against this list before anything connects,
+    /// and a list that disagrees with the driver is a way around them. Empty for sources
+    /// that open no connection (SQLite files). Bad options give the error `connect` would.
+    async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>>;
 
     /// Connects with `options` (pool created, one connection checked).
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>>;

@@ -9,6 +9,8 @@ mod manager;
 mod router;
 mod source;
 
-pub use manager::{DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus};
+pub use manager::{
+    ConnectTarget, DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus,
+};
 pub use router::{DataSourceRouter, NOT_FOUND_REASON, ROUTE};
 pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX, Unit};

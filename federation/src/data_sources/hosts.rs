@@ -2,14 +2,70 @@
 //!
 //! Registering a data source makes the server open a connection wherever the client says,
 //! so the operator decides where that may be. Rules are host names, `*.suffix` patterns,
-//! IP addresses and CIDR ranges. Deny rules are also checked against every address the
-//! name resolves to, so a DNS name cannot smuggle in a denied address.
+//! IP addresses and CIDR ranges. They are checked against every place the driver will
+//! connect to, as the driver's own factory reads the options (a `?host=` in a URL
+//! included), and deny rules also against every address a name resolves to and every
+//! address an address stands for (`::ffff:169.254.169.254` is `169.254.169.254`, `0.0.0.0`
+//! is this machine), so neither a DNS name nor another spelling can smuggle in a denied
+//! address.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 use std::time::Duration;
 
+use manifold_core::data_source::ConnectTarget;
 use manifold_core::{Error, Result};
-use serde_json::Value as Json;
+
+/// More hosts than this in one source's options is refused: each is resolved in turn,
+/// so a long seed list would hold the request for minutes.
+const MAX_TARGETS: usize = 32;
+
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`)
+/// IPv6 address: the kernel, or a NAT64 gateway, delivers the connection there.
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let nat64 = || {
+        let s = ip.segments();
+        (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| Ipv4Addr::from(u128::from(ip) as u32))
+    };
+    ip.to_ipv4_mapped().or_else(nat64)
+}
+
+/// Every address a connection to `ip` can end up at: itself, the IPv4 address it embeds,
+/// and for the unspecified addresses (`0.0.0.0`, `::`), which the kernel connects to this
+/// machine, both loopback addresses.
+fn reaches(ip: IpAddr) -> Vec<IpAddr> {
+    let mut out = vec![ip];
+    if let IpAddr::V6(v6) = ip {
+        if let Some(v4) = embedded_v4(v6) {
+            out.push(IpAddr::V4(v4));
+        }
+        // The deprecated IPv4-compatible form (`::a.b.c.d`): a tunnel may still route it
+        // to the IPv4 address, so a deny rule sees that too (never an allow rule).
+        let compatible = v6.segments()[..6] == [0; 6] && !v6.is_loopback();
+        if compatible && !v6.is_unspecified() {
+            out.push(IpAddr::V4(Ipv4Addr::from(u128::from(v6) as u32)));
+        }
+    }
+    if out.iter().any(IpAddr::is_unspecified) {
+        out.push(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        out.push(IpAddr::V6(Ipv6Addr::LOCALHOST));
+    }
+    out
+}
+
+/// The one address `ip` means, for allow rules: the embedded IPv4 address, and loopback
+/// for an unspecified address.
+fn canonical(ip: IpAddr) -> IpAddr {
+    let ip = match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Rule {
@@ -32,16 +88,27 @@ impl Rule {
                 .ok()
                 .filter(|b| *b <= max)
                 .ok_or_else(|| format!("bad prefix length in {raw:?}"))?;
-            return Ok(Rule::Net(ip, bits));
+            return Ok(Rule::net(ip, bits));
         }
         if let Ok(ip) = raw.parse::<IpAddr>() {
             let bits = if ip.is_ipv4() { 32 } else { 128 };
-            return Ok(Rule::Net(ip, bits));
+            return Ok(Rule::net(ip, bits));
         }
         if raw.is_empty() {
             return Err("empty host rule".into());
         }
         Ok(Rule::Name(raw))
+    }
+
+    /// A range, an IPv4-mapped IPv6 range written as the IPv4 range it is.
+    fn net(ip: IpAddr, bits: u8) -> Self {
+        match ip {
+            IpAddr::V6(v6) if bits >= 96 => match v6.to_ipv4_mapped() {
+                Some(v4) => Rule::Net(IpAddr::V4(v4), bits - 96),
+                None => Rule::Net(ip, bits),
+            },
+            _ => Rule::Net(ip, bits),
+        }
     }
 
     fn matches_name(&self, name: &str) -> bool {
@@ -75,6 +142,7 @@ impl Rule {
 pub struct HostPolicy {
     allow: Vec<Rule>,
     deny: Vec<Rule>,
+    unix_sockets: bool,
 }
 
 impl HostPolicy {
@@ -89,7 +157,42 @@ impl HostPolicy {
         Ok(Self {
             allow: rules(allow)?,
             deny: rules(deny)?,
+            unix_sockets: false,
         })
+    }
+
+    /// Also lets sources connect through Unix-domain sockets (refused by default: a
+    /// socket is this machine, reached past every address rule, often as a trusted peer).
+    pub fn allowing_unix_sockets(mut self, allow: bool) -> Self {
+        self.unix_sockets = allow;
+        self
+    }
+
+    /// Checks every place a source's driver will connect to.
+    pub async fn check_targets(&self, targets: &[ConnectTarget]) -> Result<()> {
+        if targets.len() > MAX_TARGETS {
+            return Err(Error::bad_request(format!(
+                "options: {} hosts is more than the {MAX_TARGETS} a data source may name",
+                targets.len()
+            )));
+        }
+        for target in targets {
+            match target {
+                ConnectTarget::Tcp { host, port } => self.check(host, *port).await?,
+                ConnectTarget::UnixSocket(path) => self.check_socket(path)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_socket(&self, path: &Path) -> Result<()> {
+        if self.unix_sockets {
+            return Ok(());
+        }
+        Err(Error::forbidden(format!(
+            "Unix socket {} is not allowed for data sources (connect over TCP, or see MANIFOLD_ALLOW_UNIX_SOCKETS)",
+            path.display()
+        )))
     }
 
     /// Checks `host` (a name or an address) against the lists, resolving names.
@@ -99,17 +202,20 @@ impl HostPolicy {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
+        // `localhost.` is `localhost` to the resolver, so to the name rules too.
+        let bare = name.strip_suffix('.').unwrap_or(&name);
         let denied = |why: &str| {
             Err(Error::forbidden(format!(
                 "host {name} is not allowed for data sources ({why}; see MANIFOLD_ALLOWED_HOSTS and MANIFOLD_DENIED_HOSTS)"
             )))
         };
-        if self.deny.iter().any(|r| r.matches_name(&name)) {
+        if self.deny.iter().any(|r| r.matches_name(bare)) {
             return denied("denied by name");
         }
-        let addresses: Vec<IpAddr> = match name.parse::<IpAddr>() {
-            Ok(ip) => vec![ip],
-            Err(_) => {
+        let literal = name.parse::<IpAddr>().ok();
+        let addresses: Vec<IpAddr> = match literal {
+            Some(ip) => vec![ip],
+            None => {
                 let lookup = tokio::net::lookup_host((name.as_str(), port));
                 match tokio::time::timeout(Duration::from_secs(5), lookup).await {
                     Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
@@ -123,18 +229,20 @@ impl HostPolicy {
         };
         if addresses
             .iter()
-            .any(|ip| self.deny.iter().any(|r| r.matches_ip(*ip)))
+            .flat_map(|ip| reaches(*ip))
+            .any(|ip| self.deny.iter().any(|r| r.matches_ip(ip)))
         {
             return denied("it resolves to a denied address");
         }
         if self.allow.is_empty() {
             return Ok(());
         }
-        let allowed_by_name = self.allow.iter().any(|r| r.matches_name(&name));
+        // A literal address is allowed by what it means, never by its name.
+        let allowed_by_name = literal.is_none() && self.allow.iter().any(|r| r.matches_name(bare));
         let allowed_by_address = !addresses.is_empty()
             && addresses
                 .iter()
-                .all(|ip| self.allow.iter().any(|r| r.matches_ip(*ip)));
+                .all(|ip| self.allow.iter().any(|r| r.matches_ip(canonical(*ip))));
         if allowed_by_name || allowed_by_address {
             Ok(())
         } else {
@@ -143,57 +251,9 @@ impl HostPolicy {
     }
 }
 
-/// The host and port a network data source's options point at: `host`/`port`, or the
-/// authority of `url`. `None` for sources that are not on the network (SQLite).
-pub fn target(kind: &str, options: &Json) -> Option<(String, u16)> {
-    let default_port = match kind {
-        "postgres" => 5432,
-        "mysql" | "mariadb" => 3306,
-        "mssql" => 1433,
-        "mongodb" => 27017,
-        _ => return None,
-    };
-    if let Some(url) = options.get("url").and_then(Json::as_str) {
-        let rest = url.split_once("://").map_or(url, |(_, r)| r);
-        let authority = rest.split(['/', '?']).next().unwrap_or("");
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-        let (host, port) = match host_port.strip_prefix('[') {
-            Some(v6) => {
-                let (h, p) = v6.split_once(']').unwrap_or((v6, ""));
-                (
-                    h.to_owned(),
-                    p.strip_prefix(':').and_then(|p| p.parse().ok()),
-                )
-            }
-            None => match host_port.rsplit_once(':') {
-                Some((h, p)) => (h.to_owned(), p.parse().ok()),
-                None => (host_port.to_owned(), None),
-            },
-        };
-        return Some((host, port.unwrap_or(default_port)));
-    }
-    let host = options
-        .get("host")
-        .and_then(Json::as_str)
-        .unwrap_or("localhost");
-    // A socket path is this machine.
-    let host = if host.starts_with('/') {
-        "localhost"
-    } else {
-        host
-    };
-    let port = options
-        .get("port")
-        .and_then(|p| p.as_u64().or_else(|| p.as_str()?.parse().ok()))
-        .and_then(|p| u16::try_from(p).ok())
-        .unwrap_or(default_port);
-    Some((host.to_owned(), port))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     fn policy(allow: &[&str], deny: &[&str]) -> HostPolicy {
         let s = |l: &[&str]| l.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -239,23 +299,82 @@ mod tests {
         assert!(HostPolicy::parse(&[], &s("x.y/8")).is_err());
     }
 
-    #[test]
-    fn targets_come_from_host_or_url() {
-        assert_eq!(
-            target(
-                "postgres",
-                &json!({"url": "postgres://u:p@db.example:6543/x"})
-            ),
-            Some(("db.example".into(), 6543))
+    #[tokio::test]
+    async fn other_spellings_of_a_denied_address_are_denied() {
+        let p = policy(&[], &["169.254.0.0/16", "fe80::/10"]);
+        for host in [
+            "::ffff:169.254.169.254",
+            "[::ffff:a9fe:a9fe]",
+            "64:ff9b::169.254.169.254",
+            "::169.254.169.254",
+        ] {
+            assert!(p.check(host, 80).await.is_err(), "{host}");
+        }
+        let p = policy(&[], &["127.0.0.0/8", "::1/128", "localhost"]);
+        for host in [
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+            "::",
+            "::ffff:0.0.0.0",
+            "LOCALHOST.",
+        ] {
+            assert!(p.check(host, 5432).await.is_err(), "{host}");
+        }
+        assert!(p.check("10.0.0.1", 5432).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn allow_rules_see_what_an_address_means() {
+        let p = policy(&["10.0.0.0/8", "*.0.1"], &[]);
+        assert!(p.check("::ffff:10.1.2.3", 5432).await.is_ok());
+        assert!(
+            p.check("0.0.0.0", 5432).await.is_err(),
+            "0.0.0.0 is loopback"
         );
-        assert_eq!(
-            target("mysql", &json!({"url": "mysql://u:p%40ss@[::1]/x"})),
-            Some(("::1".into(), 3306))
+        assert!(
+            p.check("127.0.0.1", 5432).await.is_err(),
+            "a name pattern never admits a literal address"
         );
-        assert_eq!(
-            target("postgres", &json!({"host": "10.0.0.5", "port": "5433"})),
-            Some(("10.0.0.5".into(), 5433))
+        let p = policy(&["::ffff:10.0.0.0/104"], &[]);
+        assert!(p.check("10.9.9.9", 5432).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn unix_sockets_need_the_operators_consent() {
+        let socket = [ConnectTarget::UnixSocket("/var/run/postgresql".into())];
+        let err = policy(&[], &[])
+            .check_targets(&socket)
+            .await
+            .expect_err("refused by default");
+        assert_eq!(err.kind(), manifold_core::error::ErrorKind::Forbidden);
+        assert!(
+            err.message().contains("MANIFOLD_ALLOW_UNIX_SOCKETS"),
+            "{}",
+            err.message()
         );
-        assert_eq!(target("sqlite", &json!({"path": "x"})), None);
+        let open = policy(&[], &[]).allowing_unix_sockets(true);
+        assert!(open.check_targets(&socket).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn every_target_is_checked() {
+        let p = policy(&[], &["169.254.0.0/16"]);
+        let tcp = |host: &str| ConnectTarget::Tcp {
+            host: host.into(),
+            port: 27017,
+        };
+        assert!(
+            p.check_targets(&[tcp("127.0.0.1"), tcp("10.0.0.2")])
+                .await
+                .is_ok()
+        );
+        assert!(
+            p.check_targets(&[tcp("127.0.0.1"), tcp("169.254.169.254")])
+                .await
+                .is_err()
+        );
+        let many = vec![tcp("127.0.0.1"); MAX_TARGETS + 1];
+        let err = p.check_targets(&many).await.expect_err("too many");
+        assert_eq!(err.kind(), manifold_core::error::ErrorKind::BadRequest);
     }
 }

@@ -5,7 +5,9 @@
 mod hosts;
 mod registry;
 mod resource;
+mod secrets;
 
 pub use hosts::HostPolicy;
-pub use registry::{Registry, mask_secrets, mask_url};
+pub use registry::Registry;
 pub use resource::define;
+pub use secrets::{mask_secrets, mask_url};

@@ -13,14 +13,12 @@ use manifold_core::schema::FieldType;
 use manifold_core::{DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
-use super::hosts::{HostPolicy, target};
+use super::hosts::HostPolicy;
+use super::secrets::{mask_secrets, scrub, secret_values};
 use crate::metadata::MetadataStore;
 
 /// The table holding data-source records in the main database.
 pub const RECORDS_TABLE: &str = "_manifold_data_sources";
-
-/// Option keys whose values are secrets: stored, used, never returned or logged.
-const SECRET_KEYS: &[&str] = &["password", "secret", "token"];
 
 fn records_definition() -> CollectionDefinition {
     let mut key = FieldDefinition::new("key", FieldType::String);
@@ -126,8 +124,12 @@ impl Registry {
 
     /// Checks that `kind` is known and `options` may be used: the host is allowed, a SQLite
     /// path stays inside the data directory. Returns the options to connect with.
+    ///
+    /// The hosts are those the type's own factory reads from the options, with the
+    /// driver's parser and defaults, so the check and the connection cannot disagree;
+    /// nothing connects before it.
     pub async fn vet(&self, kind: &str, options: &Json) -> Result<Json> {
-        self.manager.factory(kind)?;
+        let factory = self.manager.factory(kind)?;
         if !options.is_object() {
             return Err(Error::bad_request(
                 "options: expected an object of connection options",
@@ -136,9 +138,11 @@ impl Registry {
         if kind == "sqlite" {
             return self.sqlite_options(options);
         }
-        if let Some((host, port)) = target(kind, options) {
-            self.hosts.check(&host, port).await?;
-        }
+        let targets = factory
+            .targets(options)
+            .await
+            .map_err(|e| without_secrets(e, options))?;
+        self.hosts.check_targets(&targets).await?;
         Ok(options.clone())
     }
 
@@ -178,7 +182,10 @@ impl Registry {
             .factory(kind)?
             .test_connection(&resolved)
             .await
-            .map_err(|e| Error::bad_request(format!("Test connection failed: {}", e.message())))
+            .map_err(|e| {
+                let e = without_secrets(e, options);
+                Error::bad_request(format!("Test connection failed: {}", e.message()))
+            })
     }
 
     /// Stores a new record after testing its connection, then loads it in the background.
@@ -250,6 +257,11 @@ impl Registry {
                     .cloned()
                     .unwrap_or_default();
                 for (k, v) in new {
+                    if shown_form_of(v, merged.get(k)) {
+                        // A client sending back what it was shown (`u:***@h`) means
+                        // "unchanged", not "the password is now ***".
+                        continue;
+                    }
                     if v.is_null() {
                         merged.remove(k);
                     } else {
@@ -277,6 +289,10 @@ impl Registry {
         };
         if options_changed && enabled {
             self.test_connection(&kind, &options).await?;
+        } else if options_changed {
+            // A disabled record is held to the same rules as a disabled create: what is
+            // stored is only ever somewhere the source may connect to.
+            self.vet(&kind, &options).await?;
         }
         row.insert("options".into(), options);
         row.insert("enabled".into(), Json::Bool(enabled));
@@ -410,7 +426,8 @@ impl Registry {
         let source = self
             .manager
             .build_with(key, kind, &resolved, self.settings.clone(), overlay)
-            .await?;
+            .await
+            .map_err(|e| without_secrets(e, &options))?;
         self.manager.add(source).await
     }
 
@@ -456,6 +473,30 @@ fn str_of<'a>(record: &'a Record, key: &str) -> &'a str {
     record.get(key).and_then(Json::as_str).unwrap_or("")
 }
 
+/// The error with every secret of `options` that its message might quote replaced by
+/// `***`: drivers' messages are not ours to vouch for.
+fn without_secrets(e: Error, options: &Json) -> Error {
+    let secrets = secret_values(options);
+    if secrets.is_empty() {
+        return e;
+    }
+    let scrubbed = Error::new(e.kind(), scrub(e.message(), &secrets));
+    match e.code() {
+        Some(code) => scrubbed.with_code(code),
+        None => scrubbed,
+    }
+}
+
+/// Whether `new` is the masked form of the stored option `old` (and not `old` itself).
+fn shown_form_of(new: &Json, old: Option<&Json>) -> bool {
+    match (new, old) {
+        (Json::String(new), Some(Json::String(old))) => {
+            new != old && *new == super::secrets::mask_url(old)
+        }
+        _ => false,
+    }
+}
+
 /// Keys are what clients send in `X-Data-Source`: short, plain, and never `main`.
 fn validate_key(key: &str) -> Result<()> {
     let plain = !key.is_empty()
@@ -474,71 +515,9 @@ fn validate_key(key: &str) -> Result<()> {
     Ok(())
 }
 
-/// Options with every secret removed, including a password inside a connection URL.
-pub fn mask_secrets(options: &Json) -> Json {
-    match options {
-        Json::Object(map) => Json::Object(
-            map.iter()
-                .filter(|(k, _)| {
-                    let lower = k.to_ascii_lowercase();
-                    !SECRET_KEYS.iter().any(|s| lower.contains(s))
-                })
-                .map(|(k, v)| {
-                    let v = match (k.as_str(), v) {
-                        ("url", Json::String(url)) => Json::String(mask_url(url)),
-                        _ => mask_secrets(v),
-                    };
-                    (k.clone(), v)
-                })
-                .collect(),
-        ),
-        Json::Array(items) => Json::Array(items.iter().map(mask_secrets).collect()),
-        other => other.clone(),
-    }
-}
-
-/// `scheme://user:secret@host` → `scheme://user:***@host`.
-pub fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_owned()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secrets_never_leave() {
-        let masked = mask_secrets(&json!({
-            "host": "db", "password": "p4ss", "dbPassword": "x", "apiToken": "t",
-            "url": "postgres://ro:s3cret@db:5432/erp?sslmode=require",
-            "nested": {"password": "y"}
-        }));
-        let text = masked.to_string();
-        for secret in ["p4ss", "s3cret", "\"x\"", "\"t\"", "\"y\""] {
-            assert!(!text.contains(secret), "{secret} leaked in {text}");
-        }
-        assert_eq!(
-            masked["url"],
-            json!("postgres://ro:***@db:5432/erp?sslmode=require")
-        );
-        assert_eq!(masked["host"], json!("db"));
-    }
 
     #[test]
     fn keys_are_plain_names() {
