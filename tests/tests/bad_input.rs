@@ -48,6 +48,17 @@ every_backend! {
                 "Invalid filter",
             ),
             (
+                "filter nested past serde_json's limit",
+                Method::GET,
+                format!(
+                    "/api/posts:list?filter={}",
+                    enc(&format!("{}{}", "{\"$and\":[".repeat(200), "]}".repeat(200)))
+                ),
+                None,
+                400,
+                "Invalid filter: nested too deeply",
+            ),
+            (
                 "filter not an object",
                 Method::GET,
                 format!("/api/posts:list?filter={}", enc("[1]")),

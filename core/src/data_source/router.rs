@@ -121,6 +121,14 @@ impl DataSourceRouter {
         let mut incoming =
             parse_query(&ctx.request.query).map_err(|e| Error::bad_request(e.to_string()))?;
         if let Some(Json::String(raw)) = incoming.get("filter") {
+            // serde_json stops at 128 levels: that is JSON too deep, not malformed JSON.
+            let too_deep = serde_json::from_str::<Json>(raw)
+                .is_err_and(|e| e.to_string().contains("recursion limit"));
+            if too_deep {
+                return Err(Error::bad_request(
+                    "Invalid filter: nested too deeply (at most 128 levels of objects and lists)",
+                ));
+            }
             return Err(Error::bad_request(format!(
                 "Invalid filter: not a JSON object: {}",
                 abbreviate(raw)
