@@ -80,6 +80,11 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_MAX_PAGE_SIZE", default_value_t = 1000)]
     pub max_page_size: u64,
 
+    /// The most relations one `appends` path may go through (`author.books` is 2); deeper
+    /// is a 400, since each level multiplies what one request can embed.
+    #[arg(long, env = "MANIFOLD_MAX_APPEND_DEPTH", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
+    pub max_append_depth: u64,
+
     /// The largest request body accepted, in bytes; larger is a 413.
     #[arg(long, env = "MANIFOLD_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
     pub body_limit: usize,
@@ -161,6 +166,7 @@ impl Default for ServeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 13000)),
             main_db: "sqlite://./data/main.sqlite".into(),
             max_page_size: 1000,
+            max_append_depth: 4,
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
             request_timeout: 35,
@@ -187,6 +193,7 @@ impl ServeConfig {
             default_page_size: 50,
             max_page_size: self.max_page_size,
             request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
+            max_append_depth: usize::try_from(self.max_append_depth).unwrap_or(4),
         }
     }
 }

@@ -59,6 +59,14 @@ every_backend! {
                 "Invalid filter: nested too deeply",
             ),
             (
+                "appends deeper than the limit",
+                Method::GET,
+                "/api/posts:list?appends=a.b.c.d.e".into(),
+                None,
+                400,
+                "appends: a.b.c.d.e goes through more than 4 relations",
+            ),
+            (
                 "filter not an object",
                 Method::GET,
                 format!("/api/posts:list?filter={}", enc("[1]")),

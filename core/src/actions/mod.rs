@@ -263,6 +263,16 @@ impl Target {
         };
         let except = self.params.list("except")?.unwrap_or_default();
         let appends = self.params.list("appends")?.unwrap_or_default();
+        let most = self
+            .source
+            .as_ref()
+            .map_or(4, |s| s.settings().max_append_depth);
+        if let Some(deep) = appends.iter().find(|a| a.split('.').count() > most) {
+            return Err(Error::bad_request(format!(
+                "appends: {deep} goes through more than {most} relations (the limit, \
+                 MANIFOLD_MAX_APPEND_DEPTH)"
+            )));
+        }
         let source = match &self.source {
             Some(source)
                 if !appends.is_empty() || has_dot(&fields) || has_dot(&Some(except.clone())) =>

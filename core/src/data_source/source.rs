@@ -22,6 +22,9 @@ pub struct DataSourceSettings {
     /// How long one request may wait on this source before a 504. A server-side statement
     /// timeout cannot fire when the network itself is gone; this one always does.
     pub request_timeout: std::time::Duration,
+    /// The most relations one `appends` path may go through (`author.books` is 2): each
+    /// level multiplies what one request can embed.
+    pub max_append_depth: usize,
 }
 
 impl Default for DataSourceSettings {
@@ -31,6 +34,7 @@ impl Default for DataSourceSettings {
             default_page_size: 50,
             max_page_size: 1000,
             request_timeout: std::time::Duration::from_secs(35),
+            max_append_depth: 4,
         }
     }
 }
