@@ -338,3 +338,37 @@ fn security_page_examples_work_against_the_binary() {
     }
     assert!(ran >= 19, "only {ran} documented steps were found");
 }
+
+#[path = "../../connectors/mongo/tests/support/secantus.rs"]
+mod secantus;
+
+#[test]
+fn mongodb_page_examples_work_against_the_binary_and_secantusdb() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let page = std::fs::read_to_string(root.join("docs/mongodb.md")).expect("docs/mongodb.md");
+    let server = secantus::Secantus::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let password = "docs-example-root";
+    let _manifold = start(port, dir.path(), password);
+    let mut shell = Shell::default();
+    let sign_in = Step::Capture {
+        name: "TOKEN".into(),
+        command: format!(
+            r#"curl -s -X POST http://127.0.0.1:13000/api/auth:signIn -H 'Content-Type: application/json' -d '{{"account":"root","password":"{password}"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/'"#
+        ),
+    };
+    run(port, &mut shell, &[sign_in], &[]);
+    // The page's server listens on 27017; the test's on a free port.
+    let substitutions = [(
+        "mongodb://127.0.0.1:27017".to_owned(),
+        format!("mongodb://127.0.0.1:{}", server.port),
+    )];
+    let mut ran = 0;
+    for block in tested_blocks(&page, "mongodb") {
+        let block_steps = steps(block);
+        ran += block_steps.len();
+        run(port, &mut shell, &block_steps, &substitutions);
+    }
+    assert!(ran >= 5, "only {ran} documented steps were found");
+}
