@@ -348,3 +348,24 @@ async fn bad_collection_definitions_are_refused() {
     }
     assert_eq!(t.get("/api/posts:list").await.status, 200);
 }
+
+every_backend! {
+    async fn text_operators_with_an_empty_list_are_answered_not_500() {
+        let t = app_with_posts().await;
+        t.insert("posts", json!([{"score": 3}])).await;
+        for (op, titles) in [
+            ("$includes", vec![]),
+            ("$startsWith", vec![]),
+            ("$endWith", vec![]),
+            ("$notIncludes", vec![json!("a"), json!("b")]),
+            ("$notStartsWith", vec![json!("a"), json!("b")]),
+            ("$notEndWith", vec![json!("a"), json!("b")]),
+        ] {
+            let r = t
+                .get(&format!("/api/posts:list?sort=id&{}", filter(json!({"title": {op: []}}))))
+                .await;
+            assert_eq!(r.status, 200, "{op}: {:?}", r.body);
+            assert_eq!(r.column("title"), titles, "{op}: nothing, or every non-NULL title");
+        }
+    }
+}

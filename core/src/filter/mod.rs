@@ -738,9 +738,20 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
                 Predicate::IsNull
             });
         }
+        let operands = texts(operand)?;
+        if operands.is_empty() {
+            // Any of none matches nothing; none of none, every value (NULL excluded, as
+            // for every negated text match). Said here once, so no backend sees an empty
+            // list and every backend agrees.
+            return Ok(if negated {
+                Predicate::IsNotNull
+            } else {
+                Predicate::In(Vec::new())
+            });
+        }
         Ok(Predicate::Text {
             mode,
-            operands: texts(operand)?,
+            operands,
             negated,
         })
     };
