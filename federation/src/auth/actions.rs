@@ -51,7 +51,8 @@ pub fn define(auth: &Arc<Auth>, main: &DataSource) {
     api_keys::define(auth, main);
 }
 
-fn values(ctx: &Context) -> Result<Map<String, Json>> {
+/// The request's `values` as an object (none is an empty one).
+pub(super) fn values(ctx: &Context) -> Result<Map<String, Json>> {
     match ctx.action()?.params.get("values") {
         Some(Json::Object(map)) => Ok(map.clone()),
         None | Some(Json::Null) => Ok(Map::new()),

@@ -53,7 +53,7 @@ fn truthy(row: &Record, key: &str) -> bool {
 }
 
 /// A JSON column, which some databases hand back as text.
-fn json_of(row: &Record, key: &str) -> Json {
+pub(super) fn json_of(row: &Record, key: &str) -> Json {
     match row.get(key) {
         Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
         Some(value) => value.clone(),

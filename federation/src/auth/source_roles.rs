@@ -15,6 +15,8 @@ use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
+use super::actions::values;
+use super::permissions::json_of;
 use super::store::{ACTIONS, RESOURCES, ROLES, SCOPES, SOURCE_ROLES};
 use super::{Auth, as_i64};
 
@@ -60,16 +62,6 @@ fn source_key(ctx: &Context, auth: &Auth) -> Result<String> {
     }
 }
 
-fn values(ctx: &Context) -> Result<Map<String, Json>> {
-    match ctx.action()?.params.get("values") {
-        Some(Json::Object(map)) => Ok(map.clone()),
-        None | Some(Json::Null) => Ok(Map::new()),
-        Some(other) => Err(Error::bad_request(format!(
-            "values: expected an object, got {other}"
-        ))),
-    }
-}
-
 async fn find(repository: &Arc<dyn Repository>, filter: &Json) -> Result<Vec<Record>> {
     let options = FindOptions {
         filter: parse_filter(repository.collection(), filter)?,
@@ -106,67 +98,74 @@ async fn update(repository: &Arc<dyn Repository>, filter: &Json, row: &Json) -> 
     Ok(())
 }
 
-/// A JSON column, which some databases hand back as text.
-fn json_column(row: &Record, key: &str) -> Json {
-    match row.get(key) {
-        Some(Json::String(s)) => serde_json::from_str(s).unwrap_or(Json::Null),
-        Some(value) => value.clone(),
-        None => Json::Null,
-    }
-}
-
 struct SourceRoles {
     auth: Arc<Auth>,
     main: Arc<DataSource>,
 }
 
 impl SourceRoles {
-    /// The role's record on source `key`: its strategy there and its collection grants.
-    async fn present(&self, key: &str, role: &str) -> Result<Json> {
+    /// The records of `roles` on source `key`: each one's strategy there and its
+    /// collection grants. Three reads, however many roles and grants.
+    async fn present(&self, key: &str, roles: &[String]) -> Result<Vec<Json>> {
         let store = &self.auth.store;
-        let strategy = store
-            .find_one(
-                SOURCE_ROLES,
-                &json!({ "dataSourceKey": key, "roleName": role }),
-                &[],
-            )
-            .await?
-            .map(|row| json_column(&row, "strategy"))
-            .unwrap_or(Json::Null);
-        let mut resources = Vec::new();
-        for resource in store
-            .find(
-                RESOURCES,
-                &json!({ "dataSourceKey": key, "roleName": role }),
-                &[],
-            )
-            .await?
-        {
-            let actions: Vec<Json> = store
-                .find(
-                    ACTIONS,
-                    &json!({ "rolesResourceId": resource.get("id") }),
-                    &[],
-                )
+        let which = json!({ "dataSourceKey": key, "roleName": { "$in": roles } });
+        let strategies = store.find(SOURCE_ROLES, &which, &[]).await?;
+        let resources = store.find(RESOURCES, &which, &[]).await?;
+        let ids: Vec<Json> = resources
+            .iter()
+            .filter_map(|r| r.get("id").cloned())
+            .collect();
+        let actions = if ids.is_empty() {
+            Vec::new()
+        } else {
+            store
+                .find(ACTIONS, &json!({ "rolesResourceId": { "$in": ids } }), &[])
                 .await?
-                .into_iter()
-                .map(|a| {
-                    json!({
-                        "name": a.get("name"), "fields": json_column(&a, "fields"),
-                        "scopeId": a.get("scopeId"),
+        };
+        let of_role =
+            |row: &Record, role: &str| row.get("roleName").and_then(Json::as_str) == Some(role);
+        Ok(roles
+            .iter()
+            .map(|role| {
+                let strategy = strategies
+                    .iter()
+                    .find(|row| of_role(row, role))
+                    .map(|row| json_of(row, "strategy"))
+                    .unwrap_or(Json::Null);
+                let granted: Vec<Json> = resources
+                    .iter()
+                    .filter(|row| of_role(row, role))
+                    .map(|resource| {
+                        let id = as_i64(resource.get("id"));
+                        let actions: Vec<Json> = actions
+                            .iter()
+                            .filter(|a| as_i64(a.get("rolesResourceId")) == id)
+                            .map(|a| {
+                                json!({
+                                    "name": a.get("name"), "fields": json_of(a, "fields"),
+                                    "scopeId": a.get("scopeId"),
+                                })
+                            })
+                            .collect();
+                        json!({
+                            "name": resource.get("name"),
+                            "usingActionsConfig": resource.get("usingActionsConfig"),
+                            "actions": actions,
+                        })
                     })
+                    .collect();
+                json!({
+                    "roleName": role, "dataSourceKey": key, "strategy": strategy,
+                    "resources": granted,
                 })
-                .collect();
-            resources.push(json!({
-                "name": resource.get("name"),
-                "usingActionsConfig": resource.get("usingActionsConfig"),
-                "actions": actions,
-            }));
-        }
-        Ok(json!({
-            "roleName": role, "dataSourceKey": key, "strategy": strategy,
-            "resources": resources,
-        }))
+            })
+            .collect())
+    }
+
+    /// The record of one role on source `key`.
+    async fn present_one(&self, key: &str, role: &str) -> Result<Json> {
+        let mut all = self.present(key, &[role.to_owned()]).await?;
+        Ok(all.pop().unwrap_or(Json::Null))
     }
 
     /// Writes `values` (`strategy` and/or `resources`) for `role` on `key`, all or nothing.
@@ -290,13 +289,15 @@ impl Middleware for SourceRoles {
             .map(str::to_owned);
         let body = match (action.action_name.as_str(), role) {
             ("list", _) => {
-                let mut all = Vec::new();
-                for row in self.auth.store.find(ROLES, &json!({}), &[]).await? {
-                    if let Some(name) = row.get("name").and_then(Json::as_str) {
-                        all.push(self.present(&key, name).await?);
-                    }
-                }
-                Json::Array(all)
+                let names: Vec<String> = self
+                    .auth
+                    .store
+                    .find(ROLES, &json!({}), &[])
+                    .await?
+                    .iter()
+                    .filter_map(|row| row.get("name").and_then(Json::as_str).map(str::to_owned))
+                    .collect();
+                Json::Array(self.present(&key, &names).await?)
             }
             (_, None) => {
                 return Err(Error::bad_request(
@@ -317,7 +318,7 @@ impl Middleware for SourceRoles {
                     self.write(&key, &role, &values(ctx)?).await?;
                     self.auth.permissions.reload().await?;
                 }
-                self.present(&key, &role).await?
+                self.present_one(&key, &role).await?
             }
         };
         ctx.body = Some(body);
