@@ -168,6 +168,19 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// A shell whose `$TOKEN` is root's, signed in as the README's quickstart does.
+fn signed_in_shell(port: u16, password: &str) -> Shell {
+    let mut shell = Shell::default();
+    let sign_in = Step::Capture {
+        name: "TOKEN".into(),
+        command: format!(
+            r#"curl -s -X POST http://127.0.0.1:13000/api/auth:signIn -H 'Content-Type: application/json' -d '{{"account":"root","password":"{password}"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/'"#
+        ),
+    };
+    run(port, &mut shell, &[sign_in], &[]);
+    shell
+}
+
 /// The root password the README starts the service with.
 fn root_password(readme: &str) -> String {
     readme
@@ -300,14 +313,7 @@ fn data_sources_page_examples_work_against_the_binary() {
     let password = "docs-example-root";
     let _server = start(port, dir.path(), password);
     // The page's lines use a token in $TOKEN, as the README's quickstart gets it.
-    let mut shell = Shell::default();
-    let sign_in = Step::Capture {
-        name: "TOKEN".into(),
-        command: format!(
-            r#"curl -s -X POST http://127.0.0.1:13000/api/auth:signIn -H 'Content-Type: application/json' -d '{{"account":"root","password":"{password}"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/'"#
-        ),
-    };
-    run(port, &mut shell, &[sign_in], &[]);
+    let mut shell = signed_in_shell(port, password);
     let mut ran = 0;
     for label in ["postgres", "mariadb", "sqlite"] {
         for block in tested_blocks(&page, label) {
@@ -351,14 +357,7 @@ fn mongodb_page_examples_work_against_the_binary_and_secantusdb() {
     let port = free_port();
     let password = "docs-example-root";
     let _manifold = start(port, dir.path(), password);
-    let mut shell = Shell::default();
-    let sign_in = Step::Capture {
-        name: "TOKEN".into(),
-        command: format!(
-            r#"curl -s -X POST http://127.0.0.1:13000/api/auth:signIn -H 'Content-Type: application/json' -d '{{"account":"root","password":"{password}"}}' | sed -E 's/.*"token":"([^"]+)".*/\1/'"#
-        ),
-    };
-    run(port, &mut shell, &[sign_in], &[]);
+    let mut shell = signed_in_shell(port, password);
     // The page's server listens on 27017; the test's on a free port.
     let substitutions = [(
         "mongodb://127.0.0.1:27017".to_owned(),

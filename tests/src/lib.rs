@@ -431,7 +431,7 @@ pub fn own_collections(names: Vec<Json>) -> Vec<Json> {
         .into_iter()
         .filter(|n| {
             !n.as_str()
-                .is_some_and(|n| manifold_federation::auth::COLLECTIONS.contains(&n))
+                .is_some_and(|n| manifold_federation::auth::collections().any(|c| c == n))
         })
         .collect()
 }
@@ -606,6 +606,33 @@ impl TestApp {
         let mut t = Self::open(dir, &config).await;
         t.backend = self.backend;
         t
+    }
+
+    /// Creates the user `username` (password `<username>-password-1`) with `roles`, as
+    /// root, signs it in, and returns its token.
+    pub async fn new_user(&self, username: &str, roles: &[&str]) -> String {
+        let password = format!("{username}-password-1");
+        let r = self
+            .main(
+                Method::POST,
+                "/api/users:create",
+                Some(json!({ "username": username, "password": password, "roles": roles })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "create {username}: {:?}", r.body);
+        let r = self
+            .main_as(
+                "",
+                Method::POST,
+                "/api/auth:signIn",
+                Some(json!({ "account": username, "password": password })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "sign in {username}: {:?}", r.body);
+        r.data()["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token for {username}: {:?}", r.body))
+            .to_owned()
     }
 
     /// The token of the user `root` the helpers send.

@@ -813,28 +813,6 @@ every_backend! {
     }
 }
 
-/// Signs in a new user whose only role is `role`; its bearer header.
-async fn signed_in(t: &TestApp, username: &str, role: &str) -> String {
-    let password = format!("{username}-password-1");
-    let r = t
-        .post(
-            "/api/users:create",
-            json!({"username": username, "password": password, "roles": [role]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = t
-        .main_as(
-            "",
-            poem::http::Method::POST,
-            "/api/auth:signIn",
-            Some(json!({"account": username, "password": password})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    format!("Bearer {}", r.data()["token"].as_str().expect("token"))
-}
-
 every_backend! {
     // The blog schema is raw SQL on the main database.
     #[skip(mongodb, mssql)]
@@ -866,7 +844,7 @@ every_backend! {
                 .await;
             assert_eq!(r.status, 200, "{:?}", r.body);
         }
-        let ed = signed_in(&t, "ed", "editor").await;
+        let ed = format!("Bearer {}", t.new_user("ed", &["editor"]).await);
         let send = |method: poem::http::Method, path: &'static str, body: Option<Json>| {
             let (t, ed) = (&t, ed.clone());
             async move { t.main_as(&ed, method, path, body).await }

@@ -34,20 +34,6 @@ async fn token_of(t: &TestApp, account: &str, password: &str) -> String {
     r.data()["token"].as_str().expect("a token").to_owned()
 }
 
-/// Creates the user `username` with `roles` (as root) and returns its token.
-async fn user(t: &TestApp, username: &str, roles: &[&str]) -> String {
-    let password = format!("{username}-password-1");
-    let r = t
-        .main(
-            Method::POST,
-            "/api/users:create",
-            Some(json!({ "username": username, "password": password, "roles": roles })),
-        )
-        .await;
-    assert_eq!(r.status, 200, "create {username}: {:?}", r.body);
-    token_of(t, username, &password).await
-}
-
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -126,7 +112,7 @@ every_backend! {
         assert!(r.header("retry-after").is_some_and(|s| s.parse::<u64>().is_ok_and(|n| n > 0)));
         assert!(r.error().starts_with("Too many failed sign-in attempts"), "{}", r.error());
         // Another account is not locked by root's failures (the tests have no client address).
-        let ann = user(&t, "ann", &["member"]).await;
+        let ann = t.new_user("ann", &["member"]).await;
         assert!(!ann.is_empty());
     }
 }
@@ -174,17 +160,17 @@ every_backend! {
         refused(&list(bearer(&unknown)).await, "BLOCKED_TOKEN", "never issued");
 
         // Signed out, the user gone, a role the user lacks.
-        let ann = user(&t, "ann", &["member"]).await;
+        let ann = t.new_user("ann", &["member"]).await;
         let r = t.main_as(&bearer(&ann), Method::POST, "/api/auth:signOut", None).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         refused(&t.main_as(&bearer(&ann), Method::GET, "/api/auth:check", None).await, "BLOCKED_TOKEN", "signed out");
-        let bob = user(&t, "bob", &["member"]).await;
+        let bob = t.new_user("bob", &["member"]).await;
         let me = t.main_as(&bearer(&bob), Method::GET, "/api/auth:check", None).await;
         let id = me.data()["id"].clone();
         let r = t.main(Method::POST, &format!("/api/users:destroy/{id}"), None).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         refused(&t.main_as(&bearer(&bob), Method::GET, "/api/auth:check", None).await, "NOT_EXIST_USER", "user gone");
-        let cy = user(&t, "cy", &["member"]).await;
+        let cy = t.new_user("cy", &["member"]).await;
         let r = t
             .send_as(&bearer(&cy), Method::GET, "/api/auth:check", &[("x-role", "root")], None)
             .await;
@@ -230,7 +216,7 @@ every_backend! {
     #[skip(mongodb, mssql)]
     async fn a_password_change_ends_older_sessions() {
         let t = TestApp::new().await;
-        let ann = user(&t, "ann", &["member"]).await;
+        let ann = t.new_user("ann", &["member"]).await;
         let change = |body: Json| {
             let (t, ann) = (&t, ann.clone());
             async move {
@@ -293,7 +279,7 @@ every_backend! {
         let id = listed.data()[0]["id"].clone();
 
         // Another user sees none of root's keys and may pin only a role of their own.
-        let ann = user(&t, "ann", &["member"]).await;
+        let ann = t.new_user("ann", &["member"]).await;
         let r = t.main_as(&bearer(&ann), Method::GET, "/api/apiKeys:list", None).await;
         assert_eq!((r.status, r.data().as_array().map(Vec::len)), (200, Some(0)), "{:?}", r.body);
         let r = t
@@ -301,6 +287,14 @@ every_backend! {
                 Some(json!({"name": "mine", "role": {"name": "admin"}, "expiresIn": "never"})))
             .await;
         assert_eq!((r.status, r.error()), (400, "Role not found"), "{:?}", r.body);
+        for expires in [json!("soon"), json!(30), json!("0s")] {
+            let r = t
+                .main(Method::POST, "/api/apiKeys:create",
+                    Some(json!({"name": "bad", "role": {"name": "member"}, "expiresIn": expires})))
+                .await;
+            assert_eq!(r.status, 400, "{expires}: {:?}", r.body);
+            assert!(r.error().starts_with("values.expiresIn"), "{expires}: {}", r.error());
+        }
         let r = t.main_as(&bearer(&ann), Method::POST, &format!("/api/apiKeys:destroy/{id}"), None).await;
         assert!(r.status == 200 || r.status == 403 || r.status == 404, "{:?}", r.body);
         let me = t.main_as(&bearer(&key), Method::GET, "/api/auth:check", None).await;
@@ -321,7 +315,7 @@ every_backend! {
     #[skip(mongodb, mssql)]
     async fn x_role_picks_the_role_and_administration_needs_allow_configure() {
         let t = TestApp::new().await;
-        let bob = user(&t, "bob", &["member", "admin"]).await;
+        let bob = t.new_user("bob", &["member", "admin"]).await;
         let create = |role: &'static str, name: &'static str| {
             let (t, bob) = (&t, bob.clone());
             async move {
@@ -334,7 +328,7 @@ every_backend! {
         assert_eq!(create("admin", "by_admin").await.status, 200);
         assert_eq!(create("__union__", "by_union").await.status, 200);
 
-        let ann = user(&t, "ann", &["member"]).await;
+        let ann = t.new_user("ann", &["member"]).await;
         for (method, path) in [
             (Method::POST, "/api/dataSources:create"),
             (Method::GET, "/api/users:list"),
@@ -436,7 +430,7 @@ every_backend! {
             .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         let resource = r.data()["id"].clone();
-        let ann = user(&t, "ann", &["editor"]).await;
+        let ann = t.new_user("ann", &["editor"]).await;
         let as_ann = |method: Method, path: String, body: Option<Json>| {
             let (t, ann) = (&t, ann.clone());
             async move { t.send_as(&bearer(&ann), method, &path, &[], body).await }
@@ -552,7 +546,7 @@ every_backend! {
         ])).await;
         let r = t.main(Method::POST, "/api/roles:create", Some(json!({"name": "viewer"}))).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        let ann = user(&t, "ann", &["viewer"]).await;
+        let ann = t.new_user("ann", &["viewer"]).await;
         let list = || {
             let (t, ann) = (&t, ann.clone());
             async move { t.send_as(&bearer(&ann), Method::GET, "/api/posts:list?sort=id", &[], None).await }
@@ -599,11 +593,26 @@ every_backend! {
         assert_eq!(r.status, 404, "{:?}", r.body);
         let r = t.main(Method::GET, &format!("{roles}:get?filterByTk=nobody"), None).await;
         assert_eq!(r.status, 404, "{:?}", r.body);
-        let r = t
-            .main(Method::POST, &format!("{roles}:update?filterByTk=viewer"),
-                Some(json!({"strategy": {"actions": "everything"}})))
-            .await;
-        assert_eq!(r.status, 400, "{:?}", r.body);
+        for (path, body, needle) in [
+            (format!("{roles}:update?filterByTk=viewer"), json!({"strategy": {"actions": "everything"}}), "values.strategy"),
+            (format!("{roles}:update?filterByTk=viewer"), json!({"resources": {"name": "posts"}}), "values.resources"),
+            (format!("{roles}:update?filterByTk=viewer"), json!({"resources": [{"actions": []}]}), "values.resources.0.name"),
+            (format!("{roles}:update?filterByTk=viewer"),
+                json!({"resources": [{"name": "posts", "actions": [{"name": "view", "fields": "title"}]}]}),
+                "values.resources.0.actions.0.fields"),
+            (format!("{roles}:update"), json!({"strategy": {"actions": []}}), "filterByTk"),
+        ] {
+            let r = t.main(Method::POST, &path, Some(body.clone())).await;
+            assert_eq!(r.status, 400, "{path} {body}: {:?}", r.body);
+            assert!(r.error().contains(needle), "{path} {body}: {}", r.error());
+        }
+        let r = t.main(Method::GET, &format!("{roles}:list"), None).await;
+        let viewer = r.data().as_array().and_then(|all| all.iter().find(|x| x["roleName"] == json!("viewer")));
+        assert_eq!(
+            viewer.map(|v| v["resources"][0]["actions"][0]["fields"].clone()),
+            Some(json!(["title"])),
+            "{:?}", r.body
+        );
         assert_eq!(list().await.column("title"), [json!("a")], "a refused write changed nothing");
     }
 }
@@ -619,7 +628,7 @@ every_backend! {
         ]})).await;
         let r = t.main(Method::POST, "/api/roles:create", Some(json!({"name": "writer"}))).await;
         assert_eq!(r.status, 200, "{:?}", r.body);
-        let ann = user(&t, "ann", &["writer", "member"]).await;
+        let ann = t.new_user("ann", &["writer", "member"]).await;
         // Written by root: createdById is stamped with the writer, whatever the body says.
         t.insert("notes", json!([
             {"title": "ann", "role": "x"},

@@ -365,23 +365,7 @@ async fn acl_middleware_placed_before_core_runs_before_the_permission_check() {
 async fn powerless_user(t: &TestApp) -> String {
     let r = t.post("/api/roles:create", json!({"name": "nobody"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = t
-        .post(
-            "/api/users:create",
-            json!({"username": "nobody", "password": "nobody-password", "roles": ["nobody"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = t
-        .main_as(
-            "",
-            poem::http::Method::POST,
-            "/api/auth:signIn",
-            Some(json!({"account": "nobody", "password": "nobody-password"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    r.data()["token"].as_str().expect("token").to_owned()
+    t.new_user("nobody", &["nobody"]).await
 }
 
 /// `method path` on the main source as the holder of `token`.

@@ -29,7 +29,7 @@ use manifold_core::{DataSource, Error, Result};
 use serde_json::{Value as Json, json};
 
 pub use config::{AuthConfig, Secret};
-pub use store::COLLECTIONS;
+pub use store::collections;
 
 use crate::metadata::MetadataStore;
 use authenticate::Session;

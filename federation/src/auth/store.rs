@@ -48,16 +48,9 @@ pub const ADMINISTERED: &[&str] = &[
 
 /// Every collection this module keeps in the main database: the administered ones and
 /// `apiKeys`, which each signed-in user manages for themselves.
-pub const COLLECTIONS: &[&str] = &[
-    USERS,
-    ROLES,
-    ROLES_USERS,
-    SOURCE_ROLES,
-    RESOURCES,
-    ACTIONS,
-    SCOPES,
-    API_KEYS,
-];
+pub fn collections() -> impl Iterator<Item = &'static str> {
+    ADMINISTERED.iter().copied().chain([API_KEYS])
+}
 
 /// The collections whose rows say what roles may do: a write to one reloads the ACLs.
 pub const PERMISSION_COLLECTIONS: &[&str] = &[ROLES, SOURCE_ROLES, RESOURCES, ACTIONS, SCOPES];
