@@ -206,18 +206,26 @@ impl<'c> Compiler<'c> {
                 doc! { col: { "$in": [] } }
             };
         }
-        let escaped: Vec<String> = operands.iter().map(|o| escape_regex(o)).collect();
-        let any = if escaped.len() == 1 {
-            escaped.concat()
-        } else {
-            format!("(?:{})", escaped.join("|"))
+        let pattern = |operand: &String| {
+            let escaped = escape_regex(operand);
+            match mode {
+                TextMatch::Contains => escaped,
+                TextMatch::StartsWith => format!("^{escaped}"),
+                TextMatch::EndsWith => format!("{escaped}$"),
+            }
         };
-        let pattern = match mode {
-            TextMatch::Contains => any,
-            TextMatch::StartsWith => format!("^{any}"),
-            TextMatch::EndsWith => format!("{any}$"),
-        };
-        self.regex(field, pattern, "i", negated)
+        // One small regex per operand rather than one alternation of them all: a long
+        // list would make a pattern past what servers accept (SecantusDB caps it at 1,000
+        // characters, MongoDB at 32,764 bytes).
+        let mut each: Vec<Document> = operands
+            .iter()
+            .map(|o| self.regex(field, pattern(o), "i", negated))
+            .collect();
+        match (each.len(), negated) {
+            (1, _) => each.pop().unwrap_or_default(),
+            (_, false) => doc! { "$or": each },
+            (_, true) => doc! { "$and": each },
+        }
     }
 
     /// `$like` and friends as an anchored regex: `%` is `.*`, `_` is `.`, every other
@@ -458,7 +466,10 @@ mod tests {
         );
         assert_eq!(
             compile(json!({"name.$startsWith": ["x", "y$"]})),
-            doc! {"name": {"$regex": "^(?:x|y\\$)", "$options": "i"}}
+            doc! {"$or": [
+                {"name": {"$regex": "^x", "$options": "i"}},
+                {"name": {"$regex": "^y\\$", "$options": "i"}},
+            ]}
         );
         assert_eq!(
             compile(json!({"name.$notIncludes": "a"})),

@@ -6,6 +6,9 @@ use manifold_core::value::Value;
 
 use crate::dialect::Dialect;
 
+/// The most terms [`SqlBuilder::join_balanced`] writes as one flat chain.
+const FLAT_TERMS: usize = 64;
+
 /// A statement ready to run: text with placeholders, and the values to bind, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sql {
@@ -132,6 +135,35 @@ impl SqlBuilder {
             item(self, x);
         }
         self
+    }
+
+    /// Appends `item(self, x)` for each of `items` joined by a boolean operator (`sep` is
+    /// `" AND "` or `" OR "`). A long list is nested as a balanced tree of parenthesised
+    /// halves: `a OR b OR …` with thousands of terms parses as a chain thousands deep, and
+    /// SQLite refuses an expression tree deeper than 1,000 ("Expression tree is too large").
+    pub fn join_balanced<T>(
+        &mut self,
+        items: &[T],
+        sep: &str,
+        mut item: impl FnMut(&mut Self, &T),
+    ) -> &mut Self {
+        self.balanced(items, sep, &mut item);
+        self
+    }
+
+    fn balanced<T>(&mut self, items: &[T], sep: &str, item: &mut dyn FnMut(&mut Self, &T)) {
+        if items.len() <= FLAT_TERMS {
+            self.join(items, sep, |b, x| item(b, x));
+            return;
+        }
+        let (left, right) = items.split_at(items.len() / 2);
+        self.text.push('(');
+        self.balanced(left, sep, item);
+        self.text.push(')');
+        self.text.push_str(sep);
+        self.text.push('(');
+        self.balanced(right, sep, item);
+        self.text.push(')');
     }
 
     /// The finished statement.

@@ -230,7 +230,7 @@ fn group(b: &mut SqlBuilder, items: &[Filter], sep: &str, empty: &str) {
         return;
     }
     b.push("(");
-    b.join(items, sep, condition);
+    b.join_balanced(items, sep, condition);
     b.push(")");
 }
 
@@ -239,27 +239,38 @@ fn column(b: &mut SqlBuilder, f: &FieldRef) {
 }
 
 /// The column as compared for equality and order. PostgreSQL has no `=` on `json`, so
-/// JSON columns are compared as `jsonb` there.
+/// JSON columns are compared as `jsonb` there. MySQL and MariaDB read JSON through
+/// `JSON_EXTRACT(…, '$')`: a JSON value on MySQL, and on MariaDB (whose JSON is text) the
+/// text in one canonical spelling, so `[1,2]` equals `[1, 2]`.
 fn compared(b: &mut SqlBuilder, f: &FieldRef) {
-    if b.dialect() == Dialect::Postgres && f.field_type == FieldType::Json {
-        b.push("CAST(");
-        column(b, f);
-        b.push(" AS JSONB)");
-    } else {
-        column(b, f);
+    match (b.dialect(), f.field_type) {
+        (Dialect::Postgres, FieldType::Json) => {
+            b.push("CAST(");
+            column(b, f);
+            b.push(" AS JSONB)");
+        }
+        (Dialect::MySql, FieldType::Json) => {
+            b.push("JSON_EXTRACT(");
+            column(b, f);
+            b.push(", '$')");
+        }
+        _ => {
+            column(b, f);
+        }
     }
 }
 
 /// A value compared with `f`. PostgreSQL would widen a `real` column to double and compare
 /// with the exact double, so `real = 0.1` never held; the value is narrowed instead.
-/// MySQL 8 compares a native JSON column with text as text, so JSON operands are cast.
+/// MySQL 8 compares a native JSON column with text as text, so JSON operands go through
+/// `JSON_EXTRACT(…, '$')` as the column does (not `CAST(… AS JSON)`, which MariaDB lacks).
 fn operand(b: &mut SqlBuilder, f: &FieldRef, v: &Value) {
     match (b.dialect(), f.field_type) {
         (Dialect::Postgres, FieldType::Float) => {
             b.push("CAST(").bind(v.clone()).push(" AS REAL)");
         }
         (Dialect::MySql, FieldType::Json) => {
-            b.push("CAST(").bind(v.clone()).push(" AS JSON)");
+            b.push("JSON_EXTRACT(").bind(v.clone()).push(", '$')");
         }
         _ => {
             b.bind(v.clone());
@@ -442,7 +453,7 @@ fn array_any(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
     match b.dialect() {
         Dialect::Postgres => {
             b.push("(");
-            b.join(values, " OR ", |b, v| {
+            b.join_balanced(values, " OR ", |b, v| {
                 b.push("to_jsonb(");
                 column(b, f);
                 b.push(") @> ").bind(json_array(std::slice::from_ref(v)));
@@ -564,14 +575,18 @@ fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
     if chunks.len() > 1 {
         b.push("(");
     }
-    b.join(chunks, if negated { " AND " } else { " OR " }, |b, part| {
-        compared(b, f);
-        b.push(if negated { " NOT IN (" } else { " IN (" });
-        b.join(part, ", ", |b, v| {
-            operand(b, f, v);
-        });
-        b.push(")");
-    });
+    b.join_balanced(
+        &chunks,
+        if negated { " AND " } else { " OR " },
+        |b, part| {
+            compared(b, f);
+            b.push(if negated { " NOT IN (" } else { " IN (" });
+            b.join(*part, ", ", |b, v| {
+                operand(b, f, v);
+            });
+            b.push(")");
+        },
+    );
     if values.len() > chunk {
         b.push(")");
     }
@@ -604,7 +619,7 @@ fn text_match(
         column(b, f);
         b.push(" IS NOT NULL AND ");
     }
-    b.join(
+    b.join_balanced(
         operands,
         if negated { " AND " } else { " OR " },
         |b, text| {

@@ -203,6 +203,27 @@ impl Default for FilterContext {
     }
 }
 
+/// The most values (operands and list items together) one filter may hold. Each becomes a
+/// bound parameter, and SQLite takes at most 32,766 in one statement; a filter this large
+/// is a mistake or an attack, not a query.
+pub const MAX_FILTER_VALUES: usize = 10_000;
+
+/// Whether `json` holds at most `budget` scalar values, counting down as it goes so a huge
+/// filter is refused after `budget` steps, not after a full walk.
+fn within_value_budget(json: &Json, budget: &mut usize) -> bool {
+    match json {
+        Json::Array(items) => items.iter().all(|x| within_value_budget(x, budget)),
+        Json::Object(map) => map.values().all(|x| within_value_budget(x, budget)),
+        _ => match budget.checked_sub(1) {
+            Some(left) => {
+                *budget = left;
+                true
+            }
+            None => false,
+        },
+    }
+}
+
 /// Checks a JSON filter against `collection` and builds its AST, in UTC at the current time.
 ///
 /// Returns `None` for a filter with no condition at all (`{}`, `{"$and": []}`): such a
@@ -237,6 +258,13 @@ pub fn parse_filter_with(
             )));
         }
     };
+    let mut budget = MAX_FILTER_VALUES;
+    if !within_value_budget(filter, &mut budget) {
+        return Err(Error::bad_request(format!(
+            "Invalid filter: it holds more than {MAX_FILTER_VALUES} values; \
+             split the request or filter on a relation instead"
+        )));
+    }
     let parser = Parser {
         collection,
         context,
