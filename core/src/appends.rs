@@ -45,6 +45,8 @@ pub struct Shape {
     /// Root attributes asked for (`None` is all); keys added for matching are stripped.
     requested: Option<Vec<String>>,
     except: Vec<String>,
+    /// The most records the answer may embed (the source's `max_embedded_records`).
+    limit: usize,
 }
 
 /// Splits `fields`/`except`/`appends` of a request on `collection` into the root's own
@@ -123,6 +125,7 @@ pub fn shape(
             children,
             requested,
             except: root_except,
+            limit: source.settings().max_embedded_records,
         },
         root_fields,
         read_except,
@@ -271,8 +274,12 @@ impl Shape {
     }
 
     /// Embeds the associations into `records` and removes keys read only for matching.
+    ///
+    /// Refuses with a 400, before building it, an answer that would embed more than the
+    /// source's `max_embedded_records`: chained appends (`author.books.author.books`) can
+    /// otherwise grow an answer several times over per level.
     pub async fn load(&self, records: &mut [Record]) -> Result<()> {
-        load_level(&self.children, records).await?;
+        load_level(&self.children, records, self.limit).await?;
         for record in records.iter_mut() {
             trim(
                 record,
@@ -300,16 +307,28 @@ fn trim(
     }
 }
 
+/// Embeds every association of `children` into `records`; returns, per record, how many
+/// records it now embeds (each with what it embeds itself).
 fn load_level<'a>(
     children: &'a BTreeMap<String, Node>,
     records: &'a mut [Record],
-) -> BoxFuture<'a, Result<()>> {
+    limit: usize,
+) -> BoxFuture<'a, Result<Vec<usize>>> {
     Box::pin(async move {
+        let mut embedded = vec![0; records.len()];
         for (name, node) in children {
-            embed(name, node, records).await?;
+            embed(name, node, records, &mut embedded, limit).await?;
         }
-        Ok(())
+        Ok(embedded)
     })
+}
+
+/// The 400 for an answer that would embed more than `limit` records.
+fn too_many_embedded(limit: usize) -> Error {
+    Error::bad_request(format!(
+        "appends: the answer would embed more than {limit} related records (the limit, \
+         MANIFOLD_MAX_EMBEDDED_RECORDS); ask for fewer rows or fewer appends"
+    ))
 }
 
 /// The canonical text of a key, so keys compare equal whatever JSON shape they arrived in.
@@ -466,7 +485,16 @@ async fn linked(
     Ok(Some((pairs, rows)))
 }
 
-async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
+/// Embeds one association into `records`, adding to `embedded` (per record) the number of
+/// records placed there with their own embedded records, and refusing before anything is
+/// copied when the level's total would pass `limit`.
+async fn embed(
+    name: &str,
+    node: &Node,
+    records: &mut [Record],
+    embedded: &mut [usize],
+    limit: usize,
+) -> Result<()> {
     let a = &node.association;
     let (source_column, target_column) = match a.kind {
         AssociationKind::BelongsTo => (a.foreign_key.as_str(), a.target_key.as_str()),
@@ -507,16 +535,22 @@ async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
         }
         _ => read_targets(node, target_column, &keys).await?,
     };
-    load_level(&node.children, &mut targets).await?;
+    let inner = load_level(&node.children, &mut targets, limit).await?;
+    // A target's weight: itself and what it embeds; each copy placed costs that much.
+    let mut targets: Vec<(Record, usize)> = targets
+        .into_iter()
+        .zip(inner)
+        .map(|(t, n)| (t, n.saturating_add(1)))
+        .collect();
     if !node.sort.is_empty() {
-        targets.sort_by(|x, y| crate::filter::compare_records(x, y, &node.sort));
+        targets.sort_by(|x, y| crate::filter::compare_records(&x.0, &y.0, &node.sort));
     }
 
     // Match, then trim each target to what was asked. Targets arrive in primary-key
     // order, or the append's sort, which every embedded list keeps.
-    let mut by_key: HashMap<String, Vec<Record>> = HashMap::new();
+    let mut by_key: HashMap<String, Vec<(Record, usize)>> = HashMap::new();
     let mut ordered: Vec<String> = Vec::with_capacity(targets.len());
-    for t in targets {
+    for (t, weight) in targets {
         let Some(k) = t.get(target_column).and_then(key_of) else {
             continue;
         };
@@ -528,36 +562,59 @@ async fn embed(name: &str, node: &Node, records: &mut [Record]) -> Result<()> {
             &node.children,
         );
         ordered.push(k.clone());
-        by_key.entry(k).or_default().push(shown);
+        by_key.entry(k).or_default().push((shown, weight));
     }
     let mut linked_to: HashMap<&str, HashSet<&str>> = HashMap::new();
     for (s, t) in &links {
         linked_to.entry(s.as_str()).or_default().insert(t.as_str());
     }
-    for record in records.iter_mut() {
-        let own = record.get(source_column).and_then(key_of);
-        let value = match a.kind {
-            AssociationKind::BelongsTo | AssociationKind::HasOne => own
-                .and_then(|k| by_key.get(&k))
-                .and_then(|rows| rows.first())
-                .map(|r| Json::Object(r.clone()))
-                .unwrap_or(Json::Null),
-            AssociationKind::HasMany => Json::Array(
-                own.and_then(|k| by_key.get(&k))
-                    .map(|rows| rows.iter().cloned().map(Json::Object).collect())
+    // What each record gets, as references into `by_key`; counted in full before any copy.
+    let placed: Vec<Vec<&(Record, usize)>> = records
+        .iter()
+        .map(|record| {
+            let own = record.get(source_column).and_then(key_of);
+            match a.kind {
+                AssociationKind::BelongsTo | AssociationKind::HasOne => own
+                    .and_then(|k| by_key.get(&k))
+                    .and_then(|rows| rows.first())
+                    .into_iter()
+                    .collect(),
+                AssociationKind::HasMany => own
+                    .and_then(|k| by_key.get(&k))
+                    .map(|rows| rows.iter().collect())
                     .unwrap_or_default(),
-            ),
-            AssociationKind::BelongsToMany => {
-                let mine = own.as_deref().and_then(|k| linked_to.get(k));
-                Json::Array(
+                AssociationKind::BelongsToMany => {
+                    let mine = own.as_deref().and_then(|k| linked_to.get(k));
                     ordered
                         .iter()
                         .filter(|t| mine.is_some_and(|m| m.contains(t.as_str())))
                         .filter_map(|t| by_key.get(t).and_then(|rows| rows.first()))
-                        .cloned()
-                        .map(Json::Object)
-                        .collect(),
-                )
+                        .collect()
+                }
+            }
+        })
+        .collect();
+    let mut total = embedded
+        .iter()
+        .fold(0usize, |sum, n| sum.saturating_add(*n));
+    for (count, rows) in embedded.iter_mut().zip(&placed) {
+        let weight = rows
+            .iter()
+            .fold(0usize, |sum, (_, w)| sum.saturating_add(*w));
+        *count = count.saturating_add(weight);
+        total = total.saturating_add(weight);
+        if total > limit {
+            return Err(too_many_embedded(limit));
+        }
+    }
+    for (record, rows) in records.iter_mut().zip(placed) {
+        let mut copies = rows.into_iter().map(|(r, _)| Json::Object(r.clone()));
+        let value = match a.kind {
+            AssociationKind::BelongsTo | AssociationKind::HasOne => {
+                copies.next().unwrap_or(Json::Null)
+            }
+            AssociationKind::HasMany | AssociationKind::BelongsToMany => {
+                Json::Array(copies.collect())
             }
         };
         record.insert(name.to_owned(), value);

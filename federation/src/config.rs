@@ -85,6 +85,11 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_MAX_APPEND_DEPTH", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=32))]
     pub max_append_depth: u64,
 
+    /// The most related records one answer may embed through `appends` (each copy counts:
+    /// one author under 500 posts is 500); more is a 400 before the answer is built.
+    #[arg(long, env = "MANIFOLD_MAX_EMBEDDED_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_embedded_records: u64,
+
     /// The largest request body accepted, in bytes; larger is a 413.
     #[arg(long, env = "MANIFOLD_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
     pub body_limit: usize,
@@ -167,6 +172,7 @@ impl Default for ServeConfig {
             main_db: "sqlite://./data/main.sqlite".into(),
             max_page_size: 1000,
             max_append_depth: 4,
+            max_embedded_records: 50_000,
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
             request_timeout: 35,
@@ -194,6 +200,7 @@ impl ServeConfig {
             max_page_size: self.max_page_size,
             request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
             max_append_depth: usize::try_from(self.max_append_depth).unwrap_or(4),
+            max_embedded_records: usize::try_from(self.max_embedded_records).unwrap_or(usize::MAX),
         }
     }
 }

@@ -7,7 +7,12 @@ use serde_json::{Value as Json, json};
 
 /// NocoBase's blog schema, with foreign keys, and a few rows (ids 1, 2, … in order).
 async fn blog() -> TestApp {
-    let t = TestApp::new().await;
+    blog_with(|_| {}).await
+}
+
+/// [`blog`] on a service configured by `tweak`.
+async fn blog_with(tweak: impl FnOnce(&mut manifold_federation::config::ServeConfig)) -> TestApp {
+    let t = TestApp::with(tweak).await;
     let (text, id) = match t.backend {
         Backend::MariaDb => ("VARCHAR(100)", "INTEGER AUTO_INCREMENT PRIMARY KEY"),
         Backend::Postgres => ("TEXT", "SERIAL PRIMARY KEY"),
@@ -879,5 +884,31 @@ every_backend! {
         assert_eq!(tags.column("name"), [json!("t1"), json!("t2")]);
         let tags = t.get("/api/posts/3/tags:list").await;
         assert_eq!(tags.column("name"), Vec::<Json>::new(), "post 3 unchanged");
+    }
+}
+
+every_backend! {
+    // Raw SQL schemas (t.sql); the counting is the same code on every source.
+    #[skip(mongodb, mssql)]
+    async fn embedded_records_are_counted_with_every_copy_and_capped() {
+        // Each post: its author (1), the author's posts (ann 2, bo 1) and their author
+        // again (1 each): p1 and p2 embed 5 records each, p3 embeds 3, p4 none. 13 in all.
+        let query = "/api/posts:list?sort=id&appends=author.posts.author";
+        let t = blog_with(|c| c.max_embedded_records = 13).await;
+        let r = t.get(query).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data()[0]["author"]["posts"][1]["author"]["name"], "ann");
+
+        let t = blog_with(|c| c.max_embedded_records = 12).await;
+        let r = t.get(query).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(
+            r.error().contains("would embed more than 12 related records"),
+            "{}",
+            r.error()
+        );
+        // Fewer rows fit under the same limit.
+        let r = t.get(&format!("{query}&pageSize=2")).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
     }
 }

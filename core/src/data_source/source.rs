@@ -25,6 +25,9 @@ pub struct DataSourceSettings {
     /// The most relations one `appends` path may go through (`author.books` is 2): each
     /// level multiplies what one request can embed.
     pub max_append_depth: usize,
+    /// The most related records one answer may embed through `appends`, counting each copy
+    /// (a record embedded under ten parents counts ten times, with what it embeds itself).
+    pub max_embedded_records: usize,
 }
 
 impl Default for DataSourceSettings {
@@ -35,6 +38,7 @@ impl Default for DataSourceSettings {
             max_page_size: 1000,
             request_timeout: std::time::Duration::from_secs(35),
             max_append_depth: 4,
+            max_embedded_records: 50_000,
         }
     }
 }
