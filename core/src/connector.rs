@@ -27,6 +27,17 @@ pub trait Connector: Send + Sync {
         )))
     }
 
+    /// Adds `field` as a new column of the table behind `collection`. The rows already
+    /// there stay as they are, so the field must allow NULL or have a default. Opt-in:
+    /// only connectors that can alter a table implement it.
+    async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
+        Err(Error::bad_request(format!(
+            "this data source cannot add fields (asked for {}.{})",
+            collection.name(),
+            field.name
+        )))
+    }
+
     /// Drops the table behind `collection`.
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         Err(Error::bad_request(format!(

@@ -386,6 +386,213 @@ impl Drop for MssqlScratch {
     }
 }
 
+/// The `--main-db` of a test's main database: its scratch database, or `main.sqlite` in
+/// `dir`.
+fn main_url(dir: &tempfile::TempDir, scratch: Option<&ScratchDatabase>) -> String {
+    match scratch {
+        Some(db) => db.url(),
+        None => format!("sqlite://{}/main.sqlite", dir.path().display()),
+    }
+}
+
+/// The configuration every test app starts from, on the main database `main_db`.
+fn test_config(main_db: String) -> ServeConfig {
+    let mut config = ServeConfig {
+        main_db,
+        ..ServeConfig::default()
+    };
+    config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+    // Statement counts must not depend on how long a test ran: the first request of the
+    // token loads it (in `open`), no later one does.
+    config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
+    config
+}
+
+/// A connection pool on a test's main database, of the backend's own driver.
+enum RawPool {
+    Postgres(sqlx::PgPool),
+    MySql(sqlx::MySqlPool),
+    Sqlite(sqlx::SqlitePool),
+}
+
+impl RawPool {
+    async fn connect(
+        dir: &tempfile::TempDir,
+        scratch: Option<&ScratchDatabase>,
+        backend: Backend,
+    ) -> Self {
+        match (scratch, backend) {
+            (Some(db), Backend::Postgres) => Self::Postgres(
+                sqlx::PgPool::connect(&db.url())
+                    .await
+                    .expect("main database"),
+            ),
+            (Some(db), _) => Self::MySql(
+                sqlx::MySqlPool::connect(&db.url())
+                    .await
+                    .expect("main database"),
+            ),
+            (None, _) => {
+                let file = dir.path().join("main.sqlite");
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(file)
+                    .create_if_missing(true);
+                Self::Sqlite(
+                    sqlx::SqlitePool::connect_with(options)
+                        .await
+                        .expect("main database"),
+                )
+            }
+        }
+    }
+
+    async fn execute(&self, statement: &str) {
+        let text = sqlx::AssertSqlSafe(statement.to_owned());
+        let outcome = match self {
+            Self::Postgres(pool) => sqlx::query(text).execute(pool).await.map(|_| ()),
+            Self::MySql(pool) => sqlx::query(text).execute(pool).await.map(|_| ()),
+            Self::Sqlite(pool) => sqlx::query(text).execute(pool).await.map(|_| ()),
+        };
+        if let Err(e) = outcome {
+            panic!("{statement}: {e}");
+        }
+    }
+
+    /// The first column of every row of `query`, as text.
+    async fn texts(&self, query: &str, bind: &str) -> Vec<String> {
+        let text = sqlx::AssertSqlSafe(query.to_owned());
+        let outcome = match self {
+            Self::Postgres(pool) => sqlx::query_scalar(text).bind(bind).fetch_all(pool).await,
+            Self::MySql(pool) => sqlx::query_scalar(text).bind(bind).fetch_all(pool).await,
+            Self::Sqlite(pool) => sqlx::query_scalar(text).bind(bind).fetch_all(pool).await,
+        };
+        outcome.unwrap_or_else(|e| panic!("{query}: {e}"))
+    }
+
+    async fn close(self) {
+        match self {
+            Self::Postgres(pool) => pool.close().await,
+            Self::MySql(pool) => pool.close().await,
+            Self::Sqlite(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Runs `statements` on a test's main database, outside Manifold.
+async fn run_sql(
+    dir: &tempfile::TempDir,
+    scratch: Option<&ScratchDatabase>,
+    backend: Backend,
+    statements: &[&str],
+) {
+    let pool = RawPool::connect(dir, scratch, backend).await;
+    for statement in statements {
+        pool.execute(statement).await;
+    }
+    pool.close().await;
+}
+
+/// The names of `table`'s columns in a test's main database, in order, read outside
+/// Manifold.
+async fn table_columns(
+    dir: &tempfile::TempDir,
+    scratch: Option<&ScratchDatabase>,
+    backend: Backend,
+    table: &str,
+) -> Vec<String> {
+    let query = match backend {
+        Backend::Sqlite => "SELECT name FROM pragma_table_info(?) ORDER BY cid",
+        Backend::Postgres => {
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name::text = $1 ORDER BY ordinal_position"
+        }
+        Backend::MariaDb => {
+            "SELECT CAST(column_name AS CHAR) FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = ? ORDER BY ordinal_position"
+        }
+    };
+    let pool = RawPool::connect(dir, scratch, backend).await;
+    let columns = pool.texts(query, table).await;
+    pool.close().await;
+    columns
+}
+
+/// A test's own main database on the current backend (a temporary SQLite file or a
+/// scratch database), before any app opens it: a test puts its own tables there first
+/// (a `users` table made before Manifold, say), then starts an app on it.
+pub struct MainDb {
+    dir: tempfile::TempDir,
+    backend: Backend,
+    scratch: Option<ScratchDatabase>,
+}
+
+impl MainDb {
+    /// An empty main database on the current backend.
+    pub async fn create() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let backend = current_backend();
+        let scratch = match backend {
+            Backend::Sqlite => None,
+            other => Some(ScratchDatabase::create(other).await),
+        };
+        Self {
+            dir,
+            backend,
+            scratch,
+        }
+    }
+
+    /// The backend it runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `statements` on it, outside Manifold.
+    pub async fn sql(&self, statements: &[&str]) {
+        run_sql(&self.dir, self.scratch.as_ref(), self.backend, statements).await;
+    }
+
+    /// The names of `table`'s columns, in order, read outside Manifold.
+    pub async fn columns(&self, table: &str) -> Vec<String> {
+        table_columns(&self.dir, self.scratch.as_ref(), self.backend, table).await
+    }
+
+    /// Starts an app on it, with the configuration of [`TestApp::new`]; on failure, the
+    /// database back and the error.
+    pub async fn start(self) -> Result<TestApp, (Self, manifold_core::Error)> {
+        self.start_with(|_| {}).await
+    }
+
+    /// Starts an app on it, with a configuration `tweak` adjusts.
+    pub async fn start_with(
+        self,
+        tweak: impl FnOnce(&mut ServeConfig),
+    ) -> Result<TestApp, (Self, manifold_core::Error)> {
+        let Self {
+            dir,
+            backend,
+            scratch,
+        } = self;
+        let mut config = test_config(main_url(&dir, scratch.as_ref()));
+        tweak(&mut config);
+        match TestApp::try_open(dir, &config).await {
+            Ok(mut t) => {
+                t.backend = backend;
+                t.scratch = scratch;
+                Ok(t)
+            }
+            Err((dir, e)) => Err((
+                Self {
+                    dir,
+                    backend,
+                    scratch,
+                },
+                e,
+            )),
+        }
+    }
+}
+
 /// A response: status and parsed JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
@@ -459,27 +666,10 @@ impl TestApp {
 
     /// A fresh app, on the current backend, whose configuration `tweak` adjusts.
     pub async fn with(tweak: impl FnOnce(&mut ServeConfig)) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let backend = current_backend();
-        let scratch = match backend {
-            Backend::Sqlite => None,
-            other => Some(ScratchDatabase::create(other).await),
+        let mut t = match MainDb::create().await.start_with(tweak).await {
+            Ok(t) => t,
+            Err((_, e)) => panic!("app starts: {e}"),
         };
-        let mut config = ServeConfig {
-            main_db: match &scratch {
-                Some(db) => db.url(),
-                None => format!("sqlite://{}/main.sqlite", dir.path().display()),
-            },
-            ..ServeConfig::default()
-        };
-        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
-        // Statement counts must not depend on how long a test ran: the first request of
-        // the token loads it (in `open`), no later one does.
-        config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
-        tweak(&mut config);
-        let mut t = Self::open(dir, &config).await;
-        t.backend = backend;
-        t.scratch = scratch;
         if let Some(external) = current_external() {
             t.attach(external).await;
         }
@@ -541,17 +731,7 @@ impl TestApp {
             ..
         } = self;
         app.data_sources().close_all().await;
-        let mut config = ServeConfig {
-            main_db: match &scratch {
-                Some(db) => db.url(),
-                None => format!("sqlite://{}/main.sqlite", dir.path().display()),
-            },
-            ..ServeConfig::default()
-        };
-        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
-        // Statement counts must not depend on how long a test ran: the first request of
-        // the token loads it (in `open`), no later one does.
-        config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
+        let config = test_config(main_url(&dir, scratch.as_ref()));
         let mut t = Self::open(dir, &config).await;
         t.backend = backend;
         t.scratch = scratch;
@@ -566,15 +746,31 @@ impl TestApp {
 
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
-        let app = build_app(config).await.expect("app starts");
+        match Self::try_open(dir, config).await {
+            Ok(t) => t,
+            Err((_, e)) => panic!("app starts: {e}"),
+        }
+    }
+
+    /// An app on an existing directory, or why it did not start (and the directory back).
+    async fn try_open(
+        dir: tempfile::TempDir,
+        config: &ServeConfig,
+    ) -> Result<Self, (tempfile::TempDir, manifold_core::Error)> {
+        let app = match build_app(config).await {
+            Ok(app) => app,
+            Err(e) => return Err((dir, e)),
+        };
         let options = http::HttpOptions::from_config(config).expect("HTTP options");
         let endpoint = http::endpoint_with(app.clone(), options).boxed();
-        let token = app
-            .auth()
-            .expect("the app authenticates")
-            .issue_token(1)
+        let auth = app.auth().expect("the app authenticates");
+        // root is user 1 on an empty database, not over a users table of the test's own.
+        let root = auth
+            .user_id("root")
             .await
-            .expect("a token for root");
+            .expect("root's id is read")
+            .expect("the user root exists");
+        let token = auth.issue_token(root).await.expect("a token for root");
         let t = Self {
             app,
             endpoint,
@@ -588,20 +784,13 @@ impl TestApp {
         // The first request of a token reads the session; tests count statements after it.
         let checked = t.main(Method::GET, "/api/auth:check", None).await;
         assert_eq!(checked.status, 200, "root's token: {:?}", checked.body);
-        t
+        Ok(t)
     }
 
     /// A second app on the same main database, as another replica of one deployment
     /// would be (it registers no external source of its own).
     pub async fn replica(&self) -> Self {
-        let mut config = ServeConfig {
-            main_db: match &self.scratch {
-                Some(db) => db.url(),
-                None => format!("sqlite://{}/main.sqlite", self.dir.path().display()),
-            },
-            ..ServeConfig::default()
-        };
-        config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+        let config = test_config(main_url(&self.dir, self.scratch.as_ref()));
         let dir = tempfile::tempdir().expect("temp dir");
         let mut t = Self::open(dir, &config).await;
         t.backend = self.backend;
@@ -861,37 +1050,7 @@ impl TestApp {
             "t.sql runs on the main database, not on {:?}: opt the test out with #[skip(…)]",
             self.external
         );
-        let run = |statement: &str| sqlx::AssertSqlSafe(statement.to_owned());
-        match (&self.scratch, self.backend) {
-            (Some(db), Backend::Postgres) => {
-                let pool = sqlx::PgPool::connect(&db.url())
-                    .await
-                    .expect("main database");
-                for s in statements {
-                    sqlx::query(run(s)).execute(&pool).await.expect(s);
-                }
-                pool.close().await;
-            }
-            (Some(db), _) => {
-                let pool = sqlx::MySqlPool::connect(&db.url())
-                    .await
-                    .expect("main database");
-                for s in statements {
-                    sqlx::query(run(s)).execute(&pool).await.expect(s);
-                }
-                pool.close().await;
-            }
-            (None, _) => {
-                let file = self.dir.path().join("main.sqlite");
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
-                    .await
-                    .expect("main database");
-                for s in statements {
-                    sqlx::query(run(s)).execute(&pool).await.expect(s);
-                }
-                pool.close().await;
-            }
-        }
+        run_sql(&self.dir, self.scratch.as_ref(), self.backend, statements).await;
         self.app
             .data_sources()
             .get("main")
@@ -899,6 +1058,12 @@ impl TestApp {
             .refresh()
             .await
             .expect("schema re-read");
+    }
+
+    /// The names of `table`'s columns in the main database, in order, read outside
+    /// Manifold.
+    pub async fn columns(&self, table: &str) -> Vec<String> {
+        table_columns(&self.dir, self.scratch.as_ref(), self.backend, table).await
     }
 
     /// Statements the addressed data source (the main one, or the external database) has

@@ -15,7 +15,7 @@ mod options;
 use std::sync::Arc;
 use std::time::Duration;
 
-use manifold_core::connector::{CollectionDefinition, Connector};
+use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
@@ -191,6 +191,21 @@ impl Connector for MySqlConnector {
         .await
         .map_err(map_sqlx)?;
         introspect::collection(&self.pool, self.flavor, &definition.name).await
+    }
+
+    async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
+        // MySQL commits each DDL statement by itself, so there is no transaction to wrap
+        // them in: a failed unique index leaves the column without it.
+        for text in manifold_sql::ddl::add_column(&ddl::MySqlColumns, collection.table(), field)? {
+            codec::prepare(&manifold_sql::Sql {
+                text,
+                params: Vec::new(),
+            })
+            .execute(&self.pool)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        Ok(())
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {

@@ -111,19 +111,23 @@ pub fn array_comments(definition: &CollectionDefinition, schema: &str) -> Vec<St
         .fields
         .iter()
         .filter(|f| f.field_type == FieldType::Array)
-        .map(|f| {
-            let mut b = SqlBuilder::new(Dialect::Postgres);
-            b.push("COMMENT ON COLUMN ")
-                .ident(schema)
-                .push(".")
-                .ident(&definition.name)
-                .push(".")
-                .ident(&f.name)
-                .push(" IS ")
-                .push(&quoted(crate::introspect::ARRAY_COMMENT));
-            b.finish().text
-        })
+        .map(|f| array_comment(schema, &definition.name, &f.name))
         .collect()
+}
+
+/// The `COMMENT ON COLUMN` statement that marks `schema.table.column` as an array field
+/// stored as JSONB.
+pub fn array_comment(schema: &str, table: &str, column: &str) -> String {
+    let mut b = SqlBuilder::new(Dialect::Postgres);
+    b.push("COMMENT ON COLUMN ")
+        .ident(schema)
+        .push(".")
+        .ident(table)
+        .push(".")
+        .ident(column)
+        .push(" IS ")
+        .push(&quoted(crate::introspect::ARRAY_COMMENT));
+    b.finish().text
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use manifold_core::connector::{CollectionDefinition, Connector};
+use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
@@ -434,6 +434,28 @@ impl Connector for PostgresConnector {
         }
         tx.commit().await.map_err(map_sqlx)?;
         introspect::collection(&self.pool, &self.schema, &definition.name).await
+    }
+
+    async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
+        let table = collection.table();
+        let mut statements = manifold_sql::ddl::add_column(&ddl::PostgresColumns, table, field)?;
+        if field.field_type == manifold_core::schema::FieldType::Array {
+            let schema = table.schema.as_deref().unwrap_or(&self.schema);
+            statements.push(ddl::array_comment(schema, &table.name, &field.name));
+        }
+        // DDL is transactional in PostgreSQL: the column, its index and comment appear
+        // together.
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        for text in statements {
+            prepare(&Sql {
+                text,
+                params: Vec::new(),
+            })
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {

@@ -1,6 +1,7 @@
 //! `CREATE TABLE` for a collection definition: the shape every dialect shares (an
 //! auto-increment `id`, the fields, `createdAt`/`updatedAt`, a composite key), with the
-//! per-column rendering left to the connector, which knows its type names and literals.
+//! per-column rendering left to the connector, which knows its type names and literals;
+//! and `ALTER TABLE … ADD COLUMN` for a field added to an existing table.
 
 use manifold_core::connector::{CollectionDefinition, FieldDefinition, validate_identifier};
 use manifold_core::error::{Error, Result};
@@ -146,6 +147,55 @@ pub fn create_table(
     Ok(b.finish().text)
 }
 
+/// The statements that add `field` to the existing `table`: `ALTER TABLE … ADD COLUMN`,
+/// then, for a unique field, `CREATE UNIQUE INDEX` (SQLite refuses `UNIQUE` in `ADD
+/// COLUMN`, so every dialect takes the same two steps). The rows already in the table must
+/// stay valid, so a key, or a NOT NULL field without a default, is refused.
+pub fn add_column(
+    writer: &impl ColumnWriter,
+    table: &TableName,
+    field: &FieldDefinition,
+) -> Result<Vec<String>> {
+    validate_identifier(&field.name, "field name")?;
+    if field.primary_key || (!field.allow_null && field.default_value.is_none()) {
+        return Err(Error::bad_request(format!(
+            "field {}: a column added to an existing table must allow NULL or have a default, \
+             and cannot be part of the primary key",
+            field.name
+        )));
+    }
+    let plain = FieldDefinition {
+        unique: false,
+        ..field.clone()
+    };
+    let mut add = SqlBuilder::new(writer.dialect());
+    add.push("ALTER TABLE ")
+        .table(table)
+        .push(if writer.dialect() == Dialect::Mssql {
+            " ADD "
+        } else {
+            " ADD COLUMN "
+        })
+        .push(&writer.column(&plain, false)?);
+    let mut statements = vec![add.finish().text];
+    if field.unique {
+        let mut index_name = format!("{}_{}_unique", table.name, field.name);
+        // PostgreSQL truncates longer names and MySQL refuses them.
+        index_name.truncate(63);
+        let mut index = SqlBuilder::new(writer.dialect());
+        index
+            .push("CREATE UNIQUE INDEX ")
+            .ident(&index_name)
+            .push(" ON ")
+            .table(table)
+            .push(" (")
+            .ident(&field.name)
+            .push(")");
+        statements.push(index.finish().text);
+    }
+    Ok(statements)
+}
+
 /// `DROP TABLE` or `DROP VIEW` for `table`.
 pub fn drop_table(dialect: Dialect, table: &TableName, is_view: bool) -> String {
     let mut b = SqlBuilder::new(dialect);
@@ -272,6 +322,39 @@ mod tests {
              FOREIGN KEY (\"postId\") REFERENCES \"posts\" (\"id\"), \
              FOREIGN KEY (\"tagId\") REFERENCES \"tags\" (\"id\"))"
         );
+    }
+
+    #[test]
+    fn an_added_column_is_nullable_or_defaulted_and_its_uniqueness_an_index() {
+        let table = TableName {
+            schema: Some("app".into()),
+            name: "users".into(),
+        };
+        let mut username = FieldDefinition::new("username", FieldType::String);
+        username.unique = true;
+        assert_eq!(
+            add_column(&Plain(Dialect::Postgres), &table, &username).expect("valid"),
+            [
+                "ALTER TABLE \"app\".\"users\" ADD COLUMN \"username\" INTEGER",
+                "CREATE UNIQUE INDEX \"users_username_unique\" ON \"app\".\"users\" (\"username\")",
+            ]
+        );
+        let mut flag = FieldDefinition::new("hidden", FieldType::Boolean);
+        flag.allow_null = false;
+        flag.default_value = Some(manifold_core::value::Value::Bool(false));
+        assert_eq!(
+            add_column(&Plain(Dialect::MySql), &TableName::new("roles"), &flag).expect("valid"),
+            ["ALTER TABLE `roles` ADD COLUMN `hidden` INTEGER NOT NULL"]
+        );
+        let mut required = FieldDefinition::new("name", FieldType::String);
+        required.allow_null = false;
+        let mut key = FieldDefinition::new("code", FieldType::String);
+        key.primary_key = true;
+        for field in [required, key] {
+            let err = add_column(&Plain(Dialect::Sqlite), &table, &field).expect_err("refused");
+            assert_eq!(err.kind(), manifold_core::ErrorKind::BadRequest);
+            assert!(err.message().contains(&field.name), "{}", err.message());
+        }
     }
 
     #[test]

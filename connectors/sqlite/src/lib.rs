@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use manifold_core::connector::{CollectionDefinition, Connector};
+use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
@@ -124,6 +124,23 @@ impl Connector for SqliteConnector {
         .await
         .map_err(map_sqlx)?;
         introspect::collection(&self.pool, &definition.name, false).await
+    }
+
+    async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
+        let statements =
+            manifold_sql::ddl::add_column(&ddl::SqliteColumns, collection.table(), field)?;
+        // DDL is transactional in SQLite: the column and its unique index appear together.
+        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
+        for text in statements {
+            codec::prepare(&manifold_sql::Sql {
+                text,
+                params: Vec::new(),
+            })
+            .execute(&mut *tx)
+            .await
+            .map_err(map_sqlx)?;
+        }
+        tx.commit().await.map_err(map_sqlx)
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {

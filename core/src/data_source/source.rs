@@ -390,6 +390,36 @@ impl DataSource {
             .ok_or_else(|| Error::internal(format!("collection {} vanished", definition.name)))
     }
 
+    /// Adds `fields` as new columns of the existing collection `name`, one statement
+    /// each, and re-reads the schema; the rows already there keep their values.
+    pub async fn add_fields(
+        &self,
+        name: &str,
+        fields: &[crate::connector::FieldDefinition],
+    ) -> Result<Arc<Collection>> {
+        let guard = self.schema_lock.lock().await;
+        let (collection, _) = self.collection(name).ok_or_else(|| {
+            Error::not_found(format!(
+                "collection {name} does not exist in data source {}",
+                self.key
+            ))
+        })?;
+        let mut outcome = Ok(());
+        for field in fields {
+            outcome = self.connector.add_field(&collection, field).await;
+            if outcome.is_err() {
+                break;
+            }
+        }
+        drop(guard);
+        // Re-read even after a failure: the columns added before it are there.
+        self.refresh().await?;
+        outcome?;
+        self.collection(name)
+            .map(|(c, _)| c)
+            .ok_or_else(|| Error::internal(format!("collection {name} vanished")))
+    }
+
     /// Starts a unit of work on this source's database.
     pub async fn begin(&self) -> Result<Unit> {
         Ok(Unit {

@@ -118,6 +118,16 @@ impl Auth {
         self.issue(user_id, now.timestamp_millis()).await
     }
 
+    /// The id of the user called `username`, if there is one (for tools and tests that
+    /// ask [`Auth::issue_token`] for a known account).
+    pub async fn user_id(&self, username: &str) -> Result<Option<i64>> {
+        let user = self
+            .store
+            .find_one(store::USERS, &json!({ "username": username }), &[])
+            .await?;
+        Ok(as_i64(user.as_ref().and_then(|u| u.get("id"))))
+    }
+
     async fn issue(&self, user_id: i64, sign_in_time: i64) -> Result<String> {
         let now = chrono::Utc::now().timestamp();
         let exp = now + secs(self.config.token_lifetime);
@@ -191,11 +201,29 @@ fn guard(source: &DataSource, is_main: bool) {
     }
 }
 
-/// On an empty `users` table: the user `root` with every built-in role (`root` the
-/// default), its password from the configuration or generated and printed once.
+/// While no user holds a role (the first start, also over a `users` table of the user's
+/// own, whose rows come without roles): the user `root` with every built-in role (`root`
+/// the default), its password from the configuration or generated and printed once.
 async fn create_root(store: &Store, config: &AuthConfig) -> Result<()> {
-    let users = store.repository(store::USERS).await?;
-    if users.count(None).await? > 0 {
+    if store
+        .repository(store::ROLES_USERS)
+        .await?
+        .count(None)
+        .await?
+        > 0
+    {
+        return Ok(());
+    }
+    let named_root = json!({ "username": "root" });
+    if store
+        .find_one(store::USERS, &named_root, &[])
+        .await?
+        .is_some()
+    {
+        // Another process sharing the main database is making it (it gives the roles),
+        // or the user's own table already has a root, which is not made an administrator
+        // behind the operator's back.
+        tracing::warn!("a user root exists but holds no role; not creating root");
         return Ok(());
     }
     let (password, generated) = match &config.root_password {
@@ -215,7 +243,14 @@ async fn create_root(store: &Store, config: &AuthConfig) -> Result<()> {
     let user = match created {
         Ok(user) => user,
         // Another process sharing the main database made it first.
-        Err(_) if users.count(None).await? > 0 => return Ok(()),
+        Err(_)
+            if store
+                .find_one(store::USERS, &named_root, &[])
+                .await?
+                .is_some() =>
+        {
+            return Ok(());
+        }
         Err(e) => return Err(e),
     };
     let id = user
