@@ -736,6 +736,24 @@ fn api_page_examples_work_against_the_binary() {
 }
 
 #[test]
+fn filters_page_examples_work_against_the_binary() {
+    let mut runner = Runner::new("docs/filters.md", Vec::new());
+    // The page starts the service as the README does.
+    runner.start(&root_password(&read("README.md")));
+    runner.run("filters");
+    runner.finish(40);
+}
+
+#[test]
+fn associations_page_examples_work_against_the_binary() {
+    let mut runner = Runner::new("docs/associations.md", Vec::new());
+    // The page starts the service as the README does, with its data under ./data.
+    runner.start(&root_password(&read("README.md")));
+    runner.run("associations");
+    runner.finish(40);
+}
+
+#[test]
 fn configuration_page_examples_work_against_the_binary() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     // The page's PostgreSQL main database, empty.
