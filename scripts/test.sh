@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need, then runs every test. CI runs exactly this.
 #
-# Needs: curl (the README test), PostgreSQL and MariaDB on 127.0.0.1 (the connector and
-# end-to-end suites), SecantusDB in .venv-mongo (the MongoDB connector). SQLite needs
-# nothing: sqlx bundles it. A server that cannot be
+# Needs: curl, the sqlite3 shell and python3 (the docs test), PostgreSQL and MariaDB on
+# 127.0.0.1 (the connector and end-to-end suites), SecantusDB in .venv-mongo (the MongoDB
+# connector). SQLite itself needs nothing: sqlx bundles it. A server that cannot be
 # started makes its tests fail; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,10 @@ wait_for() {
 }
 
 have curl || apt_install curl
+# The docs test (federation/tests/docs_examples.rs) runs the pages' commands, which use
+# the sqlite3 shell and python3 besides curl.
+have sqlite3 || apt_install sqlite3
+have python3 || apt_install python3
 
 # --- PostgreSQL -------------------------------------------------------------------------
 pg_url=${MANIFOLD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}

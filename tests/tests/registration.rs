@@ -160,6 +160,76 @@ async fn destroying_removes_the_record_and_the_source() {
     );
 }
 
+/// Holds an exclusive lock on the source's file, so that a load of it waits (up to the
+/// 5 s busy timeout) until the connection is dropped.
+async fn lock_sqlite(t: &TestApp, key: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection as _;
+    let path = t.dir.path().join("sources").join(format!("{key}.sqlite"));
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open the source's file");
+    for statement in ["PRAGMA locking_mode = EXCLUSIVE", "BEGIN EXCLUSIVE"] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .expect("lock the file");
+    }
+    conn
+}
+
+/// What requests to `key` get over the next second, once each 100 ms.
+async fn answers_for_a_second(t: &TestApp, key: &str) -> Vec<(u16, String)> {
+    let mut seen = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let r = t.on(key, Method::GET, "/api/items:list", None).await;
+        seen.push((r.status, r.error().to_owned()));
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_source_destroyed_while_it_loads_stays_gone() {
+    let t = TestApp::new().await;
+    register(&t, "late").await;
+    t.post("/api/dataSources:update/late", json!({"enabled": false}))
+        .await;
+    let lock = lock_sqlite(&t, "late").await;
+    // Re-enabling starts a load, which waits for the lock; the record goes meanwhile.
+    let r = t
+        .post("/api/dataSources:update/late", json!({"enabled": true}))
+        .await;
+    assert_eq!(r.data()[0]["status"], json!("loading"), "{:?}", r.body);
+    let r = t.post_empty("/api/dataSources:destroy/late").await;
+    assert_eq!(r.data(), &json!(1));
+    drop(lock);
+
+    let gone = (404, "data source late does not exist".to_owned());
+    assert_eq!(answers_for_a_second(&t, "late").await, vec![gone; 10]);
+    let list = t.get("/api/dataSources:list").await;
+    assert_eq!(list.column("key"), [json!("main")]);
+}
+
+#[tokio::test]
+async fn a_source_disabled_while_it_loads_stays_disabled() {
+    let t = TestApp::new().await;
+    register(&t, "late").await;
+    t.post("/api/dataSources:update/late", json!({"enabled": false}))
+        .await;
+    let lock = lock_sqlite(&t, "late").await;
+    t.post("/api/dataSources:update/late", json!({"enabled": true}))
+        .await;
+    let r = t
+        .post("/api/dataSources:update/late", json!({"enabled": false}))
+        .await;
+    assert_eq!(r.data()[0]["status"], json!("disabled"), "{:?}", r.body);
+    drop(lock);
+
+    let disabled = (503, "data source late is disabled".to_owned());
+    assert_eq!(answers_for_a_second(&t, "late").await, vec![disabled; 10]);
+    assert_eq!(t.settled("late").await["status"], json!("disabled"));
+}
+
 #[tokio::test]
 async fn records_are_loaded_again_at_start_and_a_broken_source_fails_alone() {
     let t = TestApp::new().await;

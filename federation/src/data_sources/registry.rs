@@ -51,6 +51,10 @@ pub struct Registry {
     sqlite_root: PathBuf,
     /// One load at a time per key, so a refresh and an update cannot interleave.
     loading: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
+    /// Per key, the number of the latest load, raised again by a destroy or a disable: a
+    /// load whose number is no longer the key's was overtaken, and must neither serve its
+    /// source nor report a status (a source destroyed while it loaded stays gone).
+    generations: DashMap<String, u64>,
     metadata: Arc<MetadataStore>,
 }
 
@@ -72,6 +76,7 @@ impl Registry {
             settings,
             sqlite_root,
             loading: DashMap::new(),
+            generations: DashMap::new(),
             metadata,
         }))
     }
@@ -310,6 +315,7 @@ impl Registry {
             .pop()
             .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
         if !enabled {
+            self.supersede(key);
             self.manager.set_status(key, DataSourceStatus::Disabled);
             self.manager.remove(key).await;
         } else if options_changed || !was_enabled {
@@ -323,6 +329,9 @@ impl Registry {
     pub async fn destroy(&self, key: &str) -> Result<u64> {
         let deleted = self.records.destroy(self.by_key(key)?.as_ref()).await?;
         self.metadata.forget_source(key).await?;
+        // Before the removal: a load still running then sees it was overtaken (and takes
+        // its source out again if it got in first).
+        self.supersede(key);
         self.manager.remove(key).await;
         self.manager.clear_status(key);
         Ok(deleted)
@@ -365,9 +374,12 @@ impl Registry {
             Some(source) => {
                 let this = self.clone();
                 let key = key.to_owned();
+                let generation = self.supersede(&key);
                 tokio::spawn(async move {
                     let outcome = source.refresh().await;
-                    this.finish(&key, outcome);
+                    if this.is_current(&key, generation) {
+                        this.finish(&key, outcome);
+                    }
                 });
             }
             None => self.spawn_load(record),
@@ -400,24 +412,42 @@ impl Registry {
         }
     }
 
+    /// Starts a new generation of `key`, overtaking every load before it.
+    fn supersede(&self, key: &str) -> u64 {
+        let mut generation = self.generations.entry(key.to_owned()).or_insert(0);
+        *generation += 1;
+        *generation
+    }
+
+    fn is_current(&self, key: &str, generation: u64) -> bool {
+        self.generations.get(key).is_some_and(|g| *g == generation)
+    }
+
     fn spawn_load(self: &Arc<Self>, record: Record) {
         let this = self.clone();
+        let key = str_of(&record, "key").to_owned();
+        let generation = self.supersede(&key);
         tokio::spawn(async move {
-            let key = str_of(&record, "key").to_owned();
             let lock = this
                 .loading
                 .entry(key.clone())
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
                 .clone();
             let _one_at_a_time = lock.lock().await;
-            let outcome = this.load(&record).await;
-            this.finish(&key, outcome);
+            if !this.is_current(&key, generation) {
+                return;
+            }
+            let outcome = this.load(&record, generation).await;
+            if this.is_current(&key, generation) {
+                this.finish(&key, outcome);
+            }
         });
     }
 
     /// Connects, introspects and swaps the source in; the old instance keeps serving until
-    /// the new one is ready, and is closed after.
-    async fn load(&self, record: &Record) -> Result<()> {
+    /// the new one is ready, and is closed after. A load overtaken meanwhile (`generation`
+    /// is no longer the key's) leaves the source out.
+    async fn load(&self, record: &Record, generation: u64) -> Result<()> {
         let key = str_of(record, "key");
         let kind = str_of(record, "type");
         let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
@@ -428,7 +458,16 @@ impl Registry {
             .build_with(key, kind, &resolved, self.settings.clone(), overlay)
             .await
             .map_err(|e| without_secrets(e, &options))?;
-        self.manager.add(source).await
+        if !self.is_current(key, generation) {
+            source.close().await;
+            return Ok(());
+        }
+        self.manager.add(source).await?;
+        // A destroy or disable between the check above and the add removed nothing yet.
+        if !self.is_current(key, generation) {
+            self.manager.remove(key).await;
+        }
+        Ok(())
     }
 
     /// A record as clients see it: secrets removed, status and error attached.
