@@ -54,6 +54,18 @@ pub trait Connector: Send + Sync {
         ))
     }
 
+    /// Starts a unit of work that first takes an exclusive lock on `key`, held until the
+    /// unit commits or is dropped: units locked on the same key run one after another, in
+    /// every process that uses this database, and each one's reads see what the previous
+    /// one committed. `firstOrCreate` and `updateOrCreate` run their lookup and insert in
+    /// one, so two of them cannot both miss and both insert.
+    ///
+    /// `Ok(None)` (the default): this database offers no such lock; callers do what they
+    /// can without it.
+    async fn begin_locked(&self, _key: &str) -> Result<Option<Box<dyn UnitOfWork>>> {
+        Ok(None)
+    }
+
     /// Closes the pool; later calls fail.
     async fn close(&self);
 

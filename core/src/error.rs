@@ -34,6 +34,10 @@ pub enum ErrorKind {
 /// then tell "still referenced" (409) from other bad input, which SQLite cannot say.
 pub const FOREIGN_KEY_VIOLATION: &str = "FOREIGN_KEY_VIOLATION";
 
+/// The `code` connectors give a unique-key violation, so `firstOrCreate` and
+/// `updateOrCreate` can tell "another writer created it first" from other bad input.
+pub const UNIQUE_VIOLATION: &str = "UNIQUE_VIOLATION";
+
 /// An error with a message meant for the client (it must never contain secrets).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct Error {

@@ -15,6 +15,7 @@ pub mod data_source;
 pub mod dates;
 pub mod error;
 pub mod filter;
+pub mod key_lock;
 pub mod middleware;
 pub mod overlay;
 pub mod params;

@@ -110,7 +110,8 @@ fn by_code(
         11000 | 11001 => Error::bad_request(format!(
             "{} already exists",
             duplicate_fields(message, names)
-        )),
+        ))
+        .with_code(manifold_core::error::UNIQUE_VIOLATION),
         121 => match details.and_then(invalid_field) {
             Some(column) => {
                 Error::bad_request(format!("{} cannot be null", names.attribute(&column)))

@@ -5,7 +5,7 @@
 //! here from the error number and the names found in the message, never copied whole
 //! when they could carry a value.
 
-use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION};
 use tiberius::error::{Error as TdsError, IoErrorKind, TokenError};
 
 /// The message for every failure to reach the server.
@@ -86,7 +86,8 @@ pub fn map_server_error(code: u32, class: u8, message: &str) -> Error {
         2627 | 2601 => Error::bad_request(format!(
             "{} already exists",
             violated_unique_key(code, message).unwrap_or_else(|| "the value".into())
-        )),
+        ))
+        .with_code(UNIQUE_VIOLATION),
         547 => {
             let name = quoted_after(message, "constraint ", '"').unwrap_or("unknown");
             if message.contains("CHECK constraint") {
@@ -194,6 +195,10 @@ mod tests {
             "Cannot insert duplicate key row in object 'dbo.posts' with unique index 'ix_slug'. The duplicate key value is (secret).",
         );
         assert_eq!(message, "ix_slug already exists");
+        assert_eq!(
+            map_server_error(2601, 14, "Cannot insert duplicate key row").code(),
+            Some(UNIQUE_VIOLATION)
+        );
         let (kind, message) = mapped(
             547,
             "The INSERT statement conflicted with the FOREIGN KEY constraint \"FK_posts_user\". The conflict occurred in database \"d\", table \"dbo.users\", column 'id'.",

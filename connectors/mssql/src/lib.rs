@@ -179,6 +179,18 @@ impl Connector for MssqlConnector {
         ))
     }
 
+    /// `sp_getapplock` on the key's hash, owned by the transaction.
+    async fn begin_locked(
+        &self,
+        key: &str,
+    ) -> Result<Option<Box<dyn manifold_core::connector::UnitOfWork>>> {
+        Ok(Some(Box::new(
+            MssqlUnit::begin_locked(&self.pool, self.statement_timeout, key)
+                .await?
+                .on(self.target.clone()),
+        )))
+    }
+
     async fn close(&self) {
         self.pool.close();
     }

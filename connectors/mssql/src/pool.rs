@@ -327,6 +327,7 @@ impl Session {
             fallback
         } else {
             Error::bad_request(format!("{} already exists", columns.join(", ")))
+                .with_code(manifold_core::error::UNIQUE_VIOLATION)
         }
     }
 }

@@ -92,6 +92,13 @@ pub mod statements {
     pub fn destroy(collection: &Collection, filter: Option<&Filter>) -> Sql {
         compile::delete(Dialect::Mssql, collection, filter)
     }
+
+    /// The lock a locked unit of work takes right after `BEGIN TRANSACTION`:
+    /// `sp_getapplock` on the key's hash, owned by the transaction, waiting at most
+    /// `wait` (zero: no limit of its own); one row, `granted` 1 when it is held.
+    pub fn key_lock(key: &str, wait: Duration) -> Sql {
+        manifold_sql::lock::sp_getapplock(key, wait)
+    }
 }
 
 /// Where a repository's statements run: on a pooled connection per operation, or in the
@@ -144,6 +151,31 @@ impl MssqlUnit {
             statement_timeout,
             target: Arc::new(DbTarget::new(SYSTEM)),
         })
+    }
+
+    /// Begins a transaction that holds an exclusive application lock on `key` until it
+    /// ends ([`statements::key_lock`]), waiting at most the statement timeout for it. A
+    /// lock not granted in time is a timeout (504).
+    pub async fn begin_locked(pool: &Pool, statement_timeout: Duration, key: &str) -> Result<Self> {
+        let unit = Self::begin(pool, statement_timeout).await?;
+        let lock = statements::key_lock(key, statement_timeout);
+        let granted = {
+            let mut held = unit.session.lock().await;
+            let session = held
+                .as_mut()
+                .ok_or_else(|| Error::internal("the unit of work was already committed"))?;
+            let rows = session.query(&lock, &[]).await?;
+            rows.first()
+                .and_then(|row| row.cells().next())
+                .is_some_and(|(_, data)| matches!(data, ColumnData::I64(Some(1))))
+        };
+        if !granted {
+            return Err(Error::new(
+                manifold_core::error::ErrorKind::Timeout,
+                "another request held the lock on these values for too long; retry",
+            ));
+        }
+        Ok(unit)
     }
 
     /// Names the database the spans of its repositories describe.

@@ -407,3 +407,45 @@ fn more_than_two_thousand_parameters_are_refused_naming_the_limit() {
     assert!(err.message().contains("2100"), "{}", err.message());
     assert!(err.message().contains("2001"), "{}", err.message());
 }
+
+/// T-SQL text only (no server runs here): what `begin_locked` sends right after
+/// `BEGIN TRANSACTION`, so `firstOrCreate` and `updateOrCreate` on the same values queue up.
+#[test]
+fn key_lock_generated_tsql_only_is_an_exclusive_sp_getapplock_owned_by_the_transaction() {
+    let key = "sales.orders\u{1f}customer=\"o'brien\"";
+    let lock = statements::key_lock(key, std::time::Duration::from_millis(2_500));
+    assert_eq!(
+        lock.text,
+        "DECLARE @result int; \
+         EXEC @result = sp_getapplock @Resource = @P1, @LockMode = 'Exclusive', \
+         @LockOwner = 'Transaction', @LockTimeout = @P2; \
+         SELECT CAST(CASE WHEN @result >= 0 THEN 1 ELSE 0 END AS bigint) AS granted"
+    );
+    // The key is bound, as a fixed-length name well under sp_getapplock's 255 characters;
+    // nothing of it reaches the text.
+    assert_eq!(
+        lock.params,
+        vec![
+            Value::Text(manifold_sql::lock::lock_name(key)),
+            Value::Int(2_500)
+        ]
+    );
+    assert!(!lock.text.contains("brien"));
+    let Value::Text(name) = &lock.params[0] else {
+        unreachable!("checked above")
+    };
+    assert!(name.len() <= 255, "{name}");
+    // A zero statement timeout waits without a limit of its own (the request's deadline
+    // still applies).
+    assert_eq!(
+        statements::key_lock(key, std::time::Duration::ZERO).params[1],
+        Value::Int(-1)
+    );
+    // The batch is three T-SQL statements; sqlparser reads the declaration and the answer
+    // (it has no grammar for `EXEC @var = procedure`).
+    let parts: Vec<&str> = lock.text.split("; ").collect();
+    assert_eq!(parts.len(), 3);
+    assert!(matches!(parse(parts[0]), Statement::Declare { .. }));
+    assert!(parts[1].starts_with("EXEC @result = sp_getapplock "));
+    assert!(matches!(parse(parts[2]), Statement::Query(_)));
+}

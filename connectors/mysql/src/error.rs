@@ -3,7 +3,7 @@
 //! Messages never repeat a value from the statement (a duplicate key, a rejected text): the
 //! value may be private, and the client sent it anyway. Details go to the log instead.
 
-use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION};
 use sqlx::mysql::MySqlDatabaseError;
 
 /// The last `` `quoted` `` or `'quoted'` name after `marker` in a server message, with any
@@ -62,7 +62,8 @@ fn database_error(number: u16, msg: &str) -> Error {
         1062 | 1586 => Error::bad_request(format!(
             "{} already exists",
             duplicate_key(msg).unwrap_or_else(|| "the value".into())
-        )),
+        ))
+        .with_code(UNIQUE_VIOLATION),
         // ER_NO_REFERENCED_ROW(_2)
         1216 | 1452 => Error::bad_request(match name_after(msg, "FOREIGN KEY (") {
             Some(column) => format!("{column}: the referenced record does not exist"),
@@ -195,6 +196,7 @@ mod tests {
     fn messages_never_echo_the_rejected_value() {
         let e = database_error(1062, "Duplicate entry 'secret@example.com' for key 'email'");
         assert_eq!(e.message(), "email already exists");
+        assert_eq!(e.code(), Some(UNIQUE_VIOLATION));
         let e = database_error(
             1366,
             "Incorrect integer value: 'secret' for column `d`.`t`.`n` at row 1",

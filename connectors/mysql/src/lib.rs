@@ -104,6 +104,8 @@ pub struct MySqlConnector {
     pool: MySqlPool,
     flavor: ServerFlavor,
     target: Arc<manifold_core::telemetry::DbTarget>,
+    /// How long `begin_locked` waits for `GET_LOCK`: the statement timeout.
+    lock_wait: Duration,
 }
 
 impl MySqlConnector {
@@ -158,6 +160,7 @@ impl MySqlConnector {
             pool,
             flavor,
             target: Arc::new(target),
+            lock_wait: statement_timeout,
         })
     }
 
@@ -230,6 +233,22 @@ impl Connector for MySqlConnector {
                 .await?
                 .on(self.target.clone()),
         ))
+    }
+
+    /// `GET_LOCK` on the key's hash before the transaction, `RELEASE_LOCK` after it.
+    async fn begin_locked(
+        &self,
+        key: &str,
+    ) -> Result<Option<Box<dyn manifold_core::connector::UnitOfWork>>> {
+        Ok(Some(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<MySqlDriver>::begin_locked(
+                &self.pool,
+                key,
+                self.lock_wait,
+            )
+            .await?
+            .on(self.target.clone()),
+        )))
     }
 
     async fn close(&self) {

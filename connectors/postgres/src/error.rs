@@ -1,6 +1,6 @@
 //! sqlx errors as client-facing core errors, by PostgreSQL SQLSTATE.
 
-use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION};
 use sqlx::postgres::{PgDatabaseError, PgSeverity};
 
 /// The message for every failure to reach the server.
@@ -56,7 +56,8 @@ fn map_database(pg: &PgDatabaseError) -> Error {
                 .and_then(key_columns)
                 .or_else(|| pg.constraint().map(str::to_owned))
                 .unwrap_or_else(|| "the value".into())
-        )),
+        ))
+        .with_code(UNIQUE_VIOLATION),
         "23503" => Error::bad_request(format!(
             "the record references a missing row or is still referenced (foreign key constraint {})",
             pg.constraint().unwrap_or("unknown")

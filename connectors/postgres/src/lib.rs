@@ -493,6 +493,23 @@ impl Connector for PostgresConnector {
         ))
     }
 
+    /// A READ COMMITTED transaction holding `pg_advisory_xact_lock` on the key's hash,
+    /// waiting at most the statement timeout for it.
+    async fn begin_locked(
+        &self,
+        key: &str,
+    ) -> Result<Option<Box<dyn manifold_core::connector::UnitOfWork>>> {
+        Ok(Some(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<PostgresDriver>::begin_locked(
+                &self.pool,
+                key,
+                std::time::Duration::ZERO,
+            )
+            .await?
+            .on(self.target.clone()),
+        )))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

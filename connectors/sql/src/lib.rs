@@ -11,6 +11,7 @@ pub mod compile;
 pub mod ddl;
 mod dialect;
 mod joins;
+pub mod lock;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_repository;
 

@@ -3,7 +3,9 @@
 
 use std::cmp::Ordering;
 use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::time::Duration;
 
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row};
@@ -14,7 +16,8 @@ use manifold_core::telemetry::{DbTarget, record_error};
 use manifold_core::value::Value;
 use serde_json::Value as Json;
 use sqlx::pool::PoolConnection;
-use sqlx::{Database, Executor, Pool};
+use sqlx::{Database, Executor, Pool, SqlSafeStr};
+use sqlx_core::transaction::TransactionManager;
 use tracing::Instrument;
 
 use crate::compile;
@@ -179,13 +182,13 @@ impl<D: SqlxDriver> SqlxRepository<D> {
 /// one transaction of a unit of work.
 enum Runner<DB: Database> {
     Pool(Pool<DB>),
-    Unit(Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, DB>>>>),
+    Unit(Arc<tokio::sync::Mutex<Option<UnitConnection<DB>>>>),
 }
 
 /// The connection one operation runs on.
 enum Lease<'a, DB: Database> {
     Pooled(Checkout<DB>),
-    Shared(tokio::sync::MutexGuard<'a, Option<sqlx::Transaction<'static, DB>>>),
+    Shared(tokio::sync::MutexGuard<'a, Option<UnitConnection<DB>>>),
 }
 
 impl<'a, DB: Database> Lease<'a, DB> {
@@ -221,21 +224,124 @@ impl<'a, DB: Database> Lease<'a, DB> {
     }
 }
 
+/// The connection of a unit of work and the transaction open on it.
+///
+/// sqlx's `Transaction` hands its connection back to the pool as it commits, but a session
+/// lock (MySQL's `GET_LOCK`) has to be released on that connection after the commit; so the
+/// unit drives its transaction itself, through the same `TransactionManager` calls.
+struct UnitConnection<DB: Database> {
+    connection: PoolConnection<DB>,
+    /// A transaction was begun and has not been committed.
+    open: bool,
+    /// The statement that releases the session lock this connection holds. While it is
+    /// set, a dropped unit closes the connection (which releases the lock) rather than
+    /// hand it to the next request with the lock still held.
+    release: Option<Sql>,
+    /// A lock statement is running. A unit dropped meanwhile (its request cancelled)
+    /// closes the connection, so the server stops waiting for the lock on its behalf
+    /// rather than the next request waiting for the connection.
+    acquiring: bool,
+}
+
+impl<DB: Database> UnitConnection<DB> {
+    /// A connection of `pool`, no transaction begun yet.
+    async fn of<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+        Ok(Self {
+            connection: pool.acquire().await.map_err(D::map_error)?,
+            open: false,
+            release: None,
+            acquiring: false,
+        })
+    }
+}
+
+impl<DB: Database> Deref for UnitConnection<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &DB::Connection {
+        &self.connection
+    }
+}
+
+impl<DB: Database> DerefMut for UnitConnection<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.connection
+    }
+}
+
+impl<DB: Database> Drop for UnitConnection<DB> {
+    fn drop(&mut self) {
+        if self.open {
+            DB::TransactionManager::start_rollback(&mut self.connection);
+        }
+        if self.release.is_some() || self.acquiring {
+            self.connection.close_on_drop();
+        }
+    }
+}
+
 /// A unit of work on a sqlx pool: one transaction that every repository it hands out
 /// writes in.
 pub struct SqlxUnit<D: SqlxDriver> {
-    tx: Arc<tokio::sync::Mutex<Option<sqlx::Transaction<'static, D::Db>>>>,
+    connection: Arc<tokio::sync::Mutex<Option<UnitConnection<D::Db>>>>,
     target: Arc<DbTarget>,
 }
 
-impl<D: SqlxDriver> SqlxUnit<D> {
+impl<D: SqlxDriver> SqlxUnit<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
+{
     /// Begins a transaction on a connection of `pool`.
     pub async fn begin(pool: &Pool<D::Db>) -> Result<Self> {
-        let tx = pool.begin().await.map_err(D::map_error)?;
-        Ok(Self {
-            tx: Arc::new(tokio::sync::Mutex::new(Some(tx))),
+        let mut unit = UnitConnection::of::<D>(pool).await?;
+        Self::start(&mut unit, None).await?;
+        Ok(Self::of(unit))
+    }
+
+    /// Begins a transaction that holds an exclusive lock on `key` until it ends (see
+    /// [`crate::lock::key_lock`]), waiting at most `wait` for it where the database takes
+    /// a wait. A lock not granted in time is a timeout (504).
+    pub async fn begin_locked(pool: &Pool<D::Db>, key: &str, wait: Duration) -> Result<Self> {
+        let lock = crate::lock::key_lock(D::DIALECT, key, wait);
+        let mut unit = UnitConnection::of::<D>(pool).await?;
+        if let Some(take) = &lock.before_begin {
+            // Set first: if the wait is abandoned, the lock may still be granted later.
+            unit.release = lock.release.clone();
+            if !granted::<D>(&mut unit, take).await? {
+                unit.release = None;
+                return Err(lock_timeout());
+            }
+        }
+        Self::start(&mut unit, lock.begin).await?;
+        if let Some(take) = &lock.after_begin
+            && !granted::<D>(&mut unit, take).await?
+        {
+            return Err(lock_timeout());
+        }
+        Ok(Self::of(unit))
+    }
+
+    async fn start(
+        unit: &mut UnitConnection<D::Db>,
+        statement: Option<&'static str>,
+    ) -> Result<()> {
+        // Marked open first, as sqlx's `Transaction` does: a BEGIN abandoned halfway is then
+        // rolled back too.
+        unit.open = true;
+        <D::Db as Database>::TransactionManager::begin(
+            &mut unit.connection,
+            statement.map(SqlSafeStr::into_sql_str),
+        )
+        .await
+        .map_err(D::map_error)
+    }
+
+    fn of(unit: UnitConnection<D::Db>) -> Self {
+        Self {
+            connection: Arc::new(tokio::sync::Mutex::new(Some(unit))),
             target: default_target(D::DIALECT),
-        })
+        }
     }
 
     /// Names the database the spans of its repositories describe.
@@ -245,27 +351,73 @@ impl<D: SqlxDriver> SqlxUnit<D> {
     }
 }
 
+/// Runs a lock statement and reads its one row's `granted` column.
+async fn granted<D: SqlxDriver>(unit: &mut UnitConnection<D::Db>, sql: &Sql) -> Result<bool>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
+{
+    let field = [FieldRef {
+        name: "granted".into(),
+        column: "granted".into(),
+        field_type: FieldType::BigInt,
+        nullable: true,
+        via: None,
+    }];
+    unit.acquiring = true;
+    let row = D::prepare(sql)
+        .fetch_one(&mut *unit.connection)
+        .await
+        .map_err(D::map_error)?;
+    unit.acquiring = false;
+    Ok(D::record(&row, &field)?.get("granted") == Some(&Json::from(1)))
+}
+
+fn lock_timeout() -> Error {
+    Error::new(
+        manifold_core::error::ErrorKind::Timeout,
+        "another request held the lock on these values for too long; retry",
+    )
+}
+
 #[async_trait::async_trait]
 impl<D: SqlxDriver> manifold_core::connector::UnitOfWork for SqlxUnit<D>
 where
     SqlxRepository<D>: Repository,
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
         Arc::new(SqlxRepository::<D>::with_runner(
-            Runner::Unit(self.tx.clone()),
+            Runner::Unit(self.connection.clone()),
             collection,
             self.target.clone(),
         ))
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {
-        let tx = self
-            .tx
+        let mut unit = self
+            .connection
             .lock()
             .await
             .take()
             .ok_or_else(|| Error::internal("the unit of work was already committed"))?;
-        tx.commit().await.map_err(D::map_error)
+        <D::Db as Database>::TransactionManager::commit(&mut unit.connection)
+            .await
+            .map_err(D::map_error)?;
+        unit.open = false;
+        if let Some(release) = &unit.release {
+            // A failed release leaves `release` set: the connection is then closed, which
+            // releases the lock as surely.
+            if D::prepare(release)
+                .execute(&mut *unit.connection)
+                .await
+                .is_ok()
+            {
+                unit.release = None;
+            }
+        }
+        Ok(())
     }
 }
 

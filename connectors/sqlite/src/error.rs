@@ -1,6 +1,6 @@
 //! sqlx errors as client-facing core errors.
 
-use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION};
+use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION};
 
 /// Maps a sqlx error: constraint violations are the client's (400), an exhausted or closed
 /// pool means the source cannot serve now (503), anything else is ours (500, with the
@@ -24,6 +24,7 @@ pub fn map_sqlx(e: sqlx::Error) -> Error {
                 Error::bad_request(format!("{} cannot be null", column()))
             } else if msg.starts_with("UNIQUE constraint failed") {
                 Error::bad_request(format!("{} already exists", column()))
+                    .with_code(UNIQUE_VIOLATION)
             } else if msg.starts_with("FOREIGN KEY constraint failed") {
                 Error::bad_request(msg.to_owned()).with_code(FOREIGN_KEY_VIOLATION)
             } else if msg.contains("constraint failed") {

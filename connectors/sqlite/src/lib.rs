@@ -167,6 +167,24 @@ impl Connector for SqliteConnector {
         ))
     }
 
+    /// `BEGIN IMMEDIATE`: the database's one write lock, held from the start, waiting at
+    /// most the busy timeout for it. It locks more than the key, but SQLite has nothing
+    /// finer.
+    async fn begin_locked(
+        &self,
+        key: &str,
+    ) -> Result<Option<Box<dyn manifold_core::connector::UnitOfWork>>> {
+        Ok(Some(Box::new(
+            manifold_sql::sqlx_repository::SqlxUnit::<codec::SqliteDriver>::begin_locked(
+                &self.pool,
+                key,
+                Duration::ZERO,
+            )
+            .await?
+            .on(self.target.clone()),
+        )))
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use crate::acl::Acl;
 use crate::connector::{CollectionDefinition, Connector};
 use crate::error::{Error, Result};
+use crate::key_lock::KeyLocks;
 use crate::middleware::{Middleware, Placement};
 use crate::overlay::SchemaOverlay;
 use crate::repository::Repository;
@@ -174,6 +175,8 @@ pub struct DataSource {
     statements: Arc<std::sync::atomic::AtomicU64>,
     /// What users declared on top of the introspected schema, laid over it on each refresh.
     overlay: ArcSwap<SchemaOverlay>,
+    /// In-process locks per key (see [`DataSource::key_locks`]).
+    key_locks: KeyLocks,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -239,6 +242,7 @@ impl DataSource {
             schema_lock: tokio::sync::Mutex::new(()),
             statements: Arc::default(),
             overlay: ArcSwap::from_pointee(overlay),
+            key_locks: KeyLocks::default(),
         };
         source.install_built_in_middleware();
         source.refresh().await?;
@@ -427,6 +431,22 @@ impl DataSource {
             catalog: self.catalog.load_full(),
             statements: self.statements.clone(),
         })
+    }
+
+    /// Starts a unit of work holding the database's exclusive lock on `key`
+    /// ([`Connector::begin_locked`]); `None` when the database has no such lock.
+    pub async fn begin_locked(&self, key: &str) -> Result<Option<Unit>> {
+        Ok(self.connector.begin_locked(key).await?.map(|inner| Unit {
+            inner,
+            catalog: self.catalog.load_full(),
+            statements: self.statements.clone(),
+        }))
+    }
+
+    /// This process's locks on keys of this source, which queue requests that must not
+    /// run side by side (`firstOrCreate` on the same values) before they reach the database.
+    pub fn key_locks(&self) -> &KeyLocks {
+        &self.key_locks
     }
 
     /// The repository of one of Manifold's own tables, creating the table on first use.
