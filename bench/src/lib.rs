@@ -80,6 +80,11 @@ impl fmt::Display for Backend {
     }
 }
 
+/// What the benchmark member's role makes of a request on `posts`: its scope
+/// (`{"id":{"$gte":1}}`) and its visible fields (the granted three, the key and
+/// `createdAt`), as a query string root can send itself.
+pub const MEMBER_VIEW: &str = "fields=id,title,score,status,createdAt&filter=%7B%22id%22%3A%7B%22%24gte%22%3A1%7D%7D";
+
 /// One measured request shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Scenario {
@@ -97,13 +102,18 @@ pub enum Scenario {
     GetMember,
     /// `:list`, page 1 of 20, with the count, as that `member`.
     ListMember,
+    /// `:get` as root, asking the filter and field list the member's role adds: the
+    /// member's request without the ACL, so the two differ only by what permissions cost.
+    GetScoped,
+    /// `:list`, page 1 of 20, with the count, as root asking the member's filter and fields.
+    ListScoped,
     /// `:create` of one post.
     Create,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run (`create` last: it adds rows).
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Self::Get,
         Self::List,
         Self::ListSimple,
@@ -111,6 +121,8 @@ impl Scenario {
         Self::ListAppends,
         Self::GetMember,
         Self::ListMember,
+        Self::GetScoped,
+        Self::ListScoped,
         Self::Create,
     ];
 
@@ -124,6 +136,8 @@ impl Scenario {
             Self::ListAppends => "list-appends",
             Self::GetMember => "get-member",
             Self::ListMember => "list-member",
+            Self::GetScoped => "get-scoped",
+            Self::ListScoped => "list-scoped",
             Self::Create => "create",
         }
     }
@@ -147,13 +161,23 @@ impl Scenario {
                 "`:get` as a member: a scope (`id >= 1`) and a field list (`title, score, status`) on `posts`"
             }
             Self::ListMember => "`:list` pageSize 20 as that member",
+            Self::GetScoped => "`:get` as root, asking the member's filter and field list itself",
+            Self::ListScoped => "`:list` pageSize 20 as root, asking the member's filter and fields",
             Self::Create => "`POST /api/posts:create` (one post)",
         }
     }
 
     /// Whether the request carries a random primary key in `1..=rows`.
     pub fn random_key(self) -> bool {
-        matches!(self, Self::Get | Self::GetMember)
+        matches!(self, Self::Get | Self::GetMember | Self::GetScoped)
+    }
+
+    /// Whether the scenario exists to compare Manifold's roles (the baseline knows none).
+    pub fn about_roles(self) -> bool {
+        matches!(
+            self,
+            Self::GetMember | Self::ListMember | Self::GetScoped | Self::ListScoped
+        )
     }
 
     /// Whether Manifold is asked as the benchmark's `member` rather than as `root` (the
@@ -172,6 +196,8 @@ impl Scenario {
         match self {
             Self::Get | Self::GetMember => "/api/posts:get?filterByTk=".into(),
             Self::List | Self::ListMember => format!("/api/posts:list?pageSize={PAGE_SIZE}"),
+            Self::GetScoped => format!("/api/posts:get?{MEMBER_VIEW}&filterByTk="),
+            Self::ListScoped => format!("/api/posts:list?pageSize={PAGE_SIZE}&{MEMBER_VIEW}"),
             Self::ListSimple => {
                 format!("/api/posts:list?pageSize={PAGE_SIZE}&simplePaginate=true")
             }
@@ -189,8 +215,10 @@ impl Scenario {
     /// The path and query the baseline is asked; for [`Scenario::Get`] the key is appended.
     pub fn baseline_path(self) -> String {
         match self {
-            Self::Get | Self::GetMember => "/posts/get?filterByTk=".into(),
-            Self::List | Self::ListMember => format!("/posts/list?pageSize={PAGE_SIZE}"),
+            Self::Get | Self::GetMember | Self::GetScoped => "/posts/get?filterByTk=".into(),
+            Self::List | Self::ListMember | Self::ListScoped => {
+                format!("/posts/list?pageSize={PAGE_SIZE}")
+            }
             Self::ListSimple => format!("/posts/list?pageSize={PAGE_SIZE}&simplePaginate=true"),
             Self::ListFilter => format!("/posts/list-filter?pageSize={PAGE_SIZE}"),
             Self::ListAppends => format!("/posts/list-appends?pageSize={PAGE_SIZE}"),

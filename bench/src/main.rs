@@ -32,7 +32,7 @@ pub struct Args {
     pub backends: Vec<String>,
 
     /// Scenarios: get, list, list-simple, list-filter, list-appends, get-member,
-    /// list-member, create (or all).
+    /// list-member, get-scoped, list-scoped, create (or all).
     #[arg(long, value_delimiter = ',', default_value = "all")]
     pub scenarios: Vec<String>,
 

@@ -87,7 +87,7 @@ pub async fn run(plan: &Plan) -> Result<Results> {
             if pgbench && backend == Backend::Postgres {
                 seed::reset(backend, &plan.servers, &sqlite_path, rows).await?;
                 // Roles are Manifold's: the member scenarios run the same SQL as root's.
-                for &scenario in plan.scenarios.iter().filter(|s| !s.as_member()) {
+                for &scenario in plan.scenarios.iter().filter(|s| !s.about_roles()) {
                     let m = run_pgbench(plan, &work, scenario, rows)
                         .with_context(|| format!("pgbench {}", scenario.name()))?;
                     eprintln!("  pgbench   {:<13} {}", scenario.name(), m.summary());
@@ -764,8 +764,10 @@ fn check_shape(scenario: Scenario, body: &str) -> Result<()> {
     let ok = match scenario {
         Scenario::Get | Scenario::Create => data["id"].is_number(),
         // The member's field list: the key and the granted fields, nothing else.
-        Scenario::GetMember => data["id"].is_number() && data.get("body").is_none(),
-        Scenario::ListMember => data.as_array().is_some_and(|a| {
+        Scenario::GetMember | Scenario::GetScoped => {
+            data["id"].is_number() && data.get("body").is_none()
+        }
+        Scenario::ListMember | Scenario::ListScoped => data.as_array().is_some_and(|a| {
             a.len() as u64 == PAGE_SIZE && a.iter().all(|p| p.get("body").is_none())
         }),
         Scenario::List | Scenario::ListFilter => {
@@ -844,11 +846,13 @@ fn pgbench_script(scenario: Scenario, rows: u64) -> String {
     let page = |limit: u64| fill(&q.page, &[limit.to_string(), "0".into()]);
     let ids: Vec<String> = (1..=PAGE_SIZE).map(|i| i.to_string()).collect();
     let lines = match scenario {
-        Scenario::Get | Scenario::GetMember => vec![
+        Scenario::Get | Scenario::GetMember | Scenario::GetScoped => vec![
             format!("\\set id random(1, {rows})"),
             fill(&q.get, &[":id".into()]),
         ],
-        Scenario::List | Scenario::ListMember => vec![q.count.clone(), page(PAGE_SIZE)],
+        Scenario::List | Scenario::ListMember | Scenario::ListScoped => {
+            vec![q.count.clone(), page(PAGE_SIZE)]
+        }
         Scenario::ListSimple => vec![page(PAGE_SIZE + 1)],
         Scenario::ListFilter => vec![
             fill(&q.count_filtered, &["'published'".into(), "900".into()]),
