@@ -83,7 +83,8 @@ impl fmt::Display for Backend {
 /// What the benchmark member's role makes of a request on `posts`: its scope
 /// (`{"id":{"$gte":1}}`) and its visible fields (the granted three, the key and
 /// `createdAt`), as a query string root can send itself.
-pub const MEMBER_VIEW: &str = "fields=id,title,score,status,createdAt&filter=%7B%22id%22%3A%7B%22%24gte%22%3A1%7D%7D";
+pub const MEMBER_VIEW: &str =
+    "fields=id,title,score,status,createdAt&filter=%7B%22id%22%3A%7B%22%24gte%22%3A1%7D%7D";
 
 /// One measured request shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -162,7 +163,9 @@ impl Scenario {
             }
             Self::ListMember => "`:list` pageSize 20 as that member",
             Self::GetScoped => "`:get` as root, asking the member's filter and field list itself",
-            Self::ListScoped => "`:list` pageSize 20 as root, asking the member's filter and fields",
+            Self::ListScoped => {
+                "`:list` pageSize 20 as root, asking the member's filter and fields"
+            }
             Self::Create => "`POST /api/posts:create` (one post)",
         }
     }
