@@ -43,6 +43,11 @@ Traces (OpenTelemetry, off unless one of these asks for them):
 Metrics: GET /metrics (Prometheus text). Health: GET /health/live, GET /health/ready.
 See docs/observability.md.";
 
+/// A duration (`0s`, `5s`, `1m`, `500ms`).
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (use a duration such as 10s, 1m, 500ms)"))
+}
+
 /// A duration above zero (`10s`, `1m`, `500ms`): a zero timeout would close every
 /// connection at once.
 fn positive_duration(s: &str) -> Result<Duration, String> {
@@ -123,6 +128,17 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_ACCEPTED_HOST_HEADERS", value_delimiter = ',')]
     pub accepted_host_headers: Vec<String>,
 
+    /// How long the service keeps serving after SIGTERM or Ctrl-C while `/health/ready`
+    /// answers 503, so a load balancer stops sending before connections are refused (on
+    /// Kubernetes, a few seconds: endpoints are updated after the signal).
+    #[arg(long, env = "MANIFOLD_SHUTDOWN_DELAY", default_value = "0s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+
+    /// How long requests in flight may run on once the service stops accepting
+    /// connections; then they are cut off and the pools close.
+    #[arg(long, env = "MANIFOLD_SHUTDOWN_GRACE", default_value = "10s", value_parser = positive_duration)]
+    pub shutdown_grace: Duration,
+
     /// A separate address for `GET /metrics`; the main listener then does not serve it.
     #[arg(long, env = "MANIFOLD_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -179,6 +195,8 @@ impl Default for ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
             keep_alive_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(10),
             cors_origins: Vec::new(),
             accepted_host_headers: Vec::new(),
             metrics_listen: None,

@@ -154,8 +154,16 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
         }
         None => None,
     };
+    let stopping = slot.clone();
+    let delay = config.shutdown_delay;
     let running = server.serve(slot.clone(), metrics, options, async move {
         shutdown_signal().await;
+        // Out of the load balancer first, still serving; then no new connections.
+        stopping.begin_stopping();
+        if !delay.is_zero() {
+            tracing::info!(delay = ?delay, "not ready; serving on until the delay ends");
+            tokio::time::sleep(delay).await;
+        }
         stop.send_replace(true);
     });
     tokio::pin!(running);

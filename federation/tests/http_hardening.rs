@@ -692,3 +692,77 @@ fn a_zero_timeout_is_refused_at_start() {
         assert!(err.contains("must be above zero"), "{flag}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_turns_readiness_off_serves_out_the_delay_then_drains_and_exits_zero() {
+    let mut m = Manifold::start(&["--shutdown-delay", "2s", "--shutdown-grace", "5s"]).await;
+    m.post_json("/api/collections:create", &posts()).await;
+    let ready = m.send("GET", "/health/ready", &[], b"").await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+
+    // A create whose body is still on its way when the signal comes.
+    let body = json!({ "title": "sent across the signal" }).to_string();
+    let (first, rest) = body.as_bytes().split_at(10);
+    let mut in_flight = m.connect().await;
+    let head = format!(
+        "POST /api/posts:create HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        m.port,
+        m.token,
+        body.len()
+    );
+    in_flight.write_all(head.as_bytes()).await.expect("send");
+    in_flight.write_all(first).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let signalled = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &m.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Out of the load balancer at once, yet still serving.
+    let ready = m.send("GET", "/health/ready", &[], b"").await;
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (503, json!("stopping")),
+        "{ready:?}"
+    );
+    assert_eq!(m.count("posts").await, 0);
+
+    // After the delay: no new connections, but the request in flight completes.
+    tokio::time::sleep(
+        Duration::from_secs(2).saturating_sub(signalled.elapsed()) + Duration::from_millis(500),
+    )
+    .await;
+    assert!(
+        TcpStream::connect(("127.0.0.1", m.port)).await.is_err(),
+        "connections are refused after the delay"
+    );
+    in_flight
+        .write_all(rest)
+        .await
+        .expect("the rest of the body");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), in_flight.read_to_end(&mut raw))
+        .await
+        .expect("an answer within the grace")
+        .expect("read the answer");
+    let created = parse_reply(&raw);
+    assert_eq!(created.status, 200, "{created:?}");
+    assert_eq!(
+        created.json()["data"]["title"],
+        json!("sent across the signal")
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = m.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "manifold did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}

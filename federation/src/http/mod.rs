@@ -37,6 +37,9 @@ const WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(20);
 #[derive(Clone)]
 pub struct AppSlot {
     app: Arc<watch::Sender<Option<Arc<App>>>>,
+    /// Set when shutdown begins: readiness answers 503 from then on, while requests are
+    /// still served, so a load balancer stops sending before connections are refused.
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppSlot {
@@ -44,6 +47,7 @@ impl AppSlot {
     pub fn starting() -> Self {
         Self {
             app: Arc::new(watch::Sender::new(None)),
+            stopping: Arc::default(),
         }
     }
 
@@ -51,7 +55,18 @@ impl AppSlot {
     pub fn ready(app: Arc<App>) -> Self {
         Self {
             app: Arc::new(watch::Sender::new(Some(app))),
+            stopping: Arc::default(),
         }
+    }
+
+    /// Marks the service as shutting down: `/health/ready` answers 503 from now on.
+    pub fn begin_stopping(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Puts the built app in; waiting requests go on.
@@ -97,6 +112,8 @@ pub struct HttpOptions {
     /// Whether `GET /metrics` is served beside the API (not when it has a listener of its
     /// own).
     pub metrics_with_api: bool,
+    /// How long requests in flight may run on once the service stops accepting.
+    pub drain: std::time::Duration,
 }
 
 impl Default for HttpOptions {
@@ -107,6 +124,7 @@ impl Default for HttpOptions {
             cors: CorsOrigins::default(),
             hosts: HostNames::default(),
             metrics_with_api: true,
+            drain: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -126,6 +144,7 @@ impl HttpOptions {
             hosts: HostNames::parse(&config.accepted_host_headers)
                 .map_err(|e| format!("--accepted-host-headers: {e}"))?,
             metrics_with_api: config.metrics_listen.is_none(),
+            drain: config.shutdown_grace,
         })
     }
 }
@@ -326,6 +345,12 @@ impl Service {
     /// with what is still loading. A source that failed to load has finished loading: it
     /// answers 503 itself, and the others should not be taken out of service for it.
     fn readiness(&self) -> Response {
+        if self.slot.is_stopping() {
+            return json_response(
+                503,
+                &json!({ "status": "stopping", "reason": "the service is shutting down" }),
+            );
+        }
         let Some(app) = self.slot.get() else {
             return json_response(
                 503,
@@ -358,9 +383,6 @@ pub struct Server {
     acceptor: WatchedAcceptor,
     disconnects: Arc<Disconnects>,
 }
-
-/// How long requests in flight may run on after shutdown begins.
-const DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Server {
     /// Binds `addr`.
@@ -402,8 +424,8 @@ impl Server {
     }
 
     /// Serves the app of `slot` (API requests wait while it is empty; the health and
-    /// metrics endpoints answer at once) until `shutdown` resolves, then drains requests
-    /// for up to 10 s.
+    /// metrics endpoints answer at once) until `shutdown` resolves, then lets requests in
+    /// flight finish for up to the options' `drain` time.
     pub async fn serve(
         self,
         slot: AppSlot,
@@ -438,6 +460,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         let limits = options.limits;
+        let drain = options.drain;
         let service = Arc::new(Service {
             slot,
             metrics,
@@ -477,7 +500,7 @@ impl Server {
         drop(acceptor);
         stop.send_replace(true);
         let drained = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        if tokio::time::timeout(drain, drained).await.is_err() {
             connections.abort_all();
         }
         Ok(())
