@@ -89,7 +89,9 @@ my_sql 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)' 2>/dev/n
 # The MongoDB connector's tests start their own in-memory server from this venv.
 if [ ! -x .venv-mongo/bin/secantusd-py ]; then
   have python3 || apt_install python3 python3-venv
-  python3 -m venv .venv-mongo
+  # Debian's python3 has no ensurepip, hence no venv, without python3-venv.
+  python3 -m venv .venv-mongo 2>/dev/null || {
+    rm -rf .venv-mongo; apt_install python3-venv; python3 -m venv .venv-mongo; }
   .venv-mongo/bin/pip install -q 'SecantusDB==0.7.0b3'
 fi
 export MANIFOLD_SECANTUSD=${MANIFOLD_SECANTUSD:-$PWD/.venv-mongo/bin/secantusd-py}
