@@ -369,3 +369,37 @@ every_backend! {
         }
     }
 }
+
+every_backend! {
+    async fn dates_outside_the_years_0000_to_9999_are_a_400() {
+        let t = TestApp::new().await;
+        t.collection(json!({"name": "events", "fields": [
+            {"name": "at", "type": "datetime"},
+            {"name": "local", "type": "datetimeNoTz"},
+            {"name": "day", "type": "date"}
+        ]}))
+        .await;
+        t.insert("events", json!({"at": "2023-01-02T00:00:00Z", "local": "2023-01-02 00:00:00", "day": "2023-01-02"}))
+            .await;
+        // chrono reads signed and longer years, which MySQL cannot bind (it was a 500).
+        for (field, text) in [
+            ("at", "-000001-01-01"),
+            ("local", "-000001-01-01"),
+            ("local", "-0001-01-01 00:00:00"),
+            ("day", "-001-01-01"),
+            ("at", "+10000-01-01"),
+        ] {
+            let r = t
+                .get(&format!("/api/events:list?{}", filter(json!({ field: {"$gte": text} }))))
+                .await;
+            assert_eq!(r.status, 400, "{field} {text}: {:?}", r.body);
+            assert!(r.error().starts_with(&format!("filter.{field}.$gte: expected")), "{}", r.error());
+            let r = t.post("/api/events:create", json!({ field: text })).await;
+            assert_eq!(r.status, 400, "{field} {text}: {:?}", r.body);
+            assert!(r.error().starts_with(&format!("values.{field}: expected")), "{}", r.error());
+        }
+        let r = t.get(&format!("/api/events:list?{}", filter(json!({"at": {"$gte": "1000-01-01"}})))).await;
+        assert_eq!((r.status, r.column("day")), (200, vec![json!("2023-01-02")]), "{:?}", r.body);
+        assert_eq!(t.count("events").await, 1);
+    }
+}
