@@ -140,6 +140,7 @@ impl Value {
                 Json::Number(n) => n
                     .as_i64()
                     .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                    .and_then(four_digit_year)
                     .map(Value::DateTime)
                     .ok_or_else(|| type_error(path, "an ISO-8601 date-time", input)),
                 other => Err(type_error(path, "an ISO-8601 date-time", other)),
