@@ -502,6 +502,11 @@ every_backend! {
         // two hops
         assert_eq!(id_list(&t.get(&list("people", json!({"posts.comments.content": "c3"}))).await), [2]);
         assert_eq!(id_list(&t.get(&list("comments", json!({"post.author.name": "ann"}))).await), [1, 2]);
+        // A group belongs at the top of a filter object, not under a relation (the answer
+        // was "unknown field \"author\"").
+        let r = t.get(&list("posts", json!({"author": {"$or": [{"name": "ann"}]}}))).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().starts_with("filter.author.$or: $or groups whole conditions and cannot follow a field"), "{}", r.error());
     }
 }
 
