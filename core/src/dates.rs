@@ -68,6 +68,30 @@ pub fn parse_date_operand(
     tz: Option<FixedOffset>,
     now: DateTime<Utc>,
 ) -> Result<DateOperand> {
+    let parsed = parse_any_operand(operand, tz, now)?;
+    // A time zone, a week start or a relative count can move a bound out of the four-digit
+    // years: MySQL cannot bind a year before 0000, and a year past 9999 sorts before every
+    // other date where instants are stored as text (SQLite).
+    let bounds = match parsed {
+        DateOperand::Instant(t) => [t, t],
+        DateOperand::Range { start, end, .. } => [start, end],
+    };
+    if let Some(t) = bounds.iter().find(|t| !(0..=9999).contains(&t.year())) {
+        let side = if t.year() < 0 {
+            "before year 0000"
+        } else {
+            "after year 9999"
+        };
+        return Err(invalid_json(operand, &format!("is out of range ({side})")));
+    }
+    Ok(parsed)
+}
+
+fn parse_any_operand(
+    operand: &Json,
+    tz: Option<FixedOffset>,
+    now: DateTime<Utc>,
+) -> Result<DateOperand> {
     let tz = tz.unwrap_or_else(|| Utc.fix());
     match operand {
         Json::String(s) => parse_string(s, tz),
@@ -1412,17 +1436,20 @@ mod tests {
     #[test]
     fn year_edges_stay_in_range() {
         assert_span(
-            json!("9999"),
+            json!("9998"),
             tz("-05:00"),
+            "9998-01-01T05:00:00.000Z",
             "9999-01-01T05:00:00.000Z",
-            "+10000-01-01T05:00:00.000Z",
         );
         assert_span(
-            json!("0000+08:00"),
+            json!("0000-01-02+08:00"),
             None,
-            "-0001-12-31T16:00:00.000Z",
-            "0000-12-31T16:00:00.000Z",
+            "0000-01-01T16:00:00.000Z",
+            "0000-01-02T16:00:00.000Z",
         );
+        // A span reaching past the four-digit years (bounds_outside_…).
+        assert_rejected(json!("9999"));
+        assert_rejected(json!("0000+08:00"));
         assert_rejected(json!("10000"));
         assert_rejected(json!("+2023"));
     }
@@ -1476,6 +1503,39 @@ mod tests {
             assert!(
                 message.starts_with(&format!("Invalid Date: \"{operand}\" is out of range (")),
                 "{operand}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn bounds_outside_the_four_digit_years_are_out_of_range() {
+        for operand in [
+            json!("0000-01-01+14:00"),
+            json!("0000w01"),
+            json!("[0000-01-01,9999-12-31]+14:00"),
+            json!({"type": "past", "unit": "quarter", "number": 40000}),
+        ] {
+            let message = error_of(operand.clone());
+            assert!(
+                message.ends_with("is out of range (before year 0000)"),
+                "{operand}: {message}"
+            );
+        }
+        for operand in [
+            json!("9999"),
+            json!("9999-12-31"),
+            json!("9999-12-31T23:00-12:00"),
+        ] {
+            let message = error_of(operand.clone());
+            assert!(
+                message.ends_with("is out of range (after year 9999)"),
+                "{operand}: {message}"
+            );
+        }
+        for operand in [json!("0000"), json!("9998"), json!("9999-12-30-12:00")] {
+            assert!(
+                parse_date_operand(&operand, None, now()).is_ok(),
+                "{operand}"
             );
         }
     }

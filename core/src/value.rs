@@ -4,7 +4,9 @@
 //! Connectors bind [`Value`]s as query parameters; nothing from a request reaches SQL text.
 
 use base64::Engine as _;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+};
 use serde_json::Value as Json;
 
 use crate::error::{Error, Result};
@@ -138,6 +140,7 @@ impl Value {
                 Json::Number(n) => n
                     .as_i64()
                     .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                    .and_then(four_digit_year)
                     .map(Value::DateTime)
                     .ok_or_else(|| type_error(path, "an ISO-8601 date-time", input)),
                 other => Err(type_error(path, "an ISO-8601 date-time", other)),
@@ -222,44 +225,53 @@ fn is_decimal_literal(s: &str) -> bool {
     !int.is_empty() && all_digits(int) && frac.is_none_or(|f| !f.is_empty() && all_digits(f))
 }
 
+/// `t` if its year is one of the four-digit years (0000 to 9999) every backend can store;
+/// chrono's `%Y` also reads signed and longer years (`-000001`), which MySQL cannot bind.
+fn four_digit_year<T: Datelike>(t: T) -> Option<T> {
+    (0..=9999).contains(&t.year()).then_some(t)
+}
+
 /// Parses `YYYY-MM-DD` (a longer date-time string keeps its date part).
 pub fn parse_date(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
-    NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").ok()
+    NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d")
+        .ok()
+        .and_then(four_digit_year)
 }
 
 /// Parses an instant: RFC 3339 with an offset, or a zone-less date or date-time read as UTC.
 pub fn parse_instant(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z") {
-        return Some(t.with_timezone(&Utc));
-    }
-    parse_wall_clock(s).map(|t| t.and_utc())
+    let instant = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z") {
+        t.with_timezone(&Utc)
+    } else {
+        parse_wall_clock(s)?.and_utc()
+    };
+    four_digit_year(instant)
 }
 
 /// Parses a zone-less date-time (`T` or space separated, optional seconds and fraction),
 /// or a bare date as midnight.
 pub fn parse_wall_clock(s: &str) -> Option<NaiveDateTime> {
     let s = s.trim();
-    for format in [
+    let formats = [
         "%Y-%m-%dT%H:%M:%S%.f",
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%dT%H:%M",
         "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-            return Some(t);
-        }
-    }
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.naive_utc());
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    ];
+    let wall_clock = formats
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(s, format).ok())
+        .or_else(|| DateTime::parse_from_rfc3339(s).ok().map(|t| t.naive_utc()))
+        .or_else(|| {
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+        })?;
+    four_digit_year(wall_clock)
 }
 
 /// Parses `HH:mm:ss` or `HH:mm`.
@@ -285,6 +297,23 @@ mod tests {
             Value::coerce(FieldType::BigInt, &json!(3.0), "f"),
             Ok(Value::Int(3))
         );
+    }
+
+    #[test]
+    fn dates_have_four_digit_years() {
+        for text in [
+            "-000001-01-01 00:00:00",
+            "-0001-01-01",
+            "-001-01-01",
+            "+10000-01-01",
+        ] {
+            assert_eq!(parse_wall_clock(text), None, "{text}");
+            assert_eq!(parse_instant(text), None, "{text}");
+            assert_eq!(parse_date(text), None, "{text}");
+        }
+        assert!(parse_wall_clock("0000-01-01 00:00:00").is_some());
+        assert!(parse_instant("9999-12-31T23:59:59.999Z").is_some());
+        assert!(parse_date("0000-01-01").is_some());
     }
 
     #[test]

@@ -152,6 +152,12 @@ every_backend! {
         assert!(r.data().get("authorId").is_none());
         let r = t.get("/api/posts:get/1?appends=nope").await;
         assert_eq!(r.status, 200, "FLT-111: unknown appends are ignored");
+        // A relation named alone in `fields` embeds the whole record (it was a 400).
+        let r = t.get("/api/posts:get/1?fields=title,author").await;
+        assert_eq!(r.data(), &json!({"title": "p1", "author": {"id": 1, "name": "ann"}}), "{:?}", r.body);
+        let r = t.get("/api/posts:list?sort=id&fields=comments").await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.data()[0], json!({"comments": [{"id": 1, "content": "c1", "postId": 1}, {"id": 2, "content": "c2", "postId": 1}]}));
     }
 }
 
@@ -501,6 +507,11 @@ every_backend! {
         // two hops
         assert_eq!(id_list(&t.get(&list("people", json!({"posts.comments.content": "c3"}))).await), [2]);
         assert_eq!(id_list(&t.get(&list("comments", json!({"post.author.name": "ann"}))).await), [1, 2]);
+        // A group belongs at the top of a filter object, not under a relation (the answer
+        // was "unknown field \"author\"").
+        let r = t.get(&list("posts", json!({"author": {"$or": [{"name": "ann"}]}}))).await;
+        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert!(r.error().starts_with("filter.author.$or: $or groups whole conditions and cannot follow a field"), "{}", r.error());
     }
 }
 

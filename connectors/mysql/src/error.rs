@@ -121,6 +121,16 @@ fn database_error(number: u16, msg: &str) -> Error {
         1040 | 1203 => {
             Error::unavailable("the data source has too many connections; retry shortly")
         }
+        // HA_ERR_AUTOINC_ERANGE, ER_AUTOINC_READ_FAILED: an explicit key at the top of the
+        // column's range left AUTO_INCREMENT nothing to give; every later create without a
+        // key fails the same way, so the client needs to know why.
+        167 | 1467 => {
+            tracing::warn!(error_number = number, error = %msg, "auto-increment exhausted");
+            Error::conflict(format!(
+                "{}: the automatic key has reached the largest value of its column; create the record with an explicit key",
+                name_after(msg, "for column ").unwrap_or_else(|| "the key".into())
+            ))
+        }
         _ => {
             tracing::error!(error_number = number, error = %msg, "mysql statement failed");
             Error::internal("the database rejected the statement")
@@ -165,6 +175,22 @@ pub fn map_sqlx(e: sqlx::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exhausted_auto_increment_is_a_conflict_naming_the_column() {
+        let e = database_error(167, "Out of range value for column 'id' at row 1");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(
+            e.message().starts_with("id: the automatic key has reached"),
+            "{}",
+            e.message()
+        );
+        let e = database_error(
+            1467,
+            "Failed to read auto-increment value from storage engine",
+        );
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+    }
 
     #[test]
     fn names_are_read_from_both_servers_message_styles() {

@@ -54,6 +54,12 @@ fn session_settings(flavor: ServerFlavor, sql_mode: &str, statement_timeout: Dur
     if !modes.contains(&"STRICT_TRANS_TABLES") && !modes.contains(&"STRICT_ALL_TABLES") {
         modes.push("STRICT_TRANS_TABLES");
     }
+    // A key of 0 is stored as 0, as on the other databases: without this mode MySQL reads
+    // it as "the next AUTO_INCREMENT value", and the row the write reads back by its key
+    // is not there.
+    if !modes.contains(&"NO_AUTO_VALUE_ON_ZERO") {
+        modes.push("NO_AUTO_VALUE_ON_ZERO");
+    }
     let millis = statement_timeout.as_millis();
     let timeout = match flavor {
         // MariaDB counts seconds (a decimal) and covers every statement.
@@ -299,14 +305,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sessions_drop_backslash_escape_off_and_add_strict_mode() {
+    fn sessions_drop_backslash_escape_and_add_strict_mode_and_zero_keys() {
         assert_eq!(
             session_settings(
                 ServerFlavor::MariaDb,
                 "NO_BACKSLASH_ESCAPES,ANSI_QUOTES",
                 Duration::from_millis(1500)
             ),
-            "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_TRANS_TABLES', time_zone = '+00:00', max_statement_time = 1.500"
+            "SET SESSION sql_mode = 'ANSI_QUOTES,STRICT_TRANS_TABLES,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00', max_statement_time = 1.500"
         );
         assert_eq!(
             session_settings(
@@ -314,7 +320,7 @@ mod tests {
                 "STRICT_ALL_TABLES,x'; DROP",
                 Duration::from_millis(250)
             ),
-            "SET SESSION sql_mode = 'STRICT_ALL_TABLES', time_zone = '+00:00', max_execution_time = 250"
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO', time_zone = '+00:00', max_execution_time = 250"
         );
     }
 }

@@ -2,6 +2,9 @@
 
 use manifold_core::error::{Error, ErrorKind, FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION};
 
+/// `SQLITE_FULL`, as sqlx reports the result code.
+const SQLITE_FULL: &str = "13";
+
 /// Maps a sqlx error: constraint violations are the client's (400), an exhausted or closed
 /// pool means the source cannot serve now (503), anything else is ours (500, with the
 /// details in the log, not the response).
@@ -31,6 +34,14 @@ pub fn map_sqlx(e: sqlx::Error) -> Error {
                 Error::bad_request(msg.to_owned())
             } else if msg.contains("database is locked") || msg.contains("busy") {
                 Error::unavailable("the SQLite database is busy; retry shortly")
+            } else if db.code().as_deref() == Some(SQLITE_FULL) {
+                // SQLite gives one code for a full disk and for an AUTOINCREMENT key that an
+                // explicit key moved to the largest rowid: every later create without a key
+                // then fails, so the client is told both possible causes.
+                tracing::warn!(error = %msg, "sqlite is full");
+                Error::conflict(
+                    "the database is full: the automatic key has reached its largest value, or the disk has no room; create the record with an explicit key, or free space",
+                )
             } else {
                 tracing::error!(error = %msg, "sqlite statement failed");
                 Error::internal("the database rejected the statement")

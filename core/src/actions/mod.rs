@@ -275,7 +275,9 @@ impl Target {
         }
         let source = match &self.source {
             Some(source)
-                if !appends.is_empty() || has_dot(&fields) || has_dot(&Some(except.clone())) =>
+                if !appends.is_empty()
+                    || names_relation(self.collection(), &fields)
+                    || has_dot(&Some(except.clone())) =>
             {
                 source
             }
@@ -376,6 +378,16 @@ fn nothing(collection: &Collection) -> Result<Condition> {
 /// Whether any item names something inside an association (`tags.name`).
 fn has_dot(items: &Option<Vec<String>>) -> bool {
     items.iter().flatten().any(|i| i.contains('.'))
+}
+
+/// Whether `fields` reaches into a relation: `author.name`, or `author` alone (the whole
+/// related record, filters.md §6).
+fn names_relation(collection: &Collection, fields: &Option<Vec<String>>) -> bool {
+    has_dot(fields)
+        || fields
+            .iter()
+            .flatten()
+            .any(|f| collection.association(f).is_some())
 }
 
 /// Embeds the appends of `shape` into `rows`.

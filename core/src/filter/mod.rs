@@ -373,6 +373,15 @@ impl Parser<'_> {
                         Filter::Or(members)
                     });
                 }
+                // Read as a path, `{"author": {"$or": …}}` failed as an unknown field
+                // "author", which is a relation.
+                "$and" | "$or" => {
+                    return Err(Error::bad_request(format!(
+                        "{here}: {key} groups whole conditions and cannot follow a field; \
+                         write {{\"{key}\": [{{\"{}.…\": …}}, …]}}",
+                        prefix.join(".")
+                    )));
+                }
                 _ => {
                     let mut path: Vec<&str> = prefix.to_vec();
                     path.extend(key.split('.'));
@@ -1006,6 +1015,11 @@ mod tests {
         assert!(msg(json!({"title": {}})).starts_with("filter.title: empty condition"));
         assert!(msg(json!({"$or": [1]})).starts_with("filter.$or.0: expected a filter object"));
         assert!(msg(json!([1])).starts_with("Invalid filter"));
+        assert_eq!(
+            msg(json!({"title": {"$or": [{"$eq": "a"}]}})),
+            "filter.title.$or: $or groups whole conditions and cannot follow a field; \
+             write {\"$or\": [{\"title.…\": …}, …]}"
+        );
     }
 
     #[test]
