@@ -12,8 +12,8 @@
 //! Wide filters reach past SQLite's old expression-depth limit (up to 1,050 `$or`
 //! branches or list items), and the JSON field is compared with values on MariaDB too.
 //!
-//! The runs are reproducible: the seed is fixed unless `MANIFOLD_FUZZ_SEED` names another
-//! (to explore), and a failure prints the request. `MANIFOLD_FUZZ_CASES` sets the number
+//! The runs are reproducible: the seed is fixed unless `MANIFOLD_TEST_FUZZ_SEED` names another
+//! (to explore), and a failure prints the request. `MANIFOLD_TEST_FUZZ_CASES` sets the number
 //! of requests per backend.
 //!
 //! The proptest runner is synchronous, so each backend is a plain `#[test]` driving its own
@@ -30,10 +30,10 @@ use proptest::sample::select;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use serde_json::{Map, Value as Json, json};
 
-/// The seed of a normal run; `MANIFOLD_FUZZ_SEED` overrides it.
+/// The seed of a normal run; `MANIFOLD_TEST_FUZZ_SEED` overrides it.
 const SEED: u64 = 0x6d61_6e69_666f_6c64;
 
-/// Requests per backend in a normal run; `MANIFOLD_FUZZ_CASES` overrides it.
+/// Requests per backend in a normal run; `MANIFOLD_TEST_FUZZ_CASES` overrides it.
 const CASES: u32 = 4000;
 
 /// The collections the requests may change; all of them are compared after a refused
@@ -1875,11 +1875,11 @@ impl Fuzz {
 }
 
 fn run(backend: Backend) {
-    let seed = std::env::var("MANIFOLD_FUZZ_SEED")
+    let seed = std::env::var("MANIFOLD_TEST_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(SEED);
-    let cases = std::env::var("MANIFOLD_FUZZ_CASES")
+    let cases = std::env::var("MANIFOLD_TEST_FUZZ_CASES")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(CASES);
@@ -1901,7 +1901,7 @@ fn run(backend: Backend) {
         rt.block_on(fuzz.borrow_mut().check(&req))
     });
     if let Err(e) = outcome {
-        panic!("{backend:?}, MANIFOLD_FUZZ_SEED={seed}: {e}");
+        panic!("{backend:?}, MANIFOLD_TEST_FUZZ_SEED={seed}: {e}");
     }
     let f = fuzz.borrow();
     println!(
