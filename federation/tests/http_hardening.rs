@@ -19,7 +19,8 @@ struct Manifold {
     child: Child,
     port: u16,
     token: String,
-    _dir: tempfile::TempDir,
+    /// The main database's directory, when this process made it (a replica shares one).
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Drop for Manifold {
@@ -85,18 +86,22 @@ fn parse_reply(raw: &[u8]) -> Reply {
 impl Manifold {
     async fn start(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let port = free_port();
-        let log = dir.path().join("manifold.log");
+        let mut m = Self::start_at(dir.path(), free_port(), args).await;
+        m._dir = Some(dir);
+        m
+    }
+
+    /// A process on `port` whose main database is the SQLite file under `dir`, which other
+    /// processes may share.
+    async fn start_at(dir: &std::path::Path, port: u16, args: &[&str]) -> Self {
+        let log = dir.join(format!("manifold-{port}-{}.log", std::process::id()));
         let stdout = std::fs::File::create(&log).expect("log file");
         let stderr = stdout.try_clone().expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--main-db")
-            .arg(format!(
-                "sqlite://{}/data/main.sqlite",
-                dir.path().display()
-            ))
+            .arg(format!("sqlite://{}/data/main.sqlite", dir.display()))
             .args(args)
             .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD)
             .stdout(stdout)
@@ -122,7 +127,7 @@ impl Manifold {
             child,
             port,
             token: String::new(),
-            _dir: dir,
+            _dir: None,
         };
         let signed_in = m
             .send(
@@ -765,4 +770,143 @@ async fn sigterm_turns_readiness_off_serves_out_the_delay_then_drains_and_exits_
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "exit status {status}");
+}
+
+/// A round-robin TCP balancer in front of `backends` that, like a Kubernetes Service, sends
+/// new connections only to backends whose `/health/ready` answered 200 at its last poll
+/// (every 100 ms).
+async fn ready_balancer(backends: Vec<u16>) -> (u16, tokio::task::JoinHandle<()>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind balancer");
+    let port = listener.local_addr().expect("balancer address").port();
+    let ready: Arc<Vec<AtomicBool>> =
+        Arc::new(backends.iter().map(|_| AtomicBool::new(false)).collect());
+    for (i, backend) in backends.iter().copied().enumerate() {
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            loop {
+                let up = async {
+                    let mut s = TcpStream::connect(("127.0.0.1", backend)).await.ok()?;
+                    s.write_all(
+                        b"GET /health/ready HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n",
+                    )
+                    .await
+                    .ok()?;
+                    let mut raw = Vec::new();
+                    s.read_to_end(&mut raw).await.ok()?;
+                    Some(raw.starts_with(b"HTTP/1.1 200"))
+                };
+                let up = tokio::time::timeout(Duration::from_millis(500), up)
+                    .await
+                    .ok()
+                    .flatten()
+                    .unwrap_or(false);
+                ready[i].store(up, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let accept = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let start = next.fetch_add(1, Ordering::SeqCst);
+            let chosen = (0..backends.len())
+                .map(|k| (start + k) % backends.len())
+                .find(|&i| ready[i].load(Ordering::SeqCst));
+            let Some(i) = chosen else {
+                continue;
+            };
+            let backend = backends[i];
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", backend)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (port, accept)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_behind_a_readiness_balancer_fails_no_request() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--shutdown-delay", "1s", "--shutdown-grace", "5s"];
+    let mut first = Manifold::start_at(dir.path(), free_port(), &args).await;
+    first.post_json("/api/collections:create", &posts()).await;
+    let second = Manifold::start_at(dir.path(), free_port(), &args).await;
+    let (lb, balancer) = ready_balancer(vec![first.port, second.port]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Clients through the balancer, one request per connection, until told to stop.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (stop, token) = (stop.clone(), first.token.clone());
+        clients.spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let answer = async {
+                    let mut s = TcpStream::connect(("127.0.0.1", lb)).await.map_err(|e| e.to_string())?;
+                    let request = format!(
+                        "GET /api/posts:list?pageSize=1 HTTP/1.1\r\nHost: lb\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+                    );
+                    s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+                    let mut raw = Vec::new();
+                    s.read_to_end(&mut raw).await.map_err(|e| e.to_string())?;
+                    if raw.is_empty() {
+                        return Err("closed without an answer".to_owned());
+                    }
+                    Ok(parse_reply(&raw))
+                };
+                match tokio::time::timeout(Duration::from_secs(5), answer).await {
+                    Ok(Ok(reply)) if reply.status == 200 => ok += 1,
+                    Ok(Ok(reply)) => failed.push(format!("{}: {}", reply.status, reply.body)),
+                    Ok(Err(e)) => failed.push(e),
+                    Err(_) => failed.push("no answer in 5 s".to_owned()),
+                }
+            }
+            (ok, failed)
+        });
+    }
+
+    // Restart the first replica under load: SIGTERM, wait for its exit, start it again.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let killed = Command::new("kill")
+        .args(["-TERM", &first.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = first.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the first replica did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    let port = first.port;
+    drop(first);
+    let restarted = Manifold::start_at(dir.path(), port, &args).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let (mut ok, mut failed) = (0, Vec::new());
+    for (o, f) in clients.join_all().await {
+        ok += o;
+        failed.extend(f);
+    }
+    balancer.abort();
+    assert!(
+        failed.is_empty(),
+        "{} failed of {}: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 50, "only {ok} requests went through");
+    drop((second, restarted));
 }
