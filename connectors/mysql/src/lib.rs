@@ -205,16 +205,9 @@ impl Connector for MySqlConnector {
     async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
         // MySQL commits each DDL statement by itself, so there is no transaction to wrap
         // them in: a failed unique index leaves the column without it.
-        for text in manifold_sql::ddl::add_column(&ddl::MySqlColumns, collection.table(), field)? {
-            codec::prepare(&manifold_sql::Sql {
-                text,
-                params: Vec::new(),
-            })
-            .execute(&self.pool)
-            .await
-            .map_err(map_sqlx)?;
-        }
-        Ok(())
+        let statements =
+            manifold_sql::ddl::add_column(&ddl::MySqlColumns, collection.table(), field)?;
+        manifold_sql::sqlx_repository::run_ddl::<MySqlDriver>(&self.pool, statements, false).await
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {

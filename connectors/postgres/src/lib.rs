@@ -420,19 +420,11 @@ impl Connector for PostgresConnector {
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
         // DDL is transactional in PostgreSQL: the table and its comments appear together.
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
         let statements = std::iter::once(ddl::create_table(definition, &self.schema)?)
-            .chain(ddl::array_comments(definition, &self.schema));
-        for text in statements {
-            prepare(&Sql {
-                text,
-                params: Vec::new(),
-            })
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)?;
+            .chain(ddl::array_comments(definition, &self.schema))
+            .collect();
+        manifold_sql::sqlx_repository::run_ddl::<PostgresDriver>(&self.pool, statements, true)
+            .await?;
         introspect::collection(&self.pool, &self.schema, &definition.name).await
     }
 
@@ -445,17 +437,7 @@ impl Connector for PostgresConnector {
         }
         // DDL is transactional in PostgreSQL: the column, its index and comment appear
         // together.
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        for text in statements {
-            prepare(&Sql {
-                text,
-                params: Vec::new(),
-            })
-            .execute(&mut *tx)
-            .await
-            .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)
+        manifold_sql::sqlx_repository::run_ddl::<PostgresDriver>(&self.pool, statements, true).await
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {

@@ -351,6 +351,40 @@ where
     }
 }
 
+/// Runs DDL `statements` in order: in one transaction where the database's DDL is
+/// transactional (they then take effect together or not at all), else one by one.
+pub async fn run_ddl<D: SqlxDriver>(
+    pool: &Pool<D::Db>,
+    statements: Vec<String>,
+    transactional: bool,
+) -> Result<()>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
+{
+    let sql = |text| Sql {
+        text,
+        params: Vec::new(),
+    };
+    if !transactional {
+        for text in statements {
+            D::prepare(&sql(text))
+                .execute(pool)
+                .await
+                .map_err(D::map_error)?;
+        }
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(D::map_error)?;
+    for text in statements {
+        D::prepare(&sql(text))
+            .execute(&mut *tx)
+            .await
+            .map_err(D::map_error)?;
+    }
+    tx.commit().await.map_err(D::map_error)
+}
+
 /// Runs a lock statement and reads its one row's `granted` column.
 async fn granted<D: SqlxDriver>(unit: &mut UnitConnection<D::Db>, sql: &Sql) -> Result<bool>
 where

@@ -130,17 +130,8 @@ impl Connector for SqliteConnector {
         let statements =
             manifold_sql::ddl::add_column(&ddl::SqliteColumns, collection.table(), field)?;
         // DDL is transactional in SQLite: the column and its unique index appear together.
-        let mut tx = self.pool.begin().await.map_err(map_sqlx)?;
-        for text in statements {
-            codec::prepare(&manifold_sql::Sql {
-                text,
-                params: Vec::new(),
-            })
-            .execute(&mut *tx)
+        manifold_sql::sqlx_repository::run_ddl::<codec::SqliteDriver>(&self.pool, statements, true)
             .await
-            .map_err(map_sqlx)?;
-        }
-        tx.commit().await.map_err(map_sqlx)
     }
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
