@@ -687,6 +687,7 @@ fn a_zero_timeout_is_refused_at_start() {
         "--header-read-timeout",
         "--body-read-timeout",
         "--keep-alive-timeout",
+        "--shutdown-grace",
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_manifold"))
             .args(["serve", flag, "0s"])
@@ -698,10 +699,27 @@ fn a_zero_timeout_is_refused_at_start() {
     }
 }
 
+#[test]
+fn unreadable_shutdown_and_embedding_limits_are_refused_at_start() {
+    for (flag, value, says) in [
+        ("--shutdown-delay", "soon", "use a duration such as 10s"),
+        ("--max-embedded-records", "0", "0 is not in 1.."),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_manifold"))
+            .args(["serve", flag, value])
+            .output()
+            .expect("manifold runs");
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{flag} {value}: {err}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_turns_readiness_off_serves_out_the_delay_then_drains_and_exits_zero() {
     let mut m = Manifold::start(&["--shutdown-delay", "2s", "--shutdown-grace", "5s"]).await;
-    m.post_json("/api/collections:create", &posts()).await;
+    let made = m.post_json("/api/collections:create", &posts()).await;
+    assert_eq!(made.status, 200, "{made:?}");
     let ready = m.send("GET", "/health/ready", &[], b"").await;
     assert_eq!(ready.status, 200, "{ready:?}");
 
@@ -835,7 +853,8 @@ async fn a_rolling_restart_behind_a_readiness_balancer_fails_no_request() {
     let dir = tempfile::tempdir().expect("temp dir");
     let args = ["--shutdown-delay", "1s", "--shutdown-grace", "5s"];
     let mut first = Manifold::start_at(dir.path(), free_port(), &args).await;
-    first.post_json("/api/collections:create", &posts()).await;
+    let made = first.post_json("/api/collections:create", &posts()).await;
+    assert_eq!(made.status, 200, "{made:?}");
     let second = Manifold::start_at(dir.path(), free_port(), &args).await;
     let (lb, balancer) = ready_balancer(vec![first.port, second.port]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
