@@ -314,6 +314,17 @@ impl Target {
         })
     }
 
+    /// The request's `values` checked for a `kind` write, within its whitelist/blacklist.
+    fn write_values(&self, kind: WriteKind) -> Result<WriteValues> {
+        WriteValues::from_json(
+            self.collection(),
+            self.values(),
+            kind,
+            &self.write_filter()?,
+            "values",
+        )
+    }
+
     /// Refuses writes to views, which the database would refuse less clearly.
     fn writable(&self) -> Result<()> {
         if self.collection().is_view {
@@ -686,13 +697,7 @@ impl Middleware for Update {
             ctx.body = Some(update_nested(&t).await?);
             return next.run(ctx).await;
         }
-        let values = WriteValues::from_json(
-            t.collection(),
-            t.values(),
-            WriteKind::Update,
-            &t.write_filter()?,
-            "values",
-        )?;
+        let values = t.write_values(WriteKind::Update)?;
         let filter = t.filter()?;
         let updated = t.repository.update(filter.as_ref(), &values).await?;
         ctx.body = Some(records(updated));
@@ -822,13 +827,7 @@ async fn find_first(repository: &Arc<dyn Repository>, filter: &Filter) -> Result
 }
 
 async fn create_one(t: &Target, repository: &Arc<dyn Repository>) -> Result<Json> {
-    let row = WriteValues::from_json(
-        t.collection(),
-        t.values(),
-        WriteKind::Create,
-        &t.write_filter()?,
-        "values",
-    )?;
+    let row = t.write_values(WriteKind::Create)?;
     let mut created = repository.create(&[row]).await?;
     Ok(created.pop().map(Json::Object).unwrap_or(Json::Null))
 }
@@ -858,13 +857,7 @@ async fn found(
         ))
     })?;
     let tk = row.get(&key.name).cloned().unwrap_or(Json::Null);
-    let values = WriteValues::from_json(
-        t.collection(),
-        t.values(),
-        WriteKind::Update,
-        &t.write_filter()?,
-        "values",
-    )?;
+    let values = t.write_values(WriteKind::Update)?;
     let by_key = key_filter(t.collection(), &tk)?;
     let mut updated = repository.update(by_key.as_ref(), &values).await?;
     Ok(updated.pop().map(Json::Object).unwrap_or(Json::Object(row)))
