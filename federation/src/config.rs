@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use crate::migrations::MigrationMode;
 pub use crate::telemetry::LogFormat;
 
 /// Manifold: one NocoBase-compatible `:action` API in front of many databases.
@@ -63,6 +64,34 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 pub enum Command {
     /// Start the HTTP service (the default).
     Serve(ServeConfig),
+    /// Bring the main database's schema to this version and exit, without serving (for a
+    /// deployment's init step).
+    Migrate(MigrateConfig),
+}
+
+/// Everything `manifold migrate` can be told; each option reads the same environment
+/// variable as `manifold serve`'s.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateConfig {
+    /// The main database to migrate (as `manifold serve --main-db`).
+    #[arg(
+        long,
+        env = "MANIFOLD_MAIN_DB",
+        default_value = "sqlite://./data/main.sqlite"
+    )]
+    pub main_db: String,
+
+    /// How long to wait for another process's migration lock on the main database.
+    #[arg(long, env = "MANIFOLD_MIGRATION_LOCK_TIMEOUT", default_value = "2m", value_parser = positive_duration)]
+    pub migration_lock_timeout: Duration,
+
+    /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
+    #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format on standard output: `text` or `json`.
+    #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Everything `manifold serve` can be told; every option also reads an environment variable.
@@ -168,6 +197,17 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_MAIN_DB_MAX_CONNECTIONS", default_value_t = 8)]
     pub main_db_max_connections: u32,
 
+    /// What a start does with the main database's schema: `apply` runs the migrations it
+    /// lacks (one process at a time, under a lock); `check` runs none and refuses to start
+    /// unless the schema is at this version (when `manifold migrate` runs first).
+    #[arg(long, env = "MANIFOLD_MIGRATIONS", value_enum, default_value_t = MigrationMode::Apply)]
+    pub migrations: MigrationMode,
+
+    /// How long a start waits for another process's migration lock on the main database
+    /// (PostgreSQL, MySQL/MariaDB; on SQLite, for its write lock) before it fails.
+    #[arg(long, env = "MANIFOLD_MIGRATION_LOCK_TIMEOUT", default_value = "2m", value_parser = positive_duration)]
+    pub migration_lock_timeout: Duration,
+
     /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
     #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
     pub log: String,
@@ -191,6 +231,8 @@ impl Default for ServeConfig {
             max_embedded_records: 50_000,
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
+            migrations: MigrationMode::Apply,
+            migration_lock_timeout: Duration::from_secs(120),
             request_timeout: 35,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),

@@ -7,7 +7,9 @@ pub mod collections;
 pub mod config;
 pub mod data_sources;
 pub mod http;
+pub mod main_db;
 pub mod metadata;
+pub mod migrations;
 pub mod relation_fields;
 pub mod telemetry;
 
@@ -16,14 +18,14 @@ use std::sync::Arc;
 use manifold_core::actions::register_default_actions;
 use manifold_core::data_source::{DataSourceManager, DataSourceSettings};
 use manifold_core::{Acl, DataSource, Error, Result};
-use manifold_sqlite::{SqliteConnector, SqliteFactory, SqlitePoolSettings};
+use manifold_sqlite::SqliteFactory;
 
 pub use app::App;
-pub use config::ServeConfig;
+pub use config::{MigrateConfig, ServeConfig};
 
-/// Builds the application for `config`: opens the main database, introspects it, and wires
-/// the default actions and the `collections` resource of every source through
-/// `after_add_data_source`.
+/// Builds the application for `config`: opens the main database, brings its schema to
+/// this version (or checks it is, `--migrations`), introspects it, and wires the default
+/// actions and the `collections` resource of every source through `after_add_data_source`.
 pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     let manager = DataSourceManager::new();
     manager.register_factory(Arc::new(SqliteFactory));
@@ -37,7 +39,7 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
         register_default_actions(source);
     }));
 
-    let main = open_main(&manager, config).await?;
+    let (main, migrated) = open_main(config).await?;
     let metadata = metadata::MetadataStore::open(&main).await?;
     metadata.apply(&main).await?;
     // Every source answers `collections:*`; whether it can create or drop one is its
@@ -48,6 +50,8 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
         collections::define(source, &collections_metadata);
     }));
     let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth).await?;
+    // The built-in rows are written: the next process to start may go.
+    migrated.release().await;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
         .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?
         .allowing_unix_sockets(config.allow_unix_sockets);
@@ -86,44 +90,54 @@ fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
     }
 }
 
-/// Opens the main database named by `--main-db`: a SQLite file (created with its
-/// directory), or any registered network database by its URL scheme.
-async fn open_main(manager: &DataSourceManager, config: &ServeConfig) -> Result<Arc<DataSource>> {
+/// Opens the main database named by `--main-db` (a SQLite file is created with its
+/// directory), runs or checks its migrations, and loads it as the source `main`. The
+/// migration lock is still held (see [`migrations::Migrated::release`]).
+async fn open_main(config: &ServeConfig) -> Result<(Arc<DataSource>, migrations::Migrated)> {
     let settings = DataSourceSettings {
         default_page_size: 20,
         ..config.source_settings()
     };
-    let url = config.main_db.as_str();
-    let scheme = url.split(':').next().unwrap_or("");
-    let (kind, connector): (&str, Arc<dyn manifold_core::Connector>) = match scheme {
-        "sqlite" => {
-            let pool = SqlitePoolSettings {
-                max_connections: config.main_db_max_connections,
-                ..SqlitePoolSettings::default()
-            };
-            ("sqlite", Arc::new(SqliteConnector::open(url, &pool).await?))
+    let database =
+        main_db::MainDatabase::open(&config.main_db, config.main_db_max_connections).await?;
+    let migrated = migrations::run(
+        &database,
+        config.migrations,
+        config.migration_lock_timeout,
+    )
+    .await?;
+    let main = DataSource::load(
+        "main",
+        database.kind(),
+        database.connector(),
+        Acl::closed(),
+        settings,
+    )
+    .await?;
+    Ok((main, migrated))
+}
+
+/// `manifold migrate`: brings the main database's schema to this binary's version and
+/// returns the versions before and after.
+pub async fn migrate(config: &MigrateConfig) -> Result<(i64, i64)> {
+    // The migrations' own connection and introspection's: no more are needed.
+    let database = main_db::MainDatabase::open(&config.main_db, 2).await?;
+    let outcome = migrations::run(
+        &database,
+        migrations::MigrationMode::Apply,
+        config.migration_lock_timeout,
+    )
+    .await;
+    let versions = match outcome {
+        Ok(migrated) => {
+            let versions = (migrated.from, migrated.to);
+            migrated.release().await;
+            Ok(versions)
         }
-        "postgres" | "postgresql" | "mysql" | "mariadb" => {
-            let kind = if scheme == "postgresql" {
-                "postgres"
-            } else {
-                scheme
-            };
-            // sqlx speaks MariaDB through the mysql scheme.
-            let url = url.replacen("mariadb://", "mysql://", 1);
-            let options = serde_json::json!({
-                "url": url,
-                "maxConnections": config.main_db_max_connections,
-            });
-            (kind, manager.factory(kind)?.connect(&options).await?)
-        }
-        other => {
-            return Err(Error::bad_request(format!(
-                "--main-db: unsupported URL scheme {other:?}; use sqlite://, postgres:// or mysql://"
-            )));
-        }
+        Err(e) => Err(e.into()),
     };
-    DataSource::load("main", kind, connector, Acl::closed(), settings).await
+    database.close().await;
+    versions
 }
 
 /// Runs the service until Ctrl-C or SIGTERM, then drains requests and closes every pool.

@@ -1,7 +1,7 @@
 //! `manifold`: the service binary.
 
 use clap::Parser;
-use manifold_federation::config::{Cli, Command};
+use manifold_federation::config::{Cli, Command, LogFormat};
 use manifold_federation::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
@@ -11,26 +11,32 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve(config) = cli.command.unwrap_or(Command::Serve(cli.serve));
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|e| {
-        eprintln!(
-            "manifold: --log {:?} is not a valid filter ({e}); using info",
-            config.log
-        );
-        EnvFilter::new("info")
-    });
-    let telemetry =
-        match Telemetry::init(&filter, config.log_format, |name| std::env::var(name).ok()) {
-            Ok(telemetry) => telemetry,
-            Err(e) => {
-                eprintln!("manifold: {e}");
-                return std::process::ExitCode::FAILURE;
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    let (log, log_format) = match &command {
+        Command::Serve(config) => (config.log.as_str(), config.log_format),
+        Command::Migrate(config) => (config.log.as_str(), config.log_format),
+    };
+    let telemetry = match init_telemetry(log, log_format) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("manifold: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = match command {
+        Command::Serve(config) => manifold_federation::serve(config).await,
+        Command::Migrate(config) => match manifold_federation::migrate(&config).await {
+            Ok((from, to)) => {
+                if from == to {
+                    tracing::info!(version = to, "the main database's schema is up to date");
+                } else {
+                    tracing::info!(from, to, "the main database's schema is migrated");
+                }
+                Ok(())
             }
-        };
-    if let Some(protocol) = telemetry.protocol() {
-        tracing::info!(?protocol, "exporting traces over OTLP");
-    }
-    let outcome = manifold_federation::serve(config).await;
+            Err(e) => Err(std::io::Error::other(format!("cannot migrate: {e}"))),
+        },
+    };
     // Spans still queued are sent before the process ends.
     telemetry.shutdown();
     match outcome {
@@ -41,4 +47,19 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The log filter `log` (info when it does not parse, said on standard error) and the
+/// trace export the OpenTelemetry variables ask for.
+fn init_telemetry(log: &str, format: LogFormat) -> Result<Telemetry, String> {
+    let filter = EnvFilter::try_new(log).unwrap_or_else(|e| {
+        eprintln!("manifold: --log {log:?} is not a valid filter ({e}); using info");
+        EnvFilter::new("info")
+    });
+    let telemetry = Telemetry::init(&filter, format, |name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    if let Some(protocol) = telemetry.protocol() {
+        tracing::info!(?protocol, "exporting traces over OTLP");
+    }
+    Ok(telemetry)
 }

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::filter::{key_filter, parse_filter};
 use manifold_core::overlay::{CollectionOverlay, SchemaOverlay, declared_association};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
-use manifold_core::schema::FieldType;
 use manifold_core::{DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
@@ -20,25 +18,6 @@ pub const FIELDS_TABLE: &str = "_manifold_fields";
 
 /// Option keys a stored field declaration never keeps (NocoBase strips them too).
 const TRANSIENT_KEYS: &[&str] = &["possibleTypes"];
-
-fn table(name: &str, extra: &[&str]) -> CollectionDefinition {
-    let mut key = FieldDefinition::new("key", FieldType::String);
-    key.primary_key = true;
-    key.allow_null = false;
-    let mut fields = vec![key];
-    for column in ["dataSourceKey", "collectionName"].iter().chain(extra) {
-        let mut f = FieldDefinition::new(*column, FieldType::String);
-        f.allow_null = false;
-        fields.push(f);
-    }
-    fields.push(FieldDefinition::new("options", FieldType::Json));
-    CollectionDefinition {
-        name: name.into(),
-        auto_gen_id: false,
-        timestamps: true,
-        fields,
-    }
-}
 
 /// The declarations of every data source, in the main database.
 pub struct MetadataStore {
@@ -52,11 +31,11 @@ pub struct MetadataStore {
 }
 
 impl MetadataStore {
-    /// Opens (creating if needed) the metadata tables in `main`.
+    /// Opens the metadata tables in `main` (made by its migrations).
     pub async fn open(main: &DataSource) -> Result<Arc<Self>> {
         Ok(Arc::new(Self {
-            collections: main.internal_table(&table(COLLECTIONS_TABLE, &[])).await?,
-            fields: main.internal_table(&table(FIELDS_TABLE, &["name"])).await?,
+            collections: main.internal_table(COLLECTIONS_TABLE)?,
+            fields: main.internal_table(FIELDS_TABLE)?,
             writing: tokio::sync::Mutex::new(()),
             built_in: std::sync::RwLock::default(),
         }))

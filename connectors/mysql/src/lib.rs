@@ -7,7 +7,7 @@
 //! dialect writes no `ESCAPE` clause), and the configured statement timeout.
 
 mod codec;
-mod ddl;
+pub mod ddl;
 mod error;
 pub mod introspect;
 mod options;

@@ -2,7 +2,7 @@
 //! shared SQL compiler, and collection DDL.
 
 mod codec;
-mod ddl;
+pub mod ddl;
 mod error;
 pub mod introspect;
 

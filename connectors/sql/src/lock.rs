@@ -3,6 +3,9 @@
 //! `updateOrCreate` on the same lookup values queue up, in every process that shares the
 //! database.
 //!
+//! [`session_lock`] is the same lock held by a session across transactions, for the main
+//! database's migrations.
+//!
 //! The key is never part of the SQL text: it is bound (PostgreSQL hashes it on the server)
 //! or reduced to a fixed-length name by SHA-256 first (MySQL's `GET_LOCK` names are at most
 //! 64 characters, SQL Server's `sp_getapplock` resources 255).
@@ -34,7 +37,6 @@ pub struct KeyLock {
 /// wait (MySQL and SQL Server; PostgreSQL waits up to its statement timeout, SQLite up to
 /// its busy timeout). A zero `wait` waits without a limit of its own.
 pub fn key_lock(dialect: Dialect, key: &str, wait: Duration) -> KeyLock {
-    let name = || Value::Text(lock_name(key));
     match dialect {
         // The whole database's write lock, taken at BEGIN: one writer at a time, so the
         // lookup and the insert of one unit cannot interleave with another's.
@@ -60,24 +62,10 @@ pub fn key_lock(dialect: Dialect, key: &str, wait: Duration) -> KeyLock {
         // GET_LOCK belongs to the session, not the transaction: taken before BEGIN and
         // released after COMMIT. It answers 0 after `wait` seconds (-1: no limit).
         Dialect::MySql => KeyLock {
-            before_begin: Some(Sql {
-                text: "SELECT CAST(GET_LOCK(?, ?) AS SIGNED) AS granted".into(),
-                params: vec![
-                    name(),
-                    Value::Int(if wait.is_zero() {
-                        -1
-                    } else {
-                        i64::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
-                            .unwrap_or(i64::MAX)
-                    }),
-                ],
-            }),
+            before_begin: Some(get_lock(key, wait)),
             begin: None,
             after_begin: None,
-            release: Some(Sql {
-                text: "SELECT RELEASE_LOCK(?)".into(),
-                params: vec![name()],
-            }),
+            release: Some(release_lock(key)),
         },
         Dialect::Mssql => KeyLock {
             before_begin: None,
@@ -85,6 +73,72 @@ pub fn key_lock(dialect: Dialect, key: &str, wait: Duration) -> KeyLock {
             after_begin: Some(sp_getapplock(key, wait)),
             release: None,
         },
+    }
+}
+
+/// MySQL's lock on `key` for the session: `GET_LOCK` on the key's [`lock_name`], which
+/// answers 0 after `wait` (rounded up to whole seconds; zero: no limit).
+fn get_lock(key: &str, wait: Duration) -> Sql {
+    Sql {
+        text: "SELECT CAST(GET_LOCK(?, ?) AS SIGNED) AS granted".into(),
+        params: vec![
+            Value::Text(lock_name(key)),
+            Value::Int(if wait.is_zero() {
+                -1
+            } else {
+                i64::try_from(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+                    .unwrap_or(i64::MAX)
+            }),
+        ],
+    }
+}
+
+/// Releases what [`get_lock`] took.
+fn release_lock(key: &str) -> Sql {
+    Sql {
+        text: "SELECT RELEASE_LOCK(?)".into(),
+        params: vec![Value::Text(lock_name(key))],
+    }
+}
+
+/// A lock on a key that one database session holds across transactions, until it is
+/// released or the session ends (a connection that dies releases it with it): what the
+/// main database's migrations run under, so that processes starting together migrate one
+/// after another.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionLock {
+    /// Takes the lock; returns one row whose single column, `granted`, is 1 when held.
+    pub acquire: Sql,
+    /// Gives it back.
+    pub release: Sql,
+}
+
+/// The session lock on `key` in `dialect`, or `None` where there is none to take:
+/// SQLite's `BEGIN IMMEDIATE` already serialises writers, and SQL Server is never a main
+/// database. MySQL waits at most `wait` (as [`key_lock`]); PostgreSQL's
+/// `pg_advisory_lock` waits up to the session's `lock_timeout`, which the caller sets.
+pub fn session_lock(dialect: Dialect, key: &str, wait: Duration) -> Option<SessionLock> {
+    match dialect {
+        Dialect::Postgres => {
+            let key = || vec![Value::Text(key.to_owned())];
+            Some(SessionLock {
+                acquire: Sql {
+                    text: "SELECT CAST(1 AS BIGINT) AS granted FROM \
+                           (SELECT pg_advisory_lock(hashtextextended($1, 0))) AS l"
+                        .into(),
+                    params: key(),
+                },
+                release: Sql {
+                    text: "SELECT pg_advisory_unlock(hashtextextended($1, 0))".into(),
+                    params: key(),
+                },
+            })
+        }
+        Dialect::MySql => Some(SessionLock {
+            acquire: get_lock(key, wait),
+            release: release_lock(key),
+        }),
+        Dialect::Sqlite | Dialect::Mssql => None,
     }
 }
 
@@ -151,6 +205,22 @@ mod tests {
                 assert!(!sql.text.contains("DROP"), "{dialect:?}: {}", sql.text);
             }
         }
+    }
+
+    #[test]
+    fn session_locks_bind_their_key_and_exist_where_the_database_has_one() {
+        let key = "migrations'; DROP TABLE users; --";
+        for dialect in [Dialect::Postgres, Dialect::MySql] {
+            let lock = session_lock(dialect, key, Duration::from_secs(2))
+                .unwrap_or_else(|| panic!("{dialect:?} has a session lock"));
+            for sql in [&lock.acquire, &lock.release] {
+                assert!(!sql.text.contains("DROP"), "{dialect:?}: {}", sql.text);
+            }
+            assert_eq!(lock.acquire.params[0], lock.release.params[0]);
+        }
+        let mysql = session_lock(Dialect::MySql, "k", Duration::from_millis(2500)).expect("GET_LOCK");
+        assert_eq!(mysql.acquire.params[1], Value::Int(3));
+        assert!(session_lock(Dialect::Sqlite, "k", Duration::ZERO).is_none());
     }
 
     #[test]

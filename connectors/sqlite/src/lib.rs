@@ -2,7 +2,7 @@
 //! compiler, and collection DDL. It is also the embedded default main data source.
 
 mod codec;
-mod ddl;
+pub mod ddl;
 mod error;
 pub mod introspect;
 

@@ -449,34 +449,22 @@ impl DataSource {
         &self.key_locks
     }
 
-    /// The repository of one of Manifold's own tables, creating the table on first use.
-    /// Such tables never become resources.
-    pub async fn internal_table(
-        &self,
-        definition: &CollectionDefinition,
-    ) -> Result<Arc<dyn Repository>> {
-        debug_assert!(definition.name.starts_with(INTERNAL_PREFIX));
-        if let Some(entry) = self.catalog.load().internal.get(&definition.name) {
-            return Ok(entry.repository.clone());
-        }
-        let _guard = self.schema_lock.lock().await;
-        if let Some(entry) = self.catalog.load().internal.get(&definition.name) {
-            return Ok(entry.repository.clone());
-        }
-        let collection = Arc::new(self.connector.create_collection(definition).await?);
-        let repository = self.connector.repository(collection.clone());
-        self.catalog.rcu(|old| {
-            let mut catalog = Catalog::clone(old);
-            catalog.internal.insert(
-                definition.name.clone(),
-                Entry {
-                    collection: collection.clone(),
-                    repository: repository.clone(),
-                },
-            );
-            catalog
-        });
-        Ok(repository)
+    /// The repository of one of Manifold's own tables (`_manifold…`), which the main
+    /// database's migrations made before this source was loaded. Such tables never become
+    /// resources.
+    pub fn internal_table(&self, name: &str) -> Result<Arc<dyn Repository>> {
+        debug_assert!(name.starts_with(INTERNAL_PREFIX));
+        self.catalog
+            .load()
+            .internal
+            .get(name)
+            .map(|entry| entry.repository.clone())
+            .ok_or_else(|| {
+                Error::internal(format!(
+                    "data source {} has no table {name}; the main database's migrations make it",
+                    self.key
+                ))
+            })
     }
 
     /// Drops a table and its resource.

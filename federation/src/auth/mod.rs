@@ -58,16 +58,15 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Makes (or checks) the accounts' collections in `main`, creates the built-in roles
-    /// and, on an empty database, the user `root`; closes every data source's ACL to what
-    /// the stored roles grant. Call before `main` and any other source is added.
+    /// Declares the relations of the accounts' collections (which `main`'s migrations
+    /// made), creates the built-in roles and, on an empty database, the user `root`;
+    /// closes every data source's ACL to what the stored roles grant. Call before `main` and any other source is added.
     pub async fn install(
         manager: &Arc<DataSourceManager>,
         main: &Arc<DataSource>,
         metadata: &Arc<MetadataStore>,
         config: &AuthConfig,
     ) -> Result<Arc<Self>> {
-        store::migrate(main).await?;
         metadata.declare_built_in(main.key(), store::overlay());
         metadata.apply(main).await?;
         let store = Store::new(main.clone());

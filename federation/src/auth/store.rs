@@ -1,16 +1,14 @@
-//! The accounts and permissions as collections of the main database: their definitions
-//! (made on first start, checked on every later one), the relations between them, the
-//! built-in roles and scopes, the user `root`, and the signing secret.
+//! The accounts and permissions as collections of the main database (made by its
+//! migrations, `crate::migrations`): the relations between them, the built-in roles and
+//! scopes, the user `root`, and the signing secret.
 
 use std::sync::Arc;
 
-use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::filter::{FieldRef, key_filter, parse_filter};
 use manifold_core::overlay::{CollectionOverlay, SchemaOverlay};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
-use manifold_core::schema::{Collection, FieldType};
-use manifold_core::value::Value;
+use manifold_core::schema::Collection;
 use manifold_core::{DataSource, Error, Result};
 use serde_json::{Value as Json, json};
 
@@ -54,175 +52,6 @@ pub fn collections() -> impl Iterator<Item = &'static str> {
 
 /// The collections whose rows say what roles may do: a write to one reloads the ACLs.
 pub const PERMISSION_COLLECTIONS: &[&str] = &[ROLES, SOURCE_ROLES, RESOURCES, ACTIONS, SCOPES];
-
-fn field(name: &str, field_type: FieldType) -> FieldDefinition {
-    FieldDefinition::new(name, field_type)
-}
-
-fn key(name: &str, field_type: FieldType) -> FieldDefinition {
-    FieldDefinition {
-        primary_key: true,
-        allow_null: false,
-        ..FieldDefinition::new(name, field_type)
-    }
-}
-
-fn required(name: &str, field_type: FieldType) -> FieldDefinition {
-    FieldDefinition {
-        allow_null: false,
-        ..FieldDefinition::new(name, field_type)
-    }
-}
-
-fn unique(name: &str) -> FieldDefinition {
-    FieldDefinition {
-        unique: true,
-        ..FieldDefinition::new(name, FieldType::String)
-    }
-}
-
-fn flag(name: &str) -> FieldDefinition {
-    FieldDefinition {
-        default_value: Some(Value::Bool(false)),
-        ..FieldDefinition::new(name, FieldType::Boolean)
-    }
-}
-
-fn source_key() -> FieldDefinition {
-    FieldDefinition {
-        default_value: Some(Value::Text("main".into())),
-        ..FieldDefinition::new("dataSourceKey", FieldType::String)
-    }
-}
-
-fn collection(name: &str, auto_gen_id: bool, fields: Vec<FieldDefinition>) -> CollectionDefinition {
-    CollectionDefinition {
-        name: name.into(),
-        auto_gen_id,
-        timestamps: true,
-        fields,
-    }
-}
-
-/// The definitions of the visible collections, as made on first start.
-pub fn definitions() -> Vec<CollectionDefinition> {
-    use FieldType::*;
-    vec![
-        collection(
-            USERS,
-            true,
-            vec![
-                field("nickname", String),
-                unique("username"),
-                unique("email"),
-                field("phone", String),
-                field("password", String),
-                field("passwordChangeTz", BigInt),
-                field("createdById", Integer),
-                field("updatedById", Integer),
-            ],
-        ),
-        collection(
-            ROLES,
-            false,
-            vec![
-                key("name", String),
-                field("title", String),
-                field("description", Text),
-                field("strategy", Json),
-                flag("default"),
-                flag("hidden"),
-                flag("allowConfigure"),
-                field("snippets", Json),
-            ],
-        ),
-        collection(
-            ROLES_USERS,
-            false,
-            vec![
-                key("userId", Integer),
-                key("roleName", String),
-                flag("default"),
-            ],
-        ),
-        collection(
-            SOURCE_ROLES,
-            true,
-            vec![
-                required("dataSourceKey", String),
-                required("roleName", String),
-                field("strategy", Json),
-            ],
-        ),
-        collection(
-            RESOURCES,
-            true,
-            vec![
-                source_key(),
-                field("roleName", String),
-                field("name", String),
-                flag("usingActionsConfig"),
-            ],
-        ),
-        collection(
-            ACTIONS,
-            true,
-            vec![
-                field("rolesResourceId", Integer),
-                field("name", String),
-                field("fields", Json),
-                field("scopeId", Integer),
-            ],
-        ),
-        collection(
-            SCOPES,
-            true,
-            vec![
-                field("key", String),
-                source_key(),
-                field("name", String),
-                field("resourceName", String),
-                field("scope", Json),
-            ],
-        ),
-        collection(
-            API_KEYS,
-            true,
-            vec![
-                field("name", String),
-                field("roleName", String),
-                unique("jti"),
-                field("expiresAt", DateTime),
-                field("createdById", Integer),
-            ],
-        ),
-    ]
-}
-
-fn internal_definitions() -> [CollectionDefinition; 2] {
-    [
-        CollectionDefinition {
-            name: ISSUED_TOKENS.into(),
-            auto_gen_id: false,
-            timestamps: false,
-            fields: vec![
-                key("jti", FieldType::String),
-                required("userId", FieldType::Integer),
-                required("signInTime", FieldType::BigInt),
-                required("expiresAt", FieldType::BigInt),
-            ],
-        },
-        CollectionDefinition {
-            name: SETTINGS.into(),
-            auto_gen_id: false,
-            timestamps: false,
-            fields: vec![
-                key("key", FieldType::String),
-                field("value", FieldType::Text),
-            ],
-        },
-    ]
-}
 
 /// The relations between the accounts' collections and what they never show, laid over
 /// the main source's schema.
@@ -283,223 +112,6 @@ pub fn overlay() -> SchemaOverlay {
     overlay
 }
 
-/// Makes the collections that are missing and adopts those that exist. A table of the
-/// same name made before Manifold (a `users` table of the user's own, say) is never dropped
-/// or rewritten: when it is compatible ([`plan`]), the columns it lacks are added, nullable
-/// or with a default, and it is used; otherwise starting fails with an error naming the
-/// table and the conflict. Every existing table is checked before any is changed.
-pub async fn migrate(main: &DataSource) -> Result<()> {
-    let definitions = definitions();
-    for definition in &definitions {
-        if let Some((existing, _)) = main.collection(&definition.name) {
-            plan(&existing, definition)?;
-        }
-    }
-    for definition in &definitions {
-        if main.collection(&definition.name).is_none()
-            && let Err(e) = main.define_collection(definition).await
-        {
-            // Another process sharing the main database may have made it first.
-            main.refresh().await?;
-            if main.collection(&definition.name).is_none() {
-                return Err(e);
-            }
-        }
-        adopt(main, definition).await?;
-    }
-    for definition in internal_definitions() {
-        main.internal_table(&definition).await?;
-    }
-    Ok(())
-}
-
-/// Adds to the existing table of `definition` the columns it lacks.
-async fn adopt(main: &DataSource, definition: &CollectionDefinition) -> Result<()> {
-    let lacking = |main: &DataSource| -> Result<Vec<FieldDefinition>> {
-        match main.collection(&definition.name) {
-            Some((existing, _)) => plan(&existing, definition),
-            None => Err(Error::internal(format!(
-                "table {} vanished from the main database",
-                definition.name
-            ))),
-        }
-    };
-    let missing = lacking(main)?;
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let names: Vec<&str> = missing.iter().map(|f| f.name.as_str()).collect();
-    tracing::info!(
-        table = %definition.name,
-        columns = %names.join(", "),
-        "adding the columns Manifold needs to an existing table"
-    );
-    if let Err(e) = main.add_fields(&definition.name, &missing).await {
-        // Another process sharing the main database may have added them first.
-        if !lacking(main)?.is_empty() {
-            return Err(Error::new(
-                e.kind(),
-                format!(
-                    "the main database has a table {} that lacks the columns {} Manifold \
-                     needs, and adding them failed: {}",
-                    definition.name,
-                    names.join(", "),
-                    e.message()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether a column of type `found` can hold what Manifold keeps in a field of type
-/// `wanted`: text in any text column, 32-bit integers in any integer column, everything
-/// else only in its own type (what Manifold writes and compares depends on it).
-fn fits(wanted: FieldType, found: FieldType) -> bool {
-    use FieldType::*;
-    match wanted {
-        String | Text => matches!(found, String | Text),
-        Integer => matches!(found, Integer | BigInt),
-        _ => found == wanted,
-    }
-}
-
-/// What the existing table of `definition` lacks: the fields to add, each nullable unless
-/// it has a default, so the rows already there stay valid. A table Manifold cannot use
-/// as it is — a view, another primary key, a column of the same name and another type, a
-/// NOT NULL column without a default that Manifold does not fill — is an error naming the
-/// table and the conflict.
-fn plan(existing: &Collection, definition: &CollectionDefinition) -> Result<Vec<FieldDefinition>> {
-    let conflict = |what: String| {
-        Error::conflict(format!(
-            "the main database has a table {} that Manifold needs for accounts and permissions, \
-             but {what}; Manifold never changes existing columns or rows: change the table or \
-             rename it",
-            definition.name
-        ))
-    };
-    if existing.is_view {
-        return Err(conflict("it is a view, not a table".into()));
-    }
-    check_key(existing, definition).map_err(conflict)?;
-    let mut wanted: Vec<FieldDefinition> = definition
-        .fields
-        .iter()
-        .filter(|f| !f.primary_key)
-        .cloned()
-        .collect();
-    if definition.timestamps {
-        for name in ["createdAt", "updatedAt"] {
-            wanted.push(FieldDefinition::new(name, FieldType::DateTime));
-        }
-    }
-    let mut missing = Vec::new();
-    for field in &wanted {
-        match existing.field(&field.name) {
-            Some(found) if !fits(field.field_type, found.field_type) => {
-                return Err(conflict(format!(
-                    "its column {} is {} ({}) where Manifold needs {}",
-                    found.name, found.field_type, found.raw_type, field.field_type
-                )));
-            }
-            Some(_) => {}
-            None => missing.push(FieldDefinition {
-                allow_null: field.allow_null || field.default_value.is_none(),
-                ..field.clone()
-            }),
-        }
-    }
-    // Manifold fills its keys, its required fields and the timestamps on every insert;
-    // any other NOT NULL column without a default would make those inserts fail.
-    let filled = |name: &str| {
-        definition
-            .fields
-            .iter()
-            .any(|f| f.name == name && (f.primary_key || !f.allow_null))
-            || (definition.timestamps && matches!(name, "createdAt" | "updatedAt"))
-    };
-    if let Some(found) = existing
-        .fields()
-        .iter()
-        .find(|f| !f.allow_null && !f.primary_key && !filled(&f.name))
-    {
-        return Err(conflict(format!(
-            "its column {} is NOT NULL without a default, and Manifold adds {} rows without \
-             it; allow NULL there or give it a default",
-            found.name, definition.name
-        )));
-    }
-    Ok(missing)
-}
-
-/// Whether `existing` has the primary key Manifold addresses `definition`'s rows by:
-/// `id`, an integer the database fills, or the definition's own key.
-fn check_key(
-    existing: &Collection,
-    definition: &CollectionDefinition,
-) -> std::result::Result<(), String> {
-    let key: Vec<&manifold_core::schema::Field> = existing.primary_key().collect();
-    let names = || {
-        if key.is_empty() {
-            "it has no primary key".to_owned()
-        } else {
-            let names: Vec<&str> = key.iter().map(|f| f.name.as_str()).collect();
-            format!("its primary key is ({})", names.join(", "))
-        }
-    };
-    if definition.auto_gen_id {
-        let [id] = key.as_slice() else {
-            return Err(format!("{} where Manifold needs a single key id", names()));
-        };
-        if id.name != "id" {
-            return Err(format!("{} where Manifold needs a single key id", names()));
-        }
-        if !fits(FieldType::Integer, id.field_type) {
-            return Err(format!(
-                "its primary key id is {} ({}) where Manifold needs an integer",
-                id.field_type, id.raw_type
-            ));
-        }
-        if !id.auto_increment {
-            return Err(
-                "its primary key id is not filled by the database (no auto-increment or \
-                 identity), and Manifold adds rows without an id"
-                    .into(),
-            );
-        }
-        return Ok(());
-    }
-    let wanted: Vec<&FieldDefinition> =
-        definition.fields.iter().filter(|f| f.primary_key).collect();
-    let same = key.len() == wanted.len()
-        && key.iter().zip(&wanted).all(|(found, want)| {
-            found.name == want.name && fits(want.field_type, found.field_type)
-        });
-    if !same {
-        let wanted: Vec<String> = wanted
-            .iter()
-            .map(|f| format!("{} {}", f.name, f.field_type))
-            .collect();
-        let found: Vec<String> = key
-            .iter()
-            .map(|f| format!("{} {}", f.name, f.field_type))
-            .collect();
-        return Err(if found.is_empty() {
-            format!(
-                "it has no primary key where Manifold needs ({})",
-                wanted.join(", ")
-            )
-        } else {
-            format!(
-                "its primary key is ({}) where Manifold needs ({})",
-                found.join(", "),
-                wanted.join(", ")
-            )
-        });
-    }
-    Ok(())
-}
-
 /// Reads and writes the accounts' rows on behalf of the service (no ACL, no request).
 #[derive(Clone)]
 pub struct Store {
@@ -507,7 +119,7 @@ pub struct Store {
 }
 
 impl Store {
-    /// The store on `main`, whose collections [`migrate`] has made.
+    /// The store on `main`, whose collections its migrations have made.
     pub fn new(main: Arc<DataSource>) -> Self {
         Self { main }
     }
@@ -515,11 +127,7 @@ impl Store {
     /// The repository of `name`, visible or internal.
     pub async fn repository(&self, name: &str) -> Result<Arc<dyn Repository>> {
         if name.starts_with('_') {
-            let definition = internal_definitions()
-                .into_iter()
-                .find(|d| d.name == name)
-                .ok_or_else(|| Error::internal(format!("no internal table {name}")))?;
-            return self.main.internal_table(&definition).await;
+            return self.main.internal_table(name);
         }
         self.main
             .collection(name)

@@ -4,12 +4,10 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::data_source::{DataSourceManager, DataSourceSettings, DataSourceStatus};
 use manifold_core::filter::{Filter, key_filter};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
-use manifold_core::schema::FieldType;
 use manifold_core::{DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
@@ -19,28 +17,6 @@ use crate::metadata::MetadataStore;
 
 /// The table holding data-source records in the main database.
 pub const RECORDS_TABLE: &str = "_manifold_data_sources";
-
-fn records_definition() -> CollectionDefinition {
-    let mut key = FieldDefinition::new("key", FieldType::String);
-    key.primary_key = true;
-    key.allow_null = false;
-    let mut kind = FieldDefinition::new("type", FieldType::String);
-    kind.allow_null = false;
-    let mut enabled = FieldDefinition::new("enabled", FieldType::Boolean);
-    enabled.default_value = Some(manifold_core::Value::Bool(true));
-    CollectionDefinition {
-        name: RECORDS_TABLE.into(),
-        auto_gen_id: false,
-        timestamps: true,
-        fields: vec![
-            key,
-            kind,
-            FieldDefinition::new("displayName", FieldType::String),
-            FieldDefinition::new("options", FieldType::Json),
-            enabled,
-        ],
-    }
-}
 
 /// The data sources registered through the API.
 pub struct Registry {
@@ -59,7 +35,7 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Opens (creating if needed) the records table in `main`.
+    /// Opens the records table in `main` (made by its migrations).
     pub async fn open(
         manager: Arc<DataSourceManager>,
         main: &DataSource,
@@ -68,7 +44,7 @@ impl Registry {
         sqlite_root: PathBuf,
         metadata: Arc<MetadataStore>,
     ) -> Result<Arc<Self>> {
-        let records = main.internal_table(&records_definition()).await?;
+        let records = main.internal_table(RECORDS_TABLE)?;
         Ok(Arc::new(Self {
             manager,
             records,

@@ -1,0 +1,473 @@
+//! The connection the migrations run on: taken out of the main database's pool for good
+//! (it never goes back, so neither its lock nor its settings can leak to a request), with
+//! no statement timeout (a migration may take long) but lock waits limited to
+//! `--migration-lock-timeout`; the statements of the version table; and the DDL of the
+//! main database's dialect.
+
+use std::time::Duration;
+
+use manifold_core::connector::{CollectionDefinition, FieldDefinition};
+use manifold_core::schema::{Collection, FieldType, TableName};
+use manifold_core::Result;
+use manifold_mysql::{MySqlDriver, ServerFlavor};
+use manifold_sql::sqlx_repository::SqlxDriver as _;
+use manifold_sql::{Dialect, SqlBuilder};
+use sqlx::mysql::MySqlConnection;
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, Connection as _, MySqlPool, PgPool, Row as _, SqlitePool};
+
+use super::{MIGRATIONS_TABLE, MigrationError};
+use crate::main_db::MainDatabase;
+
+/// How the main database writes DDL: with its connector's own column types, so the tables
+/// read back through introspection as the types they were declared with.
+pub enum Ddl {
+    /// SQLite.
+    Sqlite,
+    /// PostgreSQL, in `schema`.
+    Postgres {
+        /// The schema Manifold's tables live in.
+        schema: String,
+    },
+    /// MySQL and MariaDB.
+    MySql,
+}
+
+impl Ddl {
+    /// The statements that create the table of `definition`.
+    pub fn create_table(&self, definition: &CollectionDefinition) -> Result<Vec<String>> {
+        Ok(match self {
+            Self::Sqlite => vec![manifold_sqlite::ddl::create_table(definition)?],
+            Self::Postgres { schema } => {
+                std::iter::once(manifold_postgres::ddl::create_table(definition, schema)?)
+                    .chain(manifold_postgres::ddl::array_comments(definition, schema))
+                    .collect()
+            }
+            Self::MySql => vec![manifold_mysql::ddl::create_table(definition)?],
+        })
+    }
+
+    /// The statements that add `field` to the existing `table`.
+    pub fn add_column(&self, table: &TableName, field: &FieldDefinition) -> Result<Vec<String>> {
+        use manifold_sql::ddl::add_column;
+        match self {
+            Self::Sqlite => add_column(&manifold_sqlite::ddl::SqliteColumns, table, field),
+            Self::Postgres { schema } => {
+                let mut statements =
+                    add_column(&manifold_postgres::ddl::PostgresColumns, table, field)?;
+                if field.field_type == FieldType::Array {
+                    let schema = table.schema.as_deref().unwrap_or(schema);
+                    statements.push(manifold_postgres::ddl::array_comment(
+                        schema,
+                        &table.name,
+                        &field.name,
+                    ));
+                }
+                Ok(statements)
+            }
+            Self::MySql => add_column(&manifold_mysql::ddl::MySqlColumns, table, field),
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite => Dialect::Sqlite,
+            Self::Postgres { .. } => Dialect::Postgres,
+            Self::MySql => Dialect::MySql,
+        }
+    }
+
+    /// The version table's name, quoted (and schema-qualified on PostgreSQL).
+    fn migrations_table(&self) -> String {
+        let table = TableName {
+            schema: match self {
+                Self::Postgres { schema } => Some(schema.clone()),
+                _ => None,
+            },
+            name: MIGRATIONS_TABLE.into(),
+        };
+        let mut b = SqlBuilder::new(self.dialect());
+        b.table(&table);
+        b.finish().text
+    }
+}
+
+/// The connection of one database kind, and the pool its introspection reads through.
+enum Link {
+    Sqlite {
+        connection: SqliteConnection,
+        pool: SqlitePool,
+    },
+    Postgres {
+        connection: PgConnection,
+        pool: PgPool,
+    },
+    MySql {
+        connection: MySqlConnection,
+        pool: MySqlPool,
+        flavor: ServerFlavor,
+    },
+}
+
+/// The migrations' own connection to the main database.
+pub struct Session {
+    link: Link,
+    ddl: Ddl,
+    /// What scopes the lock: the PostgreSQL schema or the MySQL database.
+    scope: String,
+    /// Holds the session lock (released by [`Session::release`]).
+    locked: bool,
+}
+
+/// A whole number of milliseconds, at least 1 (0 would mean no limit).
+fn millis(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+impl Session {
+    /// Takes a connection out of `database`'s pool and sets it up for migrating.
+    pub async fn open(database: &MainDatabase, wait: Duration) -> Result<Self> {
+        match database {
+            MainDatabase::Sqlite(connector) => {
+                let pool = connector.pool().clone();
+                let mut connection = pool
+                    .acquire()
+                    .await
+                    .map_err(manifold_sqlite::map_sqlx)?
+                    .detach();
+                // BEGIN IMMEDIATE waits this long for another process's write lock.
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "PRAGMA busy_timeout = {}",
+                    millis(wait)
+                )))
+                .execute(&mut connection)
+                .await
+                .map_err(manifold_sqlite::map_sqlx)?;
+                Ok(Self {
+                    link: Link::Sqlite { connection, pool },
+                    ddl: Ddl::Sqlite,
+                    scope: String::new(),
+                    locked: false,
+                })
+            }
+            MainDatabase::Postgres(connector) => {
+                let pool = connector.pool().clone();
+                let mut connection = pool
+                    .acquire()
+                    .await
+                    .map_err(manifold_postgres::map_sqlx)?
+                    .detach();
+                // lock_timeout covers the advisory lock and the table locks DDL waits for.
+                sqlx::query(
+                    "SELECT set_config('statement_timeout', '0', false), \
+                     set_config('lock_timeout', $1, false)",
+                )
+                .bind(millis(wait).to_string())
+                .execute(&mut connection)
+                .await
+                .map_err(manifold_postgres::map_sqlx)?;
+                let schema = connector.schema().to_owned();
+                Ok(Self {
+                    link: Link::Postgres { connection, pool },
+                    ddl: Ddl::Postgres {
+                        schema: schema.clone(),
+                    },
+                    scope: schema,
+                    locked: false,
+                })
+            }
+            MainDatabase::MySql {
+                connector,
+                database,
+                ..
+            } => {
+                let pool = connector.pool().clone();
+                let flavor = connector.flavor();
+                let mut connection = pool
+                    .acquire()
+                    .await
+                    .map_err(manifold_mysql::map_sqlx)?
+                    .detach();
+                let no_statement_timeout = match flavor {
+                    ServerFlavor::MariaDb => "max_statement_time = 0",
+                    ServerFlavor::MySql => "max_execution_time = 0",
+                };
+                // lock_wait_timeout: how long DDL waits for a table another session uses.
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "SET SESSION {no_statement_timeout}, lock_wait_timeout = {}",
+                    wait.as_secs().max(1)
+                )))
+                .execute(&mut connection)
+                .await
+                .map_err(manifold_mysql::map_sqlx)?;
+                Ok(Self {
+                    link: Link::MySql {
+                        connection,
+                        pool,
+                        flavor,
+                    },
+                    ddl: Ddl::MySql,
+                    scope: database.clone(),
+                    locked: false,
+                })
+            }
+        }
+    }
+
+    /// Takes the database-wide migration lock, waiting at most `wait` (nothing to take on
+    /// SQLite).
+    pub async fn lock(&mut self, wait: Duration) -> std::result::Result<(), MigrationError> {
+        let key = format!("manifold migrations {}", self.scope);
+        let Some(lock) = manifold_sql::lock::session_lock(self.ddl.dialect(), &key, wait) else {
+            return Ok(());
+        };
+        let granted: Option<i64> = match &mut self.link {
+            Link::Sqlite { .. } => return Ok(()),
+            Link::Postgres { connection, .. } => {
+                match manifold_postgres::prepare(&lock.acquire)
+                    .fetch_one(&mut *connection)
+                    .await
+                {
+                    Ok(row) => row.try_get("granted").map_err(manifold_postgres::map_sqlx)?,
+                    // 55P03 lock_not_available: lock_timeout ran out.
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
+                        None
+                    }
+                    Err(e) => return Err(manifold_postgres::map_sqlx(e).into()),
+                }
+            }
+            Link::MySql { connection, .. } => MySqlDriver::prepare(&lock.acquire)
+                .fetch_one(&mut *connection)
+                .await
+                .and_then(|row| row.try_get("granted"))
+                .map_err(manifold_mysql::map_sqlx)?,
+        };
+        if granted != Some(1) {
+            return Err(MigrationError::LockTimeout { waited: wait });
+        }
+        self.locked = true;
+        Ok(())
+    }
+
+    /// Gives the lock back and closes the connection; a failure only ends the session
+    /// early, which releases the lock as well.
+    pub async fn release(self) {
+        let key = format!("manifold migrations {}", self.scope);
+        let lock = manifold_sql::lock::session_lock(self.ddl.dialect(), &key, Duration::ZERO)
+            .filter(|_| self.locked);
+        let closed = match self.link {
+            Link::Sqlite { connection, .. } => connection.close().await,
+            Link::Postgres { mut connection, .. } => {
+                if let Some(lock) = lock
+                    && let Err(e) = manifold_postgres::prepare(&lock.release)
+                        .execute(&mut connection)
+                        .await
+                {
+                    tracing::warn!("releasing the migration lock: {e}");
+                }
+                connection.close().await
+            }
+            Link::MySql { mut connection, .. } => {
+                if let Some(lock) = lock
+                    && let Err(e) = MySqlDriver::prepare(&lock.release)
+                        .execute(&mut connection)
+                        .await
+                {
+                    tracing::warn!("releasing the migration lock: {e}");
+                }
+                connection.close().await
+            }
+        };
+        if let Err(e) = closed {
+            tracing::debug!("closing the migration connection: {e}");
+        }
+    }
+
+    /// The main database's DDL.
+    pub fn ddl(&self) -> &Ddl {
+        &self.ddl
+    }
+
+    /// The schema as it is now (read through the pool: one read at start, not per request).
+    pub async fn introspect(&self) -> Result<Vec<Collection>> {
+        match &self.link {
+            Link::Sqlite { pool, .. } => manifold_sqlite::introspect::collections(pool).await,
+            Link::Postgres { pool, .. } => {
+                manifold_postgres::introspect::collections(pool, &self.scope).await
+            }
+            Link::MySql { pool, flavor, .. } => {
+                manifold_mysql::introspect::collections(pool, *flavor).await
+            }
+        }
+    }
+
+    /// Whether the version table exists.
+    pub async fn has_migrations_table(&mut self) -> Result<bool> {
+        let count: i64 = match &mut self.link {
+            Link::Sqlite { connection, .. } => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+            )
+            .bind(MIGRATIONS_TABLE)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(manifold_sqlite::map_sqlx)?,
+            Link::Postgres { connection, .. } => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = $1 AND table_name = $2",
+            )
+            .bind(&self.scope)
+            .bind(MIGRATIONS_TABLE)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(manifold_postgres::map_sqlx)?,
+            Link::MySql { connection, .. } => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = ?",
+            )
+            .bind(MIGRATIONS_TABLE)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(manifold_mysql::map_sqlx)?,
+        };
+        Ok(count > 0)
+    }
+
+    /// Creates the version table if it is not there.
+    pub async fn create_migrations_table(&mut self) -> Result<()> {
+        let table = self.ddl.migrations_table();
+        let statement = match self.ddl {
+            Ddl::Sqlite => format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\"version\" BIGINT PRIMARY KEY, \
+                 \"name\" VARCHAR(255) NOT NULL, \"appliedAt\" DATETIME NOT NULL \
+                 DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')))"
+            ),
+            Ddl::Postgres { .. } => format!(
+                "CREATE TABLE IF NOT EXISTS {table} (\"version\" BIGINT PRIMARY KEY, \
+                 \"name\" VARCHAR(255) NOT NULL, \"appliedAt\" TIMESTAMPTZ NOT NULL \
+                 DEFAULT now())"
+            ),
+            // The session's time zone is UTC (the connector sets it).
+            Ddl::MySql => format!(
+                "CREATE TABLE IF NOT EXISTS {table} (`version` BIGINT PRIMARY KEY, \
+                 `name` VARCHAR(255) NOT NULL, `appliedAt` DATETIME(3) NOT NULL \
+                 DEFAULT CURRENT_TIMESTAMP(3)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+            ),
+        };
+        self.execute(&statement).await
+    }
+
+    /// The highest version recorded (0: none).
+    pub async fn version(&mut self) -> Result<i64> {
+        let text = AssertSqlSafe(format!(
+            "SELECT COALESCE(MAX(version), 0) FROM {}",
+            self.ddl.migrations_table()
+        ));
+        match &mut self.link {
+            Link::Sqlite { connection, .. } => sqlx::query_scalar(text)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_sqlite::map_sqlx),
+            Link::Postgres { connection, .. } => sqlx::query_scalar(text)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_postgres::map_sqlx),
+            Link::MySql { connection, .. } => sqlx::query_scalar(text)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_mysql::map_sqlx),
+        }
+    }
+
+    /// Records that migration `version` (`name`) has run.
+    pub async fn record(&mut self, version: i64, name: &str) -> Result<()> {
+        let table = self.ddl.migrations_table();
+        match &mut self.link {
+            Link::Sqlite { connection, .. } => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {table} (\"version\", \"name\") VALUES (?, ?)"
+                )))
+                .bind(version)
+                .bind(name)
+                .execute(&mut *connection)
+                .await
+                .map_err(manifold_sqlite::map_sqlx)?;
+            }
+            Link::Postgres { connection, .. } => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {table} (\"version\", \"name\") VALUES ($1, $2)"
+                )))
+                .bind(version)
+                .bind(name)
+                .execute(&mut *connection)
+                .await
+                .map_err(manifold_postgres::map_sqlx)?;
+            }
+            Link::MySql { connection, .. } => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {table} (`version`, `name`) VALUES (?, ?)"
+                )))
+                .bind(version)
+                .bind(name)
+                .execute(&mut *connection)
+                .await
+                .map_err(manifold_mysql::map_sqlx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one statement without parameters (DDL, or transaction control).
+    pub async fn execute(&mut self, statement: &str) -> Result<()> {
+        let sql = sqlx::raw_sql(AssertSqlSafe(statement.to_owned()));
+        match &mut self.link {
+            Link::Sqlite { connection, .. } => {
+                sql.execute(&mut *connection)
+                    .await
+                    .map_err(manifold_sqlite::map_sqlx)?;
+            }
+            Link::Postgres { connection, .. } => {
+                sql.execute(&mut *connection)
+                    .await
+                    .map_err(manifold_postgres::map_sqlx)?;
+            }
+            Link::MySql { connection, .. } => {
+                sql.execute(&mut *connection)
+                    .await
+                    .map_err(manifold_mysql::map_sqlx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins one migration's transaction: `BEGIN IMMEDIATE` on SQLite (the database's
+    /// write lock, taken before the version is read), `BEGIN` on PostgreSQL, nothing on
+    /// MySQL, whose DDL commits each statement by itself.
+    pub async fn begin(&mut self) -> Result<()> {
+        match self.ddl {
+            Ddl::Sqlite => self.execute("BEGIN IMMEDIATE").await,
+            Ddl::Postgres { .. } => self.execute("BEGIN").await,
+            Ddl::MySql => Ok(()),
+        }
+    }
+
+    /// Commits what [`Session::begin`] began.
+    pub async fn commit(&mut self) -> Result<()> {
+        match self.ddl {
+            Ddl::Sqlite | Ddl::Postgres { .. } => self.execute("COMMIT").await,
+            Ddl::MySql => Ok(()),
+        }
+    }
+
+    /// Rolls back what [`Session::begin`] began; a failure is only logged, since the
+    /// migration's own error is what the caller reports.
+    pub async fn rollback(&mut self) {
+        let outcome = match self.ddl {
+            Ddl::Sqlite | Ddl::Postgres { .. } => self.execute("ROLLBACK").await,
+            Ddl::MySql => Ok(()),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!("rolling back a failed migration: {e}");
+        }
+    }
+}
