@@ -61,6 +61,10 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
 
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once at start; boxing would only complicate the callers"
+)]
 pub enum Command {
     /// Start the HTTP service (the default).
     Serve(ServeConfig),

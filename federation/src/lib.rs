@@ -100,12 +100,8 @@ async fn open_main(config: &ServeConfig) -> Result<(Arc<DataSource>, migrations:
     };
     let database =
         main_db::MainDatabase::open(&config.main_db, config.main_db_max_connections).await?;
-    let migrated = migrations::run(
-        &database,
-        config.migrations,
-        config.migration_lock_timeout,
-    )
-    .await?;
+    let migrated =
+        migrations::run(&database, config.migrations, config.migration_lock_timeout).await?;
     let main = DataSource::load(
         "main",
         database.kind(),

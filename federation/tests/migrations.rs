@@ -134,7 +134,9 @@ impl MainDb {
 /// The `manifold` binary with `args`, without the caller's MANIFOLD_* and OTEL_* settings.
 fn manifold(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
-    command.args(args).env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD);
+    command
+        .args(args)
+        .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD);
     for (key, _) in std::env::vars() {
         if key.starts_with("OTEL_") || key.starts_with("MANIFOLD_") {
             command.env_remove(key);
@@ -247,10 +249,7 @@ impl Serve {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let body = raw
-            .split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_owned();
+        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_owned();
         Ok((status, body))
     }
 

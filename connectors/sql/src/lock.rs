@@ -218,7 +218,8 @@ mod tests {
             }
             assert_eq!(lock.acquire.params[0], lock.release.params[0]);
         }
-        let mysql = session_lock(Dialect::MySql, "k", Duration::from_millis(2500)).expect("GET_LOCK");
+        let mysql =
+            session_lock(Dialect::MySql, "k", Duration::from_millis(2500)).expect("GET_LOCK");
         assert_eq!(mysql.acquire.params[1], Value::Int(3));
         assert!(session_lock(Dialect::Sqlite, "k", Duration::ZERO).is_none());
     }

@@ -458,7 +458,11 @@ mod tests {
                     .iter()
                     .filter(|s| s.starts_with("CREATE TABLE") && s.contains(&definition.name))
                     .count();
-                assert!(made >= 1, "{} is not made: {statements:#?}", definition.name);
+                assert!(
+                    made >= 1,
+                    "{} is not made: {statements:#?}",
+                    definition.name
+                );
             }
         }
         let names: Vec<String> = tables().into_iter().map(|(d, _)| d.name).collect();

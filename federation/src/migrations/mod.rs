@@ -177,7 +177,11 @@ async fn migrate(
     mode: MigrationMode,
 ) -> std::result::Result<i64, MigrationError> {
     let recorded = session.has_migrations_table().await?;
-    let from = if recorded { session.version().await? } else { 0 };
+    let from = if recorded {
+        session.version().await?
+    } else {
+        0
+    };
     if from > LATEST {
         return Err(MigrationError::Newer {
             database: from,

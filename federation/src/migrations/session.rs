@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use manifold_core::Result;
 use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::schema::{Collection, FieldType, TableName};
-use manifold_core::Result;
 use manifold_mysql::{MySqlDriver, ServerFlavor};
 use manifold_sql::sqlx_repository::SqlxDriver as _;
 use manifold_sql::{Dialect, SqlBuilder};
@@ -229,11 +229,11 @@ impl Session {
                     .fetch_one(&mut *connection)
                     .await
                 {
-                    Ok(row) => row.try_get("granted").map_err(manifold_postgres::map_sqlx)?,
+                    Ok(row) => row
+                        .try_get("granted")
+                        .map_err(manifold_postgres::map_sqlx)?,
                     // 55P03 lock_not_available: lock_timeout ran out.
-                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => {
-                        None
-                    }
+                    Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55P03") => None,
                     Err(e) => return Err(manifold_postgres::map_sqlx(e).into()),
                 }
             }
