@@ -120,9 +120,17 @@ pub struct Session {
     locked: bool,
 }
 
-/// A whole number of milliseconds, at least 1 (0 would mean no limit).
+/// A whole number of milliseconds from 1 (0 would mean no limit) to the largest that
+/// PostgreSQL's `lock_timeout` and SQLite's `busy_timeout` take (a 32-bit integer).
 fn millis(wait: Duration) -> u64 {
-    u64::try_from(wait.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(wait.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, i32::MAX as u64)
+}
+
+/// A whole number of seconds from 1 to MySQL's largest `lock_wait_timeout` (a year).
+fn seconds(wait: Duration) -> u64 {
+    wait.as_secs().clamp(1, 31_536_000)
 }
 
 impl Session {
@@ -196,7 +204,7 @@ impl Session {
                 // lock_wait_timeout: how long DDL waits for a table another session uses.
                 sqlx::raw_sql(AssertSqlSafe(format!(
                     "SET SESSION {no_statement_timeout}, lock_wait_timeout = {}",
-                    wait.as_secs().max(1)
+                    seconds(wait)
                 )))
                 .execute(&mut connection)
                 .await
@@ -469,5 +477,29 @@ impl Session {
         if let Err(e) = outcome {
             tracing::warn!("rolling back a failed migration: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_stay_within_what_each_database_takes() {
+        assert_eq!(millis(Duration::ZERO), 1);
+        assert_eq!(millis(Duration::from_secs(120)), 120_000);
+        assert_eq!(millis(Duration::from_secs(u64::MAX)), i32::MAX as u64);
+        assert_eq!(seconds(Duration::from_millis(10)), 1);
+        assert_eq!(seconds(Duration::from_secs(u64::MAX)), 31_536_000);
+    }
+
+    #[test]
+    fn the_version_table_is_quoted_and_in_the_schema() {
+        let pg = Ddl::Postgres {
+            schema: "app".into(),
+        };
+        assert_eq!(pg.migrations_table(), "\"app\".\"_manifold_migrations\"");
+        assert_eq!(Ddl::MySql.migrations_table(), "`_manifold_migrations`");
+        assert_eq!(Ddl::Sqlite.migrations_table(), "\"_manifold_migrations\"");
     }
 }
