@@ -60,7 +60,8 @@ pub struct Auth {
 impl Auth {
     /// Declares the relations of the accounts' collections (which `main`'s migrations
     /// made), creates the built-in roles and, on an empty database, the user `root`;
-    /// closes every data source's ACL to what the stored roles grant. Call before `main` and any other source is added.
+    /// closes every data source's ACL to what the stored roles grant. Call before `main`
+    /// and any other source is added.
     pub async fn install(
         manager: &Arc<DataSourceManager>,
         main: &Arc<DataSource>,
