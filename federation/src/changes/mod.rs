@@ -100,6 +100,12 @@ pub struct FeedOptions {
     pub notifications: bool,
 }
 
+/// A handler with the kinds of change it is given.
+struct Subscription {
+    kinds: Vec<String>,
+    handler: Arc<dyn ChangeHandler>,
+}
+
 /// Entries read from the log at once.
 const BATCH: u64 = 500;
 
@@ -108,8 +114,7 @@ pub struct ChangeFeed {
     log: ChangeLog,
     /// This process, as written in the entries it publishes (they are not applied again).
     origin: String,
-    /// Each handler with the kinds it is given.
-    handlers: RwLock<Vec<(Vec<String>, Arc<dyn ChangeHandler>)>>,
+    handlers: RwLock<Vec<Subscription>>,
     cursor: tokio::sync::Mutex<Cursor>,
     notifier: Option<postgres::Notifier>,
     options: FeedOptions,
@@ -148,7 +153,7 @@ impl ChangeFeed {
         self.handlers
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push((kinds, handler));
+            .push(Subscription { kinds, handler });
     }
 
     /// Starts hearing of other replicas' changes: the listener (PostgreSQL) and the poll.
@@ -242,8 +247,8 @@ impl ChangeFeed {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(kinds, _)| kinds.contains(&change.kind))
-            .map(|(_, handler)| handler.clone())
+            .filter(|s| s.kinds.contains(&change.kind))
+            .map(|s| s.handler.clone())
             .collect();
         if handlers.is_empty() {
             tracing::debug!(kind = %change.kind, "a change nobody here handles");
@@ -261,7 +266,7 @@ impl ChangeFeed {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(_, handler)| handler.clone())
+            .map(|s| s.handler.clone())
             .collect();
         for handler in all {
             if let Err(e) = handler.resync().await {
