@@ -673,3 +673,49 @@ async fn replicas_on_mariadb_converge_through_the_poll() {
         converge(&[&b], gone(key), Instant::now(), limit).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_shows_its_own_state_and_takes_up_a_source_it_has_not_heard_of() {
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    // B hears of nothing by itself within this test.
+    let b = Replica::ready(spawn(
+        dir.path(),
+        &main.url(),
+        &[
+            "--change-notifications",
+            "false",
+            "--change-poll-interval",
+            "1h",
+        ],
+    ))
+    .await;
+    let db = source_database().await;
+    register(&a, "late", &db).await;
+    converge(&[&a], books("late"), Instant::now(), WITHIN).await;
+    let r = b
+        .send("GET", "/api/books:list", None, Some("late"), None)
+        .await;
+    assert_eq!(r.status, 404, "B has not heard of it: {r:?}");
+
+    // Asked, B reports its own state, and that state is work under way: the source
+    // loads there without any change being heard.
+    let r = b
+        .send("GET", "/api/dataSources:list", None, None, None)
+        .await;
+    let late = r.body["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["key"] == json!("late")))
+        .unwrap_or_else(|| panic!("the stored record is listed: {r:?}"))
+        .clone();
+    assert!(
+        matches!(late["status"].as_str(), Some("loading" | "loaded")),
+        "{late}"
+    );
+    converge(&[&b], books("late"), Instant::now(), Duration::from_secs(5)).await;
+    let r = b
+        .send("GET", "/api/dataSources:get/late", None, None, None)
+        .await;
+    assert_eq!(r.body["data"]["status"], json!("loaded"), "{r:?}");
+}
