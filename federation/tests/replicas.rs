@@ -417,8 +417,15 @@ async fn three_replicas_on_postgres_take_each_change_within_a_second() {
         );
     }
 
-    // What each replica says of a source is its own state, and a real one.
+    // A relation declared while the others may still be loading the source: their load
+    // read the declarations before it, and must apply them again.
     let db = source_database().await;
+    register(a, "quick", &db).await;
+    converge(&[a], books("quick"), Instant::now(), WITHIN).await;
+    declare_author(a, "quick").await;
+    converge(&[b, c], books_with_author("quick"), Instant::now(), WITHIN).await;
+
+    // What each replica says of a source is its own state, and a real one.
     register(a, "shared", &db).await;
     converge(&[b, c], books("shared"), Instant::now(), WITHIN).await;
     for replica in [a, b, c] {

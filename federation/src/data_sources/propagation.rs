@@ -32,11 +32,14 @@ impl ChangeHandler for SourceChanges {
         match change.kind.as_str() {
             kinds::DATA_SOURCE => registry.reconcile(key).await,
             kinds::DATA_SOURCE_REFRESH => registry.refresh_here(key).await.map(|_| ()),
-            kinds::SCHEMA => match registry.manager().get(key) {
-                // A source not loaded here reads the declarations when it loads.
-                Some(source) => registry.metadata().apply(&source).await,
-                None => Ok(()),
-            },
+            kinds::SCHEMA => {
+                // A load under way applies them again when it ends.
+                registry.declarations_changed(key);
+                match registry.manager().get(key) {
+                    Some(source) => registry.metadata().apply(&source).await,
+                    None => Ok(()),
+                }
+            }
             _ => Ok(()),
         }
     }

@@ -59,6 +59,9 @@ pub struct Registry {
     /// Per key, what the latest load started from (type, options, enabled): a change
     /// heard from another replica reloads a source only when this differs.
     loaded_with: DashMap<String, Json>,
+    /// Per key, the number of declaration changes so far (see
+    /// [`Registry::declarations_changed`]).
+    declarations: DashMap<String, u64>,
     metadata: Arc<MetadataStore>,
     changes: Arc<ChangeFeed>,
 }
@@ -85,6 +88,7 @@ impl Registry {
             loading: DashMap::new(),
             generations: DashMap::new(),
             loaded_with: DashMap::new(),
+            declarations: DashMap::new(),
             metadata,
             changes: changes.clone(),
         });
@@ -559,6 +563,7 @@ impl Registry {
         let kind = str_of(record, "type");
         let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
         let resolved = self.vet(kind, &options).await?;
+        let declarations = self.declarations(key);
         let overlay = self.metadata.overlay(key).await?;
         let source = self
             .manager
@@ -569,12 +574,25 @@ impl Registry {
             source.close().await;
             return Ok(());
         }
-        self.manager.add(source).await?;
+        self.manager.add(source.clone()).await?;
         // A destroy or disable between the check above and the add removed nothing yet.
         if !self.is_current(key, generation) {
             self.manager.remove(key).await;
+        } else if self.declarations(key) != declarations {
+            // Declared on while it loaded: what it read may be older than that.
+            self.metadata.apply(&source).await?;
         }
         Ok(())
+    }
+
+    /// Counts a change of `key`'s declarations (here or on another replica), so a load
+    /// that read them before the change applies them again when it ends.
+    pub fn declarations_changed(&self, key: &str) {
+        *self.declarations.entry(key.to_owned()).or_insert(0) += 1;
+    }
+
+    fn declarations(&self, key: &str) -> u64 {
+        self.declarations.get(key).map_or(0, |n| *n)
     }
 
     /// A record as clients see it: secrets removed, this replica's status and error

@@ -358,6 +358,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
 
 /// Tells the other replicas that declarations on `collection` of source `key` changed.
 async fn schema_changed(registry: &Registry, key: &str, collection: &str) -> Result<()> {
+    registry.declarations_changed(key);
     registry
         .changes()
         .publish(Change::new(kinds::SCHEMA).source(key).subject(collection))
