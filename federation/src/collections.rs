@@ -8,19 +8,24 @@ use manifold_core::middleware::{Middleware, Next};
 use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSource, Error, Result};
 
+use crate::changes::{Change, ChangeFeed, kinds};
 use crate::metadata::MetadataStore;
 use crate::relation_fields;
 use serde_json::Value as Json;
 
 /// Defines `collections:list|get|create|update|destroy` on `source`; options and
-/// relation fields are kept in `metadata`.
-pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>) {
+/// relation fields are kept in `metadata`, and every change is published on `changes`.
+pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>, changes: &Arc<ChangeFeed>) {
+    let stores = Stores {
+        metadata: metadata.clone(),
+        changes: changes.clone(),
+    };
     let mut resource = ResourceDefinition::new("collections")
         .action("list", Arc::new(List))
         .action("get", Arc::new(Get))
-        .action("create", Arc::new(Create(metadata.clone())))
-        .action("update", Arc::new(Update(metadata.clone())))
-        .action("destroy", Arc::new(Destroy(metadata.clone())));
+        .action("create", Arc::new(Create(stores.clone())))
+        .action("update", Arc::new(Update(stores.clone())))
+        .action("destroy", Arc::new(Destroy(stores)));
     resource.only = vec![
         "list".into(),
         "get".into(),
@@ -29,6 +34,26 @@ pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>) {
         "destroy".into(),
     ];
     source.resource_manager().define(resource);
+}
+
+/// Where the actions that change collections keep and announce what they did.
+#[derive(Clone)]
+struct Stores {
+    metadata: Arc<MetadataStore>,
+    changes: Arc<ChangeFeed>,
+}
+
+impl Stores {
+    /// Tells the other replicas to read `source`'s schema and declarations again.
+    async fn changed(&self, source: &DataSource, collection: &str) -> Result<()> {
+        self.changes
+            .publish(
+                Change::new(kinds::SCHEMA)
+                    .source(source.key())
+                    .subject(collection),
+            )
+            .await
+    }
 }
 
 fn source(ctx: &Context) -> Result<Arc<DataSource>> {
@@ -90,7 +115,7 @@ fn values(ctx: &Context) -> Result<Json> {
 /// The collection options kept as metadata rather than in the table itself.
 const STORED_OPTIONS: &[&str] = &["simplePaginate"];
 
-struct Create(Arc<MetadataStore>);
+struct Create(Stores);
 
 #[async_trait::async_trait]
 impl Middleware for Create {
@@ -109,11 +134,12 @@ impl Middleware for Create {
                 if let Err(e) = source.drop_collection(name).await {
                     tracing::warn!(collection = %name, "could not drop after a failed create: {e}");
                 }
-                let _ = self.0.forget_collection(source.key(), name).await;
+                let _ = self.0.metadata.forget_collection(source.key(), name).await;
             }
-            let _ = self.0.apply(&source).await;
+            let _ = self.0.metadata.apply(&source).await;
         }
         ctx.body = Some(outcome?);
+        self.0.changed(&source, &definition.name).await?;
         next.run(ctx).await
     }
 }
@@ -135,6 +161,7 @@ impl Create {
         created.push(definition.name.clone());
         for declaration in &plan.declarations {
             self.0
+                .metadata
                 .create_field(source, &definition.name, declaration)
                 .await?;
         }
@@ -145,6 +172,7 @@ impl Create {
         if !options.is_empty() || !plan.declarations.is_empty() {
             collection = self
                 .0
+                .metadata
                 .update_collection(source, &definition.name, &Json::Object(options))
                 .await?;
         }
@@ -152,7 +180,7 @@ impl Create {
     }
 }
 
-struct Update(Arc<MetadataStore>);
+struct Update(Stores);
 
 #[async_trait::async_trait]
 impl Middleware for Update {
@@ -160,12 +188,18 @@ impl Middleware for Update {
         let name = name_param(ctx)?;
         let values = values(ctx)?;
         let source = source(ctx)?;
-        ctx.body = Some(self.0.update_collection(&source, &name, &values).await?);
+        ctx.body = Some(
+            self.0
+                .metadata
+                .update_collection(&source, &name, &values)
+                .await?,
+        );
+        self.0.changed(&source, &name).await?;
         next.run(ctx).await
     }
 }
 
-struct Destroy(Arc<MetadataStore>);
+struct Destroy(Stores);
 
 #[async_trait::async_trait]
 impl Middleware for Destroy {
@@ -173,9 +207,13 @@ impl Middleware for Destroy {
         let name = name_param(ctx)?;
         let source = source(ctx)?;
         source.drop_collection(&name).await?;
-        self.0.forget_collection(source.key(), &name).await?;
+        self.0
+            .metadata
+            .forget_collection(source.key(), &name)
+            .await?;
         // Declarations on other collections may have pointed at it.
-        self.0.apply(&source).await?;
+        self.0.metadata.apply(&source).await?;
+        self.0.changed(&source, &name).await?;
         ctx.body = Some(Json::from(1));
         next.run(ctx).await
     }

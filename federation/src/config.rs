@@ -212,6 +212,17 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_MIGRATION_LOCK_TIMEOUT", default_value = "2m", value_parser = positive_duration)]
     pub migration_lock_timeout: Duration,
 
+    /// How often a replica reads the main database's change log for changes made on other
+    /// replicas (PostgreSQL and MySQL/MariaDB main databases; a SQLite one serves one
+    /// process). On PostgreSQL, notifications usually arrive first; this is the safety net.
+    #[arg(long, env = "MANIFOLD_CHANGE_POLL_INTERVAL", default_value = "1s", value_parser = positive_duration)]
+    pub change_poll_interval: Duration,
+
+    /// On a PostgreSQL main database, `LISTEN` for other replicas' changes (`false`: rely
+    /// on the poll alone, e.g. behind a pooler in transaction mode, which drops `LISTEN`).
+    #[arg(long, env = "MANIFOLD_CHANGE_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub change_notifications: bool,
+
     /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
     #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
     pub log: String,
@@ -237,6 +248,9 @@ impl Default for ServeConfig {
             main_db_max_connections: 8,
             migrations: MigrationMode::Apply,
             migration_lock_timeout: Duration::from_secs(120),
+
+            change_poll_interval: Duration::from_secs(1),
+            change_notifications: true,
             request_timeout: 35,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
@@ -265,6 +279,15 @@ impl ServeConfig {
             request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
             max_append_depth: usize::try_from(self.max_append_depth).unwrap_or(4),
             max_embedded_records: usize::try_from(self.max_embedded_records).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// How this replica hears of the others' changes.
+    pub fn change_feed_options(&self) -> crate::changes::FeedOptions {
+        crate::changes::FeedOptions {
+            main_url: self.main_db.clone(),
+            poll_interval: self.change_poll_interval,
+            notifications: self.change_notifications,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod changes;
 pub mod collections;
 pub mod config;
 pub mod data_sources;
@@ -40,16 +41,19 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     }));
 
     let (main, migrated) = open_main(config).await?;
+    // Before any shared state is read: a change made meanwhile is then applied at start.
+    let changes = changes::ChangeFeed::open(&main, config.change_feed_options()).await?;
     let metadata = metadata::MetadataStore::open(&main).await?;
     metadata.apply(&main).await?;
     // Every source answers `collections:*`; whether it can create or drop one is its
     // connector's to say (a MongoDB source can, so its first collection needs no other
     // client).
     let collections_metadata = metadata.clone();
+    let collections_changes = changes.clone();
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
-        collections::define(source, &collections_metadata);
+        collections::define(source, &collections_metadata, &collections_changes);
     }));
-    let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth).await?;
+    let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth, &changes).await?;
     // The built-in rows are written: the next process to start may go.
     migrated.release().await;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
@@ -62,11 +66,13 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
         config.source_settings(),
         sqlite_sources_dir(config),
         metadata,
+        changes.clone(),
     )
     .await?;
     data_sources::define(&main, &registry);
     manager.add(main).await?;
     registry.load_all().await?;
+    changes.start()?;
     let app = App::new(manager);
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)

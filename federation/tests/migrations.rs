@@ -284,7 +284,7 @@ async fn replicas_start_together(backend: Backend) {
     for replica in &replicas {
         replica.sign_in().await;
     }
-    assert_eq!(db.versions().await, vec![1]);
+    assert_eq!(db.versions().await, vec![1, 2]);
     assert_eq!(
         db.number("SELECT COUNT(*) FROM users WHERE username = 'root'")
             .await,
@@ -344,7 +344,7 @@ async fn an_older_database_is_recognised_and_completed(backend: Backend) {
         output.contains("made before schema versions were recorded"),
         "{output}"
     );
-    assert_eq!(db.versions().await, vec![1]);
+    assert_eq!(db.versions().await, vec![1, 2]);
     assert_eq!(
         db.number("SELECT COUNT(*) FROM users WHERE username = 'alice'")
             .await,
@@ -383,7 +383,7 @@ async fn a_newer_database_is_refused(backend: Backend) {
         .await;
     let (ok, output) = migrate(&db.url, &[]).await;
     assert!(!ok, "{output}");
-    for part in ["schema version 99", "this manifold knows (version 1)"] {
+    for part in ["schema version 99", "this manifold knows (version 2)"] {
         assert!(output.contains(part), "{output}");
     }
     let (ok, output) = Serve::spawn(&db.url, db.dir.path(), &[]).exit().await;
@@ -392,7 +392,7 @@ async fn a_newer_database_is_refused(backend: Backend) {
         output.contains("cannot start: the main database is at schema version 99"),
         "{output}"
     );
-    assert_eq!(db.versions().await, vec![1, 99]);
+    assert_eq!(db.versions().await, vec![1, 2, 99]);
 }
 
 #[tokio::test]
@@ -419,7 +419,7 @@ async fn migrate_then_serve_checking(backend: Backend) {
         .await;
     assert!(!ok, "{output}");
     assert!(
-        output.contains("at schema version 0 and this manifold needs version 1")
+        output.contains("at schema version 0 and this manifold needs version 2")
             && output.contains("run `manifold migrate` first"),
         "{output}"
     );
@@ -430,7 +430,7 @@ async fn migrate_then_serve_checking(backend: Backend) {
     let (ok, output) = migrate(&db.url, &[]).await;
     assert!(ok, "{output}");
     assert!(output.contains("schema is up to date"), "{output}");
-    assert_eq!(db.versions().await, vec![1]);
+    assert_eq!(db.versions().await, vec![1, 2]);
 
     let mut serve = Serve::spawn(&db.url, db.dir.path(), &["--migrations", "check"]);
     if let Err(e) = serve.ready().await {

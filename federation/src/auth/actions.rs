@@ -148,7 +148,7 @@ impl Middleware for SignOut {
                 .store
                 .delete(ISSUED_TOKENS, &json!({ "jti": jti }))
                 .await?;
-            self.0.sessions.invalidate(&jti);
+            self.0.sessions_ended(Some(&jti)).await?;
         }
         ctx.body = Some(json!({}));
         next.run(ctx).await
@@ -213,7 +213,7 @@ impl Middleware for ChangePassword {
                 &json!({ "password": hash, "passwordChangeTz": now }),
             )
             .await?;
-        self.0.forget_verified_tokens();
+        self.0.sessions_ended(None).await?;
         ctx.body = Some(json!({}));
         next.run(ctx).await
     }

@@ -156,8 +156,8 @@ impl Middleware for List {
     }
 }
 
-/// `destroy` by `filterByTk`: the key stops working at once on this process (within the
-/// cache lifetime on the others).
+/// `destroy` by `filterByTk`: the key stops working at once on this process, and on the
+/// others as soon as they hear of it (within the change poll interval).
 struct Destroy(Arc<Auth>);
 
 #[async_trait::async_trait]
@@ -175,7 +175,7 @@ impl Middleware for Destroy {
         let destroyed = self.0.store.delete(API_KEYS, &filter).await?;
         for row in rows {
             if let Some(jti) = row.get("jti").and_then(Json::as_str) {
-                self.0.sessions.invalidate(jti);
+                self.0.sessions_ended(Some(jti)).await?;
             }
         }
         if destroyed == 0 {

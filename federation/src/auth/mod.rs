@@ -14,6 +14,7 @@ mod authenticate;
 mod config;
 mod password;
 mod permissions;
+mod propagation;
 mod source_roles;
 mod store;
 mod throttle;
@@ -31,6 +32,7 @@ use serde_json::{Value as Json, json};
 pub use config::{AuthConfig, Secret};
 pub use store::collections;
 
+use crate::changes::{ChangeFeed, kinds};
 use crate::metadata::MetadataStore;
 use authenticate::Session;
 use permissions::Permissions;
@@ -55,18 +57,22 @@ pub struct Auth {
     /// Verified sessions by token id: no main-database round trip on the hot path.
     sessions: moka::sync::Cache<String, Arc<Session>>,
     permissions: Arc<Permissions>,
+    /// Where changes of accounts and permissions are published for the other replicas.
+    changes: Arc<ChangeFeed>,
 }
 
 impl Auth {
     /// Declares the relations of the accounts' collections (which `main`'s migrations
     /// made), creates the built-in roles and, on an empty database, the user `root`;
     /// closes every data source's ACL to what the stored roles grant. Call before `main`
-    /// and any other source is added.
+    /// and any other source is added. Changes are published on `changes`, and those of
+    /// other replicas applied from it.
     pub async fn install(
         manager: &Arc<DataSourceManager>,
         main: &Arc<DataSource>,
         metadata: &Arc<MetadataStore>,
         config: &AuthConfig,
+        changes: &Arc<ChangeFeed>,
     ) -> Result<Arc<Self>> {
         metadata.declare_built_in(main.key(), store::overlay());
         metadata.apply(main).await?;
@@ -86,7 +92,12 @@ impl Auth {
                 .time_to_live(config.auth_cache_ttl)
                 .build(),
             permissions: permissions.clone(),
+            changes: changes.clone(),
         });
+        changes.subscribe(
+            &[kinds::PERMISSIONS, kinds::SESSIONS],
+            Arc::new(propagation::AuthChanges::new(&auth)),
+        );
         let hook_permissions = permissions.clone();
         let main_key = main.key().to_owned();
         manager.before_add_data_source(Arc::new(move |source: &Arc<DataSource>| {

@@ -254,7 +254,7 @@ impl Permissions {
 }
 
 /// Reloads the permissions (and forgets verified sessions, whose roles may have changed)
-/// after every write to the collections that hold them.
+/// after every write to the collections that hold them, on every replica.
 pub fn watch(auth: &Arc<Auth>, main: &DataSource) {
     let watcher = Arc::new(Watch(auth.clone()));
     if let Err(e) = main
@@ -298,11 +298,8 @@ impl Middleware for Watch {
         let touched = touches_permissions(ctx);
         next.run(ctx).await?;
         match touched {
-            Some(true) => {
-                self.0.permissions.reload().await?;
-                self.0.forget_verified_tokens();
-            }
-            Some(false) => self.0.forget_verified_tokens(),
+            Some(true) => self.0.permissions_changed().await?,
+            Some(false) => self.0.sessions_ended(None).await?,
             None => {}
         }
         Ok(())

@@ -316,7 +316,7 @@ impl Middleware for SourceRoles {
                 }
                 if name == "update" {
                     self.write(&key, &role, &values(ctx)?).await?;
-                    self.auth.permissions.reload().await?;
+                    self.auth.permissions_changed().await?;
                 }
                 self.present_one(&key, &role).await?
             }
@@ -341,7 +341,7 @@ impl Middleware for SourceScopes {
             let rows = self.main.begin().await?;
             let created = insert(&rows.repository(SCOPES)?, &Json::Object(row), "values").await?;
             rows.commit().await?;
-            self.auth.permissions.reload().await?;
+            self.auth.permissions_changed().await?;
             Json::Object(created)
         } else {
             let rows = self

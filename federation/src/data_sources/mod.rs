@@ -1,8 +1,9 @@
 //! The data-source registration API: records stored in the main database, a status
-//! machine per source, host rules for where sources may live, and the resources that
-//! expose it all.
+//! machine per source (this replica's), host rules for where sources may live, the
+//! resources that expose it all, and the changes other replicas make to it.
 
 mod hosts;
+mod propagation;
 mod registry;
 mod resource;
 mod secrets;

@@ -13,6 +13,7 @@ use serde_json::{Map, Value as Json, json};
 
 use super::hosts::HostPolicy;
 use super::secrets::{mask_secrets, scrub, secret_values};
+use crate::changes::{Change, ChangeFeed, kinds};
 use crate::metadata::MetadataStore;
 
 /// The table holding data-source records in the main database.
@@ -31,11 +32,19 @@ pub struct Registry {
     /// load whose number is no longer the key's was overtaken, and must neither serve its
     /// source nor report a status (a source destroyed while it loaded stays gone).
     generations: DashMap<String, u64>,
+    /// Per key, what the latest load started from (type, options, enabled): a change
+    /// heard from another replica reloads a source only when this differs.
+    loaded_with: DashMap<String, Json>,
+    /// Per key, the number of declaration changes so far (see
+    /// [`Registry::declarations_changed`]).
+    declarations: DashMap<String, u64>,
     metadata: Arc<MetadataStore>,
+    changes: Arc<ChangeFeed>,
 }
 
 impl Registry {
-    /// Opens the records table in `main` (made by its migrations).
+    /// Opens the records table in `main` (made by its migrations), and takes the changes
+    /// of sources and their schemas that other replicas publish on `changes`.
     pub async fn open(
         manager: Arc<DataSourceManager>,
         main: &DataSource,
@@ -43,9 +52,10 @@ impl Registry {
         settings: DataSourceSettings,
         sqlite_root: PathBuf,
         metadata: Arc<MetadataStore>,
+        changes: Arc<ChangeFeed>,
     ) -> Result<Arc<Self>> {
         let records = main.internal_table(RECORDS_TABLE)?;
-        Ok(Arc::new(Self {
+        let registry = Arc::new(Self {
             manager,
             records,
             hosts,
@@ -53,8 +63,25 @@ impl Registry {
             sqlite_root,
             loading: DashMap::new(),
             generations: DashMap::new(),
+            loaded_with: DashMap::new(),
+            declarations: DashMap::new(),
             metadata,
-        }))
+            changes: changes.clone(),
+        });
+        changes.subscribe(
+            &[
+                kinds::DATA_SOURCE,
+                kinds::DATA_SOURCE_REFRESH,
+                kinds::SCHEMA,
+            ],
+            Arc::new(super::propagation::SourceChanges::new(&registry)),
+        );
+        Ok(registry)
+    }
+
+    /// Where this replica's changes are published for the others.
+    pub fn changes(&self) -> &Arc<ChangeFeed> {
+        &self.changes
     }
 
     /// The users' declarations about every source's collections.
@@ -214,7 +241,15 @@ impl Registry {
         } else {
             self.manager.set_status(key, DataSourceStatus::Disabled);
         }
+        self.publish(key).await?;
         Ok(record)
+    }
+
+    /// Tells the other replicas that the record of `key` changed.
+    async fn publish(&self, key: &str) -> Result<()> {
+        self.changes
+            .publish(Change::new(kinds::DATA_SOURCE).source(key))
+            .await
     }
 
     /// Changes `displayName`, `options` (merged over the stored ones, so a write-only
@@ -291,31 +326,105 @@ impl Registry {
             .pop()
             .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
         if !enabled {
-            self.supersede(key);
-            self.manager.set_status(key, DataSourceStatus::Disabled);
-            self.manager.remove(key).await;
+            self.disable(key).await;
         } else if options_changed || !was_enabled {
             self.begin_load(key);
             self.spawn_load(record.clone());
         }
+        self.publish(key).await?;
         Ok(record)
+    }
+
+    /// Stops serving `key` here and says it is disabled.
+    async fn disable(&self, key: &str) {
+        self.supersede(key);
+        self.loaded_with.remove(key);
+        self.manager.set_status(key, DataSourceStatus::Disabled);
+        self.manager.remove(key).await;
+    }
+
+    /// Stops serving `key` here and forgets it (its record is gone).
+    async fn forget(&self, key: &str) {
+        // Before the removal: a load still running then sees it was overtaken (and takes
+        // its source out again if it got in first).
+        self.supersede(key);
+        self.loaded_with.remove(key);
+        self.manager.remove(key).await;
+        self.manager.clear_status(key);
+    }
+
+    /// Brings this replica's source `key` in line with its stored record, as another
+    /// replica left it: loads it (again) when what it was loaded from changed or its load
+    /// failed, disables it, or removes it when the record is gone.
+    pub async fn reconcile(self: &Arc<Self>, key: &str) -> Result<()> {
+        let Some(record) = self.get(key).await? else {
+            self.forget(key).await;
+            return Ok(());
+        };
+        if record.get("enabled") == Some(&Json::Bool(false)) {
+            self.disable(key).await;
+            return Ok(());
+        }
+        let current = self
+            .loaded_with
+            .get(key)
+            .is_some_and(|f| *f == fingerprint(&record));
+        let working = matches!(
+            self.manager.status(key),
+            Some(
+                DataSourceStatus::Loaded | DataSourceStatus::Loading | DataSourceStatus::Reloading
+            )
+        );
+        if !(current && working) {
+            self.begin_load(key);
+            self.spawn_load(record);
+        }
+        Ok(())
+    }
+
+    /// Reconciles every record, and removes the sources whose record is gone: after a
+    /// time when this replica may have missed changes.
+    pub async fn reconcile_all(self: &Arc<Self>) -> Result<()> {
+        let records = self.all().await?;
+        let keys: std::collections::BTreeSet<String> = records
+            .iter()
+            .map(|r| str_of(r, "key").to_owned())
+            .collect();
+        for key in &keys {
+            self.reconcile(key).await?;
+        }
+        for source in self.manager.list() {
+            if source.key() != "main" && !keys.contains(source.key()) {
+                self.forget(source.key()).await;
+            }
+        }
+        Ok(())
     }
 
     /// Deletes the record and closes the source.
     pub async fn destroy(&self, key: &str) -> Result<u64> {
         let deleted = self.records.destroy(self.by_key(key)?.as_ref()).await?;
         self.metadata.forget_source(key).await?;
-        // Before the removal: a load still running then sees it was overtaken (and takes
-        // its source out again if it got in first).
-        self.supersede(key);
-        self.manager.remove(key).await;
-        self.manager.clear_status(key);
+        self.forget(key).await;
+        self.publish(key).await?;
         Ok(deleted)
     }
 
-    /// Re-reads the schema of a loaded source, or retries a failed one, in the background.
-    /// Answers the status right after the decision (`reloading` when work was started).
+    /// Re-reads the schema of a loaded source, or retries a failed one, in the background,
+    /// here and on the other replicas. Answers this replica's status right after the
+    /// decision (`reloading` when work was started).
     pub async fn refresh(self: &Arc<Self>, key: &str) -> Result<DataSourceStatus> {
+        let status = self.refresh_here(key).await?;
+        if status == DataSourceStatus::Reloading {
+            self.changes
+                .publish(Change::new(kinds::DATA_SOURCE_REFRESH).source(key))
+                .await?;
+        }
+        Ok(status)
+    }
+
+    /// [`Registry::refresh`] on this replica only.
+    pub async fn refresh_here(self: &Arc<Self>, key: &str) -> Result<DataSourceStatus> {
         if key == "main"
             && let Some(main) = self.manager.get("main")
         {
@@ -331,18 +440,19 @@ impl Registry {
             .get(key)
             .await?
             .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
-        let status = self
-            .manager
-            .status(key)
-            .unwrap_or(DataSourceStatus::Loading);
-        let restartable = matches!(
-            status,
-            DataSourceStatus::Loaded
+        // No status: this replica has not heard of the record yet, and nobody here is
+        // loading it; a refresh starts that.
+        let enabled = record.get("enabled") != Some(&Json::Bool(false));
+        match self.manager.status(key) {
+            None
+            | Some(
+                DataSourceStatus::Loaded
                 | DataSourceStatus::LoadingFailed(_)
-                | DataSourceStatus::ReloadingFailed(_)
-        );
-        if !restartable {
-            return Ok(status);
+                | DataSourceStatus::ReloadingFailed(_),
+            ) => {}
+            // Enabled on another replica since: this one had not heard yet.
+            Some(DataSourceStatus::Disabled) if enabled => {}
+            Some(status) => return Ok(status),
         }
         self.begin_load(key);
         match self.manager.get(key) {
@@ -403,6 +513,7 @@ impl Registry {
         let this = self.clone();
         let key = str_of(&record, "key").to_owned();
         let generation = self.supersede(&key);
+        self.loaded_with.insert(key.clone(), fingerprint(&record));
         tokio::spawn(async move {
             let lock = this
                 .loading
@@ -428,6 +539,7 @@ impl Registry {
         let kind = str_of(record, "type");
         let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
         let resolved = self.vet(kind, &options).await?;
+        let declarations = self.declarations(key);
         let overlay = self.metadata.overlay(key).await?;
         let source = self
             .manager
@@ -438,16 +550,31 @@ impl Registry {
             source.close().await;
             return Ok(());
         }
-        self.manager.add(source).await?;
+        self.manager.add(source.clone()).await?;
         // A destroy or disable between the check above and the add removed nothing yet.
         if !self.is_current(key, generation) {
             self.manager.remove(key).await;
+        } else if self.declarations(key) != declarations {
+            // Declared on while it loaded: what it read may be older than that.
+            self.metadata.apply(&source).await?;
         }
         Ok(())
     }
 
-    /// A record as clients see it: secrets removed, status and error attached.
-    pub fn present(&self, record: &Record) -> Json {
+    /// Counts a change of `key`'s declarations (here or on another replica), so a load
+    /// that read them before the change applies them again when it ends.
+    pub fn declarations_changed(&self, key: &str) {
+        *self.declarations.entry(key.to_owned()).or_insert(0) += 1;
+    }
+
+    fn declarations(&self, key: &str) -> u64 {
+        self.declarations.get(key).map_or(0, |n| *n)
+    }
+
+    /// A record as clients see it: secrets removed, this replica's status and error
+    /// attached. A record this replica has not heard of yet is taken up now, so the
+    /// `loading` it shows is work under way.
+    pub fn present(self: &Arc<Self>, record: &Record) -> Json {
         let key = str_of(record, "key");
         let mut out = record.clone();
         if let Some(options) = out.get_mut("options") {
@@ -456,13 +583,35 @@ impl Registry {
         let status = self
             .manager
             .status(key)
-            .unwrap_or(DataSourceStatus::Loading);
+            .unwrap_or_else(|| self.take_up(record));
         out.insert("status".into(), json!(status.name()));
         if let Some(message) = status.error_message() {
             out.insert("errorMessage".into(), json!(message));
         }
         out.insert("fixed".into(), json!(false));
         Json::Object(out)
+    }
+
+    /// Starts reconciling the source of `record`, which this replica knows no status of,
+    /// and answers the status that work starts from.
+    fn take_up(self: &Arc<Self>, record: &Record) -> DataSourceStatus {
+        let key = str_of(record, "key").to_owned();
+        if record.get("enabled") == Some(&Json::Bool(false)) {
+            self.manager.set_status(&key, DataSourceStatus::Disabled);
+            return DataSourceStatus::Disabled;
+        }
+        self.manager.set_status(&key, DataSourceStatus::Loading);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.reconcile(&key).await {
+                tracing::warn!(data_source = %key, error = %e.message(), "cannot take up a data source");
+                this.manager.set_status(
+                    &key,
+                    DataSourceStatus::LoadingFailed(e.message().to_owned()),
+                );
+            }
+        });
+        DataSourceStatus::Loading
     }
 
     /// The main source as a read-only record.
@@ -486,6 +635,16 @@ impl Registry {
 
 fn str_of<'a>(record: &'a Record, key: &str) -> &'a str {
     record.get(key).and_then(Json::as_str).unwrap_or("")
+}
+
+/// What a load of `record` starts from: a change elsewhere in the record (its display
+/// name) needs no reload.
+fn fingerprint(record: &Record) -> Json {
+    json!([
+        record.get("type"),
+        record.get("options"),
+        record.get("enabled")
+    ])
 }
 
 /// The error with every secret of `options` that its message might quote replaced by

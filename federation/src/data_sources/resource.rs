@@ -10,6 +10,7 @@ use manifold_core::{Context, DataSource, Error, Params, Result};
 use serde_json::{Value as Json, json};
 
 use super::registry::Registry;
+use crate::changes::{Change, kinds};
 
 /// What an action answers: the body and, for lists, the meta.
 type Answer = (Json, Option<Json>);
@@ -251,6 +252,7 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
                 .metadata()
                 .update_collection(&source, &name, &values(&p))
                 .await?;
+            schema_changed(&r, &key, &name).await?;
             Ok((collection, None))
         }),
     );
@@ -321,6 +323,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
                     .metadata()
                     .create_field(&source, &name, &values(&p))
                     .await?;
+                schema_changed(&r, source.key(), &name).await?;
                 Ok((field, None))
             }),
         )
@@ -333,6 +336,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
                     .metadata()
                     .update_field(&source, &name, &field, &values(&p))
                     .await?;
+                schema_changed(&r, source.key(), &name).await?;
                 Ok((updated, None))
             }),
         )
@@ -342,6 +346,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
                 let (source, name) = source_and_collection(&r, &p)?;
                 let field = key_param(&p)?;
                 r.metadata().destroy_field(&source, &name, &field).await?;
+                schema_changed(&r, source.key(), &name).await?;
                 Ok((json!("ok"), None))
             }),
         );
@@ -349,6 +354,15 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
         .map(String::from)
         .to_vec();
     fields
+}
+
+/// Tells the other replicas that declarations on `collection` of source `key` changed.
+async fn schema_changed(registry: &Registry, key: &str, collection: &str) -> Result<()> {
+    registry.declarations_changed(key);
+    registry
+        .changes()
+        .publish(Change::new(kinds::SCHEMA).source(key).subject(collection))
+        .await
 }
 
 /// The source and collection name in a `<key>.<collection>` association index.

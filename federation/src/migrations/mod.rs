@@ -22,6 +22,7 @@
 //! by `serve` and by `manifold migrate`, naming both versions.
 
 mod m0001_initial;
+mod m0002_change_log;
 mod session;
 
 use std::time::Duration;
@@ -49,7 +50,7 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[m0001_initial::MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[m0001_initial::MIGRATION, m0002_change_log::MIGRATION];
 
 /// The schema version this binary brings the main database to.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -1,0 +1,724 @@
+//! Several `manifold` replicas on one main database: a change of shared state made on one
+//! (a data source registered or removed, a relation declared, a collection created, a
+//! grant given, an API key revoked) takes effect on the others within a second, through
+//! PostgreSQL notifications, through the poll when notifications are off or lost, and
+//! through the poll alone on a MariaDB main database.
+//!
+//! Every replica is a real process started from the built binary; every answer is read
+//! off a socket.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use manifold_tests::{Backend, ScratchDatabase};
+use serde_json::{Value as Json, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ROOT_PASSWORD: &str = "replicas-test-root";
+/// What the issue asks of a change with notifications: on every replica within 1 s (p99).
+const WITHIN: Duration = Duration::from_secs(1);
+
+/// One running `manifold` process, signed in as root.
+struct Replica {
+    child: Child,
+    port: u16,
+    token: String,
+    log: PathBuf,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// An answer: the status and the JSON body.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    body: Json,
+}
+
+async fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&Json>,
+) -> Reply {
+    let body = body.map(Json::to_string).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("send");
+    stream.write_all(body.as_bytes()).await.expect("send");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer within 20 s")
+        .expect("read the answer");
+    let raw = String::from_utf8_lossy(&raw);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Reply {
+        status,
+        body: serde_json::from_str(body).unwrap_or(Json::String(body.to_owned())),
+    }
+}
+
+/// Starts a process on `main_url` with `args`; [`Replica::ready`] waits for it.
+fn spawn(dir: &std::path::Path, main_url: &str, args: &[&str]) -> (Child, u16, PathBuf) {
+    let port = free_port();
+    let log = dir.join(format!("manifold-{port}.log"));
+    let out = std::fs::File::create(&log).expect("log file");
+    let err = out.try_clone().expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--main-db", main_url])
+        .args(args)
+        // Every replica must verify the others' tokens.
+        .env(
+            "MANIFOLD_JWT_SECRET",
+            "replicas-test-secret-0123456789abcdef",
+        )
+        .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD)
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(err);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("OTEL_")
+            || (key.starts_with("MANIFOLD_") && !key.starts_with("MANIFOLD_TEST_"))
+        {
+            command.env_remove(key);
+        }
+    }
+    (command.spawn().expect("manifold starts"), port, log)
+}
+
+impl Replica {
+    /// Waits until the process answers `/health/ready`, then signs in as root.
+    async fn ready((mut child, port, log): (Child, u16, PathBuf)) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("manifold exited with {status}: {}", read(&log));
+            }
+            let ready = TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+                && request(port, "GET", "/health/ready", &[], None)
+                    .await
+                    .status
+                    == 200;
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "manifold not ready in 60 s: {}",
+                read(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut replica = Self {
+            child,
+            port,
+            token: String::new(),
+            log,
+        };
+        replica.token = replica.sign_in("root", ROOT_PASSWORD).await;
+        replica
+    }
+
+    /// Starts `n` processes on `main_url` at the same moment (on a fresh main database they
+    /// migrate it together, under the migration lock) and waits for all of them.
+    async fn start_together(
+        dir: &std::path::Path,
+        main_url: &str,
+        n: usize,
+        args: &[&str],
+    ) -> Vec<Self> {
+        let mut replicas = Vec::with_capacity(n);
+        let spawned: Vec<_> = (0..n).map(|_| spawn(dir, main_url, args)).collect();
+        for s in spawned {
+            replicas.push(Self::ready(s).await);
+        }
+        replicas
+    }
+
+    async fn sign_in(&self, account: &str, password: &str) -> String {
+        let r = self
+            .send(
+                "POST",
+                "/api/auth:signIn",
+                None,
+                None,
+                Some(&json!({ "account": account, "password": password })),
+            )
+            .await;
+        r.body["data"]["token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token for {account}: {r:?}"))
+            .to_owned()
+    }
+
+    /// One request as `token` (root's when `None`), to data source `source` if given.
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        source: Option<&str>,
+        body: Option<&Json>,
+    ) -> Reply {
+        let bearer = format!("Bearer {}", token.unwrap_or(&self.token));
+        let mut headers = Vec::new();
+        if !self.token.is_empty() || token.is_some() {
+            headers.push(("Authorization", bearer.as_str()));
+        }
+        if let Some(source) = source {
+            headers.push(("X-Data-Source", source));
+        }
+        request(self.port, method, path, &headers, body).await
+    }
+
+    /// A request as root that must succeed.
+    async fn ok(&self, method: &str, path: &str, body: Json) -> Json {
+        let r = self.send(method, path, None, None, Some(&body)).await;
+        assert_eq!(r.status, 200, "{method} {path}: {r:?}\n{}", read(&self.log));
+        r.body
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+fn read(log: &std::path::Path) -> String {
+    let mut text = String::new();
+    let _ = std::fs::File::open(log).and_then(|mut f| f.read_to_string(&mut text));
+    text
+}
+
+/// What a replica answers when it has taken a change in: `path` (on `source`, as `token`)
+/// answers `status`, with a value at the JSON pointer `holds` when given.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    path: &'a str,
+    source: Option<&'a str>,
+    token: Option<&'a str>,
+    status: u16,
+    holds: Option<&'a str>,
+}
+
+impl Probe<'_> {
+    fn accepts(&self, r: &Reply) -> bool {
+        r.status == self.status
+            && self
+                .holds
+                .is_none_or(|p| r.body.pointer(p).is_some_and(|v| !v.is_null()))
+    }
+}
+
+/// How long after `since` each of `replicas` answers `probe` as expected; panics after
+/// `limit`.
+async fn converge(
+    replicas: &[&Replica],
+    probe: Probe<'_>,
+    since: Instant,
+    limit: Duration,
+) -> Vec<Duration> {
+    let mut took: Vec<Option<Duration>> = vec![None; replicas.len()];
+    let deadline = since + limit;
+    loop {
+        for (i, replica) in replicas.iter().enumerate() {
+            if took[i].is_some() {
+                continue;
+            }
+            let r = replica
+                .send("GET", probe.path, probe.token, probe.source, None)
+                .await;
+            if probe.accepts(&r) {
+                took[i] = Some(since.elapsed());
+            }
+        }
+        if took.iter().all(Option::is_some) {
+            return took.into_iter().flatten().collect();
+        }
+        if Instant::now() > deadline {
+            let last = replicas[took.iter().position(Option::is_none).unwrap_or(0)]
+                .send("GET", probe.path, probe.token, probe.source, None)
+                .await;
+            panic!(
+                "{} (source {:?}) did not answer {} within {limit:?}; last answer {last:?}",
+                probe.path, probe.source, probe.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The 99th percentile of `samples` (with 20 samples: the largest).
+fn p99(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = (sorted.len() * 99).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+/// A PostgreSQL database with `authors` and `books` (whose `author_id` has no foreign key:
+/// the relation is declared over the API).
+async fn source_database() -> ScratchDatabase {
+    let db = ScratchDatabase::create(Backend::Postgres).await;
+    let pool = sqlx::PgPool::connect(&db.url())
+        .await
+        .expect("source database");
+    for statement in [
+        "CREATE TABLE authors (id serial PRIMARY KEY, name text)",
+        "CREATE TABLE books (id serial PRIMARY KEY, title text, author_id integer)",
+        "INSERT INTO authors (name) VALUES ('Ann')",
+        "INSERT INTO books (title, author_id) VALUES ('One', 1)",
+    ] {
+        sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .expect(statement);
+    }
+    pool.close().await;
+    db
+}
+
+/// Registers `db` as source `key` on `on`.
+async fn register(on: &Replica, key: &str, db: &ScratchDatabase) {
+    on.ok(
+        "POST",
+        "/api/dataSources:create",
+        json!({ "key": key, "type": "postgres", "options": { "url": db.url(), "maxConnections": 2 } }),
+    )
+    .await;
+}
+
+/// Declares `books.author` on source `key` through `on`.
+async fn declare_author(on: &Replica, key: &str) {
+    on.ok(
+        "POST",
+        &format!("/api/dataSourcesCollections/{key}.books/fields:create"),
+        json!({ "name": "author", "type": "belongsTo", "target": "authors", "foreignKey": "author_id" }),
+    )
+    .await;
+}
+
+fn books(key: &str) -> Probe<'_> {
+    Probe {
+        path: "/api/books:list",
+        source: Some(key),
+        token: None,
+        status: 200,
+        holds: None,
+    }
+}
+
+fn books_with_author(key: &str) -> Probe<'_> {
+    Probe {
+        path: "/api/books:list?appends=author",
+        holds: Some("/data/0/author/name"),
+        ..books(key)
+    }
+}
+
+fn gone(key: &str) -> Probe<'_> {
+    Probe {
+        status: 404,
+        ..books(key)
+    }
+}
+
+/// Twenty sources registered, given a relation and removed on one replica: the other two
+/// serve each (and then answer 404) within 1 s at the 99th percentile, `limit` at worst.
+async fn twenty_changes(first: &Replica, others: &[&Replica], limit: Duration) -> [Duration; 3] {
+    let db = source_database().await;
+    let (mut served, mut related, mut removed) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..20 {
+        let key = format!("s{i}");
+        register(first, &key, &db).await;
+        served.extend(converge(others, books(&key), Instant::now(), limit).await);
+        // The first loads it in the background too; the declaration needs it loaded.
+        converge(&[first], books(&key), Instant::now(), limit).await;
+        // Before the declaration the others know no relation to append.
+        let r = others[0]
+            .send("GET", books_with_author(&key).path, None, Some(&key), None)
+            .await;
+        assert!(!books_with_author(&key).accepts(&r), "{r:?}");
+        declare_author(first, &key).await;
+        related.extend(converge(others, books_with_author(&key), Instant::now(), limit).await);
+        let r = others[0]
+            .send("GET", books_with_author(&key).path, None, Some(&key), None)
+            .await;
+        assert_eq!(r.body["data"][0]["author"]["name"], json!("Ann"), "{r:?}");
+        first
+            .ok(
+                "POST",
+                &format!("/api/dataSources:destroy?filterByTk={key}"),
+                json!({}),
+            )
+            .await;
+        removed.extend(converge(others, gone(&key), Instant::now(), limit).await);
+    }
+    let p = [p99(&served), p99(&related), p99(&removed)];
+    eprintln!(
+        "p99 over 20 changes: registered {:?}, related {:?}, removed {:?}",
+        p[0], p[1], p[2]
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_on_postgres_take_each_change_within_a_second() {
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let replicas = Replica::start_together(dir.path(), &main.url(), 3, &[]).await;
+    let [a, b, c] = [&replicas[0], &replicas[1], &replicas[2]];
+
+    let [served, related, removed] = twenty_changes(a, &[b, c], Duration::from_secs(10)).await;
+    for (what, p) in [
+        ("registered", served),
+        ("related", related),
+        ("removed", removed),
+    ] {
+        assert!(
+            p <= WITHIN,
+            "a source {what} on one replica took {p:?} (p99) on the others"
+        );
+    }
+
+    // A relation declared while the others may still be loading the source: their load
+    // read the declarations before it, and must apply them again.
+    let db = source_database().await;
+    register(a, "quick", &db).await;
+    converge(&[a], books("quick"), Instant::now(), WITHIN).await;
+    declare_author(a, "quick").await;
+    converge(&[b, c], books_with_author("quick"), Instant::now(), WITHIN).await;
+
+    // What each replica says of a source is its own state, and a real one.
+    register(a, "shared", &db).await;
+    converge(&[b, c], books("shared"), Instant::now(), WITHIN).await;
+    for replica in [a, b, c] {
+        let r = replica
+            .send("GET", "/api/dataSources:get/shared", None, None, None)
+            .await;
+        assert_eq!(r.body["data"]["status"], json!("loaded"), "{r:?}");
+    }
+    a.ok(
+        "POST",
+        "/api/dataSources:update?filterByTk=shared",
+        json!({ "enabled": false }),
+    )
+    .await;
+    converge(
+        &[b, c],
+        Probe {
+            status: 503,
+            ..books("shared")
+        },
+        Instant::now(),
+        WITHIN,
+    )
+    .await;
+    let r = b
+        .send("GET", "/api/dataSources:get/shared", None, None, None)
+        .await;
+    assert_eq!(r.body["data"]["status"], json!("disabled"), "{r:?}");
+
+    // A collection created on one replica, then a grant to a role.
+    let since = Instant::now();
+    a.ok(
+        "POST",
+        "/api/collections:create",
+        json!({ "name": "posts", "fields": [{ "name": "title", "type": "string" }] }),
+    )
+    .await;
+    let posts = Probe {
+        path: "/api/posts:list",
+        source: None,
+        token: None,
+        status: 200,
+        holds: None,
+    };
+    converge(&[b, c], posts, since, WITHIN).await;
+    a.ok("POST", "/api/roles:create", json!({ "name": "reader" }))
+        .await;
+    a.ok(
+        "POST",
+        "/api/users:create",
+        json!({ "username": "ann", "password": "ann-secret-1", "roles": ["reader"] }),
+    )
+    .await;
+    let ann = b.sign_in("ann", "ann-secret-1").await;
+    let as_ann = Probe {
+        token: Some(&ann),
+        ..posts
+    };
+    assert_eq!(
+        b.send("GET", "/api/posts:list", Some(&ann), None, None)
+            .await
+            .status,
+        403
+    );
+    let since = Instant::now();
+    a.ok(
+        "POST",
+        "/api/roles/reader/resources:create",
+        json!({ "name": "posts", "usingActionsConfig": true, "actions": [{ "name": "view" }] }),
+    )
+    .await;
+    converge(&[b, c], as_ann, since, WITHIN).await;
+
+    // An API key revoked on one replica stops working on the others, although they
+    // verified it a moment ago (their token cache keeps it 10 s).
+    let created = a
+        .ok(
+            "POST",
+            "/api/apiKeys:create",
+            json!({ "name": "ci", "role": { "name": "root" }, "expiresIn": "30d" }),
+        )
+        .await;
+    let key = created["data"]["token"]
+        .as_str()
+        .expect("an API key")
+        .to_owned();
+    let id = created["data"]["id"].clone();
+    let check = Probe {
+        path: "/api/auth:check",
+        source: None,
+        token: Some(&key),
+        status: 200,
+        holds: None,
+    };
+    converge(&[b, c], check, Instant::now(), WITHIN).await;
+    let since = Instant::now();
+    a.ok(
+        "POST",
+        &format!("/api/apiKeys:destroy?filterByTk={id}"),
+        json!({}),
+    )
+    .await;
+    converge(
+        &[b, c],
+        Probe {
+            status: 401,
+            ..check
+        },
+        since,
+        WITHIN,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_notifications_replicas_converge_through_the_poll() {
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let replicas = Replica::start_together(
+        dir.path(),
+        &main.url(),
+        2,
+        &[
+            "--change-notifications",
+            "false",
+            "--change-poll-interval",
+            "1s",
+        ],
+    )
+    .await;
+    // Nobody listens: what arrives, arrives by the poll.
+    let pool = sqlx::PgPool::connect(&main.url())
+        .await
+        .expect("main database");
+    let listening: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'manifold-listen-%' AND datname = current_database()",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("pg_stat_activity");
+    assert_eq!(listening, 0);
+    pool.close().await;
+    // The poll interval, and a margin for loading the source.
+    let limit = Duration::from_secs(1) + Duration::from_millis(1000);
+    let [served, related, removed] = twenty_changes(&replicas[0], &[&replicas[1]], limit).await;
+    for (what, p) in [
+        ("registered", served),
+        ("related", related),
+        ("removed", removed),
+    ] {
+        assert!(
+            p <= limit,
+            "a source {what} took {p:?} (p99) through the poll"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_listener_is_killed_reconnects_and_catches_up() {
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    // The poll would hide a lost listener: B hears only through it.
+    let b = Replica::ready(spawn(
+        dir.path(),
+        &main.url(),
+        &["--change-poll-interval", "1h"],
+    ))
+    .await;
+    let pool = sqlx::PgPool::connect(&main.url())
+        .await
+        .expect("main database");
+    let name = format!("manifold-listen-{}", b.pid());
+    let listener = || {
+        sqlx::query_scalar::<_, i32>("SELECT pid FROM pg_stat_activity WHERE application_name = $1")
+            .bind(name.clone())
+            .fetch_optional(&pool)
+    };
+    let db = source_database().await;
+    register(&a, "before", &db).await;
+    converge(&[&b], books("before"), Instant::now(), WITHIN).await;
+    let old = listener()
+        .await
+        .expect("pg_stat_activity")
+        .expect("B listens");
+
+    // B is paused while its listening connection is killed and a change is made: the
+    // notification of that change reaches nobody on B's side.
+    let signal = |sig: &str| {
+        let status = Command::new("kill")
+            .args([sig, &b.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(old)
+        .fetch_one(&pool)
+        .await
+        .expect("pg_terminate_backend");
+    assert!(killed);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listener().await.expect("pg_stat_activity").is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the listener backend did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    register(&a, "missed", &db).await;
+    signal("-CONT");
+
+    // B notices, listens again, and reads what it missed.
+    converge(
+        &[&b],
+        books("missed"),
+        Instant::now(),
+        Duration::from_secs(5),
+    )
+    .await;
+    let new = listener()
+        .await
+        .expect("pg_stat_activity")
+        .expect("B listens again");
+    assert_ne!(new, old);
+    // And hears the next change as usual.
+    register(&a, "after", &db).await;
+    converge(&[&b], books("after"), Instant::now(), WITHIN).await;
+    pool.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_mariadb_converge_through_the_poll() {
+    let main = ScratchDatabase::create(Backend::MariaDb).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    let b = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    let limit = Duration::from_secs(1) + Duration::from_millis(1000);
+    let db = source_database().await;
+    for key in ["m1", "m2", "m3"] {
+        register(&a, key, &db).await;
+        converge(&[&b], books(key), Instant::now(), limit).await;
+        declare_author(&a, key).await;
+        converge(&[&b], books_with_author(key), Instant::now(), limit).await;
+        a.ok(
+            "POST",
+            &format!("/api/dataSources:destroy?filterByTk={key}"),
+            json!({}),
+        )
+        .await;
+        converge(&[&b], gone(key), Instant::now(), limit).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_shows_its_own_state_and_takes_up_a_source_it_has_not_heard_of() {
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    // B hears of nothing by itself within this test.
+    let b = Replica::ready(spawn(
+        dir.path(),
+        &main.url(),
+        &[
+            "--change-notifications",
+            "false",
+            "--change-poll-interval",
+            "1h",
+        ],
+    ))
+    .await;
+    let db = source_database().await;
+    register(&a, "late", &db).await;
+    converge(&[&a], books("late"), Instant::now(), WITHIN).await;
+    let r = b
+        .send("GET", "/api/books:list", None, Some("late"), None)
+        .await;
+    assert_eq!(r.status, 404, "B has not heard of it: {r:?}");
+
+    // Asked, B reports its own state, and that state is work under way: the source
+    // loads there without any change being heard.
+    let r = b
+        .send("GET", "/api/dataSources:list", None, None, None)
+        .await;
+    let late = r.body["data"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["key"] == json!("late")))
+        .unwrap_or_else(|| panic!("the stored record is listed: {r:?}"))
+        .clone();
+    assert!(
+        matches!(late["status"].as_str(), Some("loading" | "loaded")),
+        "{late}"
+    );
+    converge(&[&b], books("late"), Instant::now(), Duration::from_secs(5)).await;
+    let r = b
+        .send("GET", "/api/dataSources:get/late", None, None, None)
+        .await;
+    assert_eq!(r.body["data"]["status"], json!("loaded"), "{r:?}");
+}
