@@ -658,3 +658,36 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
         refusal,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(items: Vec<manifold_core::Result<&'static str>>) -> StreamedArray {
+        StreamedArray::new(
+            stream::iter(items.into_iter().map(|i| i.map(|s| s.as_bytes().to_vec()))).boxed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_streamed_array_is_written_as_one_json_document() {
+        let array = chunks(vec![Ok("1,2"), Ok(""), Ok("3")]).enclose(b"{\"data\":", b"}");
+        let response = streamed_response(200, array);
+        let body = response.into_body().into_bytes().await.expect("a whole body");
+        assert_eq!(&body[..], b"{\"data\":[1,2,3]}");
+    }
+
+    #[tokio::test]
+    async fn an_error_after_the_first_chunk_cuts_the_body_short() {
+        let array = chunks(vec![
+            Ok("1"),
+            Err(manifold_core::Error::internal("the database went away")),
+            Ok("2"),
+        ]);
+        let response = streamed_response(200, array);
+        assert!(
+            response.into_body().into_bytes().await.is_err(),
+            "the body must fail, not end as valid JSON"
+        );
+    }
+}
