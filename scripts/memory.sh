@@ -65,13 +65,13 @@ status() { # field
 }
 
 create() { # body file
-    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $token" \
+    curl -s -o /dev/null -w '%{http_code} (%{size_download} B)\n' -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' -X POST "$base/api/posts:create" --data-binary "@$1"
 }
 
 # The table holds 180,000 rows once both create cases ran; the lists read 100,000.
 list_all() {
-    curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $token" \
+    curl -s -o /dev/null -w '%{http_code} (%{size_download} B)\n' -H "Authorization: Bearer $token" \
         "$base/api/posts:list?paginate=false&filter=%7B%22id%22%3A%7B%22%24lte%22%3A100000%7D%7D"
 }
 

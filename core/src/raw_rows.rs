@@ -128,7 +128,11 @@ mod tests {
 
     #[test]
     fn small_arrays_and_other_bodies_are_given_back() {
-        for body in [array(RAW_ROWS_ABOVE), b"{\"a\": 1}".to_vec(), b"[1,".to_vec()] {
+        for body in [
+            array(RAW_ROWS_ABOVE),
+            b"{\"a\": 1}".to_vec(),
+            b"[1,".to_vec(),
+        ] {
             assert_eq!(RawRows::split(body.clone()).err(), Some(body));
         }
     }
@@ -137,10 +141,16 @@ mod tests {
     fn large_arrays_split_into_their_elements() {
         let rows = RawRows::split(array(RAW_ROWS_ABOVE + 2)).expect("split");
         assert_eq!(rows.len(), RAW_ROWS_ABOVE + 2);
-        assert_eq!(rows.row(7, "values.7").expect("row"), serde_json::json!({"i": 7}));
+        assert_eq!(
+            rows.row(7, "values.7").expect("row"),
+            serde_json::json!({"i": 7})
+        );
         let tree = rows.tree().as_array().expect("array");
         assert_eq!(tree.len(), RAW_ROWS_ABOVE + 2);
-        assert_eq!(tree[RAW_ROWS_ABOVE + 1], serde_json::json!({"i": RAW_ROWS_ABOVE + 1}));
+        assert_eq!(
+            tree[RAW_ROWS_ABOVE + 1],
+            serde_json::json!({"i": RAW_ROWS_ABOVE + 1})
+        );
     }
 
     #[test]

@@ -61,17 +61,14 @@ impl StreamedArray {
     /// run.
     pub fn until(self, deadline: tokio::time::Instant, what: String) -> Self {
         let (before, chunks, after) = self.into_parts();
-        let chunks = stream::unfold(
-            (chunks, Some(what)),
-            move |(mut chunks, what)| async move {
-                let what = what?;
-                match tokio::time::timeout_at(deadline, chunks.next()).await {
-                    Ok(Some(chunk)) => Some((chunk, (chunks, Some(what)))),
-                    Ok(None) => None,
-                    Err(_) => Some((Err(Error::new(ErrorKind::Timeout, what)), (chunks, None))),
-                }
-            },
-        );
+        let chunks = stream::unfold((chunks, Some(what)), move |(mut chunks, what)| async move {
+            let what = what?;
+            match tokio::time::timeout_at(deadline, chunks.next()).await {
+                Ok(Some(chunk)) => Some((chunk, (chunks, Some(what)))),
+                Ok(None) => None,
+                Err(_) => Some((Err(Error::new(ErrorKind::Timeout, what)), (chunks, None))),
+            }
+        });
         Self {
             before,
             chunks: std::sync::Mutex::new(chunks.boxed()),

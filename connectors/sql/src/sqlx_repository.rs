@@ -7,10 +7,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row};
 use manifold_core::query::FindOptions;
-use futures_util::StreamExt as _;
 use manifold_core::repository::{Record, RecordBatches, Repository, WriteValues, in_batches};
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::telemetry::{DbTarget, record_error};

@@ -575,7 +575,10 @@ async fn every_row(
         .boxed();
     let (key, timeout) = match &t.source {
         Some(source) => (source.key().to_owned(), source.settings().request_timeout),
-        None => (String::new(), crate::data_source::DataSourceSettings::default().request_timeout),
+        None => (
+            String::new(),
+            crate::data_source::DataSourceSettings::default().request_timeout,
+        ),
     };
     Ok(Answer::Streamed(StreamedArray::new(chunks).until(
         started + timeout,

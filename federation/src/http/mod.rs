@@ -13,12 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use poem::http::{Method, StatusCode, header};
-use poem::listener::{Acceptor, Listener};
 use bytes::Bytes;
 use futures_util::StreamExt as _;
 use futures_util::stream;
 use manifold_core::streamed::StreamedArray;
+use poem::http::{Method, StatusCode, header};
+use poem::listener::{Acceptor, Listener};
 use poem::{Body, Endpoint, Request, Response};
 use serde_json::json;
 use tokio::sync::watch;
@@ -673,7 +673,11 @@ mod tests {
     async fn a_streamed_array_is_written_as_one_json_document() {
         let array = chunks(vec![Ok("1,2"), Ok(""), Ok("3")]).enclose(b"{\"data\":", b"}");
         let response = streamed_response(200, array);
-        let body = response.into_body().into_bytes().await.expect("a whole body");
+        let body = response
+            .into_body()
+            .into_bytes()
+            .await
+            .expect("a whole body");
         assert_eq!(&body[..], b"{\"data\":[1,2,3]}");
     }
 
