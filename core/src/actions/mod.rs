@@ -541,7 +541,8 @@ async fn every_row(
     shape: Option<Shape>,
 ) -> Result<Answer> {
     let started = tokio::time::Instant::now();
-    let mut batches = t.repository.find_batches(options, BATCH_ROWS).await?;
+    // Fused: the second batch is asked for even when the first ended the stream.
+    let mut batches = t.repository.find_batches(options, BATCH_ROWS).await?.fuse();
     let mut held = batches.next().await.transpose()?.unwrap_or_default();
     let second = batches.next().await.transpose()?;
     // `X-With-ACL-Meta` lists the ids of the answered rows, so it needs them all.
