@@ -22,7 +22,8 @@ pub struct RequestInfo {
     pub query: String,
     /// Headers with lower-case names.
     pub headers: Vec<(String, String)>,
-    /// The raw request body.
+    /// The raw request body; empty once the router took a long JSON array out of it as
+    /// the `values` to parse a batch at a time ([`crate::raw_rows`]).
     pub body: Vec<u8>,
     /// The client's address, where the transport knows it (sign-in throttling keys on it).
     pub peer: Option<std::net::IpAddr>,
@@ -93,8 +94,13 @@ pub struct Context {
     pub data_source: Option<Arc<DataSource>>,
     /// The resolved action (set by the router for resource requests).
     pub action: Option<Action>,
-    /// The response body before data wrapping; `None` means the handler produced nothing.
+    /// The response body before data wrapping; `None` means the handler produced nothing
+    /// (or produced [`Context::streamed`]).
     pub body: Option<Json>,
+    /// A JSON array answer written chunk by chunk instead of `body`, for answers of many
+    /// records (`list` with `paginate=false`, a bulk `create`). Middleware that runs after
+    /// the action sees that there is a body ([`Context::has_body`]) but not its records.
+    pub streamed: Option<crate::streamed::StreamedArray>,
     /// Extra `meta` to send beside `data`.
     pub body_meta: Option<Json>,
     /// An explicit status; `None` means 200 for handled requests and 404 otherwise.
@@ -114,6 +120,11 @@ impl Context {
             request,
             ..Self::default()
         }
+    }
+
+    /// Whether the handler produced an answer, held (`body`) or streamed (`streamed`).
+    pub fn has_body(&self) -> bool {
+        self.body.is_some() || self.streamed.is_some()
     }
 
     /// The resolved action, or an internal error when called outside a resource request.

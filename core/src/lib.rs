@@ -20,10 +20,12 @@ pub mod middleware;
 pub mod overlay;
 pub mod params;
 pub mod query;
+pub mod raw_rows;
 pub mod repository;
 pub mod request;
 pub mod resource;
 pub mod schema;
+pub mod streamed;
 pub mod telemetry;
 pub mod value;
 

@@ -4,44 +4,86 @@
 //! `sort` overwrites and everything else deep-merges. The ACL and custom middleware use the
 //! same [`Params::merge`], so a default can never be widened by a request.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::{Error, Result};
+use crate::raw_rows::RawRows;
 
 /// The merged parameter object an action reads.
+///
+/// A large array body may be held as [`RawRows`] rather than as `values` in the map (the
+/// router does that, [`crate::raw_rows`]); [`Params::get`] and [`Params::remove`] still
+/// answer `values` with the array, built on first use.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Params(Map<String, Json>);
+pub struct Params {
+    map: Map<String, Json>,
+    /// `values` while it is still text; the map then has no `values`.
+    rows: Option<Arc<RawRows>>,
+}
 
 impl Params {
     /// Params holding exactly `map`.
     pub fn from_map(map: Map<String, Json>) -> Self {
-        Self(map)
+        Self { map, rows: None }
     }
 
-    /// The raw object.
+    /// The raw object, without `values` while that is held as [`RawRows`].
     pub fn as_map(&self) -> &Map<String, Json> {
-        &self.0
+        &self.map
     }
 
     /// The raw value of `key`.
     pub fn get(&self, key: &str) -> Option<&Json> {
-        self.0.get(key)
+        match &self.rows {
+            Some(rows) if key == "values" => Some(rows.tree()),
+            _ => self.map.get(key),
+        }
     }
 
     /// Sets `key`, replacing any value.
     pub fn set(&mut self, key: impl Into<String>, value: Json) {
-        self.0.insert(key.into(), value);
+        let key = key.into();
+        if key == "values" {
+            self.rows = None;
+        }
+        self.map.insert(key, value);
     }
 
     /// Removes `key`.
     pub fn remove(&mut self, key: &str) -> Option<Json> {
-        self.0.remove(key)
+        if key == "values"
+            && let Some(rows) = self.rows.take()
+        {
+            return Some(match Arc::try_unwrap(rows) {
+                Ok(rows) => rows.into_tree(),
+                Err(shared) => shared.tree().clone(),
+            });
+        }
+        self.map.remove(key)
+    }
+
+    /// Makes `rows` the `values`, replacing any.
+    pub fn set_raw_values(&mut self, rows: RawRows) {
+        self.map.remove("values");
+        self.rows = Some(Arc::new(rows));
+    }
+
+    /// `values`, when it is still held as text (nothing has replaced it).
+    pub fn raw_values(&self) -> Option<&Arc<RawRows>> {
+        self.rows.as_ref()
     }
 
     /// Merges `incoming` into these params with the per-key strategies.
     pub fn merge(&mut self, incoming: Map<String, Json>) {
+        if incoming.contains_key("values")
+            && let Some(values) = self.remove("values")
+        {
+            self.map.insert("values".into(), values);
+        }
         for (key, y) in incoming {
-            let x = self.0.remove(&key);
+            let x = self.map.remove(&key);
             let merged = match key.as_str() {
                 "filter" => and_merge(x, y),
                 "fields" | "whitelist" | "blacklist" => intersect(x, y),
@@ -52,14 +94,14 @@ impl Params {
                     None => y,
                 },
             };
-            self.0.insert(key, merged);
+            self.map.insert(key, merged);
         }
     }
 
     /// A list param (`fields`, `appends`, `sort`, …): an array of strings, or a
     /// comma-separated string. `None` when absent.
     pub fn list(&self, key: &str) -> Result<Option<Vec<String>>> {
-        match self.0.get(key) {
+        match self.map.get(key) {
             None | Some(Json::Null) => Ok(None),
             Some(v) => to_list(v)
                 .map(Some)
@@ -69,7 +111,7 @@ impl Params {
 
     /// A positive integer param (`page`, `pageSize`), `None` when absent or empty.
     pub fn positive_integer(&self, key: &str) -> Result<Option<u64>> {
-        let raw = match self.0.get(key) {
+        let raw = match self.map.get(key) {
             None | Some(Json::Null) => return Ok(None),
             Some(Json::String(s)) if s.trim().is_empty() => return Ok(None),
             Some(v) => v,
@@ -86,7 +128,7 @@ impl Params {
 
     /// A boolean flag given as `true`/`"true"`/`"1"`.
     pub fn flag(&self, key: &str) -> bool {
-        match self.0.get(key) {
+        match self.map.get(key) {
             Some(Json::Bool(b)) => *b,
             Some(Json::String(s)) => matches!(s.as_str(), "true" | "1"),
             Some(Json::Number(n)) => n.as_i64() == Some(1),
@@ -96,7 +138,7 @@ impl Params {
 
     /// Whether the flag is explicitly false (`paginate=false`).
     pub fn is_false(&self, key: &str) -> bool {
-        match self.0.get(key) {
+        match self.map.get(key) {
             Some(Json::Bool(b)) => !*b,
             Some(Json::String(s)) => matches!(s.as_str(), "false" | "0"),
             _ => false,
@@ -227,7 +269,7 @@ mod tests {
     fn merged(defaults: Json, incoming: Json) -> Json {
         let mut p = Params::from_map(defaults.as_object().cloned().unwrap_or_default());
         p.merge(incoming.as_object().cloned().unwrap_or_default());
-        Json::Object(p.0)
+        Json::Object(p.map)
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
+use futures_util::stream::BoxStream;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
@@ -12,6 +14,20 @@ use crate::value::Value;
 
 /// A record as the API renders it: attribute name to JSON value, in schema order.
 pub type Record = Map<String, Json>;
+
+/// Batches of records, read as they are asked for ([`Repository::find_batches`]).
+pub type RecordBatches = BoxStream<'static, Result<Vec<Record>>>;
+
+/// Records already read, handed out `batch` at a time.
+pub fn in_batches(rows: Vec<Record>, batch: usize) -> RecordBatches {
+    let mut rows = rows.into_iter();
+    let batch = batch.max(1);
+    let batches = std::iter::from_fn(move || {
+        let next: Vec<Record> = rows.by_ref().take(batch).collect();
+        (!next.is_empty()).then_some(Ok(next))
+    });
+    futures_util::stream::iter(batches).boxed()
+}
 
 /// Reads and writes one collection.
 ///
@@ -24,6 +40,16 @@ pub trait Repository: Send + Sync {
 
     /// Rows matching `options`, rendered as records.
     async fn find(&self, options: &FindOptions) -> Result<Vec<Record>>;
+
+    /// Rows matching `options`, in batches of at most `batch` records, read as the stream is
+    /// consumed, so what is held is a batch rather than the whole answer. It returns once
+    /// the first batch is read, so a query the database refuses fails here, not midway.
+    ///
+    /// The default reads every row with [`Repository::find`] and hands them out in batches;
+    /// connectors that can read from a cursor do so.
+    async fn find_batches(&self, options: &FindOptions, batch: usize) -> Result<RecordBatches> {
+        Ok(in_batches(self.find(options).await?, batch))
+    }
 
     /// How many rows match `filter`.
     async fn count(&self, filter: Option<&Filter>) -> Result<u64>;

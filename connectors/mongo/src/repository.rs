@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt as _, TryStreamExt};
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{FieldRef, Filter};
 use manifold_core::query::FindOptions;
-use manifold_core::repository::{Record, Repository, WriteValues};
+use manifold_core::repository::{Record, RecordBatches, Repository, WriteValues, in_batches};
 use manifold_core::schema::Collection;
 use manifold_core::value::Value;
 use mongodb::bson::oid::ObjectId;
@@ -64,6 +64,14 @@ enum Done {
 /// other clients can store) is replaced rather than failing the whole read.
 pub(crate) fn owned(raw: RawDocumentBuf) -> Result<Document, MongoError> {
     Ok(Utf8Lossy::<Document>::try_from(raw)?.0)
+}
+
+/// `doc` as a record of `fields`.
+fn record_of(doc: &Document, fields: &[FieldRef]) -> Record {
+    fields
+        .iter()
+        .map(|f| (f.name.clone(), render(f.field_type, doc.get(&f.column))))
+        .collect()
 }
 
 /// What every repository of one data source shares.
@@ -153,10 +161,7 @@ impl MongoRepository {
 
     /// A stored document as a record of `fields` (missing fields are null, as SQL's NULL).
     fn record(&self, doc: &Document, fields: &[FieldRef]) -> Record {
-        fields
-            .iter()
-            .map(|f| (f.name.clone(), render(f.field_type, doc.get(&f.column))))
-            .collect()
+        record_of(doc, fields)
     }
 
     fn aggregate_options(&self) -> AggregateOptions {
@@ -497,6 +502,41 @@ impl Repository for MongoRepository {
             })
             .await?;
         Ok(docs.iter().map(|d| self.record(d, fields)).collect())
+    }
+
+    /// Reads from the aggregation's cursor, which fetches from the server a batch at a
+    /// time as the stream is consumed and is closed when the stream is dropped.
+    async fn find_batches(&self, options: &FindOptions, batch: usize) -> Result<RecordBatches> {
+        if options.limit == Some(0) {
+            return Ok(in_batches(Vec::new(), batch));
+        }
+        let pipeline = self.compiler().find_pipeline(options)?;
+        let fields = options
+            .fields
+            .clone()
+            .unwrap_or_else(|| self.visible.clone());
+        let span = self.span("aggregate", Some(pipeline.as_slice()));
+        let cursor = self
+            .traced(span, async {
+                self.raw
+                    .aggregate(pipeline)
+                    .with_options(self.aggregate_options())
+                    .with_type::<RawDocumentBuf>()
+                    .await
+                    .map_err(|e| self.map(&e))
+            })
+            .await?;
+        let extras = self.extras.clone();
+        let records = cursor.map(move |raw| {
+            let doc = raw
+                .and_then(owned)
+                .map_err(|e| map_mongo(&e, &extras.names))?;
+            Ok(record_of(&doc, &fields))
+        });
+        Ok(records
+            .chunks(batch.max(1))
+            .map(|chunk| chunk.into_iter().collect::<Result<Vec<Record>>>())
+            .boxed())
     }
 
     async fn count(&self, filter: Option<&Filter>) -> Result<u64> {

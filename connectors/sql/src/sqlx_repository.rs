@@ -7,10 +7,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row};
 use manifold_core::query::FindOptions;
-use manifold_core::repository::{Record, Repository, WriteValues};
+use manifold_core::repository::{Record, RecordBatches, Repository, WriteValues, in_batches};
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::telemetry::{DbTarget, record_error};
 use manifold_core::value::Value;
@@ -518,6 +519,65 @@ impl<DB: Database> Drop for Checkout<DB> {
     }
 }
 
+/// Sends the rows of `sql` to `sender` in batches of `batch`, each full but the last; an
+/// error is sent as the last item. Returns early, closing the connection (the server then
+/// stops the statement), when the receiver is dropped.
+async fn read_batches<D: SqlxDriver>(
+    mut checkout: Checkout<D::Db>,
+    sql: Sql,
+    fields: Vec<FieldRef>,
+    batch: usize,
+    sender: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
+    span: tracing::Span,
+) where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
+{
+    use futures_util::TryStreamExt as _;
+    let read = async {
+        let connection = checkout.connection()?;
+        let mut rows = D::prepare(&sql).fetch(connection);
+        let mut next = Vec::with_capacity(batch);
+        loop {
+            let row = tokio::select! {
+                () = sender.closed() => return Ok(false),
+                row = rows.try_next() => row,
+            };
+            let row = match row {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    let code = match &e {
+                        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+                        _ => None,
+                    };
+                    record_error(&span, error_type(&e, code.as_deref()), code.as_deref());
+                    return Err(D::map_error(e));
+                }
+            };
+            next.push(D::record(&row, &fields)?);
+            if next.len() == batch
+                && sender
+                    .send(Ok(std::mem::replace(&mut next, Vec::with_capacity(batch))))
+                    .await
+                    .is_err()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(next.is_empty() || sender.send(Ok(next)).await.is_ok())
+    };
+    match read.await {
+        Ok(true) => checkout.finish(),
+        // The reader left mid-way: dropping the checkout closes the connection.
+        Ok(false) => {}
+        Err(e) => {
+            checkout.finish();
+            let _ = sender.send(Err(e)).await;
+        }
+    }
+}
+
 /// `error.type` for a failed statement: the SQLSTATE or vendor code when the database
 /// answered, else the kind of driver failure.
 fn error_type<'a>(e: &sqlx::Error, code: Option<&'a str>) -> &'a str {
@@ -743,6 +803,38 @@ where
         let outcome = self.fetch(checkout.connection()?, &sql, fields).await;
         checkout.finish();
         outcome
+    }
+
+    /// Reads from a cursor on one pooled connection, in a task that sends each batch as
+    /// it fills and waits while the reader holds one: a batch or two in memory, however
+    /// many rows match. The task stops, and closes the connection, when the reader goes.
+    /// Inside a unit of work the rows are read whole, since the unit's connection is
+    /// shared.
+    async fn find_batches(&self, options: &FindOptions, batch: usize) -> Result<RecordBatches> {
+        let Runner::Pool(pool) = &self.runner else {
+            return Ok(in_batches(self.find(options).await?, batch));
+        };
+        let fields = options
+            .fields
+            .clone()
+            .unwrap_or_else(|| self.visible.clone());
+        let sql = compile::select_columns(D::DIALECT, &self.collection, options, &fields);
+        let checkout = Checkout::killable::<D>(pool).await?;
+        let span = self
+            .target
+            .span("SELECT", &self.collection.table().name, || sql.text.clone());
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(
+            read_batches::<D>(checkout, sql, fields, batch.max(1), sender, span.clone())
+                .instrument(span),
+        );
+        let first = receiver.recv().await.transpose()?;
+        let rest = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|batch| (batch, receiver))
+        });
+        Ok(futures_util::stream::iter(first.map(Ok))
+            .chain(rest)
+            .boxed())
     }
 
     async fn count(&self, filter: Option<&Filter>) -> Result<u64> {

@@ -10,6 +10,7 @@ mod nested;
 
 use std::sync::Arc;
 
+use futures_util::StreamExt as _;
 use serde_json::{Map, Value as Json, json};
 
 use crate::appends::{self, Shape};
@@ -24,10 +25,17 @@ use crate::filter::{
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
 use crate::query::FindOptions;
+use crate::raw_rows::RawRows;
 use crate::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
 use crate::schema::AssociationKind;
 use crate::schema::Collection;
+use crate::streamed::StreamedArray;
 use crate::value::Value;
+
+/// How many records a large answer or a bulk `create` handles at a time: `list` with
+/// `paginate=false` reads, embeds and writes this many before the next; a `create` with a
+/// longer array converts and inserts this many at a time, in one transaction.
+pub const BATCH_ROWS: usize = 500;
 
 /// Registers the built-in actions as global handlers of `source`'s resource manager.
 pub fn register_default_actions(source: &DataSource) {
@@ -449,9 +457,10 @@ impl Middleware for List {
             return next.run(ctx).await;
         }
         if t.params.is_false("paginate") {
-            let mut rows = t.repository.find(&options).await?;
-            embed(&shape, &mut rows).await?;
-            ctx.body = Some(records(rows));
+            match every_row(ctx, &t, &options, shape).await? {
+                Answer::Held(rows) => ctx.body = Some(records(rows)),
+                Answer::Streamed(array) => ctx.streamed = Some(array),
+            }
             return next.run(ctx).await;
         }
         let settings = t
@@ -510,6 +519,75 @@ impl Middleware for List {
         ctx.body_meta = Some(meta);
         next.run(ctx).await
     }
+}
+
+/// The records of a `list` without pagination.
+enum Answer {
+    /// At most two batches: held, as any other answer, so middleware can read them.
+    Held(Vec<Record>),
+    /// More: written as they are read.
+    Streamed(StreamedArray),
+}
+
+/// Every row `options` selects, read [`BATCH_ROWS`] at a time. An answer of more than
+/// two batches is streamed: each batch is embedded and written as JSON before the next is
+/// read, so memory holds a batch or two rather than the table. It must be read within the
+/// source's request timeout, which also bounds how long a slow reader holds the
+/// connection the rows come from.
+async fn every_row(
+    ctx: &Context,
+    t: &Target,
+    options: &FindOptions,
+    shape: Option<Shape>,
+) -> Result<Answer> {
+    let started = tokio::time::Instant::now();
+    // Fused: the second batch is asked for even when the first ended the stream.
+    let mut batches = t.repository.find_batches(options, BATCH_ROWS).await?.fuse();
+    let mut held = batches.next().await.transpose()?.unwrap_or_default();
+    let second = batches.next().await.transpose()?;
+    // `X-With-ACL-Meta` lists the ids of the answered rows, so it needs them all.
+    let acl_meta = ctx
+        .request
+        .header("x-with-acl-meta")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let Some(second) = second else {
+        embed(&shape, &mut held).await?;
+        return Ok(Answer::Held(held));
+    };
+    if acl_meta {
+        held.extend(second);
+        while let Some(batch) = batches.next().await.transpose()? {
+            held.extend(batch);
+        }
+        embed(&shape, &mut held).await?;
+        return Ok(Answer::Held(held));
+    }
+    let shape = Arc::new(shape);
+    let chunks = futures_util::stream::iter([Ok(held), Ok(second)])
+        .chain(batches)
+        .then(move |batch| {
+            let shape = shape.clone();
+            async move {
+                let mut rows = batch?;
+                embed(&shape, &mut rows).await?;
+                crate::streamed::records_chunk(rows)
+            }
+        })
+        .boxed();
+    let (key, timeout) = match &t.source {
+        Some(source) => (source.key().to_owned(), source.settings().request_timeout),
+        None => (
+            String::new(),
+            crate::data_source::DataSourceSettings::default().request_timeout,
+        ),
+    };
+    Ok(Answer::Streamed(StreamedArray::new(chunks).until(
+        started + timeout,
+        format!(
+            "data source {key} did not finish the answer within {} s",
+            timeout.as_secs_f32()
+        ),
+    )))
 }
 
 /// `page`: 1-based; zero or negative means 1, anything not a number is a 400.
@@ -577,6 +655,12 @@ impl Middleware for Create {
             return next.run(ctx).await;
         }
         let allowed = t.write_filter()?;
+        if let Some(rows) = t.params.raw_values()
+            && let Some(text) = create_in_batches(&t, rows, &allowed).await?
+        {
+            ctx.streamed = Some(StreamedArray::whole(text));
+            return next.run(ctx).await;
+        }
         if nested::has_nested(t.collection(), t.values()) {
             ctx.body = Some(create_nested(&t, &allowed).await?);
             return next.run(ctx).await;
@@ -616,6 +700,97 @@ impl Middleware for Create {
             created.pop().map(Json::Object).unwrap_or(Json::Null)
         });
         next.run(ctx).await
+    }
+}
+
+/// `create` with an array longer than a batch, still as text ([`RawRows`]): each batch of
+/// [`BATCH_ROWS`] rows is converted and inserted before the next is read, all in one unit
+/// of work, so a bad row anywhere leaves the table as it was. Rows with association values
+/// are written as `create` writes them alone. Returns the created records as JSON array
+/// elements, or `None` where the source has no units of work (the caller then writes the
+/// whole array as before).
+async fn create_in_batches(
+    t: &Target,
+    rows: &RawRows,
+    allowed: &WriteFilter,
+) -> Result<Option<Vec<u8>>> {
+    let source = association::unit_source(t)?;
+    let unit = match source.begin().await {
+        Ok(unit) => unit,
+        Err(e) if e.kind() == crate::error::ErrorKind::BadRequest => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let collection = t.repository.collection().clone();
+    let repository = unit.repository(collection.name())?;
+    let writer = nested::NestedWriter::new(&unit, source);
+    let policy = nested::UpdatePolicy::all();
+    let mut out = Vec::with_capacity(rows.text_len() + rows.text_len() / 2);
+    let mut batch = Batch {
+        rows: Vec::with_capacity(BATCH_ROWS),
+        first: 0,
+    };
+    for i in 0..rows.len() {
+        let at = format!("values.{i}");
+        let item = rows.row(i, &at)?;
+        if nested::has_nested(&collection, &item) {
+            batch.insert(&repository, &mut out).await?;
+            let record = writer
+                .create(collection.clone(), &item, allowed, &policy, &at)
+                .await?;
+            separate(&mut out);
+            crate::streamed::append_record(&mut out, record)?;
+            continue;
+        }
+        if batch.rows.is_empty() {
+            batch.first = i;
+        }
+        batch.rows.push(WriteValues::from_json(
+            &collection,
+            &item,
+            WriteKind::Create,
+            allowed,
+            &at,
+        )?);
+        if batch.rows.len() == BATCH_ROWS {
+            batch.insert(&repository, &mut out).await?;
+        }
+    }
+    batch.insert(&repository, &mut out).await?;
+    unit.commit().await?;
+    Ok(Some(out))
+}
+
+/// Rows of a bulk `create` waiting to be inserted together.
+struct Batch {
+    rows: Vec<WriteValues>,
+    /// The index in `values` of the first.
+    first: usize,
+}
+
+impl Batch {
+    /// Inserts the rows and appends what was created to `out`; a refusal names the rows.
+    async fn insert(&mut self, repository: &Arc<dyn Repository>, out: &mut Vec<u8>) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let last = self.first + self.rows.len() - 1;
+        let created = repository
+            .create(&self.rows)
+            .await
+            .map_err(|e| e.context(format!("values.{}-{last}", self.first)))?;
+        self.rows.clear();
+        for record in created {
+            separate(out);
+            crate::streamed::append_record(out, record)?;
+        }
+        Ok(())
+    }
+}
+
+/// A comma before the next array element, unless it is the first.
+fn separate(out: &mut Vec<u8>) {
+    if !out.is_empty() {
+        out.push(b',');
     }
 }
 

@@ -8,6 +8,7 @@ use super::manager::DataSourceManager;
 use crate::context::{Action, Context};
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, Next};
+use crate::raw_rows::RawRows;
 use crate::request::{parse_query, parse_resource_path};
 
 /// The app-level node (tag `dataSource`) that picks the data source from `X-Data-Source`,
@@ -155,8 +156,17 @@ impl DataSourceRouter {
         if let Some(index) = &path.associated_index {
             incoming.insert("associatedIndex".into(), Json::String(index.clone()));
         }
-        incoming.insert("values".into(), parse_body(ctx)?);
-        params.merge(incoming);
+        match raw_rows(ctx) {
+            // A long array stays text until something reads it (crate::raw_rows).
+            Some(rows) => {
+                params.merge(incoming);
+                params.set_raw_values(rows);
+            }
+            None => {
+                incoming.insert("values".into(), parse_body(ctx)?);
+                params.merge(incoming);
+            }
+        }
 
         ctx.state.insert(
             ROUTE.into(),
@@ -257,6 +267,22 @@ fn route_of(prefix: &str, path: &crate::request::ResourcePath, action: &str) -> 
         route.push_str("/{filterByTk}");
     }
     route
+}
+
+/// A JSON array body of more than [`crate::raw_rows::RAW_ROWS_ABOVE`] elements, taken out
+/// of the request as [`RawRows`] (so its text is not held twice); any other body stays.
+fn raw_rows(ctx: &mut Context) -> Option<RawRows> {
+    let body = &ctx.request.body;
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'[') {
+        return None;
+    }
+    match RawRows::split(std::mem::take(&mut ctx.request.body)) {
+        Ok(rows) => Some(rows),
+        Err(body) => {
+            ctx.request.body = body;
+            None
+        }
+    }
 }
 
 /// The body becomes `values`: a JSON object or array, a urlencoded form, or `{}`.

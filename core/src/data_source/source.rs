@@ -72,6 +72,15 @@ impl Repository for Counted {
         self.inner.find(options).await
     }
 
+    async fn find_batches(
+        &self,
+        options: &crate::query::FindOptions,
+        batch: usize,
+    ) -> Result<crate::repository::RecordBatches> {
+        self.tick();
+        self.inner.find_batches(options, batch).await
+    }
+
     async fn count(&self, filter: Option<&crate::filter::Filter>) -> Result<u64> {
         self.tick();
         self.inner.count(filter).await

@@ -36,6 +36,7 @@ pub fn render(ctx: &mut Context, error: &Error) {
         None => json!({ "errors": [{ "message": error.message() }] }),
     });
     ctx.body_meta = None;
+    ctx.streamed = None;
     ctx.without_data_wrapping = true;
 }
 

@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use manifold_core::data_source::{DataSourceManager, DataSourceRouter};
 use manifold_core::middleware::{Middleware, MiddlewareChain, MiddlewareError, Next, Placement};
+use manifold_core::streamed::StreamedArray;
 use manifold_core::{Context, RequestInfo};
 use serde_json::{Value as Json, json};
 use tracing::Instrument as _;
@@ -23,12 +24,14 @@ pub use error_handler::status_of;
 pub const API_PREFIX: &str = "/api";
 
 /// A finished response.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Response {
     /// HTTP status.
     pub status: u16,
-    /// The JSON body.
+    /// The JSON body (`null` when it is `streamed`).
     pub body: Json,
+    /// The body as JSON text written chunk by chunk, for answers of many records.
+    pub streamed: Option<StreamedArray>,
     /// The route template the request resolved to (`/api/posts:list`), if it resolved to
     /// an action; for the HTTP span and the metrics.
     pub route: Option<String>,
@@ -127,10 +130,21 @@ impl App {
         };
         let data_source = ctx.data_source.as_ref().map(|s| s.key().to_owned());
         let headers = std::mem::take(&mut ctx.response_headers);
+        if let Some(streamed) = ctx.streamed.take() {
+            return Response {
+                status: ctx.status.unwrap_or(200),
+                body: Json::Null,
+                streamed: Some(streamed),
+                route,
+                data_source,
+                headers,
+            };
+        }
         match ctx.body.take() {
             Some(body) => Response {
                 status: ctx.status.unwrap_or(200),
                 body,
+                streamed: None,
                 route,
                 data_source,
                 headers,
@@ -145,6 +159,7 @@ impl App {
                 Response {
                     status: 404,
                     body: json!({ "errors": [{ "message": message }] }),
+                    streamed: None,
                     route,
                     data_source,
                     headers,

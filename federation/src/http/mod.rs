@@ -5,6 +5,7 @@
 mod connection;
 mod cors;
 mod disconnect;
+pub mod large_requests;
 mod rules;
 mod trace;
 
@@ -12,6 +13,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use manifold_core::streamed::StreamedArray;
 use poem::http::{Method, StatusCode, header};
 use poem::listener::{Acceptor, Listener};
 use poem::{Body, Endpoint, Request, Response};
@@ -515,6 +520,41 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response {
         .body(Body::from(bytes))
 }
 
+/// A response whose JSON array is written as its chunks come. An error after the first
+/// byte cannot become a 4xx any more: the body stops there with an error, so the
+/// connection is cut without the closing chunk and the client sees an incomplete answer
+/// rather than a shorter valid one.
+fn streamed_response(status: u16, array: StreamedArray) -> Response {
+    let (before, chunks, after) = array.into_parts();
+    let mut first = true;
+    let elements = chunks.map(move |chunk| match chunk {
+        Ok(chunk) if chunk.is_empty() => Ok(Bytes::new()),
+        Ok(mut chunk) => {
+            if !std::mem::replace(&mut first, false) {
+                chunk.insert(0, b',');
+            }
+            Ok(Bytes::from(chunk))
+        }
+        Err(e) => {
+            tracing::error!(error = %e.message(), "a streamed answer failed after it began; its body is cut short");
+            Err(std::io::Error::other(e.message().to_owned()))
+        }
+    });
+    let finished = large_requests::Finished;
+    let body = stream::iter([Ok(Bytes::from(before))])
+        .chain(elements)
+        .chain(stream::iter([Ok(Bytes::from(after))]))
+        .map(move |chunk| {
+            // Owned by the body, so dropped with it however it ends.
+            let _ = &finished;
+            chunk
+        });
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from_bytes_stream(body))
+}
+
 fn refused(req: &Request, refusal: rules::Refusal) -> Answer {
     tracing::debug!(
         status = refusal.status,
@@ -546,7 +586,7 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
         return answer;
     };
     let body = match read {
-        Ok(bytes) => bytes.to_vec(),
+        Ok(bytes) => Vec::from(bytes),
         Err(poem::error::ReadBodyError::PayloadTooLarge) => {
             return Answer::plain(
                 413,
@@ -583,8 +623,15 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
         body,
         peer: req.remote_addr().as_socket_addr().map(|a| a.ip()),
     };
-    let response = app.handle(info).await;
-    let mut http = json_response(response.status, &response.body);
+    let large = info.body.len() >= large_requests::LARGE_BODY;
+    let mut response = app.handle(info).await;
+    if large {
+        large_requests::note();
+    }
+    let mut http = match response.streamed.take() {
+        Some(array) => streamed_response(response.status, array),
+        None => json_response(response.status, &response.body),
+    };
     for (name, value) in &response.headers {
         if let (Ok(name), Ok(value)) = (
             header::HeaderName::from_bytes(name.as_bytes()),
@@ -609,5 +656,42 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
         route: response.route,
         data_source: response.data_source,
         refusal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(items: Vec<manifold_core::Result<&'static str>>) -> StreamedArray {
+        StreamedArray::new(
+            stream::iter(items.into_iter().map(|i| i.map(|s| s.as_bytes().to_vec()))).boxed(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_streamed_array_is_written_as_one_json_document() {
+        let array = chunks(vec![Ok("1,2"), Ok(""), Ok("3")]).enclose(b"{\"data\":", b"}");
+        let response = streamed_response(200, array);
+        let body = response
+            .into_body()
+            .into_bytes()
+            .await
+            .expect("a whole body");
+        assert_eq!(&body[..], b"{\"data\":[1,2,3]}");
+    }
+
+    #[tokio::test]
+    async fn an_error_after_the_first_chunk_cuts_the_body_short() {
+        let array = chunks(vec![
+            Ok("1"),
+            Err(manifold_core::Error::internal("the database went away")),
+            Ok("2"),
+        ]);
+        let response = streamed_response(200, array);
+        assert!(
+            response.into_body().into_bytes().await.is_err(),
+            "the body must fail, not end as valid JSON"
+        );
     }
 }
