@@ -5,6 +5,7 @@
 
 use manifold_core::actions::BATCH_ROWS;
 use manifold_tests::{Backend, TestApp, every_backend, filter};
+use poem::http::Method;
 use serde_json::{Value as Json, json};
 
 /// More rows than two batches, with a partial last one: the streamed path.
@@ -168,5 +169,51 @@ every_backend! {
             let name = if i % 2 == 0 { "ann" } else { "bo" };
             assert_eq!(row["author"]["name"], json!(name), "{row}");
         }
+    }
+}
+
+every_backend! {
+    // The streamed read answers a member what the paged one does: the role's scope and
+    // field list hold past the first batches.
+    async fn a_streamed_list_keeps_a_members_scope_and_fields() {
+        let app = items_app().await;
+        let r = app.post("/api/items:create", items(0..ROWS)).await;
+        assert_eq!(r.status, 200, "{}", r.error());
+        let key = app.source_key();
+        let r = app
+            .main(Method::POST, "/api/roles:create", Some(json!({"name": "reader"})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let r = app
+            .main(Method::POST, &format!("/api/dataSources/{key}/rolesResourcesScopes:create"),
+                Some(json!({"name": "from100", "resourceName": "items", "scope": {"n": {"$gte": 100}}})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let scope = r.data()["id"].clone();
+        let r = app
+            .main(Method::POST, &format!("/api/dataSources/{key}/roles:update?filterByTk=reader"),
+                Some(json!({"resources": [{
+                    "name": "items", "usingActionsConfig": true,
+                    "actions": [{"name": "view", "fields": ["n"], "scope": {"id": scope}}]
+                }]})))
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let reader = app.new_user("reader", &["reader"]).await;
+
+        let r = app
+            .send_as(&format!("Bearer {reader}"), Method::GET, "/api/items:list?paginate=false&sort=n", &[], None)
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let expected: Vec<Json> = (100..ROWS).map(|i| json!(i)).collect();
+        assert_eq!(r.column("n"), expected, "only the scope's rows, every one once");
+        for row in r.data().as_array().expect("rows") {
+            assert!(row.get("label").is_none(), "a field outside the grant: {row:?}");
+        }
+
+        // Anonymous callers get nothing, streamed or not.
+        let r = app
+            .anonymous(Method::GET, "/api/items:list?paginate=false", &[], None)
+            .await;
+        assert_eq!(r.status, 401, "{:?}", r.body);
     }
 }
