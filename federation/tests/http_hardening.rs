@@ -3,6 +3,10 @@
 //! metrics on a listener of their own. Everything is raw HTTP/1.1 over TCP, so the bytes
 //! on the wire are exactly the test's.
 
+mod support;
+
+use support::{free_port, inherited_settings};
+
 use std::io::Read as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command};
@@ -28,13 +32,6 @@ impl Drop for Manifold {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// An answer as read off the socket.
@@ -98,6 +95,9 @@ impl Manifold {
         let stdout = std::fs::File::create(&log).expect("log file");
         let stderr = stdout.try_clone().expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        for key in inherited_settings() {
+            command.env_remove(key);
+        }
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--main-db")
@@ -106,11 +106,6 @@ impl Manifold {
             .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD)
             .stdout(stdout)
             .stderr(stderr);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") || key.starts_with("MANIFOLD_") {
-                command.env_remove(key);
-            }
-        }
         let mut child = command.spawn().expect("manifold starts");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let deadline = Instant::now() + Duration::from_secs(20);

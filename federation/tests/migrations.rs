@@ -6,6 +6,10 @@
 //! `serve --migrations check` works, and `check` refuses a database still to migrate; a
 //! held migration lock makes a start fail after `--migration-lock-timeout`.
 
+mod support;
+
+use support::{free_port, inherited_settings};
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -134,14 +138,12 @@ impl MainDb {
 /// The `manifold` binary with `args`, without the caller's MANIFOLD_* and OTEL_* settings.
 fn manifold(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+    for key in inherited_settings() {
+        command.env_remove(key);
+    }
     command
         .args(args)
         .env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("OTEL_") || key.starts_with("MANIFOLD_") {
-            command.env_remove(key);
-        }
-    }
     command.kill_on_drop(true);
     command
 }
@@ -160,13 +162,6 @@ async fn migrate(url: &str, extra: &[&str]) -> (bool, String) {
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.success(), text)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A running `manifold serve`.

@@ -7,6 +7,10 @@
 //! Every replica is a real process started from the built binary; every answer is read
 //! off a socket.
 
+mod support;
+
+use support::{free_port, inherited_settings};
+
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -34,13 +38,6 @@ impl Drop for Replica {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// An answer: the status and the JSON body.
@@ -96,6 +93,9 @@ fn spawn(dir: &std::path::Path, main_url: &str, args: &[&str]) -> (Child, u16, P
     let out = std::fs::File::create(&log).expect("log file");
     let err = out.try_clone().expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+    for key in inherited_settings() {
+        command.env_remove(key);
+    }
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--main-db", main_url])
@@ -109,13 +109,6 @@ fn spawn(dir: &std::path::Path, main_url: &str, args: &[&str]) -> (Child, u16, P
         .current_dir(dir)
         .stdout(out)
         .stderr(err);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("OTEL_")
-            || (key.starts_with("MANIFOLD_") && !key.starts_with("MANIFOLD_TEST_"))
-        {
-            command.env_remove(key);
-        }
-    }
     (command.spawn().expect("manifold starts"), port, log)
 }
 

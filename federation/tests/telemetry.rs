@@ -6,6 +6,10 @@
 //! names, parent links and attributes, for SQLite (main), PostgreSQL, MariaDB and MongoDB
 //! (SecantusDB). A test whose server is missing fails.
 
+mod support;
+
+use support::{free_port, inherited_settings};
+
 use std::collections::HashMap;
 use std::io::Read as _;
 use std::net::SocketAddr;
@@ -234,13 +238,6 @@ impl Drop for Manifold {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 impl Manifold {
     /// Starts the binary on a fresh SQLite main database with `env` (and nothing else of
     /// OpenTelemetry's from this process) and waits until it listens.
@@ -258,6 +255,9 @@ impl Manifold {
         let stdout = std::fs::File::create(&log).expect("log file");
         let stderr = stdout.try_clone().expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_manifold"));
+        for key in inherited_settings() {
+            command.env_remove(key);
+        }
         command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--main-db")
@@ -265,11 +265,6 @@ impl Manifold {
             .args(args)
             .stdout(stdout)
             .stderr(stderr);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("OTEL_") || key.starts_with("MANIFOLD_LOG") {
-                command.env_remove(key);
-            }
-        }
         // Export each batch quickly, so a test waits milliseconds, not five seconds.
         command.env("OTEL_BSP_SCHEDULE_DELAY", "100");
         command.env("MANIFOLD_ROOT_PASSWORD", ROOT_PASSWORD);
