@@ -9,6 +9,7 @@ pub mod acl;
 pub mod actions;
 pub mod appends;
 pub mod associations;
+pub mod connection_share;
 pub mod connector;
 pub mod context;
 pub mod data_source;

@@ -22,6 +22,7 @@ use sqlx::types::BigDecimal;
 use sqlx::{Decode, Encode, MySql, Row, Type, TypeInfo, ValueRef};
 
 use crate::error::map_sqlx;
+use manifold_sql::pool::SharedPool;
 use manifold_sql::sqlx_repository::Boxed;
 
 /// A query with its arguments.
@@ -69,11 +70,19 @@ impl manifold_sql::sqlx_repository::SqlxDriver for MySqlDriver {
         })
     }
 
-    fn kill_statement(pool: sqlx::MySqlPool, id: u64) -> Boxed<'static, ()> {
+    fn kill_statement(pool: SharedPool<sqlx::MySql>, id: u64) -> Boxed<'static, ()> {
         Box::pin(async move {
             // The id is the server's own number for the session, not request input.
             let kill = format!("KILL QUERY {id}");
-            match sqlx::query(sqlx::AssertSqlSafe(kill)).execute(&pool).await {
+            let killed = match pool.acquire().await {
+                Ok(mut connection) => {
+                    sqlx::query(sqlx::AssertSqlSafe(kill))
+                        .execute(&mut **connection)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            match killed {
                 Ok(_) => tracing::debug!(session = id, "abandoned statement killed"),
                 // The statement may have ended, or its session closed, in the meantime.
                 Err(e) => tracing::debug!(session = id, "abandoned statement not killed: {e}"),

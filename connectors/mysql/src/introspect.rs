@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, HashSet};
 
 use manifold_core::error::Result;
 use manifold_core::schema::{Collection, Field, FieldType, ForeignKey, TableName};
-use sqlx::MySqlPool;
+use manifold_sql::pool::SharedPool;
 use sqlx::mysql::MySqlRow;
+use sqlx::{MySql, MySqlConnection};
 
 use crate::codec::text_at;
 use crate::error::map_sqlx;
@@ -128,12 +129,16 @@ fn scoped(sql: &str, schema_column: &str, table: Option<&str>, tail: &str) -> St
     out
 }
 
-async fn fetch(pool: &MySqlPool, sql: String, table: Option<&str>) -> Result<Vec<MySqlRow>> {
+async fn fetch(
+    connection: &mut MySqlConnection,
+    sql: String,
+    table: Option<&str>,
+) -> Result<Vec<MySqlRow>> {
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     if let Some(table) = table {
         q = q.bind(table.to_owned());
     }
-    q.fetch_all(pool).await.map_err(map_sqlx)
+    q.fetch_all(connection).await.map_err(map_sqlx)
 }
 
 fn required(row: &MySqlRow, i: usize) -> Result<String> {
@@ -142,13 +147,15 @@ fn required(row: &MySqlRow, i: usize) -> Result<String> {
 
 /// Reads `table`, or every table and view when `None`.
 async fn read(
-    pool: &MySqlPool,
+    pool: &SharedPool<MySql>,
     flavor: ServerFlavor,
     table: Option<&str>,
 ) -> Result<BTreeMap<String, TableInfo>> {
+    let mut connection = pool.acquire().await.map_err(map_sqlx)?;
+    let connection: &mut MySqlConnection = &mut connection;
     let mut tables: BTreeMap<String, TableInfo> = BTreeMap::new();
     let rows = fetch(
-        pool,
+        connection,
         scoped(
             "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES",
             "TABLE_SCHEMA",
@@ -172,7 +179,7 @@ async fn read(
     }
 
     let rows = fetch(
-        pool,
+        connection,
         scoped(
             "SELECT TABLE_NAME, COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, \
              COLUMN_DEFAULT, EXTRA, COLUMN_COMMENT FROM information_schema.COLUMNS",
@@ -200,7 +207,7 @@ async fn read(
     }
 
     let rows = fetch(
-        pool,
+        connection,
         scoped(
             "SELECT TABLE_NAME, INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART \
              FROM information_schema.STATISTICS",
@@ -239,7 +246,7 @@ async fn read(
     }
 
     let rows = fetch(
-        pool,
+        connection,
         scoped(
             "SELECT TABLE_NAME, CONSTRAINT_NAME, COLUMN_NAME, REFERENCED_TABLE_SCHEMA, \
              REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME, TABLE_SCHEMA \
@@ -257,7 +264,7 @@ async fn read(
     if flavor == ServerFlavor::MariaDb {
         // MariaDB's JSON is an alias of LONGTEXT with a column check `json_valid(col)`.
         let rows = fetch(
-            pool,
+            connection,
             scoped(
                 "SELECT TABLE_NAME, CONSTRAINT_NAME, CHECK_CLAUSE \
                  FROM information_schema.CHECK_CONSTRAINTS",
@@ -378,7 +385,10 @@ fn build(table: &str, info: TableInfo) -> Result<Collection> {
 }
 
 /// Every user table and view of the connection's database, sorted by name.
-pub async fn collections(pool: &MySqlPool, flavor: ServerFlavor) -> Result<Vec<Collection>> {
+pub async fn collections(
+    pool: &SharedPool<MySql>,
+    flavor: ServerFlavor,
+) -> Result<Vec<Collection>> {
     read(pool, flavor, None)
         .await?
         .into_iter()
@@ -387,7 +397,11 @@ pub async fn collections(pool: &MySqlPool, flavor: ServerFlavor) -> Result<Vec<C
 }
 
 /// The collection of one table or view, or a 404 when it does not exist.
-pub async fn collection(pool: &MySqlPool, flavor: ServerFlavor, table: &str) -> Result<Collection> {
+pub async fn collection(
+    pool: &SharedPool<MySql>,
+    flavor: ServerFlavor,
+    table: &str,
+) -> Result<Collection> {
     let mut tables = read(pool, flavor, Some(table)).await?;
     let info = tables.remove(table).ok_or_else(|| {
         manifold_core::error::Error::not_found(format!("table {table} does not exist"))

@@ -15,11 +15,13 @@ mod options;
 use std::sync::Arc;
 use std::time::Duration;
 
+use manifold_core::connection_share::ConnectionShare;
 use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
+use manifold_sql::pool::SharedPool;
 use serde_json::Value as Json;
 use sqlx::mysql::{MySqlConnection, MySqlPoolOptions};
 use sqlx::{Decode, MySql, MySqlPool, Row};
@@ -107,7 +109,7 @@ async fn configure_session(
 
 /// A connected MySQL or MariaDB database.
 pub struct MySqlConnector {
-    pool: MySqlPool,
+    pool: SharedPool<MySql>,
     flavor: ServerFlavor,
     target: Arc<manifold_core::telemetry::DbTarget>,
     /// How long `begin_locked` waits for `GET_LOCK`: the statement timeout.
@@ -118,6 +120,16 @@ impl MySqlConnector {
     /// Opens a pool on `options` and checks one connection; an unreachable server or
     /// refused login is a 503 whose message never contains the password.
     pub async fn open(options: &MySqlOptions) -> Result<Self> {
+        Self::connect(options, None).await
+    }
+
+    /// [`MySqlConnector::open`], using at most as many connections at once as `share`
+    /// allows (a total for all replicas); none opens before the share has a place.
+    pub async fn open_sharing(options: &MySqlOptions, share: Arc<ConnectionShare>) -> Result<Self> {
+        Self::connect(options, Some(share)).await
+    }
+
+    async fn connect(options: &MySqlOptions, share: Option<Arc<ConnectionShare>>) -> Result<Self> {
         let settings = &options.pool;
         let statement_timeout = settings.statement_timeout;
         let connect = options
@@ -126,8 +138,11 @@ impl MySqlConnector {
             .charset("utf8mb4")
             .timezone(Some("+00:00".to_owned()));
         let idle = (!settings.idle_timeout.is_zero()).then_some(settings.idle_timeout);
+        let most = share.as_ref().map_or(settings.max_connections, |s| {
+            settings.max_connections.min(s.total())
+        });
         let pool = MySqlPoolOptions::new()
-            .max_connections(settings.max_connections)
+            .max_connections(most)
             .min_connections(0)
             .acquire_timeout(settings.acquire_timeout)
             .idle_timeout(idle)
@@ -135,23 +150,33 @@ impl MySqlConnector {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move { configure_session(conn, statement_timeout).await })
             })
-            .connect_with(connect)
-            .await
-            .map_err(|e| match e {
-                // sqlx retries a refused connection until the acquire timeout.
-                sqlx::Error::PoolTimedOut => Error::unavailable(format!(
-                    "the data source cannot be reached: no connection to {}:{} within {} ms",
-                    options.host(),
-                    options.port(),
-                    settings.acquire_timeout.as_millis()
-                )),
-                other => map_sqlx(other),
-            })?;
-        let version: String = match sqlx::query("SELECT VERSION()").fetch_one(&pool).await {
+            .connect_lazy_with(connect);
+        let pool = match share {
+            Some(share) => SharedPool::gated(pool, share),
+            None => SharedPool::new(pool),
+        };
+        let version = match pool.acquire().await {
+            Ok(mut connection) => {
+                sqlx::query("SELECT VERSION()")
+                    .fetch_one(&mut **connection)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let version: String = match version {
             Ok(row) => text_column(&row, 0).map_err(map_sqlx)?,
             Err(e) => {
                 pool.close().await;
-                return Err(map_sqlx(e));
+                return Err(match e {
+                    // sqlx retries a refused connection until the acquire timeout.
+                    sqlx::Error::PoolTimedOut => Error::unavailable(format!(
+                        "the data source cannot be reached: no connection to {}:{} within {} ms",
+                        options.host(),
+                        options.port(),
+                        settings.acquire_timeout.as_millis()
+                    )),
+                    other => map_sqlx(other),
+                });
             }
         };
         let flavor = ServerFlavor::from_version(&version);
@@ -172,7 +197,7 @@ impl MySqlConnector {
 
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &MySqlPool {
-        &self.pool
+        self.pool.raw()
     }
 
     /// Whether the server is MySQL or MariaDB.
@@ -196,7 +221,7 @@ impl Connector for MySqlConnector {
             text: ddl::create_table(definition)?,
             params: Vec::new(),
         })
-        .execute(&self.pool)
+        .execute(&mut **self.pool.acquire().await.map_err(map_sqlx)?)
         .await
         .map_err(map_sqlx)?;
         introspect::collection(&self.pool, self.flavor, &definition.name).await
@@ -220,7 +245,7 @@ impl Connector for MySqlConnector {
             text,
             params: Vec::new(),
         })
-        .execute(&self.pool)
+        .execute(&mut **self.pool.acquire().await.map_err(map_sqlx)?)
         .await
         .map_err(map_sqlx)?;
         Ok(())
@@ -255,7 +280,7 @@ impl Connector for MySqlConnector {
     }
 
     fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
-        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
+        Some(self.pool.status())
     }
 }
 
@@ -290,6 +315,17 @@ impl DataSourceFactory for MySqlFactory {
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {
         let options = MySqlOptions::from_json(options)?;
         Ok(Arc::new(MySqlConnector::open(&options).await?))
+    }
+
+    async fn connect_shared(
+        &self,
+        options: &Json,
+        share: Arc<ConnectionShare>,
+    ) -> Result<Arc<dyn Connector>> {
+        let options = MySqlOptions::from_json(options)?;
+        Ok(Arc::new(
+            MySqlConnector::open_sharing(&options, share).await?,
+        ))
     }
 }
 

@@ -11,6 +11,7 @@ use manifold_core::associations::derive;
 use manifold_core::connector::Connector;
 use manifold_core::schema::{Collection, ForeignKey};
 use manifold_mysql::{MySqlConnector, introspect};
+use manifold_sql::pool::SharedPool;
 use serde_json::json;
 use sqlx::AssertSqlSafe;
 
@@ -120,9 +121,13 @@ async fn one_table_introspection_reads_the_same_foreign_keys() {
     let connector = db.connector().await;
     exec(&connector, BLOG).await;
     for (name, keys) in expected_foreign_keys() {
-        let one = introspect::collection(connector.pool(), connector.flavor(), name)
-            .await
-            .expect("introspect one table");
+        let one = introspect::collection(
+            &SharedPool::new(connector.pool().clone()),
+            connector.flavor(),
+            name,
+        )
+        .await
+        .expect("introspect one table");
         assert_eq!(one.foreign_keys, keys, "foreign keys of {name}");
     }
     connector.close().await;

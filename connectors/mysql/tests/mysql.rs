@@ -17,6 +17,7 @@ use manifold_core::schema::{Collection, FieldType};
 use manifold_mysql::{
     MySqlConnector, MySqlFactory, MySqlOptions, MySqlRepository, ServerFlavor, map_sqlx,
 };
+use manifold_sql::pool::SharedPool;
 use serde_json::{Value as Json, json};
 use sqlx::AssertSqlSafe;
 
@@ -40,7 +41,10 @@ async fn collection(connector: &MySqlConnector, name: &str) -> Arc<Collection> {
 }
 
 fn repository(connector: &MySqlConnector, collection: &Arc<Collection>) -> MySqlRepository {
-    MySqlRepository::new(connector.pool().clone(), collection.clone())
+    MySqlRepository::new(
+        SharedPool::new(connector.pool().clone()),
+        collection.clone(),
+    )
 }
 
 fn values(c: &Collection, v: Json) -> WriteValues {
@@ -959,4 +963,63 @@ async fn factories_serve_both_kinds_and_connect_with_sessions_in_utc() {
     assert!(row.1.contains("STRICT_TRANS_TABLES"), "{}", row.1);
     assert!(!row.1.contains("NO_BACKSLASH_ESCAPES"), "{}", row.1);
     assert!(row.2 == "1500" || row.2.starts_with("1.5"), "{}", row.2);
+}
+
+/// A connector sharing a connection total never has more connections open than its
+/// share, however many reads run at once; a shrink waits for reads in flight and closes
+/// the idle connections above the new size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_connector_stays_within_its_share() {
+    use manifold_core::connection_share::ConnectionShare;
+    let db = TestDb::create().await;
+    let share = ConnectionShare::new(8);
+    share.resize(3).await;
+    let options = MySqlOptions::from_json(&json!({ "url": db.url() })).expect("options");
+    let connector = MySqlConnector::open_sharing(&options, share.clone())
+        .await
+        .expect("open");
+    exec(
+        &connector,
+        "CREATE TABLE t (id INT AUTO_INCREMENT PRIMARY KEY, v TEXT)",
+    )
+    .await;
+    exec(
+        &connector,
+        "INSERT INTO t (v) SELECT 'x' FROM information_schema.COLUMNS LIMIT 1000",
+    )
+    .await;
+    let rows = collection(&connector, "t").await;
+    let repository = connector.repository(rows);
+    let reads = |n: usize| {
+        let repository = repository.clone();
+        async move {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let repository = repository.clone();
+                    tokio::spawn(async move {
+                        repository
+                            .find(&FindOptions::default())
+                            .await
+                            .expect("read")
+                    })
+                })
+                .collect();
+            for task in tasks {
+                assert!(!task.await.expect("task").is_empty());
+            }
+        }
+    };
+    reads(40).await;
+    // The test's own statements above ran through the raw pool, outside the share.
+    assert!(connector.pool().size() <= 3, "{}", connector.pool().size());
+    share.resize(1).await;
+    assert_eq!(
+        connector.pool().size(),
+        1,
+        "the shrink closed the idle ones"
+    );
+    reads(10).await;
+    assert_eq!(connector.pool().size(), 1);
+    connector.close().await;
+    assert!(share.is_given_up(), "a closed connector gives its share up");
 }

@@ -10,8 +10,9 @@ use manifold_core::error::{Error, Result};
 use manifold_core::schema::{Collection, Field, FieldType, ForeignKey, TableName};
 use manifold_core::value::Value;
 use manifold_sql::Sql;
+use manifold_sql::pool::SharedPool;
 use sqlx::postgres::PgRow;
-use sqlx::{PgPool, Row};
+use sqlx::{Postgres, Row};
 
 use crate::codec::prepare;
 use crate::error::map_sqlx;
@@ -114,12 +115,16 @@ pub fn field_type(type_name: &str, type_kind: &str, type_category: &str) -> Fiel
 
 /// Every table and view of `schema` (partitions excluded, their parent included), sorted
 /// by name.
-pub async fn collections(pool: &PgPool, schema: &str) -> Result<Vec<Collection>> {
+pub async fn collections(pool: &SharedPool<Postgres>, schema: &str) -> Result<Vec<Collection>> {
     load(pool, schema, None).await
 }
 
 /// The collection for table or view `table` of `schema`; 404 if there is none.
-pub async fn collection(pool: &PgPool, schema: &str, table: &str) -> Result<Collection> {
+pub async fn collection(
+    pool: &SharedPool<Postgres>,
+    schema: &str,
+    table: &str,
+) -> Result<Collection> {
     load(pool, schema, Some(table))
         .await?
         .pop()
@@ -136,7 +141,11 @@ struct Table {
     foreign_keys: Vec<ForeignKey>,
 }
 
-async fn load(pool: &PgPool, schema: &str, only: Option<&str>) -> Result<Vec<Collection>> {
+async fn load(
+    pool: &SharedPool<Postgres>,
+    schema: &str,
+    only: Option<&str>,
+) -> Result<Vec<Collection>> {
     let params = vec![
         Value::Text(schema.to_owned()),
         only.map_or(Value::Null, |t| Value::Text(t.to_owned())),
@@ -145,12 +154,13 @@ async fn load(pool: &PgPool, schema: &str, only: Option<&str>) -> Result<Vec<Col
         text: text.to_owned(),
         params: params.clone(),
     };
+    let mut connection = pool.acquire().await.map_err(map_sqlx)?;
     let columns = prepare(&query(COLUMNS))
-        .fetch_all(pool)
+        .fetch_all(&mut **connection)
         .await
         .map_err(map_sqlx)?;
     let keys = prepare(&query(KEYS))
-        .fetch_all(pool)
+        .fetch_all(&mut **connection)
         .await
         .map_err(map_sqlx)?;
 

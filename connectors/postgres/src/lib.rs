@@ -12,16 +12,18 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use manifold_core::connection_share::ConnectionShare;
 use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
 use manifold_core::value::Value;
+use manifold_sql::pool::SharedPool;
 use manifold_sql::{Dialect, Sql, SqlBuilder};
 use serde_json::Value as Json;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::{PgPool, Postgres};
 
 pub use codec::{PgQuery, PostgresDriver, prepare};
 pub use error::map_sqlx;
@@ -315,7 +317,7 @@ impl PostgresOptions {
 
 /// A connected PostgreSQL database, serving one schema.
 pub struct PostgresConnector {
-    pool: PgPool,
+    pool: SharedPool<Postgres>,
     schema: String,
     target: Arc<manifold_core::telemetry::DbTarget>,
 }
@@ -326,6 +328,22 @@ impl PostgresConnector {
     /// An unreachable server, unknown database or rejected login is a 503 whose message
     /// names no option value; a missing schema is a 400.
     pub async fn open(options: &PostgresOptions) -> Result<Self> {
+        Self::connect(options, None).await
+    }
+
+    /// [`PostgresConnector::open`], using at most as many connections at once as `share`
+    /// allows (a total for all replicas); none opens before the share has a place.
+    pub async fn open_sharing(
+        options: &PostgresOptions,
+        share: Arc<ConnectionShare>,
+    ) -> Result<Self> {
+        Self::connect(options, Some(share)).await
+    }
+
+    async fn connect(
+        options: &PostgresOptions,
+        share: Option<Arc<ConnectionShare>>,
+    ) -> Result<Self> {
         // client_connection_check_interval (PostgreSQL 14+) makes the server abort a
         // statement whose client hung up; Manifold closes the connection of a request whose
         // own client left, so the query stops with it. Older servers ignore the setting.
@@ -338,8 +356,11 @@ impl PostgresConnector {
                 options.statement_timeout.as_millis().to_string(),
             )],
         };
+        let most = share.as_ref().map_or(options.max_connections, |s| {
+            options.max_connections.min(s.total())
+        });
         let pool = PgPoolOptions::new()
-            .max_connections(options.max_connections)
+            .max_connections(most)
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(Some(options.idle_timeout))
@@ -352,28 +373,33 @@ impl PostgresConnector {
                     set.execute(conn).await.map(|_| ())
                 })
             })
-            .connect_with(options.connect.clone())
-            .await
-            .map_err(|e| match e {
-                // The pool retries refused connections until the acquire timeout.
-                sqlx::Error::PoolTimedOut => Error::unavailable(format!(
-                    "{}: no connection within {} ms",
-                    error::UNREACHABLE,
-                    options.acquire_timeout.as_millis()
-                )),
-                other => map_sqlx(other),
-            })?;
-        let found = prepare(&Sql {
-            text: "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1".into(),
-            params: vec![Value::Text(options.schema.clone())],
-        })
-        .fetch_optional(&pool)
-        .await;
+            .connect_lazy_with(options.connect.clone());
+        let pool = match share {
+            Some(share) => SharedPool::gated(pool, share),
+            None => SharedPool::new(pool),
+        };
+        let found = match pool.acquire().await {
+            Ok(mut connection) => {
+                prepare(&Sql {
+                    text: "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1".into(),
+                    params: vec![Value::Text(options.schema.clone())],
+                })
+                .fetch_optional(&mut **connection)
+                .await
+            }
+            Err(e) => Err(e),
+        };
         let problem = match found {
             Ok(Some(_)) => None,
             Ok(None) => Some(Error::bad_request(format!(
                 "options.schema: schema {:?} does not exist in the database",
                 options.schema
+            ))),
+            // The pool retries refused connections until the acquire timeout.
+            Err(sqlx::Error::PoolTimedOut) => Some(Error::unavailable(format!(
+                "{}: no connection within {} ms",
+                error::UNREACHABLE,
+                options.acquire_timeout.as_millis()
             ))),
             Err(e) => Some(map_sqlx(e)),
         };
@@ -399,7 +425,7 @@ impl PostgresConnector {
 
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &PgPool {
-        &self.pool
+        self.pool.raw()
     }
 
     /// The schema this connector serves.
@@ -446,19 +472,23 @@ impl Connector for PostgresConnector {
             b.push(what).table(collection.table());
             b.finish()
         };
+        let mut connection = self.pool.acquire().await.map_err(map_sqlx)?;
         if !collection.is_view {
             prepare(&drop("DROP TABLE "))
-                .execute(&self.pool)
+                .execute(&mut **connection)
                 .await
                 .map_err(map_sqlx)?;
             return Ok(());
         }
-        match prepare(&drop("DROP VIEW ")).execute(&self.pool).await {
+        match prepare(&drop("DROP VIEW "))
+            .execute(&mut **connection)
+            .await
+        {
             Ok(_) => Ok(()),
             // 42809 wrong_object_type: the view is a materialised one.
             Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42809") => {
                 prepare(&drop("DROP MATERIALIZED VIEW "))
-                    .execute(&self.pool)
+                    .execute(&mut **connection)
                     .await
                     .map_err(map_sqlx)?;
                 Ok(())
@@ -497,7 +527,7 @@ impl Connector for PostgresConnector {
     }
 
     fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
-        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
+        Some(self.pool.status())
     }
 }
 
@@ -517,6 +547,17 @@ impl DataSourceFactory for PostgresFactory {
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>> {
         let options = PostgresOptions::from_json(options)?;
         Ok(Arc::new(PostgresConnector::open(&options).await?))
+    }
+
+    async fn connect_shared(
+        &self,
+        options: &Json,
+        share: Arc<ConnectionShare>,
+    ) -> Result<Arc<dyn Connector>> {
+        let options = PostgresOptions::from_json(options)?;
+        Ok(Arc::new(
+            PostgresConnector::open_sharing(&options, share).await?,
+        ))
     }
 }
 

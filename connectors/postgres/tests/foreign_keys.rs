@@ -12,6 +12,7 @@ use manifold_core::associations::derive;
 use manifold_core::connector::Connector;
 use manifold_core::schema::{Collection, ForeignKey};
 use manifold_postgres::introspect;
+use manifold_sql::pool::SharedPool;
 use serde_json::json;
 
 #[path = "../../sql/tests/shared/blog_relations.rs"]
@@ -111,9 +112,10 @@ async fn one_table_introspection_reads_the_same_foreign_keys() {
     db.exec(BLOG).await;
     let connector = db.connect(json!({})).await;
     for (name, keys) in expected_foreign_keys() {
-        let one = introspect::collection(connector.pool(), "public", name)
-            .await
-            .expect("introspect one table");
+        let one =
+            introspect::collection(&SharedPool::new(connector.pool().clone()), "public", name)
+                .await
+                .expect("introspect one table");
         assert_eq!(one.foreign_keys, keys, "foreign keys of {name}");
     }
     connector.close().await;

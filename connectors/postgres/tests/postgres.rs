@@ -981,3 +981,57 @@ async fn options_debug_masks_the_password() {
     );
     assert!(shown.contains("\"***\""), "{shown}");
 }
+
+/// A connector sharing a connection total never has more connections open than its
+/// share, however many reads run at once; a shrink waits for reads in flight and closes
+/// the idle connections above the new size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_connector_stays_within_its_share() {
+    use manifold_core::connection_share::ConnectionShare;
+    let db = TestDb::create().await;
+    db.exec("CREATE TABLE t (id serial PRIMARY KEY, v text); INSERT INTO t (v) SELECT 'x' FROM generate_series(1, 2000);")
+        .await;
+    let share = ConnectionShare::new(8);
+    share.resize(3).await;
+    let options = PostgresOptions::from_json(&db.options(json!({}))).expect("options");
+    let connector = PostgresConnector::open_sharing(&options, share.clone())
+        .await
+        .expect("open");
+    let table = collection(&connector, "t").await;
+    let repository = connector.repository(table);
+    let reads = |n: usize| {
+        let repository = repository.clone();
+        async move {
+            let tasks: Vec<_> = (0..n)
+                .map(|_| {
+                    let repository = repository.clone();
+                    tokio::spawn(async move {
+                        repository
+                            .find(&FindOptions::default())
+                            .await
+                            .expect("read")
+                    })
+                })
+                .collect();
+            for task in tasks {
+                assert_eq!(task.await.expect("task").len(), 2000);
+            }
+        }
+    };
+    reads(40).await;
+    assert_eq!(
+        connector.pool().size(),
+        3,
+        "the pool grew to the share, no further"
+    );
+    share.resize(1).await;
+    assert_eq!(
+        connector.pool().size(),
+        1,
+        "the shrink closed the idle ones"
+    );
+    reads(10).await;
+    assert_eq!(connector.pool().size(), 1);
+    connector.close().await;
+    assert!(share.is_given_up(), "a closed connector gives its share up");
+}

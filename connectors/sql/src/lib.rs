@@ -13,6 +13,8 @@ mod dialect;
 mod joins;
 pub mod lock;
 #[cfg(feature = "sqlx")]
+pub mod pool;
+#[cfg(feature = "sqlx")]
 pub mod sqlx_repository;
 
 pub use builder::{Sql, SqlBuilder};

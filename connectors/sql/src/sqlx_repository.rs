@@ -16,12 +16,12 @@ use manifold_core::schema::{Collection, FieldType};
 use manifold_core::telemetry::{DbTarget, record_error};
 use manifold_core::value::Value;
 use serde_json::Value as Json;
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Executor, Pool, SqlSafeStr};
+use sqlx::{Database, Executor, SqlSafeStr};
 use sqlx_core::transaction::TransactionManager;
 use tracing::Instrument;
 
 use crate::compile;
+use crate::pool::{Leased, SharedPool};
 use crate::{Dialect, Sql};
 
 /// What differs between the sqlx databases beyond SQL text.
@@ -65,7 +65,7 @@ pub trait SqlxDriver: Send + Sync + 'static {
     }
 
     /// Stops the statement running in session `id`, from another connection of `pool`.
-    fn kill_statement(_pool: Pool<Self::Db>, _id: u64) -> Boxed<'static, ()> {
+    fn kill_statement(_pool: SharedPool<Self::Db>, _id: u64) -> Boxed<'static, ()> {
         Box::pin(async {})
     }
 }
@@ -97,7 +97,7 @@ fn default_target(dialect: Dialect) -> Arc<DbTarget> {
 
 impl<D: SqlxDriver> SqlxRepository<D> {
     /// A repository for `collection` on `pool`.
-    pub fn new(pool: Pool<D::Db>, collection: Arc<Collection>) -> Self {
+    pub fn new(pool: SharedPool<D::Db>, collection: Arc<Collection>) -> Self {
         Self::with_runner(Runner::Pool(pool), collection, default_target(D::DIALECT))
     }
 
@@ -182,7 +182,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
 /// Where a repository's statements run: on a pooled connection per operation, or in the
 /// one transaction of a unit of work.
 enum Runner<DB: Database> {
-    Pool(Pool<DB>),
+    Pool(SharedPool<DB>),
     Unit(Arc<tokio::sync::Mutex<Option<UnitConnection<DB>>>>),
 }
 
@@ -231,7 +231,7 @@ impl<'a, DB: Database> Lease<'a, DB> {
 /// lock (MySQL's `GET_LOCK`) has to be released on that connection after the commit; so the
 /// unit drives its transaction itself, through the same `TransactionManager` calls.
 struct UnitConnection<DB: Database> {
-    connection: PoolConnection<DB>,
+    connection: Leased<DB>,
     /// A transaction was begun and has not been committed.
     open: bool,
     /// The statement that releases the session lock this connection holds. While it is
@@ -246,7 +246,7 @@ struct UnitConnection<DB: Database> {
 
 impl<DB: Database> UnitConnection<DB> {
     /// A connection of `pool`, no transaction begun yet.
-    async fn of<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+    async fn of<D: SqlxDriver<Db = DB>>(pool: &SharedPool<DB>) -> Result<Self> {
         Ok(Self {
             connection: pool.acquire().await.map_err(D::map_error)?,
             open: false,
@@ -294,7 +294,7 @@ where
     <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
     /// Begins a transaction on a connection of `pool`.
-    pub async fn begin(pool: &Pool<D::Db>) -> Result<Self> {
+    pub async fn begin(pool: &SharedPool<D::Db>) -> Result<Self> {
         let mut unit = UnitConnection::of::<D>(pool).await?;
         Self::start(&mut unit, None).await?;
         Ok(Self::of(unit))
@@ -303,7 +303,7 @@ where
     /// Begins a transaction that holds an exclusive lock on `key` until it ends (see
     /// [`crate::lock::key_lock`]), waiting at most `wait` for it where the database takes
     /// a wait. A lock not granted in time is a timeout (504).
-    pub async fn begin_locked(pool: &Pool<D::Db>, key: &str, wait: Duration) -> Result<Self> {
+    pub async fn begin_locked(pool: &SharedPool<D::Db>, key: &str, wait: Duration) -> Result<Self> {
         let lock = crate::lock::key_lock(D::DIALECT, key, wait);
         let mut unit = UnitConnection::of::<D>(pool).await?;
         if let Some(take) = &lock.before_begin {
@@ -355,7 +355,7 @@ where
 /// Runs DDL `statements` in order: in one transaction where the database's DDL is
 /// transactional (they then take effect together or not at all), else one by one.
 pub async fn run_ddl<D: SqlxDriver>(
-    pool: &Pool<D::Db>,
+    pool: &SharedPool<D::Db>,
     statements: Vec<String>,
     transactional: bool,
 ) -> Result<()>
@@ -367,16 +367,19 @@ where
         text,
         params: Vec::new(),
     };
+    let mut connection = pool.acquire().await.map_err(D::map_error)?;
     if !transactional {
         for text in statements {
             D::prepare(&sql(text))
-                .execute(pool)
+                .execute(&mut **connection)
                 .await
                 .map_err(D::map_error)?;
         }
         return Ok(());
     }
-    let mut tx = pool.begin().await.map_err(D::map_error)?;
+    let mut tx = sqlx::Connection::begin(&mut **connection)
+        .await
+        .map_err(D::map_error)?;
     for text in statements {
         D::prepare(&sql(text))
             .execute(&mut *tx)
@@ -401,7 +404,7 @@ where
     }];
     unit.acquiring = true;
     let row = D::prepare(sql)
-        .fetch_one(&mut *unit.connection)
+        .fetch_one(&mut **unit.connection)
         .await
         .map_err(D::map_error)?;
     unit.acquiring = false;
@@ -445,7 +448,7 @@ where
             // A failed release leaves `release` set: the connection is then closed, which
             // releases the lock as surely.
             if D::prepare(release)
-                .execute(&mut *unit.connection)
+                .execute(&mut **unit.connection)
                 .await
                 .is_ok()
             {
@@ -461,19 +464,19 @@ where
 /// its client go and stops the statement, and no half-read reply can reach the next user.
 /// Where the server does not see that (MySQL, MariaDB), the statement is killed by id.
 struct Checkout<DB: Database> {
-    connection: Option<PoolConnection<DB>>,
+    connection: Option<Leased<DB>>,
     kill: Option<Kill<DB>>,
 }
 
 /// How to stop the statement of an abandoned checkout from another connection.
 struct Kill<DB: Database> {
-    pool: Pool<DB>,
+    pool: SharedPool<DB>,
     session: u64,
-    run: fn(Pool<DB>, u64) -> Boxed<'static, ()>,
+    run: fn(SharedPool<DB>, u64) -> Boxed<'static, ()>,
 }
 
 impl<DB: Database> Checkout<DB> {
-    async fn of<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+    async fn of<D: SqlxDriver<Db = DB>>(pool: &SharedPool<DB>) -> Result<Self> {
         let connection = pool.acquire().await.map_err(D::map_error)?;
         Ok(Self {
             connection: Some(connection),
@@ -483,7 +486,7 @@ impl<DB: Database> Checkout<DB> {
 
     /// A checkout whose statement is killed by session id if it is abandoned, where the
     /// driver needs that.
-    async fn killable<D: SqlxDriver<Db = DB>>(pool: &Pool<DB>) -> Result<Self> {
+    async fn killable<D: SqlxDriver<Db = DB>>(pool: &SharedPool<DB>) -> Result<Self> {
         let mut checkout = Self::of::<D>(pool).await?;
         let session = D::session_id(checkout.connection()?).await?;
         checkout.kill = session.map(|session| Kill {
@@ -497,6 +500,7 @@ impl<DB: Database> Checkout<DB> {
     fn connection(&mut self) -> Result<&mut DB::Connection> {
         self.connection
             .as_deref_mut()
+            .map(|c| &mut **c)
             .ok_or_else(|| Error::internal("the connection was already returned"))
     }
 
@@ -924,16 +928,5 @@ where
             .await;
         checkout.finish();
         Ok(D::rows_affected(&outcome?))
-    }
-}
-
-/// How full a sqlx pool is, for the `/metrics` gauges.
-pub fn pool_status<DB: Database>(pool: &Pool<DB>) -> manifold_core::telemetry::PoolStatus {
-    let size = pool.size();
-    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
-    manifold_core::telemetry::PoolStatus {
-        size,
-        in_use: size.saturating_sub(idle),
-        max: pool.options().get_max_connections(),
     }
 }

@@ -16,9 +16,10 @@ use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
+use manifold_sql::pool::SharedPool;
 use serde_json::Value as Json;
-use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool};
 
 pub use error::map_sqlx;
 
@@ -48,7 +49,8 @@ impl Default for SqlitePoolSettings {
 
 /// A connected SQLite database.
 pub struct SqliteConnector {
-    pool: SqlitePool,
+    /// Never gated: a SQLite file serves one process.
+    pool: SharedPool<Sqlite>,
     target: Arc<manifold_core::telemetry::DbTarget>,
 }
 
@@ -96,19 +98,22 @@ impl SqliteConnector {
             .connect_with(options)
             .await
             .map_err(map_sqlx)?;
-        Ok(Self { pool, target })
+        Ok(Self {
+            pool: SharedPool::new(pool),
+            target,
+        })
     }
 
     /// The pool, for tests and tools that need raw SQL.
     pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+        self.pool.raw()
     }
 }
 
 #[async_trait::async_trait]
 impl Connector for SqliteConnector {
     async fn introspect(&self) -> Result<Vec<Collection>> {
-        introspect::collections(&self.pool).await
+        introspect::collections(self.pool.raw()).await
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
@@ -120,10 +125,10 @@ impl Connector for SqliteConnector {
             text: ddl::create_table(definition)?,
             params: Vec::new(),
         })
-        .execute(&self.pool)
+        .execute(self.pool.raw())
         .await
         .map_err(map_sqlx)?;
-        introspect::collection(&self.pool, &definition.name, false).await
+        introspect::collection(self.pool.raw(), &definition.name, false).await
     }
 
     async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
@@ -144,7 +149,7 @@ impl Connector for SqliteConnector {
             text,
             params: Vec::new(),
         })
-        .execute(&self.pool)
+        .execute(self.pool.raw())
         .await
         .map_err(map_sqlx)?;
         Ok(())
@@ -181,7 +186,7 @@ impl Connector for SqliteConnector {
     }
 
     fn pool_status(&self) -> Option<manifold_core::telemetry::PoolStatus> {
-        Some(manifold_sql::sqlx_repository::pool_status(&self.pool))
+        Some(self.pool.status())
     }
 }
 

@@ -6,6 +6,9 @@ use serde_json::Value as Json;
 
 use super::source::{DataSource, DataSourceSettings};
 use crate::acl::Acl;
+use crate::connection_share::{
+    ConnectionBudget, ConnectionShare, SoleProcess, TOTAL_OPTION, declared_total,
+};
 use crate::connector::Connector;
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareError, Placement};
@@ -41,6 +44,21 @@ pub trait DataSourceFactory: Send + Sync {
 
     /// Connects with `options` (pool created, one connection checked).
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>>;
+
+    /// Connects with `options`, using at most as many connections at once as `share`
+    /// allows: the source declared `maxConnectionsTotal`, a total for all replicas
+    /// ([`crate::connection_share`]). By default a 400: this type cannot share one.
+    async fn connect_shared(
+        &self,
+        _options: &Json,
+        _share: Arc<ConnectionShare>,
+    ) -> Result<Arc<dyn Connector>> {
+        Err(Error::bad_request(format!(
+            "options.{TOTAL_OPTION}: {} sources cannot share a connection total across \
+             replicas; use maxConnections, a limit per replica",
+            self.kind()
+        )))
+    }
 
     /// Checks that `options` reach a database, without keeping anything open.
     async fn test_connection(&self, options: &Json) -> Result<()> {
@@ -100,12 +118,27 @@ pub struct DataSourceManager {
     after_add: Mutex<Vec<DataSourceHook>>,
     middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
     statuses: DashMap<String, DataSourceStatus>,
+    budget: std::sync::RwLock<Option<Arc<dyn ConnectionBudget>>>,
 }
 
 impl DataSourceManager {
     /// An empty manager.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Sets who sizes the shares of sources that declare a connection total for all
+    /// replicas; until set, each such source gets its whole total ([`SoleProcess`]).
+    pub fn set_connection_budget(&self, budget: Arc<dyn ConnectionBudget>) {
+        *self.budget.write().unwrap_or_else(|e| e.into_inner()) = Some(budget);
+    }
+
+    fn connection_budget(&self) -> Arc<dyn ConnectionBudget> {
+        self.budget
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| Arc::new(SoleProcess))
     }
 
     /// Makes type `factory.kind()` available to [`DataSourceManager::build`].
@@ -123,6 +156,22 @@ impl DataSourceManager {
                 known.join(", ")
             ))
         })
+    }
+
+    /// Checks that `options` of type `kind` reach a database, keeping nothing open. A
+    /// source with a connection total is tried as it will connect, through a share of its
+    /// own: the one connection of a test is not counted in the total.
+    pub async fn test_connection(&self, kind: &str, options: &Json) -> Result<()> {
+        let factory = self.factory(kind)?;
+        match declared_total(options)? {
+            None => factory.test_connection(options).await,
+            Some(total) => {
+                let share = ConnectionShare::new(total);
+                share.resize(1).await;
+                factory.connect_shared(options, share).await?.close().await;
+                Ok(())
+            }
+        }
     }
 
     /// Connects and introspects a new source of type `kind` (not yet added).
@@ -146,7 +195,14 @@ impl DataSourceManager {
         settings: DataSourceSettings,
         overlay: SchemaOverlay,
     ) -> Result<Arc<DataSource>> {
-        let connector = self.factory(kind)?.connect(options).await?;
+        let factory = self.factory(kind)?;
+        let connector = match declared_total(options)? {
+            None => factory.connect(options).await?,
+            Some(total) => {
+                let share = self.connection_budget().share(key, total).await?;
+                factory.connect_shared(options, share).await?
+            }
+        };
         DataSource::load_with(key, kind, connector, Acl::open(), settings, overlay).await
     }
 

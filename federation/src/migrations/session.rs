@@ -10,6 +10,7 @@ use manifold_core::Result;
 use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::schema::{Collection, FieldType, TableName};
 use manifold_mysql::{MySqlDriver, ServerFlavor};
+use manifold_sql::pool::SharedPool;
 use manifold_sql::sqlx_repository::SqlxDriver as _;
 use manifold_sql::{Dialect, SqlBuilder};
 use sqlx::mysql::MySqlConnection;
@@ -302,10 +303,12 @@ impl Session {
         match &self.link {
             Link::Sqlite { pool, .. } => manifold_sqlite::introspect::collections(pool).await,
             Link::Postgres { pool, .. } => {
-                manifold_postgres::introspect::collections(pool, &self.scope).await
+                let pool = SharedPool::new(pool.clone());
+                manifold_postgres::introspect::collections(&pool, &self.scope).await
             }
             Link::MySql { pool, flavor, .. } => {
-                manifold_mysql::introspect::collections(pool, *flavor).await
+                let pool = SharedPool::new(pool.clone());
+                manifold_mysql::introspect::collections(&pool, *flavor).await
             }
         }
     }
