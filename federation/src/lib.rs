@@ -6,6 +6,7 @@ pub mod auth;
 pub mod changes;
 pub mod collections;
 pub mod config;
+pub mod connection_budget;
 pub mod data_sources;
 pub mod http;
 pub mod main_db;
@@ -70,6 +71,13 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     )
     .await?;
     data_sources::define(&main, &registry);
+    // A SQLite main database serves one process: each source's total is then its own.
+    let budget = (main.kind() != "sqlite").then(|| {
+        let budget = connection_budget::ReplicaBudget::new(main.clone());
+        manager.set_connection_budget(budget.clone());
+        budget.start();
+        budget
+    });
     manager.add(main).await?;
     registry.load_all().await?;
     changes.start()?;
@@ -78,6 +86,9 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
     app.set_auth(auth);
+    if let Some(budget) = budget {
+        app.set_connection_budget(budget);
+    }
     Ok(Arc::new(app))
 }
 
@@ -195,7 +206,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
-    app.data_sources().close_all().await;
+    app.close().await;
     result
 }
 

@@ -715,3 +715,155 @@ async fn a_replica_shows_its_own_state_and_takes_up_a_source_it_has_not_heard_of
         .await;
     assert_eq!(r.body["data"]["status"], json!("loaded"), "{r:?}");
 }
+
+/// Issue 17's connection budget: a source registered with `maxConnectionsTotal: 8` never
+/// has more than 8 connections open from two replicas together (sampled in
+/// `pg_stat_activity` throughout), though each is loaded hard enough to use all 8 alone.
+/// The second replica joins while the first holds the whole total, and serves; once the
+/// first is killed, the second takes up its part after the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_never_open_more_than_the_total_of_a_source() {
+    const TOTAL: i64 = 8;
+    let main = ScratchDatabase::create(Backend::Postgres).await;
+    let db = source_database().await;
+    let setup = sqlx::PgPool::connect(&db.url()).await.expect("source");
+    sqlx::query(
+        "INSERT INTO books (title, author_id) SELECT 'b' || n, 1 FROM generate_series(1, 3000) n",
+    )
+    .execute(&setup)
+    .await
+    .expect("rows to read");
+    setup.close().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    first
+        .ok(
+            "POST",
+            "/api/dataSources:create",
+            json!({ "key": "shared", "type": "postgres",
+                    "options": { "url": db.url(), "maxConnectionsTotal": TOTAL } }),
+        )
+        .await;
+    converge(
+        &[&first],
+        books("shared"),
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .await;
+
+    // Samples the source's open connections until told to stop; answers the most seen.
+    let admin = sqlx::PgPool::connect(
+        &std::env::var("MANIFOLD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    )
+    .await
+    .expect("admin connection");
+    let sample = {
+        let admin = admin.clone();
+        let name = db.name().to_owned();
+        move || {
+            let admin = admin.clone();
+            let name = name.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1",
+                )
+                .bind(name)
+                .fetch_one(&admin)
+                .await
+                .expect("pg_stat_activity")
+            }
+        }
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let sampler = {
+        let sample = sample.clone();
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !*stopped.borrow() {
+                let n = sample().await;
+                most = most.max(n);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
+
+    // Load: `clients` at once on each port, until `run` has passed; every answer a 200.
+    async fn load(ports: &[(u16, String)], clients: usize, run: Duration) -> usize {
+        let until = Instant::now() + run;
+        let mut tasks = Vec::new();
+        for (port, token) in ports {
+            for _ in 0..clients {
+                let (port, bearer) = (*port, format!("Bearer {token}"));
+                tasks.push(tokio::spawn(async move {
+                    let mut served = 0;
+                    while Instant::now() < until {
+                        let r = request(
+                            port,
+                            "GET",
+                            "/api/books:list?pageSize=500",
+                            &[("Authorization", &bearer), ("X-Data-Source", "shared")],
+                            None,
+                        )
+                        .await;
+                        assert_eq!(r.status, 200, "port {port}: {r:?}");
+                        served += 1;
+                    }
+                    served
+                }));
+            }
+        }
+        let mut served = 0;
+        for task in tasks {
+            served += task.await.expect("a client");
+        }
+        served
+    }
+    let on_first = [(first.port, first.token.clone())];
+    load(&on_first, 24, Duration::from_secs(2)).await;
+    let alone = sample().await;
+    assert!(
+        alone > TOTAL / 2,
+        "alone, the first replica used more than half: {alone}"
+    );
+
+    // The second starts while the first is busy with the whole total.
+    let busy = tokio::spawn({
+        let on_first = on_first.clone();
+        async move { load(&on_first, 24, Duration::from_secs(8)).await }
+    });
+    let second = Replica::ready(spawn(dir.path(), &main.url(), &[])).await;
+    let both = [
+        (first.port, first.token.clone()),
+        (second.port, second.token.clone()),
+    ];
+    let served = load(&both, 16, Duration::from_secs(4)).await;
+    assert!(busy.await.expect("the first's load") > 0);
+    assert!(served > 0);
+
+    // The first dies without giving anything back; after the lease the second takes the
+    // whole total.
+    drop(first);
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let on_second = [(second.port, second.token.clone())];
+    load(&on_second, 24, Duration::from_secs(3)).await;
+    let taken_up = sample().await;
+
+    stop.send_replace(true);
+    let most = sampler.await.expect("the sampler");
+    admin.close().await;
+    eprintln!(
+        "connections on the source: at most {most}; the first alone {alone}; \
+         the second alone after the lease {taken_up}"
+    );
+    assert!(
+        most <= TOTAL,
+        "at most {TOTAL} connections at any moment, saw {most}"
+    );
+    assert!(
+        taken_up > TOTAL / 2,
+        "the second took up the dead replica's part: {taken_up} open"
+    );
+}

@@ -320,6 +320,16 @@ async fn bad_registrations_are_refused_with_the_reason() {
             400,
             "options: expected an object",
         ),
+        (
+            json!({"key": "x", "type": "sqlite", "options": {"path": "x.sqlite", "maxConnectionsTotal": 4}}),
+            400,
+            "Test connection failed: options.maxConnectionsTotal: sqlite sources cannot share",
+        ),
+        (
+            json!({"key": "x", "type": "postgres", "options": {"url": "postgres://u@127.0.0.1/d", "maxConnectionsTotal": 0}}),
+            400,
+            "Test connection failed: options.maxConnectionsTotal: expected an integer from 1 to 1000",
+        ),
     ];
     for (values, status, message) in cases {
         let r = t.post("/api/dataSources:create", values.clone()).await;

@@ -145,6 +145,19 @@ impl Unit {
         }))
     }
 
+    /// The repository of one of Manifold's own tables (`_manifold…`) inside this unit.
+    pub fn internal_table(&self, name: &str) -> Result<Arc<dyn Repository>> {
+        let entry = self.catalog.internal.get(name).ok_or_else(|| {
+            Error::internal(format!(
+                "no table {name}; the main database's migrations make it"
+            ))
+        })?;
+        Ok(Arc::new(Counted {
+            inner: self.inner.repository(entry.collection.clone()),
+            statements: self.statements.clone(),
+        }))
+    }
+
     /// Commits every write of the unit.
     pub async fn commit(self) -> Result<()> {
         self.inner.commit().await

@@ -46,6 +46,7 @@ pub struct App {
     manager: Arc<DataSourceManager>,
     chain: RwLock<MiddlewareChain>,
     auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
+    budget: std::sync::OnceLock<Arc<crate::connection_budget::ReplicaBudget>>,
 }
 
 impl App {
@@ -75,6 +76,7 @@ impl App {
             manager,
             chain: RwLock::new(chain),
             auth: std::sync::OnceLock::new(),
+            budget: std::sync::OnceLock::new(),
         }
     }
 
@@ -86,6 +88,26 @@ impl App {
     /// Records the authentication service (once).
     pub fn set_auth(&self, auth: Arc<crate::auth::Auth>) {
         let _ = self.auth.set(auth);
+    }
+
+    /// Records this replica's share of the connection totals (once).
+    pub fn set_connection_budget(&self, budget: Arc<crate::connection_budget::ReplicaBudget>) {
+        let _ = self.budget.set(budget);
+    }
+
+    /// Closes every source, main last: once the others' pools are closed, this replica's
+    /// connection claims are given back, through main.
+    pub async fn close(&self) {
+        let sources = self.manager.list();
+        for source in sources.iter().filter(|s| s.key() != "main") {
+            source.close().await;
+        }
+        if let Some(budget) = self.budget.get() {
+            budget.leave().await;
+        }
+        for source in sources.iter().filter(|s| s.key() == "main") {
+            source.close().await;
+        }
     }
 
     /// The data-source manager.

@@ -156,7 +156,7 @@ impl Registry {
 
     /// SQLite sources registered over HTTP live under the data directory: a relative
     /// `path` without `..`, so a client cannot open arbitrary files on the server. Only
-    /// `path` and `maxConnections` are passed on; a `url` would bypass the check.
+    /// `path` and the pool limits are passed on; a `url` would bypass the check.
     fn sqlite_options(&self, options: &Json) -> Result<Json> {
         if options.get("url").is_some() {
             return Err(Error::bad_request(
@@ -177,8 +177,15 @@ impl Registry {
             )));
         }
         let mut resolved = json!({ "path": self.sqlite_root.join(relative) });
-        if let Some(n) = options.get("maxConnections") {
-            resolved["maxConnections"] = n.clone();
+        // maxConnectionsTotal too, so that it is refused as for any type that cannot share
+        // a total rather than dropped unseen.
+        for passed in [
+            "maxConnections",
+            manifold_core::connection_share::TOTAL_OPTION,
+        ] {
+            if let Some(n) = options.get(passed) {
+                resolved[passed] = n.clone();
+            }
         }
         Ok(resolved)
     }
@@ -187,8 +194,7 @@ impl Registry {
     pub async fn test_connection(&self, kind: &str, options: &Json) -> Result<()> {
         let resolved = self.vet(kind, options).await?;
         self.manager
-            .factory(kind)?
-            .test_connection(&resolved)
+            .test_connection(kind, &resolved)
             .await
             .map_err(|e| {
                 let e = without_secrets(e, options);

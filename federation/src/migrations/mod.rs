@@ -23,6 +23,7 @@
 
 mod m0001_initial;
 mod m0002_change_log;
+mod m0003_connection_claims;
 mod session;
 
 use std::time::Duration;
@@ -50,7 +51,11 @@ pub struct Migration {
 }
 
 /// Every migration, in order.
-pub const MIGRATIONS: &[Migration] = &[m0001_initial::MIGRATION, m0002_change_log::MIGRATION];
+pub const MIGRATIONS: &[Migration] = &[
+    m0001_initial::MIGRATION,
+    m0002_change_log::MIGRATION,
+    m0003_connection_claims::MIGRATION,
+];
 
 /// The schema version this binary brings the main database to.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
