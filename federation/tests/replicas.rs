@@ -723,8 +723,17 @@ async fn a_replica_shows_its_own_state_and_takes_up_a_source_it_has_not_heard_of
 /// first is killed, the second takes up its part after the lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_never_open_more_than_the_total_of_a_source() {
+    share_a_total_of_eight(ScratchDatabase::create(Backend::Postgres).await).await;
+}
+
+/// The same on a MariaDB main database, whose budget lock is `GET_LOCK`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_mariadb_main_database_two_replicas_share_a_total_too() {
+    share_a_total_of_eight(ScratchDatabase::create(Backend::MariaDb).await).await;
+}
+
+async fn share_a_total_of_eight(main: ScratchDatabase) {
     const TOTAL: i64 = 8;
-    let main = ScratchDatabase::create(Backend::Postgres).await;
     let db = source_database().await;
     let setup = sqlx::PgPool::connect(&db.url()).await.expect("source");
     sqlx::query(
