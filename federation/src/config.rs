@@ -232,6 +232,7 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// Sign-in and tokens: the JWT secret, lifetimes, the root account.
     #[command(flatten)]
     pub auth: crate::auth::AuthConfig,
 }

@@ -4,8 +4,6 @@
 //!
 //! What differs from the SQL sources is written up in this crate's README.
 
-#![warn(missing_docs)]
-
 mod codec;
 mod compile;
 mod error;
