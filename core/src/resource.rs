@@ -192,12 +192,6 @@ impl ResourceManager {
             .insert(resource.name.clone(), Arc::new(resource));
     }
 
-    /// Whether a resource called `name` was defined in code.
-    pub fn is_defined(&self, name: &str) -> bool {
-        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
-        registry.resources.contains_key(name)
-    }
-
     /// Registers a handler: `"list"` for every resource, `"posts:list"` or
     /// `"posts.comments:list"` for one (which wins over the resource's own action).
     pub fn register_action_handler(&self, name: impl Into<String>, handler: Arc<dyn Middleware>) {

@@ -38,14 +38,6 @@ impl<'a> Next<'a> {
         }
     }
 
-    /// Nothing more to run.
-    pub fn end() -> Self {
-        Self {
-            layers: &[],
-            tail: None,
-        }
-    }
-
     /// Runs the rest of the onion.
     pub async fn run(self, ctx: &mut Context) -> Result<()> {
         match self.layers.split_first() {
@@ -192,11 +184,6 @@ impl MiddlewareChain {
     /// The middleware in order; cheap to clone and safe to hold across a request.
     pub fn sorted(&self) -> Arc<[Arc<dyn Middleware>]> {
         self.sorted.clone()
-    }
-
-    /// Whether a middleware with this tag or group exists.
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.sorter.has_group(tag)
     }
 
     fn known_tags(&self) -> Vec<&str> {
