@@ -11,6 +11,7 @@ use chrono::{
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
+use crate::filter::DateOperator;
 use crate::value::format_instant;
 
 /// A UTC offset such as `+08:00` (from an operand suffix or the `X-Timezone` header).
@@ -138,30 +139,28 @@ pub struct DateCondition {
     pub any: bool,
 }
 
-/// The condition for `op` (`$dateOn`, `$dateNotOn`, `$dateBefore`, `$dateNotBefore`,
-/// `$dateAfter`, `$dateNotAfter` or `$dateBetween`) on `operand`, as in spec §5.2.
+/// The condition for `op` on `operand`, as in spec §5.2.
 ///
-/// `$dateBetween` with a single instant and unknown operators are 400 errors.
-pub fn date_condition(op: &str, operand: &DateOperand) -> Result<DateCondition> {
+/// `$dateBetween` with a single instant is a 400.
+pub fn date_condition(op: DateOperator, operand: &DateOperand) -> Result<DateCondition> {
     let all = |bounds| DateCondition { bounds, any: false };
     match *operand {
         DateOperand::Instant(t) => {
             let bound = match op {
-                "$dateOn" => DateBound::Eq(t),
-                "$dateNotOn" => DateBound::Ne(t),
-                "$dateBefore" => DateBound::Lt(t),
-                "$dateNotBefore" => DateBound::Gte(t),
-                "$dateAfter" => DateBound::Gt(t),
-                "$dateNotAfter" => DateBound::Lte(t),
+                DateOperator::DateOn => DateBound::Eq(t),
+                DateOperator::DateNotOn => DateBound::Ne(t),
+                DateOperator::DateBefore => DateBound::Lt(t),
+                DateOperator::DateNotBefore => DateBound::Gte(t),
+                DateOperator::DateAfter => DateBound::Gt(t),
+                DateOperator::DateNotAfter => DateBound::Lte(t),
                 // NocoBase builds a nonsensical condition here; a 400 tells the client why.
-                "$dateBetween" => {
+                DateOperator::DateBetween => {
                     return Err(Error::bad_request(format!(
                         "Invalid Date: $dateBetween needs a range such as \
                          [2023-01-01,2023-01-31], not the single instant {}",
                         format_instant(&t)
                     )));
                 }
-                _ => return Err(unknown_operator(op)),
             };
             Ok(all(vec![bound]))
         }
@@ -192,16 +191,17 @@ pub fn date_condition(op: &str, operand: &DateOperand) -> Result<DateCondition> 
                 DateBound::Gte(end)
             };
             Ok(match op {
-                "$dateOn" | "$dateBetween" => all(vec![inside_from, inside_until]),
-                "$dateNotOn" => DateCondition {
+                DateOperator::DateOn | DateOperator::DateBetween => {
+                    all(vec![inside_from, inside_until])
+                }
+                DateOperator::DateNotOn => DateCondition {
                     bounds: vec![before, after],
                     any: true,
                 },
-                "$dateBefore" => all(vec![before]),
-                "$dateNotBefore" => all(vec![inside_from]),
-                "$dateAfter" => all(vec![after]),
-                "$dateNotAfter" => all(vec![inside_until]),
-                _ => return Err(unknown_operator(op)),
+                DateOperator::DateBefore => all(vec![before]),
+                DateOperator::DateNotBefore => all(vec![inside_from]),
+                DateOperator::DateAfter => all(vec![after]),
+                DateOperator::DateNotAfter => all(vec![inside_until]),
             })
         }
     }
@@ -282,7 +282,8 @@ fn invalid_json(piece: &Json, reason: &str) -> Error {
     Error::bad_request(format!("Invalid Date: {} {reason}", show_json(piece)))
 }
 
-fn unknown_operator(op: &str) -> Error {
+/// The error for a `$date…` operator that does not exist.
+pub(crate) fn unknown_operator(op: &str) -> Error {
     Error::bad_request(format!("Unknown date operator {}", show_str(op)))
 }
 

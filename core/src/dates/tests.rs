@@ -4,6 +4,15 @@
 use super::*;
 use serde_json::json;
 
+/// [`super::date_condition`] by the operator's name, as the filter parser reaches it: a
+/// name that is no date operator is the parser's 400.
+fn date_condition(op: &str, operand: &DateOperand) -> Result<DateCondition> {
+    match DateOperator::parse(op) {
+        Some(op) => super::date_condition(op, operand),
+        None => Err(unknown_operator(op)),
+    }
+}
+
 // What production code does not need, the tests use to check the conditions' meaning:
 // an in-memory reading of a condition, and NocoBase's between array for a relative date.
 

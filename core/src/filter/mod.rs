@@ -8,6 +8,7 @@
 
 mod eval;
 mod like;
+mod operator;
 pub mod path;
 
 pub use eval::{compare_records, matches};
@@ -21,6 +22,7 @@ use crate::dates::{DateBound, date_condition, parse_date_operand};
 use crate::error::{Error, Result};
 use crate::schema::{Collection, Field, FieldType};
 use crate::value::Value;
+pub use operator::{DateOperator, Operator, ValueOperator};
 
 /// A boolean expression over a collection's fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -418,21 +420,26 @@ impl Parser<'_> {
         if let Some((last, field_path)) = path.split_last()
             && last.starts_with('$')
         {
-            if matches!(*last, "$exists" | "$notExists")
+            let op = match Operator::parse(last) {
+                Some(Operator::Value(op)) => op,
+                Some(Operator::Date(op)) => {
+                    let field = self.field(field_path, at)?;
+                    return Ok(vec![self.date(op, field, value, at)?]);
+                }
+                None => return Err(unknown_operator(last, at)),
+            };
+            if matches!(op, ValueOperator::Exists | ValueOperator::NotExists)
                 && let Some(key) = self.association_key(field_path, at)?
             {
                 // `tags.$exists`: the association has a row, i.e. its key is not NULL.
                 return Ok(vec![Filter::Condition(Condition {
-                    predicate: operator(last, &key, value, at)?,
+                    predicate: operator(op, &key, value, at)?,
                     field: key,
                 })]);
             }
             let field = self.field(field_path, at)?;
-            if last.starts_with("$date") {
-                return Ok(vec![self.date(last, field, value, at)?]);
-            }
             return Ok(vec![Filter::Condition(Condition {
-                predicate: operator(last, &field, value, at)?,
+                predicate: operator(op, &field, value, at)?,
                 field,
             })]);
         }
@@ -444,7 +451,7 @@ impl Parser<'_> {
             _ => {
                 let field = self.field(path, at)?;
                 Ok(vec![Filter::Condition(Condition {
-                    predicate: operator("$eq", &field, value, at)?,
+                    predicate: operator(ValueOperator::Eq, &field, value, at)?,
                     field,
                 })])
             }
@@ -453,7 +460,7 @@ impl Parser<'_> {
 
     /// A date operator as comparisons typed for the field: instants for `datetime`,
     /// wall-clock times for `datetimeNoTz`, calendar dates for `date`.
-    fn date(&self, op: &str, field: FieldRef, operand: &Json, at: &str) -> Result<Filter> {
+    fn date(&self, op: DateOperator, field: FieldRef, operand: &Json, at: &str) -> Result<Filter> {
         if !matches!(
             field.field_type,
             FieldType::DateTime | FieldType::DateTimeNoTz | FieldType::Date
@@ -633,51 +640,20 @@ fn date_equality(ty: FieldType, t: DateTime<Utc>, negated: bool) -> Predicate {
     }
 }
 
-/// The operators this engine understands; anything else is a 400 (never passed through).
-const OPERATORS: &[&str] = &[
-    "$eq",
-    "$ne",
-    "$in",
-    "$notIn",
-    "$gt",
-    "$gte",
-    "$lt",
-    "$lte",
-    "$between",
-    "$notBetween",
-    "$includes",
-    "$notIncludes",
-    "$startsWith",
-    "$notStartsWith",
-    "$endWith",
-    "$notEndWith",
-    "$like",
-    "$notLike",
-    "$iLike",
-    "$notILike",
-    "$empty",
-    "$notEmpty",
-    "$isTruly",
-    "$isFalsy",
-    "$exists",
-    "$notExists",
-    "$dateOn",
-    "$dateNotOn",
-    "$dateBefore",
-    "$dateNotBefore",
-    "$dateAfter",
-    "$dateNotAfter",
-    "$dateBetween",
-    "$anyOf",
-    "$noneOf",
-    "$match",
-    "$notMatch",
-    "$arrayEmpty",
-    "$arrayNotEmpty",
-];
-
 /// The elements an array operator compares with: JSON scalars, typed by their JSON type
 /// (arrays hold scalars of any type, so the field type says nothing about them).
+/// The error for an operator no table names; one that looks like a date operator says so.
+fn unknown_operator(name: &str, at: &str) -> Error {
+    if name.starts_with("$date") {
+        return crate::dates::unknown_operator(name).context(at);
+    }
+    let supported: Vec<&str> = Operator::names().collect();
+    Error::bad_request(format!(
+        "{at}: unknown operator {name:?}; supported: {}",
+        supported.join(" ")
+    ))
+}
+
 fn array_elements(operand: &Json, at: &str) -> Result<Vec<Value>> {
     let one = |i: Option<usize>, v: &Json| -> Result<Value> {
         let here = i.map_or_else(|| at.to_owned(), |i| format!("{at}.{i}"));
@@ -704,7 +680,7 @@ fn array_elements(operand: &Json, at: &str) -> Result<Vec<Value>> {
     }
 }
 
-fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Predicate> {
+fn operator(op: ValueOperator, field: &FieldRef, operand: &Json, at: &str) -> Result<Predicate> {
     let ty = field.field_type;
     let scalar = |v: &Json| -> Result<Value> {
         match v {
@@ -794,23 +770,23 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
     };
 
     Ok(match op {
-        "$eq" => match operand {
+        ValueOperator::Eq => match operand {
             Json::Null => Predicate::IsNull,
             Json::Array(_) if ty != FieldType::Json => Predicate::In(list(operand)?),
             _ => Predicate::Eq(scalar(operand)?),
         },
-        "$ne" => match operand {
+        ValueOperator::Ne => match operand {
             Json::Null => Predicate::IsNotNull,
             Json::Array(_) if ty != FieldType::Json => Predicate::NotIn(list(operand)?),
             _ => Predicate::Ne(scalar(operand)?),
         },
-        "$in" => Predicate::In(list(operand)?),
-        "$notIn" => Predicate::NotIn(list(operand)?),
-        "$gt" | "$gte" | "$lt" | "$lte" => {
+        ValueOperator::In => Predicate::In(list(operand)?),
+        ValueOperator::NotIn => Predicate::NotIn(list(operand)?),
+        ValueOperator::Gt | ValueOperator::Gte | ValueOperator::Lt | ValueOperator::Lte => {
             let cmp = match op {
-                "$gt" => Comparison::Gt,
-                "$gte" => Comparison::Gte,
-                "$lt" => Comparison::Lt,
+                ValueOperator::Gt => Comparison::Gt,
+                ValueOperator::Gte => Comparison::Gte,
+                ValueOperator::Lt => Comparison::Lt,
                 _ => Comparison::Lte,
             };
             if operand.is_null() {
@@ -820,21 +796,24 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
             }
             Predicate::Compare(cmp, scalar(operand)?)
         }
-        "$between" => {
+        ValueOperator::Between => {
             let (a, b) = pair(operand)?;
             Predicate::Between(a, b)
         }
-        "$notBetween" => {
+        ValueOperator::NotBetween => {
             let (a, b) = pair(operand)?;
             Predicate::NotBetween(a, b)
         }
-        "$includes" => text_op(TextMatch::Contains, false)?,
-        "$notIncludes" => text_op(TextMatch::Contains, true)?,
-        "$startsWith" => text_op(TextMatch::StartsWith, false)?,
-        "$notStartsWith" => text_op(TextMatch::StartsWith, true)?,
-        "$endWith" => text_op(TextMatch::EndsWith, false)?,
-        "$notEndWith" => text_op(TextMatch::EndsWith, true)?,
-        "$like" | "$notLike" | "$iLike" | "$notILike" => {
+        ValueOperator::Includes => text_op(TextMatch::Contains, false)?,
+        ValueOperator::NotIncludes => text_op(TextMatch::Contains, true)?,
+        ValueOperator::StartsWith => text_op(TextMatch::StartsWith, false)?,
+        ValueOperator::NotStartsWith => text_op(TextMatch::StartsWith, true)?,
+        ValueOperator::EndWith => text_op(TextMatch::EndsWith, false)?,
+        ValueOperator::NotEndWith => text_op(TextMatch::EndsWith, true)?,
+        ValueOperator::Like
+        | ValueOperator::NotLike
+        | ValueOperator::ILike
+        | ValueOperator::NotILike => {
             if ty == FieldType::Json || ty == FieldType::Array {
                 return Err(Error::bad_request(format!(
                     "{at}: text operators do not apply to {ty} field {:?}",
@@ -852,15 +831,20 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
             };
             Predicate::Like {
                 pattern: LikePattern::parse(&pattern),
-                case_insensitive: matches!(op, "$iLike" | "$notILike"),
-                negated: matches!(op, "$notLike" | "$notILike"),
+                case_insensitive: matches!(op, ValueOperator::ILike | ValueOperator::NotILike),
+                negated: matches!(op, ValueOperator::NotLike | ValueOperator::NotILike),
             }
         }
-        "$empty" if ty == FieldType::Array => Predicate::ArrayEmpty,
-        "$notEmpty" if ty == FieldType::Array => Predicate::ArrayNotEmpty,
-        "$empty" => Predicate::Empty,
-        "$notEmpty" => Predicate::NotEmpty,
-        "$anyOf" | "$noneOf" | "$match" | "$notMatch" | "$arrayEmpty" | "$arrayNotEmpty"
+        ValueOperator::Empty if ty == FieldType::Array => Predicate::ArrayEmpty,
+        ValueOperator::NotEmpty if ty == FieldType::Array => Predicate::ArrayNotEmpty,
+        ValueOperator::Empty => Predicate::Empty,
+        ValueOperator::NotEmpty => Predicate::NotEmpty,
+        ValueOperator::AnyOf
+        | ValueOperator::NoneOf
+        | ValueOperator::Match
+        | ValueOperator::NotMatch
+        | ValueOperator::ArrayEmpty
+        | ValueOperator::ArrayNotEmpty
             if !matches!(ty, FieldType::Array | FieldType::Json) =>
         {
             return Err(Error::bad_request(format!(
@@ -868,22 +852,22 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
                 field.name
             )));
         }
-        "$anyOf" => Predicate::ArrayAny(array_elements(operand, at)?),
-        "$noneOf" => Predicate::ArrayNone(array_elements(operand, at)?),
-        "$match" | "$notMatch" => Predicate::ArraySet {
+        ValueOperator::AnyOf => Predicate::ArrayAny(array_elements(operand, at)?),
+        ValueOperator::NoneOf => Predicate::ArrayNone(array_elements(operand, at)?),
+        ValueOperator::Match | ValueOperator::NotMatch => Predicate::ArraySet {
             values: array_elements(operand, at)?,
-            negated: op == "$notMatch",
+            negated: op == ValueOperator::NotMatch,
         },
-        "$arrayEmpty" => Predicate::ArrayEmpty,
-        "$arrayNotEmpty" => Predicate::ArrayNotEmpty,
-        "$isTruly" => {
+        ValueOperator::ArrayEmpty => Predicate::ArrayEmpty,
+        ValueOperator::ArrayNotEmpty => Predicate::ArrayNotEmpty,
+        ValueOperator::IsTruly => {
             if truthy(operand) {
                 Predicate::IsTrue
             } else {
                 Predicate::IsFalsy
             }
         }
-        "$isFalsy" => {
+        ValueOperator::IsFalsy => {
             if truthy(operand) {
                 Predicate::IsFalsy
             } else {
@@ -891,20 +875,13 @@ fn operator(op: &str, field: &FieldRef, operand: &Json, at: &str) -> Result<Pred
             }
         }
         // On a plain column, existence is non-NULL-ness; `false` asks for the opposite.
-        "$exists" | "$notExists" => {
-            let wants = (op == "$exists") != matches!(operand, Json::Bool(false));
+        ValueOperator::Exists | ValueOperator::NotExists => {
+            let wants = (op == ValueOperator::Exists) != matches!(operand, Json::Bool(false));
             if wants {
                 Predicate::IsNotNull
             } else {
                 Predicate::IsNull
             }
-        }
-        unknown => {
-            debug_assert!(!OPERATORS.contains(&unknown));
-            return Err(Error::bad_request(format!(
-                "{at}: unknown operator {unknown:?}; supported: {}",
-                OPERATORS.join(" ")
-            )));
         }
     })
 }
