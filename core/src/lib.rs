@@ -18,6 +18,7 @@ pub mod error;
 pub mod filter;
 pub mod key_lock;
 pub mod middleware;
+pub mod options;
 pub mod overlay;
 pub mod params;
 pub mod query;

@@ -199,6 +199,13 @@ impl Value {
     }
 }
 
+/// A float as JSON: a number, or `null` for NaN and the infinities, which JSON cannot hold.
+pub fn float_to_json(f: f64) -> Json {
+    serde_json::Number::from_f64(f)
+        .map(Json::Number)
+        .unwrap_or(Json::Null)
+}
+
 /// An integer as JSON: a number while exact, a string beyond 2^53 - 1.
 pub fn int_to_json(i: i64) -> Json {
     if (-MAX_SAFE_INTEGER..=MAX_SAFE_INTEGER).contains(&i) {

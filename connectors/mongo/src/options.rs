@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
+use manifold_core::options::{self, int_option, option_error};
 use mongodb::options::{ConnectionString, Credential, HostInfo, ServerAddress};
 use serde_json::Value as Json;
 
@@ -70,31 +71,10 @@ impl fmt::Debug for MongoOptions {
     }
 }
 
-fn option_error(name: &str, expected: &str) -> Error {
-    Error::bad_request(format!("options.{name}: expected {expected}"))
-}
-
+/// Option `name` as a string; an empty one counts as absent (forms send `""` for a field
+/// left blank).
 fn string_option<'a>(options: &'a Json, name: &str) -> Result<Option<&'a str>> {
-    match options.get(name) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) if s.is_empty() => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(option_error(name, "a string")),
-    }
-}
-
-/// Reads option `name` as an integer from `min` to `max`; forms send numbers as strings.
-fn int_option(options: &Json, name: &str, min: u64, max: u64) -> Result<Option<u64>> {
-    let value = match options.get(name) {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::Number(n)) => n.as_u64(),
-        Some(Json::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    value
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| option_error(name, &format!("an integer from {min} to {max}")))
+    Ok(options::string_option(options, name)?.filter(|s| !s.is_empty()))
 }
 
 fn bool_option(options: &Json, name: &str) -> Result<Option<bool>> {

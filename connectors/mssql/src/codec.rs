@@ -16,7 +16,7 @@ use manifold_core::error::{Error, Result};
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, format_instant, int_to_json};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json};
 use serde_json::Value as Json;
 use tiberius::ColumnData;
 use tiberius::numeric::Numeric;
@@ -203,13 +203,15 @@ pub fn cell(data: &ColumnData<'_>, field_type: FieldType) -> Json {
         ColumnData::I64(v) => v.map(int_to_json),
         // Through its shortest decimal form, so a real 0.1 renders as 0.1, not as the
         // nearest double 0.10000000149011612.
-        ColumnData::F32(v) => v.map(|f| float(f.to_string().parse::<f64>().unwrap_or(f64::NAN))),
+        ColumnData::F32(v) => {
+            v.map(|f| float_to_json(f.to_string().parse::<f64>().unwrap_or(f64::NAN)))
+        }
         ColumnData::F64(v) => v.map(|f| {
             if field_type == FieldType::Decimal {
                 // tiberius reads `money` as a double; money has four decimals.
                 Json::String(format!("{f:.4}"))
             } else {
-                float(f)
+                float_to_json(f)
             }
         }),
         ColumnData::Bit(v) => v.map(Json::Bool),
@@ -348,12 +350,6 @@ fn small_datetime(days: u16, minutes: u16) -> Option<NaiveDateTime> {
     let date = days_after(epoch_1900(), i64::from(days))?;
     let time = naive_time(u64::from(minutes) * 60 * 1_000_000_000)?;
     Some(NaiveDateTime::new(date, time))
-}
-
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f)
-        .map(Json::Number)
-        .unwrap_or(Json::Null)
 }
 
 /// Logs a cell that cannot be decoded (once per type and reason, so a large result does

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
+use manifold_core::options::{int_option, option_error, required_string, string_option};
 use serde_json::Value as Json;
 use tiberius::{AuthMethod, Config, EncryptionLevel};
 
@@ -82,42 +83,6 @@ impl fmt::Debug for MssqlOptions {
             .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
-}
-
-fn option_error(name: &str, expected: &str) -> Error {
-    Error::bad_request(format!("options.{name}: expected {expected}"))
-}
-
-fn string_option<'a>(options: &'a Json, name: &str) -> Result<Option<&'a str>> {
-    match options.get(name) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(option_error(name, "a string")),
-    }
-}
-
-fn required_string<'a>(options: &'a Json, name: &str) -> Result<&'a str> {
-    string_option(options, name)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            Error::bad_request(format!(
-                "options.{name} is required for mssql (or give options.url)"
-            ))
-        })
-}
-
-/// Reads option `name` as an integer from `min` to `max`; forms send numbers as strings.
-fn int_option(options: &Json, name: &str, min: u64, max: u64) -> Result<Option<u64>> {
-    let value = match options.get(name) {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::Number(n)) => n.as_u64(),
-        Some(Json::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    value
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| option_error(name, &format!("an integer from {min} to {max}")))
 }
 
 fn bool_option(options: &Json, name: &str) -> Result<Option<bool>> {
@@ -336,12 +301,12 @@ impl MssqlOptions {
                     )
                 }
                 None => {
-                    let host = required_string(options, "host")?;
+                    let host = required_string(options, "host", "mssql")?;
                     let port = int_option(options, "port", 1, 65_535)?.unwrap_or(1433) as u16;
                     let database = string_option(options, "database")?
                         .filter(|d| !d.is_empty())
                         .map(str::to_owned);
-                    let username = required_string(options, "username")?;
+                    let username = required_string(options, "username", "mssql")?;
                     let encrypt = encrypt_option(options)?.unwrap_or_else(default_encrypt);
                     let mut config = Config::new();
                     config.host(host);

@@ -12,7 +12,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
 use serde_json::Value as Json;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -221,12 +221,6 @@ pub(crate) fn cell(raw: MySqlValueRef<'_>) -> std::result::Result<Cell, BoxDynEr
     })
 }
 
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f)
-        .map(Json::Number)
-        .unwrap_or(Json::Null)
-}
-
 fn base64(b: &[u8]) -> Json {
     Json::String(base64::engine::general_purpose::STANDARD.encode(b))
 }
@@ -288,8 +282,10 @@ pub(crate) fn render(field_type: FieldType, c: Cell) -> Json {
         (F::Decimal, Cell::Int(i)) => Json::String(i.to_string()),
         (F::Decimal, Cell::UInt(u)) => Json::String(u.to_string()),
         (F::Decimal, Cell::Real(f)) => Json::String(f.to_string()),
-        (F::Float | F::Double, Cell::Int(i)) => float(i as f64),
-        (F::Float | F::Double, Cell::Decimal(s)) => s.parse().map_or(Json::String(s), float),
+        (F::Float | F::Double, Cell::Int(i)) => float_to_json(i as f64),
+        (F::Float | F::Double, Cell::Decimal(s)) => {
+            s.parse().map_or(Json::String(s), float_to_json)
+        }
         (F::Integer | F::BigInt, Cell::Text(s)) => {
             s.parse::<i64>().map(int_to_json).unwrap_or(Json::String(s))
         }
@@ -297,7 +293,7 @@ pub(crate) fn render(field_type: FieldType, c: Cell) -> Json {
         (_, Cell::Int(i)) => int_to_json(i),
         // Beyond i64::MAX, so beyond 2^53 too: always a string.
         (_, Cell::UInt(u)) => Json::String(u.to_string()),
-        (_, Cell::Real(f)) => float(f),
+        (_, Cell::Real(f)) => float_to_json(f),
         (_, Cell::Decimal(s)) | (_, Cell::Text(s)) => Json::String(s),
         (_, Cell::Bytes(b)) => bytes_as_text(field_type, b),
     }

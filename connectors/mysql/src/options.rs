@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use manifold_core::data_source::ConnectTarget;
 use manifold_core::error::{Error, Result};
-use serde_json::{Map, Value as Json};
+use manifold_core::options::{int_option, option_error, string_option};
+use serde_json::Value as Json;
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
 /// Pool settings of a MySQL/MariaDB data source.
@@ -64,43 +65,17 @@ impl fmt::Debug for MySqlOptions {
     }
 }
 
-fn bad(option: &str, expected: &str) -> Error {
-    Error::bad_request(format!("options.{option}: expected {expected}"))
-}
-
-fn string_option<'a>(map: &'a Map<String, Json>, key: &str) -> Result<Option<&'a str>> {
-    match map.get(key) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(bad(key, "a string")),
-    }
-}
-
-/// An integer option, also accepted as a string of digits (stored options are often text).
-fn int_option(map: &Map<String, Json>, key: &str, min: u64, max: u64) -> Result<Option<u64>> {
-    let parsed = match map.get(key) {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::Number(n)) => n.as_u64(),
-        Some(Json::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    parsed
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| bad(key, &format!("an integer from {min} to {max}")))
-}
-
-fn ssl_mode(map: &Map<String, Json>) -> Result<Option<MySqlSslMode>> {
+fn ssl_mode(options: &Json) -> Result<Option<MySqlSslMode>> {
     let expected =
         "true, false or one of disabled, preferred, required, verify_ca, verify_identity";
-    match map.get("ssl") {
+    match options.get("ssl") {
         None | Some(Json::Null) => Ok(None),
         Some(Json::Bool(true)) => Ok(Some(MySqlSslMode::Required)),
         Some(Json::Bool(false)) => Ok(Some(MySqlSslMode::Disabled)),
         Some(Json::String(s)) => MySqlSslMode::from_str(s)
             .map(Some)
-            .map_err(|_| bad("ssl", expected)),
-        Some(_) => Err(bad("ssl", expected)),
+            .map_err(|_| option_error("ssl", expected)),
+        Some(_) => Err(option_error("ssl", expected)),
     }
 }
 
@@ -119,25 +94,25 @@ impl MySqlOptions {
     /// `acquireTimeoutMs`, `statementTimeoutMs` and `idleTimeoutMs`; a bad option is a 400
     /// that names it.
     pub fn from_json(options: &Json) -> Result<Self> {
-        let map = options
-            .as_object()
-            .ok_or_else(|| Error::bad_request("options: expected an object"))?;
-        let (connect, has_password) = match string_option(map, "url")? {
+        if !options.is_object() {
+            return Err(Error::bad_request("options: expected an object"));
+        }
+        let (connect, has_password) = match string_option(options, "url")? {
             Some(url) => Self::from_url(url)?,
-            None => Self::from_parts(map)?,
+            None => Self::from_parts(options)?,
         };
         let mut connect = connect;
-        if let Some(mode) = ssl_mode(map)? {
+        if let Some(mode) = ssl_mode(options)? {
             connect = connect.ssl_mode(mode);
         }
         let defaults = MySqlPoolSettings::default();
         let ms = |key: &str, min: u64, default: Duration| -> Result<Duration> {
-            Ok(int_option(map, key, min, 86_400_000)?
+            Ok(int_option(options, key, min, 86_400_000)?
                 .map(Duration::from_millis)
                 .unwrap_or(default))
         };
         let pool = MySqlPoolSettings {
-            max_connections: int_option(map, "maxConnections", 1, 1_000)?
+            max_connections: int_option(options, "maxConnections", 1, 1_000)?
                 .map_or(defaults.max_connections, |n| n as u32),
             acquire_timeout: ms("acquireTimeoutMs", 1, defaults.acquire_timeout)?,
             statement_timeout: ms("statementTimeoutMs", 0, defaults.statement_timeout)?,
@@ -170,9 +145,9 @@ impl MySqlOptions {
         Ok((connect, url_has_password(url)))
     }
 
-    fn from_parts(map: &Map<String, Json>) -> Result<(MySqlConnectOptions, bool)> {
+    fn from_parts(options: &Json) -> Result<(MySqlConnectOptions, bool)> {
         let required = |key: &str| -> Result<&str> {
-            string_option(map, key)?
+            string_option(options, key)?
                 .filter(|s| !s.is_empty())
                 .ok_or_else(|| {
                     Error::bad_request(format!(
@@ -183,13 +158,13 @@ impl MySqlOptions {
         let host = required("host")?;
         let database = required("database")?;
         let username = required("username")?;
-        let port = int_option(map, "port", 1, 65_535)?.unwrap_or(3306) as u16;
+        let port = int_option(options, "port", 1, 65_535)?.unwrap_or(3306) as u16;
         let mut connect = MySqlConnectOptions::new()
             .host(host)
             .port(port)
             .database(database)
             .username(username);
-        let password = string_option(map, "password")?.filter(|p| !p.is_empty());
+        let password = string_option(options, "password")?.filter(|p| !p.is_empty());
         if let Some(password) = password {
             connect = connect.password(password);
         }

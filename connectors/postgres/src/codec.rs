@@ -14,7 +14,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
 use serde_json::Value as Json;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -206,7 +206,7 @@ fn from_text(field_type: FieldType, text: &str) -> Json {
             .unwrap_or_else(|_| Json::String(text.to_owned())),
         FieldType::Float | FieldType::Double => text
             .parse::<f64>()
-            .map(float)
+            .map(float_to_json)
             .unwrap_or_else(|_| Json::String(text.to_owned())),
         FieldType::Boolean => Json::Bool(matches!(text, "t" | "true")),
         FieldType::Json | FieldType::Array => {
@@ -395,12 +395,6 @@ fn utf8(bytes: &[u8]) -> std::result::Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|_| "text is not UTF-8".to_owned())
 }
 
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f)
-        .map(Json::Number)
-        .unwrap_or(Json::Null)
-}
-
 /// The PostgreSQL epoch (2000-01-01) that dates and timestamps count from.
 fn pg_epoch() -> NaiveDateTime {
     NaiveDate::from_ymd_opt(2000, 1, 1)
@@ -444,9 +438,9 @@ fn decode_builtin(oid: u32, bytes: &[u8]) -> Decoded {
         // nearest double 0.10000000149011612.
         oid::FLOAT4 => {
             let f = f32::from_be_bytes(exact(b)?);
-            float(f.to_string().parse::<f64>().unwrap_or(f64::NAN))
+            float_to_json(f.to_string().parse::<f64>().unwrap_or(f64::NAN))
         }
-        oid::FLOAT8 => float(f64::from_be_bytes(exact(b)?)),
+        oid::FLOAT8 => float_to_json(f64::from_be_bytes(exact(b)?)),
         oid::NUMERIC => Json::String(numeric(b)?),
         oid::MONEY => Json::String(money(i64::from_be_bytes(exact(b)?))),
         oid::TEXT

@@ -16,6 +16,7 @@ use manifold_core::connection_share::ConnectionShare;
 use manifold_core::connector::{CollectionDefinition, Connector, FieldDefinition};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
+use manifold_core::options::{int_option, option_error, required_string, string_option};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
 use manifold_core::value::Value;
@@ -70,43 +71,6 @@ impl fmt::Debug for PostgresOptions {
             .field("idle_timeout", &self.idle_timeout)
             .finish()
     }
-}
-
-fn option_error(name: &str, expected: &str) -> Error {
-    Error::bad_request(format!("options.{name}: expected {expected}"))
-}
-
-/// Reads option `name` as a string, if present.
-fn string_option<'a>(options: &'a Json, name: &str) -> Result<Option<&'a str>> {
-    match options.get(name) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(option_error(name, "a string")),
-    }
-}
-
-fn required_string<'a>(options: &'a Json, name: &str) -> Result<&'a str> {
-    string_option(options, name)?
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            Error::bad_request(format!(
-                "options.{name} is required for postgres (or give options.url)"
-            ))
-        })
-}
-
-/// Reads option `name` as an integer from `min` to `max`; forms send numbers as strings.
-fn int_option(options: &Json, name: &str, min: u64, max: u64) -> Result<Option<u64>> {
-    let value = match options.get(name) {
-        None | Some(Json::Null) => return Ok(None),
-        Some(Json::Number(n)) => n.as_u64(),
-        Some(Json::String(s)) => s.trim().parse::<u64>().ok(),
-        Some(_) => None,
-    };
-    value
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| option_error(name, &format!("an integer from {min} to {max}")))
 }
 
 fn ssl_mode(options: &Json) -> Result<Option<PgSslMode>> {
@@ -232,10 +196,10 @@ impl PostgresOptions {
             }
             None => {
                 let mut connect = PgConnectOptions::new_without_pgpass()
-                    .host(required_string(options, "host")?)
+                    .host(required_string(options, "host", "postgres")?)
                     .port(int_option(options, "port", 1, 65_535)?.unwrap_or(5432) as u16)
-                    .database(required_string(options, "database")?)
-                    .username(required_string(options, "username")?);
+                    .database(required_string(options, "database", "postgres")?)
+                    .username(required_string(options, "username", "postgres")?);
                 let password = string_option(options, "password")?.filter(|p| !p.is_empty());
                 if let Some(password) = password {
                     connect = connect.password(password);

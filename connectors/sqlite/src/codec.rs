@@ -8,7 +8,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
 use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteArguments, SqliteRow, SqliteValueRef};
 use sqlx::{Decode, Row, Sqlite, TypeInfo, ValueRef};
@@ -98,12 +98,6 @@ fn cell(raw: SqliteValueRef<'_>) -> std::result::Result<Cell, sqlx::error::BoxDy
     })
 }
 
-fn float(f: f64) -> Json {
-    serde_json::Number::from_f64(f)
-        .map(Json::Number)
-        .unwrap_or(Json::Null)
-}
-
 fn render(field_type: FieldType, c: Cell) -> Json {
     match (field_type, c) {
         (_, Cell::Null) => Json::Null,
@@ -121,9 +115,9 @@ fn render(field_type: FieldType, c: Cell) -> Json {
         (FieldType::Json | FieldType::Array, Cell::Text(s)) => {
             serde_json::from_str(&s).unwrap_or(Json::String(s))
         }
-        (FieldType::Float | FieldType::Double, Cell::Int(i)) => float(i as f64),
+        (FieldType::Float | FieldType::Double, Cell::Int(i)) => float_to_json(i as f64),
         (_, Cell::Int(i)) => int_to_json(i),
-        (_, Cell::Real(f)) => float(f),
+        (_, Cell::Real(f)) => float_to_json(f),
         (_, Cell::Text(s)) => Json::String(s),
         (_, Cell::Blob(b)) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
     }
