@@ -53,13 +53,9 @@ pub mod statements {
         compile::select_columns(Dialect::Mssql, collection, options, fields)
     }
 
-    /// `count`: `COUNT_BIG`, since `COUNT` overflows past 2^31 - 1 rows in SQL Server.
+    /// `count` (`COUNT_BIG`, since `COUNT` overflows past 2^31 - 1 rows in SQL Server).
     pub fn count(collection: &Collection, filter: Option<&Filter>) -> Sql {
-        let mut sql = compile::count(Dialect::Mssql, collection, filter);
-        if let Some(rest) = sql.text.strip_prefix("SELECT COUNT(*)") {
-            sql.text = format!("SELECT COUNT_BIG(*){rest}");
-        }
-        sql
+        compile::count(Dialect::Mssql, collection, filter)
     }
 
     /// `create`: one `INSERT … OUTPUT INSERTED.… VALUES (…)` per row.

@@ -31,6 +31,14 @@ pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) 
     )
 }
 
+/// [`select`], locking the rows it reads until the transaction ends (where the database
+/// locks rows: PostgreSQL, MySQL).
+pub fn select_for_update(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
+    let mut sql = select(dialect, collection, options);
+    sql.text.push_str(dialect.row_lock());
+    sql
+}
+
 /// [`select`] of `fields`, which the caller has already worked out with
 /// [`selected_fields`] (a repository keeps its visible fields, and decodes by them).
 pub fn select_columns(
@@ -110,10 +118,13 @@ pub fn select_linked(
     b.finish()
 }
 
-/// `SELECT COUNT(*) FROM <table> WHERE …`.
+/// `SELECT COUNT(*) FROM <table> WHERE …` (`COUNT_BIG` on SQL Server).
 pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
     let mut b = SqlBuilder::new(dialect);
-    b.push("SELECT COUNT(*) FROM ").table(collection.table());
+    b.push("SELECT ")
+        .push(dialect.count_function())
+        .push("(*) FROM ")
+        .table(collection.table());
     where_clause(&mut b, collection, filter);
     b.finish()
 }

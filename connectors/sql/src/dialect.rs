@@ -73,6 +73,25 @@ impl Dialect {
         }
     }
 
+    /// The aggregate that counts rows: SQL Server's `COUNT` overflows past 2^31 - 1 rows,
+    /// so it counts with `COUNT_BIG`.
+    pub(crate) fn count_function(self) -> &'static str {
+        match self {
+            Dialect::Mssql => "COUNT_BIG",
+            Dialect::Postgres | Dialect::MySql | Dialect::Sqlite => "COUNT",
+        }
+    }
+
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends.
+    /// SQLite has no row locks (a writing transaction locks the database), and SQL Server
+    /// locks through table hints, which no statement here needs.
+    pub(crate) fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
+            Dialect::Sqlite | Dialect::Mssql => "",
+        }
+    }
+
     /// The type to cast a non-text column to before matching text against it.
     pub(crate) fn text_type(self) -> &'static str {
         match self {

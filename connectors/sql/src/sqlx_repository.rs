@@ -760,10 +760,9 @@ where
             fields: Some(self.keys.clone()),
             ..FindOptions::default()
         };
-        let mut sql = compile::select(D::DIALECT, &self.collection, &find_keys);
         // Lock the matched rows, so none changes between being matched and being updated
         // and every row returned is one that was updated.
-        sql.text.push_str(" FOR UPDATE");
+        let sql = compile::select_for_update(D::DIALECT, &self.collection, &find_keys);
         let key_rows = self.fetch(&mut tx, &sql, &self.keys).await?;
         let sql = compile::update(D::DIALECT, &self.collection, values, filter, None);
         self.traced("UPDATE", &sql, D::prepare(&sql).execute(&mut *tx))
