@@ -205,6 +205,10 @@ impl DataSourceFactory for SqliteFactory {
         "sqlite"
     }
 
+    fn file_based(&self) -> bool {
+        true
+    }
+
     /// A file on this machine, no connection: where it may be is the caller's rule.
     async fn targets(&self, _options: &Json) -> Result<Vec<ConnectTarget>> {
         Ok(Vec::new())

@@ -42,6 +42,13 @@ pub trait DataSourceFactory: Send + Sync {
     /// that open no connection (SQLite files). Bad options give the error `connect` would.
     async fn targets(&self, options: &Json) -> Result<Vec<ConnectTarget>>;
 
+    /// Whether sources of this type are files on this server rather than servers reached
+    /// over the network. Registered over HTTP, such a source names a relative `path`,
+    /// which the service places under its data directory, and may not give a `url`.
+    fn file_based(&self) -> bool {
+        false
+    }
+
     /// Connects with `options` (pool created, one connection checked).
     async fn connect(&self, options: &Json) -> Result<Arc<dyn Connector>>;
 

@@ -25,7 +25,7 @@ pub struct Registry {
     records: Arc<dyn Repository>,
     hosts: HostPolicy,
     settings: DataSourceSettings,
-    sqlite_root: PathBuf,
+    files_root: PathBuf,
     /// One load at a time per key, so a refresh and an update cannot interleave.
     loading: DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     /// Per key, the number of the latest load, raised again by a destroy or a disable: a
@@ -50,7 +50,7 @@ impl Registry {
         main: &DataSource,
         hosts: HostPolicy,
         settings: DataSourceSettings,
-        sqlite_root: PathBuf,
+        files_root: PathBuf,
         metadata: Arc<MetadataStore>,
         changes: Arc<ChangeFeed>,
     ) -> Result<Arc<Self>> {
@@ -60,7 +60,7 @@ impl Registry {
             records,
             hosts,
             settings,
-            sqlite_root,
+            files_root,
             loading: DashMap::new(),
             generations: DashMap::new(),
             loaded_with: DashMap::new(),
@@ -143,8 +143,8 @@ impl Registry {
                 "options: expected an object of connection options",
             ));
         }
-        if kind == "sqlite" {
-            return self.sqlite_options(options);
+        if factory.file_based() {
+            return self.file_options(kind, options);
         }
         let targets = factory
             .targets(options)
@@ -154,17 +154,19 @@ impl Registry {
         Ok(options.clone())
     }
 
-    /// SQLite sources registered over HTTP live under the data directory: a relative
-    /// `path` without `..`, so a client cannot open arbitrary files on the server. Only
-    /// `path` and the pool limits are passed on; a `url` would bypass the check.
-    fn sqlite_options(&self, options: &Json) -> Result<Json> {
+    /// File-based sources (SQLite) registered over HTTP live under the data directory: a
+    /// relative `path` without `..`, so a client cannot open arbitrary files on the server.
+    /// Only `path` and the pool limits are passed on; a `url` would bypass the check.
+    fn file_options(&self, kind: &str, options: &Json) -> Result<Json> {
         if options.get("url").is_some() {
-            return Err(Error::bad_request(
-                "options.url is not accepted for sqlite sources registered over HTTP; give a relative options.path",
-            ));
+            return Err(Error::bad_request(format!(
+                "options.url is not accepted for {kind} sources registered over HTTP; give a relative options.path"
+            )));
         }
         let path = options.get("path").and_then(Json::as_str).ok_or_else(|| {
-            Error::bad_request("options.path: a relative file name is required for sqlite")
+            Error::bad_request(format!(
+                "options.path: a relative file name is required for {kind}"
+            ))
         })?;
         let relative = Path::new(path);
         let inside = !path.is_empty()
@@ -176,7 +178,7 @@ impl Registry {
                 "options.path: {path:?} must be a relative path without `..`; it is placed under the data directory"
             )));
         }
-        let mut resolved = json!({ "path": self.sqlite_root.join(relative) });
+        let mut resolved = json!({ "path": self.files_root.join(relative) });
         // maxConnectionsTotal too, so that it is refused as for any type that cannot share
         // a total rather than dropped unseen.
         for passed in [
