@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --locked -p manifold-federation >&2
+cargo build --release --locked -p manifold-server >&2
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 bin="$target_dir/release/manifold"
 work="$(mktemp -d)"

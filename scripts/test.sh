@@ -33,7 +33,7 @@ wait_for() {
 }
 
 have curl || apt_install curl
-# The docs test (federation/tests/docs_examples.rs) runs the pages' commands, which use
+# The docs test (server/tests/docs_examples.rs) runs the pages' commands, which use
 # the sqlite3 shell and python3 besides curl.
 have sqlite3 || apt_install sqlite3
 have python3 || apt_install python3

@@ -6,8 +6,8 @@
 //! `format_instant`, strings copied) into a `Record` (an insertion-ordered
 //! `Map<String, Json>`) keyed by a copy of the field name; `List` collects the records into
 //! a `Json::Array` (core/src/actions/mod.rs), `dataWrapping` puts it in a `{data, meta}`
-//! map (federation/src/app/data_wrapping.rs), and the HTTP layer serialises it with
-//! `serde_json::to_vec` (federation/src/http/mod.rs). The decode from the driver's row is
+//! map (server/src/app/data_wrapping.rs), and the HTTP layer serialises it with
+//! `serde_json::to_vec` (server/src/http/mod.rs). The decode from the driver's row is
 //! not included (it needs a live connection; see docs/benchmarks.md). For reference, the
 //! same records are also serialised straight from a `#[derive(Serialize)]` struct, which is
 //! what the hand-written baseline of bench/ does.

@@ -10,7 +10,7 @@ pub mod proxy;
 mod secantus;
 
 use manifold_core::connector::{CollectionDefinition, Connector as _};
-use manifold_federation::{App, ServeConfig, build_app, http};
+use manifold_server::{App, ServeConfig, build_app, http};
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request};
 use serde_json::{Value as Json, json};
@@ -401,7 +401,7 @@ fn test_config(main_db: String) -> ServeConfig {
         main_db,
         ..ServeConfig::default()
     };
-    config.auth.root_password = Some(manifold_federation::auth::Secret(ROOT_PASSWORD.into()));
+    config.auth.root_password = Some(manifold_server::auth::Secret(ROOT_PASSWORD.into()));
     // Statement counts must not depend on how long a test ran: the first request of the
     // token loads it (in `open`), no later one does.
     config.auth.auth_cache_ttl = std::time::Duration::from_secs(3600);
@@ -638,7 +638,7 @@ pub fn own_collections(names: Vec<Json>) -> Vec<Json> {
         .into_iter()
         .filter(|n| {
             !n.as_str()
-                .is_some_and(|n| manifold_federation::auth::collections().any(|c| c == n))
+                .is_some_and(|n| manifold_server::auth::collections().any(|c| c == n))
         })
         .collect()
 }

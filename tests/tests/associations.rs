@@ -11,7 +11,7 @@ async fn blog() -> TestApp {
 }
 
 /// [`blog`] on a service configured by `tweak`.
-async fn blog_with(tweak: impl FnOnce(&mut manifold_federation::config::ServeConfig)) -> TestApp {
+async fn blog_with(tweak: impl FnOnce(&mut manifold_server::config::ServeConfig)) -> TestApp {
     let t = TestApp::with(tweak).await;
     let (text, id) = match t.backend {
         Backend::MariaDb => ("VARCHAR(100)", "INTEGER AUTO_INCREMENT PRIMARY KEY"),

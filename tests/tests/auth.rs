@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use manifold_federation::auth::Secret;
+use manifold_server::auth::Secret;
 use manifold_tests::{ROOT_PASSWORD, Reply, TestApp, every_backend, filter, posts_definition};
 use poem::http::Method;
 use serde_json::{Value as Json, json};

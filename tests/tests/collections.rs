@@ -3,7 +3,7 @@
 
 use manifold_core::connector::{CollectionDefinition, FieldDefinition};
 use manifold_core::schema::FieldType;
-use manifold_federation::ServeConfig;
+use manifold_server::ServeConfig;
 use manifold_tests::{TestApp, own_collections};
 use serde_json::{Value as Json, json};
 

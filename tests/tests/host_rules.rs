@@ -9,7 +9,7 @@ use manifold_tests::{Backend, ScratchDatabase, TestApp, server_credentials};
 use serde_json::{Value as Json, json};
 
 /// Loopback and `localhost` denied, as the probe ran it.
-fn deny_loopback(c: &mut manifold_federation::ServeConfig) {
+fn deny_loopback(c: &mut manifold_server::ServeConfig) {
     c.denied_hosts = [
         "127.0.0.0/8",
         "::1/128",

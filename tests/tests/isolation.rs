@@ -249,7 +249,7 @@ where
 {
     use tokio::io::AsyncWriteExt;
 
-    let server = manifold_federation::http::Server::bind("127.0.0.1:0".parse().expect("addr"))
+    let server = manifold_server::http::Server::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
     let addr = server.local_addr;

@@ -1,7 +1,7 @@
 //! The data-source registration API (`dataSources:*`), its status machine and its rules,
 //! with SQLite sources registered over HTTP.
 
-use manifold_federation::ServeConfig;
+use manifold_server::ServeConfig;
 use manifold_tests::{Backend, TestApp, filter};
 use poem::http::Method;
 use serde_json::{Value as Json, json};

@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 
-use manifold_federation::http::large_requests;
+use manifold_server::http::large_requests;
 
 unsafe extern "C" {
     /// mimalloc's `void mi_collect(bool force)`: frees the calling thread's empty pages and

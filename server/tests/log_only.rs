@@ -2,7 +2,7 @@
 //! no driver for its debug logs: the request path pays nothing for telemetry that is off.
 //! (Its own test binary: it installs the process's global subscriber.)
 
-use manifold_federation::telemetry::{LogFormat, Telemetry};
+use manifold_server::telemetry::{LogFormat, Telemetry};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 

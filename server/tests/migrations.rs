@@ -137,7 +137,7 @@ impl MainDb {
 
 /// Every migration this binary knows, in order.
 fn every_version() -> Vec<i64> {
-    (1..=manifold_federation::migrations::LATEST).collect()
+    (1..=manifold_server::migrations::LATEST).collect()
 }
 
 /// The `manifold` binary with `args`, without the caller's MANIFOLD_* and OTEL_* settings.

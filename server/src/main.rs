@@ -1,8 +1,8 @@
 //! `manifold`: the service binary.
 
 use clap::Parser;
-use manifold_federation::config::{Cli, Command, LogFormat};
-use manifold_federation::telemetry::Telemetry;
+use manifold_server::config::{Cli, Command, LogFormat};
+use manifold_server::telemetry::Telemetry;
 use tracing_subscriber::EnvFilter;
 
 #[global_allocator]
@@ -41,8 +41,8 @@ async fn run() -> std::process::ExitCode {
         }
     };
     let outcome = match command {
-        Command::Serve(config) => manifold_federation::serve(config).await,
-        Command::Migrate(config) => match manifold_federation::migrate(&config).await {
+        Command::Serve(config) => manifold_server::serve(config).await,
+        Command::Migrate(config) => match manifold_server::migrate(&config).await {
             Ok((from, to)) => {
                 if from == to {
                     tracing::info!(version = to, "the main database's schema is up to date");

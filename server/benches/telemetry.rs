@@ -3,7 +3,7 @@
 //! subscriber (tracing off, as when no `OTEL_*` variable is set) and with the OpenTelemetry
 //! layer exporting over OTLP/gRPC to a receiver in this process (tracing on).
 //!
-//! `cargo bench -p manifold-federation --bench telemetry`; the figures are in
+//! `cargo bench -p manifold-server --bench telemetry`; the figures are in
 //! docs/observability.md.
 
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use manifold_federation::{ServeConfig, build_app, http};
+use manifold_server::{ServeConfig, build_app, http};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
