@@ -107,8 +107,15 @@ pub struct Context {
     pub status: Option<u16>,
     /// Skip the `{data, meta}` envelope.
     pub without_data_wrapping: bool,
-    /// Free-form state for middleware (current user, role, …).
+    /// Free-form state for middleware (current user, role, …), named as NocoBase names
+    /// it (`currentUser`, `currentRole`), which ACL scopes refer to.
     pub state: Map<String, Json>,
+    /// The low-cardinality route of a request that resolved to an action
+    /// (`/api/posts:list`, `/api/posts/{associatedIndex}/tags:add`), set by the router for
+    /// the HTTP span's `http.route` and the metrics.
+    pub route: Option<String>,
+    /// Why a request did not resolve to an action, set by the router for the 404 body.
+    pub not_found_reason: Option<String>,
     /// Headers to send with the response (`x-new-token`, `retry-after`, …).
     pub response_headers: Vec<(String, String)>,
 }

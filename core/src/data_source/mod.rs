@@ -12,5 +12,5 @@ mod source;
 pub use manager::{
     ConnectTarget, DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus,
 };
-pub use router::{DataSourceRouter, NOT_FOUND_REASON, ROUTE};
+pub use router::DataSourceRouter;
 pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX, Unit};

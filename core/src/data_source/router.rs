@@ -20,14 +20,6 @@ pub struct DataSourceRouter {
     prefix: String,
 }
 
-/// Where the router leaves the reason a request did not resolve, for the 404 body.
-pub const NOT_FOUND_REASON: &str = "notFoundReason";
-
-/// Where the router leaves the low-cardinality route of a request that resolved to an
-/// action (`/api/posts:list`, `/api/posts/{associatedIndex}/tags:add`,
-/// `/api/posts/{filterByTk}`), for the HTTP span's `http.route` and the metrics.
-pub const ROUTE: &str = "manifold.route";
-
 impl DataSourceRouter {
     /// A router over `manager` for paths under `prefix` (`/api`).
     pub fn new(manager: Arc<DataSourceManager>, prefix: impl Into<String>) -> Self {
@@ -66,13 +58,10 @@ impl DataSourceRouter {
             return next.run(ctx).await;
         };
         let Some(action_name) = path.action_for(&ctx.request.method) else {
-            ctx.state.insert(
-                NOT_FOUND_REASON.into(),
-                Json::String(format!(
-                    "{} {} names no action",
-                    ctx.request.method, ctx.request.path
-                )),
-            );
+            ctx.not_found_reason = Some(format!(
+                "{} {} names no action",
+                ctx.request.method, ctx.request.path
+            ));
             return next.run(ctx).await;
         };
         // `posts/1/comments`: the rows are the association's target, read through it.
@@ -112,8 +101,7 @@ impl DataSourceRouter {
                 } else {
                     format!("{why} in data source {key}")
                 };
-                ctx.state
-                    .insert(NOT_FOUND_REASON.into(), Json::String(reason));
+                ctx.not_found_reason = Some(reason);
                 return next.run(ctx).await;
             }
         };
@@ -168,10 +156,7 @@ impl DataSourceRouter {
             }
         }
 
-        ctx.state.insert(
-            ROUTE.into(),
-            Json::String(route_of(&self.prefix, &path, &action_name)),
-        );
+        ctx.route = Some(route_of(&self.prefix, &path, &action_name));
         let resource_span = tracing::info_span!(
             target: "manifold::middleware",
             "manifold.resource",

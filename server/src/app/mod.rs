@@ -146,10 +146,7 @@ impl App {
         if let Err(e) = Next::new(&chain).run(&mut ctx).instrument(span).await {
             error_handler::render(&mut ctx, &e);
         }
-        let route = match ctx.state.remove(manifold_core::data_source::ROUTE) {
-            Some(Json::String(route)) => Some(route),
-            _ => None,
-        };
+        let route = ctx.route.take();
         let data_source = ctx.data_source.as_ref().map(|s| s.key().to_owned());
         let headers = std::mem::take(&mut ctx.response_headers);
         if let Some(streamed) = ctx.streamed.take() {
@@ -173,11 +170,9 @@ impl App {
             },
             None => {
                 let message = ctx
-                    .state
-                    .get(manifold_core::data_source::NOT_FOUND_REASON)
-                    .and_then(Json::as_str)
-                    .unwrap_or("Not Found")
-                    .to_owned();
+                    .not_found_reason
+                    .take()
+                    .unwrap_or_else(|| "Not Found".to_owned());
                 Response {
                     status: 404,
                     body: json!({ "errors": [{ "message": message }] }),
