@@ -48,8 +48,31 @@ impl FindOptions {
         params: &Params,
         lookup: &dyn CollectionLookup,
     ) -> Result<Self> {
+        let fields = match params.list("fields")? {
+            // A client that sent `fields=` asked for nothing in particular: all attributes.
+            Some(f)
+                if f.is_empty() && params.get("fields").and_then(|v| v.as_str()) == Some("") =>
+            {
+                None
+            }
+            other => other,
+        };
+        let except = params.list("except")?.unwrap_or_default();
+        Self::with_projection(collection, fields.as_deref(), &except, params, lookup)
+    }
+
+    /// [`FindOptions::from_params_with`] with `fields` and `except` given rather than read
+    /// from `params` (which still give the sort): the root's own part of a projection that
+    /// also names relations.
+    pub fn with_projection(
+        collection: &Collection,
+        fields: Option<&[String]>,
+        except: &[String],
+        params: &Params,
+        lookup: &dyn CollectionLookup,
+    ) -> Result<Self> {
         let mut options = Self {
-            fields: projection(collection, params)?,
+            fields: projection(collection, fields, except)?,
             sort: parse_sort_with(
                 collection,
                 params.list("sort")?.as_deref().unwrap_or(&[]),
@@ -65,7 +88,11 @@ impl FindOptions {
 /// The output attributes: `fields` if given (even when empty after a merge), else every
 /// visible attribute minus `except`. `except` is ignored when `fields` lists attributes,
 /// as NocoBase does.
-fn projection(collection: &Collection, params: &Params) -> Result<Option<Vec<FieldRef>>> {
+fn projection(
+    collection: &Collection,
+    fields: Option<&[String]>,
+    except: &[String],
+) -> Result<Option<Vec<FieldRef>>> {
     let visible = |name: &str, param: &str| -> Result<FieldRef> {
         collection
             .field(name)
@@ -78,18 +105,14 @@ fn projection(collection: &Collection, params: &Params) -> Result<Option<Vec<Fie
                 ))
             })
     };
-    if let Some(fields) = params.list("fields")? {
-        // A client that sent `fields=` asked for nothing in particular: all attributes.
-        if !(fields.is_empty() && params.get("fields").is_some_and(|v| v.as_str() == Some(""))) {
-            return fields
-                .iter()
-                .map(|name| visible(name, "fields"))
-                .collect::<Result<Vec<_>>>()
-                .map(Some);
-        }
+    if let Some(fields) = fields {
+        return fields
+            .iter()
+            .map(|name| visible(name, "fields"))
+            .collect::<Result<Vec<_>>>()
+            .map(Some);
     }
-    let except = params.list("except")?.unwrap_or_default();
-    for name in &except {
+    for name in except {
         visible(name, "except")?;
     }
     if except.is_empty() && !collection.fields().iter().any(|f| f.hidden) {

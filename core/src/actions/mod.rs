@@ -303,15 +303,13 @@ impl Target {
             except,
             appends,
         )?;
-        let mut params = self.params.clone();
-        match root_fields {
-            Some(f) => params.set("fields", Json::from(f)),
-            None => {
-                params.remove("fields");
-            }
-        }
-        params.set("except", Json::from(root_except));
-        let options = FindOptions::from_params_with(self.collection(), &params, self.lookup())?;
+        let options = FindOptions::with_projection(
+            self.collection(),
+            root_fields.as_deref(),
+            &root_except,
+            &self.params,
+            self.lookup(),
+        )?;
         Ok((options, (!shape.is_empty()).then_some(shape)))
     }
 
