@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value as Json, json};
 
-use super::{Target, has_condition, nested};
+use super::{ActionRequest, has_condition, nested};
 use crate::context::{AssociationScope, Context};
 use crate::data_source::Unit;
 use crate::error::{Error, Result};
@@ -62,14 +62,14 @@ pub(super) fn set(c: &Collection, values: Json) -> Result<WriteValues> {
     )
 }
 
-pub(super) fn unit_source(t: &Target) -> Result<&crate::data_source::DataSource> {
+pub(super) fn unit_source(t: &ActionRequest) -> Result<&crate::data_source::DataSource> {
     t.source
         .as_deref()
         .ok_or_else(|| Error::internal("no data source on the request"))
 }
 
 /// The association scope, or why this action needs one.
-fn scope_of<'a>(t: &'a Target, action: &str) -> Result<&'a AssociationScope> {
+fn scope_of<'a>(t: &'a ActionRequest, action: &str) -> Result<&'a AssociationScope> {
     t.association.as_ref().ok_or_else(|| {
         Error::not_found(format!(
             "resource {} has no action {action}; it works on association resources such as /api/posts/1/tags:{action}",
@@ -106,7 +106,7 @@ async fn own(scope: &AssociationScope, column: &str) -> Result<Json> {
 }
 
 /// `create` through the association: the new target is linked to the source.
-pub(super) async fn create(t: &Target, values: &Json) -> Result<Json> {
+pub(super) async fn create(t: &ActionRequest, values: &Json) -> Result<Json> {
     let scope = scope_of(t, "create")?;
     let a = &scope.association;
     let target = t.repository.collection().clone();
@@ -267,7 +267,7 @@ async fn linked_keys(
 
 /// `update` through the association. To-many: every matching target (an array); a
 /// `values.<junction>` object also updates the pivot rows. To-one: the one target.
-pub(super) async fn update(t: &Target, values: &Json) -> Result<Json> {
+pub(super) async fn update(t: &ActionRequest, values: &Json) -> Result<Json> {
     let scope = scope_of(t, "update")?;
     let a = &scope.association;
     let target = t.collection().clone();
@@ -341,7 +341,7 @@ pub(super) async fn update(t: &Target, values: &Json) -> Result<Json> {
 
 /// `destroy` through the association: deletes the matching targets and every junction
 /// row that points at them. `remove` only unlinks.
-pub(super) async fn destroy(t: &Target) -> Result<Json> {
+pub(super) async fn destroy(t: &ActionRequest) -> Result<Json> {
     let scope = scope_of(t, "destroy")?;
     let a = &scope.association;
     let scoped = match t.scoped().await? {
@@ -513,7 +513,7 @@ pub struct Link(pub LinkAction);
 #[async_trait::async_trait]
 impl Middleware for Link {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         let name = format!("{:?}", self.0).to_lowercase();
         let scope = scope_of(&t, &name)?;
         let keys = link_keys(&t, scope)?;
@@ -536,7 +536,7 @@ impl Middleware for Link {
 /// The keys a link action names: `filterByTk`, else `filterByTks`, else the body; each a
 /// key, a `{<targetKey>: …}` or `{"tk": …}` object, or a `[key, {pivot}]` pair; `"1,2"` is
 /// split.
-fn link_keys(t: &Target, scope: &AssociationScope) -> Result<Vec<(Json, Option<Json>)>> {
+fn link_keys(t: &ActionRequest, scope: &AssociationScope) -> Result<Vec<(Json, Option<Json>)>> {
     let raw = [
         t.params.get("filterByTk"),
         t.params.get("filterByTks"),
@@ -608,7 +608,7 @@ pub(super) fn same_key(a: &Json, b: &Json) -> bool {
 
 /// The named targets that exist, with their keys as stored (missing ones are skipped).
 async fn existing_targets(
-    t: &Target,
+    t: &ActionRequest,
     scope: &AssociationScope,
     keys: &[(Json, Option<Json>)],
 ) -> Result<Vec<(Json, Option<Json>)>> {
@@ -644,7 +644,7 @@ async fn existing_targets(
 }
 
 async fn run_link(
-    t: &Target,
+    t: &ActionRequest,
     unit: &Unit,
     scope: &AssociationScope,
     action: LinkAction,

@@ -9,7 +9,7 @@ pub struct Create;
 #[async_trait::async_trait]
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::create(&t, t.values()).await?);
@@ -71,7 +71,7 @@ impl Middleware for Create {
 /// elements, or `None` where the source has no units of work (the caller then writes the
 /// whole array as before).
 async fn create_in_batches(
-    t: &Target,
+    t: &ActionRequest,
     rows: &RawRows,
     allowed: &WriteFilter,
 ) -> Result<Option<Vec<u8>>> {
@@ -157,7 +157,7 @@ fn separate(out: &mut Vec<u8>) {
 
 /// `create` with association values: the rows and everything they name, in one unit of
 /// work.
-async fn create_nested(t: &Target, allowed: &WriteFilter) -> Result<Json> {
+async fn create_nested(t: &ActionRequest, allowed: &WriteFilter) -> Result<Json> {
     let source = association::unit_source(t)?;
     let unit = source.begin().await?;
     let writer = nested::NestedWriter::new(&unit, source);

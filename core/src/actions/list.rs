@@ -10,7 +10,7 @@ pub struct List;
 #[async_trait::async_trait]
 impl Middleware for List {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         let (mut options, shape) = t.read_shape()?;
         options.filter = t.request_filter()?;
         let to_one = t
@@ -118,7 +118,7 @@ enum Answer {
 /// connection the rows come from.
 async fn every_row(
     ctx: &Context,
-    t: &Target,
+    t: &ActionRequest,
     options: &FindOptions,
     shape: Option<Shape>,
 ) -> Result<Answer> {

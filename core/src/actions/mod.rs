@@ -122,8 +122,9 @@ impl Middleware for ValidateFilterParams {
     }
 }
 
-/// The collection, repository, params and source of the current request.
-struct Target {
+/// The current request as an action handles it: its repository, params, source, time zone
+/// and association scope.
+struct ActionRequest {
     repository: Arc<dyn Repository>,
     params: Params,
     source: Option<Arc<DataSource>>,
@@ -142,7 +143,7 @@ enum Scoped {
     Only(Box<Filter>),
 }
 
-impl Target {
+impl ActionRequest {
     fn of(ctx: &Context) -> Result<Self> {
         Ok(Self {
             repository: ctx.current_repository()?,

@@ -6,7 +6,7 @@ use super::*;
 /// The lookup filter of `*OrCreate`: each `filterKeys` key equals its value in `values`
 /// (or is NULL when `values` lacks it), within the request's `filter`, where the ACL puts
 /// the caller's scope (so the lookup never answers a record outside it).
-fn lookup_filter(t: &Target) -> Result<Filter> {
+fn lookup_filter(t: &ActionRequest) -> Result<Filter> {
     let keys = filter_keys(t)?;
     let values = t.values().as_object().cloned().unwrap_or_default();
     let mut lookup = Map::new();
@@ -27,7 +27,7 @@ fn lookup_filter(t: &Target) -> Result<Filter> {
 }
 
 /// `filterKeys`, each checked to be a field.
-fn filter_keys(t: &Target) -> Result<Vec<String>> {
+fn filter_keys(t: &ActionRequest) -> Result<Vec<String>> {
     let keys = t.params.list("filterKeys")?.unwrap_or_default();
     if keys.is_empty() {
         return Err(Error::bad_request(
@@ -44,7 +44,7 @@ fn filter_keys(t: &Target) -> Result<Vec<String>> {
 /// `values` as the lookup compares it. Text is lower-cased, so values that a
 /// case-insensitive collation holds equal share a key (elsewhere they merely queue
 /// together).
-fn lock_key(t: &Target) -> Result<String> {
+fn lock_key(t: &ActionRequest) -> Result<String> {
     use std::fmt::Write as _;
     let mut keys = filter_keys(t)?;
     keys.sort();
@@ -79,7 +79,7 @@ async fn find_first(repository: &Arc<dyn Repository>, filter: &Filter) -> Result
     Ok(repository.find(&options).await?.into_iter().next())
 }
 
-async fn create_one(t: &Target, repository: &Arc<dyn Repository>) -> Result<Json> {
+async fn create_one(t: &ActionRequest, repository: &Arc<dyn Repository>) -> Result<Json> {
     let row = t.write_values(WriteKind::Create)?;
     let mut created = repository.create(&[row]).await?;
     Ok(created.pop().map(Json::Object).unwrap_or(Json::Null))
@@ -95,7 +95,7 @@ enum OnFound {
 }
 
 async fn found(
-    t: &Target,
+    t: &ActionRequest,
     repository: &Arc<dyn Repository>,
     row: Record,
     on_found: OnFound,
@@ -125,7 +125,7 @@ async fn found(
 /// database has no such lock, only a unique constraint stops a second insert across
 /// processes: an insert it refuses means another writer got there first, so that writer's
 /// record is read and answered (updated, for `updateOrCreate`) instead.
-async fn find_or_create(t: &Target, on_found: OnFound) -> Result<Json> {
+async fn find_or_create(t: &ActionRequest, on_found: OnFound) -> Result<Json> {
     let lookup = lookup_filter(t)?;
     if let Some(row) = find_first(&t.repository, &lookup).await? {
         return found(t, &t.repository, row, on_found).await;
@@ -158,7 +158,7 @@ async fn find_or_create(t: &Target, on_found: OnFound) -> Result<Json> {
 /// The lookup and the insert (or update) in one unit of work holding the database's lock
 /// on `key`; a plain insert where the database has no such lock.
 async fn locked_find_or_create(
-    t: &Target,
+    t: &ActionRequest,
     source: &DataSource,
     key: &str,
     lookup: &Filter,
@@ -182,7 +182,7 @@ pub struct FirstOrCreate;
 #[async_trait::async_trait]
 impl Middleware for FirstOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         t.writable()?;
         t.direct_only()?;
         ctx.body = Some(find_or_create(&t, OnFound::Answer).await?);
@@ -197,7 +197,7 @@ pub struct UpdateOrCreate;
 #[async_trait::async_trait]
 impl Middleware for UpdateOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         t.writable()?;
         t.direct_only()?;
         ctx.body = Some(find_or_create(&t, OnFound::Update).await?);

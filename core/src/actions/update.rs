@@ -4,7 +4,7 @@ use super::*;
 
 /// `update` with association values, in one unit of work. Nested objects naming existing
 /// targets only link them unless `updateAssociationValues` lists the association.
-async fn update_nested(t: &Target) -> Result<Json> {
+async fn update_nested(t: &ActionRequest) -> Result<Json> {
     let source = association::unit_source(t)?;
     let filter = t.filter()?;
     let policy = nested::UpdatePolicy::only(
@@ -34,7 +34,7 @@ pub struct Update;
 #[async_trait::async_trait]
 impl Middleware for Update {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = Target::of(ctx)?;
+        let t = ActionRequest::of(ctx)?;
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::update(&t, t.values()).await?);

@@ -218,11 +218,12 @@ const BETWEEN_EXPECTED: &str =
 /// Operands come from clients and may be huge; messages repeat only this many characters.
 const SHOWN_CHARS: usize = 60;
 
-/// The calendar or clock unit a date string names; its range is one such unit long.
+/// The precision of a date string: the calendar or clock unit it names, its range one such
+/// unit long.
 ///
-/// Declared coarse to fine, so `unit < Unit::Day` means "names less than a day".
+/// Declared coarse to fine, so `unit < Precision::Day` means "names less than a day".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Unit {
+enum Precision {
     Year,
     Quarter,
     IsoWeek,
@@ -238,7 +239,7 @@ enum Unit {
 /// A parsed date string before any offset is applied.
 struct Wall {
     start: NaiveDateTime,
-    unit: Unit,
+    unit: Precision,
 }
 
 /// One side of a between operand.
@@ -392,7 +393,7 @@ fn parse_wall(s: &str, whole: &str, instant: bool) -> Result<Wall> {
     let wall = match (b.get(4), b.len()) {
         (None, _) => Wall {
             start: midnight(ymd(year, 1, 1, whole)?),
-            unit: Unit::Year,
+            unit: Precision::Year,
         },
         (Some(b'Q'), 6) => {
             let quarter = digits(b, 5, 1).ok_or_else(not_a_date)?;
@@ -404,7 +405,7 @@ fn parse_wall(s: &str, whole: &str, instant: bool) -> Result<Wall> {
             }
             Wall {
                 start: midnight(ymd(year, (quarter - 1) * 3 + 1, 1, whole)?),
-                unit: Unit::Quarter,
+                unit: Precision::Quarter,
             }
         }
         (Some(b'W'), 7) => {
@@ -417,20 +418,20 @@ fn parse_wall(s: &str, whole: &str, instant: bool) -> Result<Wall> {
             })?;
             Wall {
                 start: midnight(monday),
-                unit: Unit::IsoWeek,
+                unit: Precision::IsoWeek,
             }
         }
         (Some(b'w'), 7) => {
             let week = digits(b, 5, 2).ok_or_else(not_a_date)?;
             Wall {
                 start: midnight(locale_week_start(year, week, whole)?),
-                unit: Unit::LocaleWeek,
+                unit: Precision::LocaleWeek,
             }
         }
         (Some(b'-'), _) => parse_date_time(b, year, whole, instant)?,
         _ => return Err(not_a_date()),
     };
-    if instant && wall.unit < Unit::Day {
+    if instant && wall.unit < Precision::Day {
         return Err(not_a_date());
     }
     Ok(wall)
@@ -484,27 +485,27 @@ fn parse_date_time(b: &[u8], year: i32, whole: &str, instant: bool) -> Result<Wa
     let month = field(5)?;
     let (mut day, mut hour, mut minute, mut second, mut nanos) = (1, 0, 0, 0, 0);
     let unit = if b.len() == 7 {
-        Unit::Month
+        Precision::Month
     } else {
         sep(7, b"-")?;
         day = field(8)?;
         if b.len() == 10 {
-            Unit::Day
+            Precision::Day
         } else {
             sep(10, b"T ")?;
             hour = field(11)?;
             if b.len() == 13 {
-                Unit::Hour
+                Precision::Hour
             } else {
                 sep(13, b":")?;
                 minute = field(14)?;
                 if b.len() == 16 {
-                    Unit::Minute
+                    Precision::Minute
                 } else {
                     sep(16, b":")?;
                     second = field(17)?;
                     if b.len() == 19 {
-                        Unit::Second
+                        Precision::Second
                     } else {
                         sep(19, b".")?;
                         let count = b.len() - 20;
@@ -517,7 +518,7 @@ fn parse_date_time(b: &[u8], year: i32, whole: &str, instant: bool) -> Result<Wa
                         let fraction = digits(b, 20, count).ok_or_else(not_a_date)?;
                         // count is 1..=9, so the scale is at most 10^8 and cannot overflow.
                         nanos = fraction * 10u32.pow(9 - count as u32);
-                        Unit::Millisecond
+                        Precision::Millisecond
                     }
                 }
             }
@@ -553,17 +554,17 @@ fn parse_date_time(b: &[u8], year: i32, whole: &str, instant: bool) -> Result<Wa
 
 /// The wall-clock start of the unit after the one starting at `start`; `None` past chrono's
 /// range.
-fn step(start: NaiveDateTime, unit: Unit) -> Option<NaiveDateTime> {
+fn step(start: NaiveDateTime, unit: Precision) -> Option<NaiveDateTime> {
     let delta = match unit {
-        Unit::Year => return start.checked_add_months(Months::new(12)),
-        Unit::Quarter => return start.checked_add_months(Months::new(3)),
-        Unit::Month => return start.checked_add_months(Months::new(1)),
-        Unit::IsoWeek | Unit::LocaleWeek => TimeDelta::try_days(7)?,
-        Unit::Day => TimeDelta::try_days(1)?,
-        Unit::Hour => TimeDelta::try_hours(1)?,
-        Unit::Minute => TimeDelta::try_minutes(1)?,
-        Unit::Second => TimeDelta::try_seconds(1)?,
-        Unit::Millisecond => TimeDelta::try_milliseconds(1)?,
+        Precision::Year => return start.checked_add_months(Months::new(12)),
+        Precision::Quarter => return start.checked_add_months(Months::new(3)),
+        Precision::Month => return start.checked_add_months(Months::new(1)),
+        Precision::IsoWeek | Precision::LocaleWeek => TimeDelta::try_days(7)?,
+        Precision::Day => TimeDelta::try_days(1)?,
+        Precision::Hour => TimeDelta::try_hours(1)?,
+        Precision::Minute => TimeDelta::try_minutes(1)?,
+        Precision::Second => TimeDelta::try_seconds(1)?,
+        Precision::Millisecond => TimeDelta::try_milliseconds(1)?,
     };
     start.checked_add_signed(delta)
 }
