@@ -7,38 +7,25 @@
 //! above the new size are closed before the smaller size is reported as done, so a
 //! replica never holds more open connections than its share once a shrink returns.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::{Error, Result};
+use crate::Result;
 
 /// The option that declares a source's connection limit as a total for all replicas.
 pub const TOTAL_OPTION: &str = "maxConnectionsTotal";
 
-/// The largest total accepted, as for `maxConnections`.
-const MOST: u64 = 1_000;
-
-/// The total a source's `options` declare, if any; a bad value is a 400 naming it.
+/// The total a source's `options` declare, if any: an integer from 1 to 1,000, as for
+/// `maxConnections` (digits in a string too, as forms send them); a bad value is a 400
+/// naming it.
 pub fn declared_total(options: &Json) -> Result<Option<u32>> {
-    match options.get(TOTAL_OPTION) {
-        None | Some(Json::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .filter(|n| (1..=MOST).contains(n))
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                Error::bad_request(format!(
-                    "options.{TOTAL_OPTION}: expected an integer from 1 to {MOST}"
-                ))
-            }),
-    }
+    Ok(crate::options::int_option(options, TOTAL_OPTION, 1, 1_000)?
+        .and_then(|n| u32::try_from(n).ok()))
 }
 
 /// Hands out [`ConnectionShare`]s and keeps their sizes within each source's total.
@@ -206,7 +193,18 @@ mod tests {
             declared_total(&json!({"maxConnectionsTotal": 8})).expect("a total"),
             Some(8)
         );
-        for bad in [json!(0), json!(1001), json!("8"), json!(-1), json!(2.5)] {
+        assert_eq!(
+            declared_total(&json!({"maxConnectionsTotal": "8"})).expect("digits, as forms send"),
+            Some(8)
+        );
+        for bad in [
+            json!(0),
+            json!(1001),
+            json!("many"),
+            json!(-1),
+            json!(2.5),
+            json!(true),
+        ] {
             let e = declared_total(&json!({ "maxConnectionsTotal": bad })).expect_err("refused");
             assert!(e.message().contains("options.maxConnectionsTotal"), "{e}");
         }
