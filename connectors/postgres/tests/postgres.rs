@@ -993,7 +993,8 @@ async fn a_shared_connector_stays_within_its_share() {
         .await;
     let share = ConnectionShare::new(8);
     share.resize(3).await;
-    let options = PostgresOptions::from_json(&db.options(json!({}))).expect("options");
+    let options =
+        PostgresOptions::from_json(&db.options(json!({"acquireTimeoutMs": 300}))).expect("options");
     let connector = PostgresConnector::open_sharing(&options, share.clone())
         .await
         .expect("open");
@@ -1032,6 +1033,14 @@ async fn a_shared_connector_stays_within_its_share() {
     );
     reads(10).await;
     assert_eq!(connector.pool().size(), 1);
+    // A share with no place left: a read waits out the acquire timeout and gets the
+    // pool's own answer, a 503.
+    share.resize(0).await;
+    let refused = repository
+        .find(&FindOptions::default())
+        .await
+        .expect_err("no place in the share");
+    assert_eq!(refused.kind(), ErrorKind::Unavailable, "{refused}");
     connector.close().await;
     assert!(share.is_given_up(), "a closed connector gives its share up");
 }

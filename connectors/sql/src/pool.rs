@@ -51,14 +51,24 @@ impl<DB: Database> SharedPool<DB> {
     /// bounded by the pool's acquire timeout; running out of it is `PoolTimedOut`, as for
     /// the pool itself.
     pub async fn acquire(&self) -> Result<Leased<DB>, sqlx::Error> {
-        let wait = self.pool.options().get_acquire_timeout();
-        let permit = match &self.share {
-            None => None,
-            Some(share) => Some(share.acquire(wait).await.ok_or(sqlx::Error::PoolTimedOut)?),
+        let Some(share) = &self.share else {
+            return Ok(Leased {
+                connection: Some(self.pool.acquire().await?),
+                permit: None,
+                close: false,
+            });
         };
+        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
+        let permit = share
+            .acquire(deadline.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+            .ok_or(sqlx::Error::PoolTimedOut)?;
+        let connection = tokio::time::timeout_at(deadline, self.pool.acquire())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
         Ok(Leased {
-            connection: Some(self.pool.acquire().await?),
-            permit,
+            connection: Some(connection),
+            permit: Some(permit),
             close: false,
         })
     }
@@ -154,8 +164,12 @@ impl<DB: Database> Drop for Leased<DB> {
             return;
         };
         let close = self.close;
-        let runtime = tokio::runtime::Handle::try_current();
-        let (Some(permit), Ok(runtime)) = (self.permit.take(), runtime) else {
+        // An ungated connection goes back the usual way, with no task of ours.
+        let gated = self
+            .permit
+            .take()
+            .map(|permit| (permit, tokio::runtime::Handle::try_current()));
+        let Some((permit, Ok(runtime))) = gated else {
             if close {
                 connection.close_on_drop();
             }
