@@ -71,8 +71,10 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     )
     .await?;
     data_sources::define(&main, &registry);
-    // A SQLite main database serves one process: each source's total is then its own.
-    let budget = (main.kind() != "sqlite").then(|| {
+    // A file main database (SQLite) serves one process: each source's total is then its
+    // own.
+    let shared_main = !manager.factory(main.kind())?.file_based();
+    let budget = shared_main.then(|| {
         let budget = connection_budget::ReplicaBudget::new(main.clone());
         manager.set_connection_budget(budget.clone());
         budget.start();
