@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::filter::Operator;
 use crate::repository::Repository;
 use crate::schema::{Collection, FieldType};
 
@@ -18,6 +19,17 @@ pub trait Connector: Send + Sync {
 
     /// The repository for `collection`.
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository>;
+
+    /// Whether this database can run filters that use `op`. Opt-in, like DataFusion's
+    /// `supports_filters_pushdown`: asked once per operator when a source loads, and a
+    /// client's filter (or `filterByTk`) using an operator answered `false` is refused with
+    /// a 400 naming it and the source type, before any repository sees it.
+    ///
+    /// Core's own lookups by key (relations, appends, link actions) use `$eq` and `$in`
+    /// whatever the answer, so every repository must run those.
+    fn supports_operator(&self, _op: Operator) -> bool {
+        true
+    }
 
     /// Creates a table for `definition` and returns its introspected schema.
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {

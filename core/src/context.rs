@@ -168,7 +168,20 @@ impl Context {
                     })?,
             ),
         };
-        Ok(crate::filter::FilterContext { timezone, now })
+        Ok(crate::filter::FilterContext {
+            timezone,
+            now,
+            operators: self.operators(),
+        })
+    }
+
+    /// The filter operators the request's data source runs (every one when the request
+    /// reached no source).
+    pub fn operators(&self) -> Arc<crate::filter::OperatorSupport> {
+        self.data_source
+            .as_ref()
+            .map(|source| source.operators().clone())
+            .unwrap_or_default()
     }
 
     /// The repository of the current resource's collection.

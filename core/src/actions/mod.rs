@@ -32,8 +32,8 @@ use crate::context::Context;
 use crate::data_source::DataSource;
 use crate::error::{Error, Result};
 use crate::filter::{
-    self, CollectionLookup, Condition, FieldRef, Filter, FilterContext, NoCollections, Predicate,
-    key_filter, parse_filter_in, parse_filter_with,
+    self, CollectionLookup, Condition, FieldRef, Filter, FilterContext, NoCollections,
+    OperatorSupport, Predicate, key_filter, key_filter_for, parse_filter_in, parse_filter_with,
 };
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
@@ -130,6 +130,9 @@ struct ActionRequest {
     source: Option<Arc<DataSource>>,
     /// `X-Timezone` read once; an unreadable header fails only requests that filter.
     filter_context: Result<FilterContext>,
+    /// The operators the source runs, which `filterByTk` needs even when the time zone
+    /// is unreadable.
+    operators: Arc<OperatorSupport>,
     association: Option<AssociationScope>,
 }
 
@@ -150,6 +153,7 @@ impl ActionRequest {
             params: ctx.action()?.params.clone(),
             source: ctx.data_source.clone(),
             filter_context: ctx.filter_context(),
+            operators: ctx.operators(),
             association: ctx.action()?.association.clone(),
         })
     }
@@ -270,7 +274,7 @@ impl ActionRequest {
         let from_filter = self.request_filter()?;
         let from_key = match self.params.get("filterByTk") {
             Some(Json::String(s)) if s.is_empty() => None,
-            Some(tk) => key_filter(self.collection(), tk)?,
+            Some(tk) => key_filter_for(self.collection(), tk, &self.operators)?,
             None => None,
         };
         Ok(filter::and(from_filter, from_key))

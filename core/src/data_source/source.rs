@@ -6,6 +6,7 @@ use arc_swap::ArcSwap;
 use crate::acl::Acl;
 use crate::connector::{CollectionDefinition, Connector};
 use crate::error::{Error, Result};
+use crate::filter::OperatorSupport;
 use crate::key_lock::KeyLocks;
 use crate::middleware::{Middleware, Placement};
 use crate::overlay::SchemaOverlay;
@@ -199,6 +200,8 @@ pub struct DataSource {
     overlay: ArcSwap<SchemaOverlay>,
     /// In-process locks per key (see [`DataSource::key_locks`]).
     key_locks: KeyLocks,
+    /// What the connector said it runs, asked once at load rather than per request.
+    operators: Arc<OperatorSupport>,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -253,9 +256,14 @@ impl DataSource {
         settings: DataSourceSettings,
         overlay: SchemaOverlay,
     ) -> Result<Arc<Self>> {
+        let kind = kind.into();
+        let operators = Arc::new(OperatorSupport::of(&kind, |op| {
+            connector.supports_operator(op)
+        }));
         let source = Self {
             key: key.into(),
-            kind: kind.into(),
+            kind,
+            operators,
             connector,
             catalog: ArcSwap::from_pointee(Catalog::default()),
             resource_manager: ResourceManager::new(),
@@ -307,6 +315,12 @@ impl DataSource {
     /// The factory type (`sqlite`, `postgres`, …).
     pub fn kind(&self) -> &str {
         &self.kind
+    }
+
+    /// The filter operators this source runs; client filters are held to it as they are
+    /// parsed.
+    pub fn operators(&self) -> &Arc<OperatorSupport> {
+        &self.operators
     }
 
     /// Limits and defaults.
@@ -510,5 +524,73 @@ impl DataSource {
     /// Closes the connector's pool.
     pub async fn close(&self) {
         self.connector.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Operator, ValueOperator};
+
+    /// A database with no tables that cannot run `$anyOf`.
+    struct NoArrays;
+
+    #[async_trait::async_trait]
+    impl Connector for NoArrays {
+        async fn introspect(&self) -> Result<Vec<Collection>> {
+            Ok(Vec::new())
+        }
+
+        fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
+            unreachable!(
+                "NoArrays has no collection, yet {} was asked for",
+                collection.name()
+            )
+        }
+
+        fn supports_operator(&self, op: Operator) -> bool {
+            op != Operator::Value(ValueOperator::AnyOf)
+        }
+
+        async fn close(&self) {}
+    }
+
+    #[tokio::test]
+    async fn a_request_filters_with_the_operators_its_source_runs() {
+        let any_of = Operator::Value(ValueOperator::AnyOf);
+        let source = DataSource::load(
+            "arrays",
+            "flat",
+            Arc::new(NoArrays),
+            Acl::open(),
+            DataSourceSettings::default(),
+        )
+        .await
+        .expect("loads");
+        assert!(!source.operators().supports(any_of));
+        assert!(
+            source
+                .operators()
+                .supports(Operator::Value(ValueOperator::Eq))
+        );
+
+        let mut ctx = crate::context::Context::default();
+        assert!(
+            ctx.filter_context()
+                .expect("no X-Timezone")
+                .operators
+                .supports(any_of)
+        );
+        ctx.data_source = Some(source);
+        let refused = ctx
+            .filter_context()
+            .expect("no X-Timezone")
+            .operators
+            .check(any_of, "filter.tags.$anyOf")
+            .expect_err("declined by the connector");
+        assert_eq!(
+            refused.message(),
+            "filter.tags.$anyOf: operator $anyOf is not supported by flat sources"
+        );
     }
 }

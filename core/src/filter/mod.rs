@@ -22,7 +22,7 @@ use crate::dates::{DateBound, date_condition, parse_date_operand};
 use crate::error::{Error, Result};
 use crate::schema::{Collection, Field, FieldType};
 use crate::value::Value;
-pub use operator::{DateOperator, Operator, ValueOperator};
+pub use operator::{DateOperator, Operator, OperatorSupport, ValueOperator};
 
 /// A boolean expression over a collection's fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,13 +187,16 @@ pub enum Predicate {
 }
 
 /// What a filter is read against besides the schema: the request's time zone and clock,
-/// for date operators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// for date operators, and the operators its data source runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterContext {
     /// The `X-Timezone` offset, applied to zone-less operands on `datetime` fields.
     pub timezone: Option<FixedOffset>,
     /// "Now", for relative operands such as `{"type": "today"}`.
     pub now: DateTime<Utc>,
+    /// The operators the source runs; an `Arc` because it is the source's, shared by
+    /// every request.
+    pub operators: std::sync::Arc<OperatorSupport>,
 }
 
 impl Default for FilterContext {
@@ -201,6 +204,7 @@ impl Default for FilterContext {
         Self {
             timezone: None,
             now: Utc::now(),
+            operators: std::sync::Arc::default(),
         }
     }
 }
@@ -281,6 +285,21 @@ pub fn parse_filter_with(
 
 /// Builds the filter that `filterByTk` means: the key equals the value, or is in the list.
 pub fn key_filter(collection: &Collection, filter_by_tk: &Json) -> Result<Option<Filter>> {
+    key_filter_for(collection, filter_by_tk, &OperatorSupport::default())
+}
+
+/// [`key_filter`] for a source that runs only `operators`: a value means `$eq` and a list
+/// `$in`, and each must be one the source runs.
+pub fn key_filter_for(
+    collection: &Collection,
+    filter_by_tk: &Json,
+    operators: &OperatorSupport,
+) -> Result<Option<Filter>> {
+    let implied = match filter_by_tk {
+        Json::Array(_) => ValueOperator::In,
+        _ => ValueOperator::Eq,
+    };
+    operators.check(Operator::Value(implied), "filterByTk")?;
     let key = collection.single_key().ok_or_else(|| {
         Error::bad_request(format!(
             "filterByTk is not supported for collection {} (it has no single primary key)",
@@ -417,45 +436,46 @@ impl Parser<'_> {
 
     /// A path (`title`, `title.$eq`) with its value (an operand, or an object continuing it).
     fn path(&self, path: &[&str], value: &Json, at: &str) -> Result<Vec<Filter>> {
-        if let Some((last, field_path)) = path.split_last()
-            && last.starts_with('$')
-        {
-            let op = match Operator::parse(last) {
-                Some(Operator::Value(op)) => op,
-                Some(Operator::Date(op)) => {
-                    let field = self.field(field_path, at)?;
-                    return Ok(vec![self.date(op, field, value, at)?]);
-                }
-                None => return Err(unknown_operator(last, at)),
-            };
-            if matches!(op, ValueOperator::Exists | ValueOperator::NotExists)
-                && let Some(key) = self.association_key(field_path, at)?
-            {
-                // `tags.$exists`: the association has a row, i.e. its key is not NULL.
-                return Ok(vec![Filter::Condition(Condition {
-                    predicate: operator(op, &key, value, at)?,
-                    field: key,
-                })]);
+        let (op, field_path) = match path.split_last() {
+            Some((last, field_path)) if last.starts_with('$') => {
+                let op = Operator::parse(last).ok_or_else(|| unknown_operator(last, at))?;
+                (op, field_path)
             }
-            let field = self.field(field_path, at)?;
+            _ => match value {
+                Json::Object(map) if map.is_empty() => {
+                    return Err(Error::bad_request(format!(
+                        "{at}: empty condition; give a value or an operator such as {{\"$eq\": …}}"
+                    )));
+                }
+                Json::Object(map) => return self.object(map, at, path),
+                // `{"title": "a"}` is `$eq`, and the source must run that too.
+                _ => (Operator::Value(ValueOperator::Eq), path),
+            },
+        };
+        // The one place a filter's operators meet the source's: every operator, written
+        // or implied, passes here before any field or operand is read.
+        self.context.operators.check(op, at)?;
+        let op = match op {
+            Operator::Value(op) => op,
+            Operator::Date(op) => {
+                let field = self.field(field_path, at)?;
+                return Ok(vec![self.date(op, field, value, at)?]);
+            }
+        };
+        if matches!(op, ValueOperator::Exists | ValueOperator::NotExists)
+            && let Some(key) = self.association_key(field_path, at)?
+        {
+            // `tags.$exists`: the association has a row, i.e. its key is not NULL.
             return Ok(vec![Filter::Condition(Condition {
-                predicate: operator(op, &field, value, at)?,
-                field,
+                predicate: operator(op, &key, value, at)?,
+                field: key,
             })]);
         }
-        match value {
-            Json::Object(map) if map.is_empty() => Err(Error::bad_request(format!(
-                "{at}: empty condition; give a value or an operator such as {{\"$eq\": …}}"
-            ))),
-            Json::Object(map) => self.object(map, at, path),
-            _ => {
-                let field = self.field(path, at)?;
-                Ok(vec![Filter::Condition(Condition {
-                    predicate: operator(ValueOperator::Eq, &field, value, at)?,
-                    field,
-                })])
-            }
-        }
+        let field = self.field(field_path, at)?;
+        Ok(vec![Filter::Condition(Condition {
+            predicate: operator(op, &field, value, at)?,
+            field,
+        })])
     }
 
     /// A date operator as comparisons typed for the field: instants for `datetime`,
@@ -1048,6 +1068,72 @@ mod tests {
             )))
         );
         assert!(key_filter(&c, &json!("x")).is_err());
+    }
+
+    #[test]
+    fn an_operator_the_source_declined_is_refused_where_the_filter_uses_it() {
+        let c = posts();
+        let declined = [
+            Operator::Value(ValueOperator::Includes),
+            Operator::Value(ValueOperator::Eq),
+            Operator::Value(ValueOperator::In),
+        ];
+        let context = FilterContext {
+            operators: std::sync::Arc::new(OperatorSupport::of("toy", |op| {
+                !declined.contains(&op)
+            })),
+            ..FilterContext::default()
+        };
+        let refusal = |f: Json| {
+            parse_filter_in(&c, &f, &context)
+                .expect_err("declined")
+                .message()
+                .to_owned()
+        };
+        assert_eq!(
+            refusal(json!({"title": {"$includes": "a"}})),
+            "filter.title.$includes: operator $includes is not supported by toy sources"
+        );
+        assert_eq!(
+            refusal(json!({"$or": [{"score.$gt": 1}, {"title.$includes": "a"}]})),
+            "filter.$or.1.title.$includes: operator $includes is not supported by toy sources"
+        );
+        // The implicit equality is an operator too.
+        assert_eq!(
+            refusal(json!({"title": "a"})),
+            "filter.title: operator $eq is not supported by toy sources"
+        );
+        // Refused before the field is looked up: the operator is the first thing wrong.
+        assert_eq!(
+            refusal(json!({"nope.$includes": "a"})),
+            "filter.nope.$includes: operator $includes is not supported by toy sources"
+        );
+        assert_eq!(
+            parse_filter_in(&c, &json!({"score": {"$gt": 1}}), &context),
+            Ok(Some(cond(
+                "score",
+                FieldType::Integer,
+                Predicate::Compare(Comparison::Gt, Value::Int(1))
+            )))
+        );
+
+        // filterByTk means $eq for a value and $in for a list.
+        let key_refusal = |tk: Json| {
+            key_filter_for(&c, &tk, &context.operators)
+                .expect_err("declined")
+                .message()
+                .to_owned()
+        };
+        assert_eq!(
+            key_refusal(json!(2)),
+            "filterByTk: operator $eq is not supported by toy sources"
+        );
+        assert_eq!(
+            key_refusal(json!([1, 2])),
+            "filterByTk: operator $in is not supported by toy sources"
+        );
+        let only_eq = OperatorSupport::of("toy", |op| op != Operator::Value(ValueOperator::In));
+        assert!(key_filter_for(&c, &json!(2), &only_eq).is_ok());
     }
 
     #[test]

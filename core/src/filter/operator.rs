@@ -1,6 +1,9 @@
 //! The filter operators: one table names each, and the parser, the list that an unknown
 //! operator's error gives, and every `match` over operators come from it, so they cannot
-//! disagree (a `match` that misses an operator does not compile).
+//! disagree (a `match` that misses an operator does not compile). [`OperatorSupport`]
+//! says which of them one data source runs.
+
+use crate::error::{Error, Result};
 
 /// Declares an operator enum from `Variant = "$wire"` pairs, with its table.
 macro_rules! operators {
@@ -145,10 +148,71 @@ impl Operator {
             .or_else(|| DateOperator::parse(name).map(Self::Date))
     }
 
+    /// The name filters use (`$eq`, `$dateOn`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Operator::Value(op) => op.name(),
+            Operator::Date(op) => op.name(),
+        }
+    }
+
+    /// Every operator, in the documented order.
+    pub fn all() -> impl Iterator<Item = Operator> {
+        let values = ValueOperator::ALL.iter().copied().map(Self::Value);
+        values.chain(DateOperator::ALL.iter().copied().map(Self::Date))
+    }
+
     /// Every operator's name, as an unknown operator's error lists them.
     pub fn names() -> impl Iterator<Item = &'static str> {
-        let values = ValueOperator::ALL.iter().map(|op| op.name());
-        values.chain(DateOperator::ALL.iter().map(|op| op.name()))
+        Self::all().map(Self::name)
+    }
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The operators one data source runs, as its connector answered
+/// [`Connector::supports_operator`](crate::connector::Connector::supports_operator) when the
+/// source loaded, and the source's type, which a refusal names.
+///
+/// The parser consults it for every operator a client's filter uses, so a connector never
+/// sees a filter it said it cannot run, and every refusal reads the same. The default
+/// refuses nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorSupport {
+    /// The source type (`sqlite`, `toy`), for the refusal's message.
+    kind: String,
+    /// The operators refused, in table order; empty for almost every source.
+    refused: Vec<Operator>,
+}
+
+impl OperatorSupport {
+    /// Asks `supports` about every operator once, for sources of type `kind`.
+    pub fn of(kind: &str, supports: impl Fn(Operator) -> bool) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            refused: Operator::all().filter(|op| !supports(*op)).collect(),
+        }
+    }
+
+    /// Whether filters may use `op`.
+    pub fn supports(&self, op: Operator) -> bool {
+        !self.refused.contains(&op)
+    }
+
+    /// `Ok` when filters may use `op`; else the 400 that names it and the source type,
+    /// with `at` saying where the request used it (`filter.tags.$anyOf`).
+    pub fn check(&self, op: Operator, at: &str) -> Result<()> {
+        if self.supports(op) {
+            return Ok(());
+        }
+        Err(Error::bad_request(format!(
+            "{at}: operator {op} is not supported by {} sources",
+            self.kind
+        )))
     }
 }
 
@@ -162,13 +226,33 @@ mod tests {
         for name in Operator::names() {
             assert!(seen.insert(name), "{name} is named twice");
             let op = Operator::parse(name).expect("a listed name parses");
-            let back = match op {
-                Operator::Value(op) => op.name(),
-                Operator::Date(op) => op.name(),
-            };
-            assert_eq!(back, name);
+            assert_eq!(op.name(), name);
         }
         assert_eq!(seen.len(), 39);
         assert_eq!(Operator::parse("$regex"), None);
+    }
+
+    #[test]
+    fn a_source_refuses_exactly_what_its_connector_declined() {
+        let every = OperatorSupport::default();
+        assert!(Operator::all().all(|op| every.supports(op)));
+
+        let includes = Operator::Value(ValueOperator::Includes);
+        let support = OperatorSupport::of("toy", |op| op != includes);
+        assert!(!support.supports(includes));
+        assert!(support.supports(Operator::Value(ValueOperator::Eq)));
+        assert!(support.supports(Operator::Date(DateOperator::DateOn)));
+        assert_eq!(
+            support.check(Operator::Value(ValueOperator::Eq), "filter.title"),
+            Ok(())
+        );
+        let refused = support
+            .check(includes, "filter.title.$includes")
+            .expect_err("declined");
+        assert_eq!(refused.kind(), crate::error::ErrorKind::BadRequest);
+        assert_eq!(
+            refused.message(),
+            "filter.title.$includes: operator $includes is not supported by toy sources"
+        );
     }
 }
