@@ -19,23 +19,75 @@ use std::sync::Arc;
 
 use manifold_core::actions::register_default_actions;
 use manifold_core::data_source::{DataSourceManager, DataSourceSettings};
-use manifold_core::{Acl, DataSource, Error, Result};
-use manifold_sqlite::SqliteFactory;
+use manifold_core::{Acl, DataSource, DataSourceFactory, Error, Result};
 
 pub use app::App;
 pub use config::{MigrateConfig, ServeConfig};
 
-/// Builds the application for `config`: opens the main database, brings its schema to
-/// this version (or checks it is, `--migrations`), introspects it, and wires the default
-/// actions and the `collections` resource of every source through `after_add_data_source`.
+/// The connectors the service offers, one factory per source type (`type` in
+/// `dataSources:create`). Add your connector here, one line (docs/architecture.md,
+/// "Adding a connector").
+pub fn connectors() -> Vec<Arc<dyn DataSourceFactory>> {
+    vec![
+        Arc::new(manifold_sqlite::SqliteFactory),
+        Arc::new(manifold_postgres::PostgresFactory),
+        Arc::new(manifold_mysql::MySqlFactory::mysql()),
+        Arc::new(manifold_mysql::MySqlFactory::mariadb()),
+        Arc::new(manifold_mssql::MssqlFactory),
+        Arc::new(manifold_mongo::MongoFactory),
+    ]
+}
+
+/// Builds the application for `config` with the built-in [`connectors`]: see
+/// [`AppBuilder::build`].
 pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
-    let manager = DataSourceManager::new();
-    manager.register_factory(Arc::new(SqliteFactory));
-    manager.register_factory(Arc::new(manifold_postgres::PostgresFactory));
-    manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mysql()));
-    manager.register_factory(Arc::new(manifold_mysql::MySqlFactory::mariadb()));
-    manager.register_factory(Arc::new(manifold_mssql::MssqlFactory));
-    manager.register_factory(Arc::new(manifold_mongo::MongoFactory));
+    AppBuilder::new(config).build().await
+}
+
+/// What an application is built from: its configuration, and the connectors it offers,
+/// the built-in [`connectors`] and any a caller adds. Code outside this crate (a test's
+/// connector, later a plugin's) adds its own here rather than editing the server.
+pub struct AppBuilder<'a> {
+    config: &'a ServeConfig,
+    factories: Vec<Arc<dyn DataSourceFactory>>,
+}
+
+impl<'a> AppBuilder<'a> {
+    /// An application for `config` offering the built-in [`connectors`].
+    pub fn new(config: &'a ServeConfig) -> Self {
+        Self {
+            config,
+            factories: connectors(),
+        }
+    }
+
+    /// Also offers the source type of `factory`. A type offered twice fails
+    /// [`AppBuilder::build`]: silently preferring one connector would hide the other.
+    pub fn connector(mut self, factory: Arc<dyn DataSourceFactory>) -> Self {
+        self.factories.push(factory);
+        self
+    }
+
+    /// Opens the main database, brings its schema to this version (or checks it is,
+    /// `--migrations`), introspects it, and wires the default actions and the
+    /// `collections` resource of every source through `after_add_data_source`.
+    pub async fn build(self) -> Result<Arc<App>> {
+        let manager = DataSourceManager::new();
+        for factory in self.factories {
+            if manager.factory(factory.kind()).is_ok() {
+                return Err(Error::internal(format!(
+                    "two connectors offer the data source type {:?}",
+                    factory.kind()
+                )));
+            }
+            manager.register_factory(factory);
+        }
+        build_with(self.config, manager).await
+    }
+}
+
+/// [`AppBuilder::build`] once the connectors are registered.
+async fn build_with(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Result<Arc<App>> {
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);
