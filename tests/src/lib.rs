@@ -9,8 +9,9 @@ pub mod proxy;
 #[path = "../../connectors/mongo/tests/support/secantus.rs"]
 mod secantus;
 
+use manifold_core::DataSourceFactory;
 use manifold_core::connector::{CollectionDefinition, Connector as _};
-use manifold_server::{App, ServeConfig, build_app, http};
+use manifold_server::{App, AppBuilder, ServeConfig, http};
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request};
 use serde_json::{Value as Json, json};
@@ -306,6 +307,8 @@ pub struct TestApp {
     pub external: Option<External>,
     /// Its server or scratch database, stopped or dropped after the app.
     running: Option<Running>,
+    /// The connectors the test added to the built-in ones, offered again on a restart.
+    connectors: Vec<Arc<dyn DataSourceFactory>>,
     /// The token of the user `root`, sent with every request unless the request names its
     /// own `Authorization` (see [`TestApp::anonymous`]).
     token: String,
@@ -568,6 +571,15 @@ impl MainDb {
         self,
         tweak: impl FnOnce(&mut ServeConfig),
     ) -> Result<TestApp, (Self, manifold_core::Error)> {
+        self.start_offering(tweak, Vec::new()).await
+    }
+
+    /// Starts an app on it that also offers the source types of `connectors`.
+    async fn start_offering(
+        self,
+        tweak: impl FnOnce(&mut ServeConfig),
+        connectors: Vec<Arc<dyn DataSourceFactory>>,
+    ) -> Result<TestApp, (Self, manifold_core::Error)> {
         let Self {
             dir,
             backend,
@@ -575,7 +587,7 @@ impl MainDb {
         } = self;
         let mut config = test_config(main_url(&dir, scratch.as_ref()));
         tweak(&mut config);
-        match TestApp::try_open(dir, &config).await {
+        match TestApp::try_open(dir, &config, connectors).await {
             Ok(mut t) => {
                 t.backend = backend;
                 t.scratch = scratch;
@@ -676,6 +688,19 @@ impl TestApp {
         t
     }
 
+    /// A fresh app that also offers the source type of `factory`, added as a connector
+    /// crate outside the server adds its own ([`AppBuilder::connector`]).
+    pub async fn with_connector(factory: Arc<dyn DataSourceFactory>) -> Self {
+        match MainDb::create()
+            .await
+            .start_offering(|_| {}, vec![factory])
+            .await
+        {
+            Ok(t) => t,
+            Err((_, e)) => panic!("app starts: {e}"),
+        }
+    }
+
     /// Starts (or creates) the external database and registers it as [`EXTERNAL_KEY`].
     async fn attach(&mut self, external: External) {
         let (running, options) = match external {
@@ -728,11 +753,12 @@ impl TestApp {
             scratch,
             external,
             running,
+            connectors,
             ..
         } = self;
         app.data_sources().close_all().await;
         let config = test_config(main_url(&dir, scratch.as_ref()));
-        let mut t = Self::open(dir, &config).await;
+        let mut t = Self::open_offering(dir, &config, connectors).await;
         t.backend = backend;
         t.scratch = scratch;
         t.external = external;
@@ -746,7 +772,16 @@ impl TestApp {
 
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
-        match Self::try_open(dir, config).await {
+        Self::open_offering(dir, config, Vec::new()).await
+    }
+
+    /// [`TestApp::open`], also offering the source types of `connectors`.
+    async fn open_offering(
+        dir: tempfile::TempDir,
+        config: &ServeConfig,
+        connectors: Vec<Arc<dyn DataSourceFactory>>,
+    ) -> Self {
+        match Self::try_open(dir, config, connectors).await {
             Ok(t) => t,
             Err((_, e)) => panic!("app starts: {e}"),
         }
@@ -756,8 +791,12 @@ impl TestApp {
     async fn try_open(
         dir: tempfile::TempDir,
         config: &ServeConfig,
+        connectors: Vec<Arc<dyn DataSourceFactory>>,
     ) -> Result<Self, (tempfile::TempDir, manifold_core::Error)> {
-        let app = match build_app(config).await {
+        let builder = connectors
+            .iter()
+            .fold(AppBuilder::new(config), |b, c| b.connector(c.clone()));
+        let app = match builder.build().await {
             Ok(app) => app,
             Err(e) => return Err((dir, e)),
         };
@@ -779,6 +818,7 @@ impl TestApp {
             scratch: None,
             external: None,
             running: None,
+            connectors,
             token,
         };
         // The first request of a token reads the session; tests count statements after it.
@@ -792,7 +832,7 @@ impl TestApp {
     pub async fn replica(&self) -> Self {
         let config = test_config(main_url(&self.dir, self.scratch.as_ref()));
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut t = Self::open(dir, &config).await;
+        let mut t = Self::open_offering(dir, &config, self.connectors.clone()).await;
         t.backend = self.backend;
         t
     }
