@@ -7,6 +7,8 @@ use manifold_core::value::{Value, format_instant};
 use manifold_sql::ddl::{self, ColumnWriter};
 use manifold_sql::{Dialect, SqlBuilder};
 
+use crate::dialect::MssqlDialect;
+
 use crate::codec::{format_numeric, parse_decimal};
 
 /// The longest `NVARCHAR(n)`; longer strings are `NVARCHAR(MAX)`.
@@ -91,8 +93,13 @@ fn literal(field: &FieldDefinition, value: &Value) -> Result<String> {
 pub struct MssqlColumns;
 
 impl ColumnWriter for MssqlColumns {
-    fn dialect(&self) -> Dialect {
-        Dialect::Mssql
+    fn dialect(&self) -> &'static dyn Dialect {
+        &MssqlDialect
+    }
+
+    /// T-SQL adds a column without the `COLUMN` keyword.
+    fn add_column_keyword(&self) -> &str {
+        " ADD "
     }
 
     fn id_column(&self) -> String {
@@ -103,7 +110,7 @@ impl ColumnWriter for MssqlColumns {
     /// the order T-SQL documents; JSON and array columns get an `ISJSON` check, which
     /// also tells introspection what they hold.
     fn column(&self, field: &FieldDefinition, inline_key: bool) -> Result<String> {
-        let mut col = SqlBuilder::new(Dialect::Mssql);
+        let mut col = SqlBuilder::new(&MssqlDialect);
         col.ident(&field.name)
             .push(" ")
             .push(&declared_type(field)?);
@@ -164,7 +171,7 @@ pub fn unique_indexes(definition: &CollectionDefinition, schema: &str) -> Vec<St
         .iter()
         .filter(|f| f.unique && f.allow_null && !f.primary_key)
         .map(|f| {
-            let mut b = SqlBuilder::new(Dialect::Mssql);
+            let mut b = SqlBuilder::new(&MssqlDialect);
             b.push("CREATE UNIQUE INDEX ")
                 .ident(&format!("uq_{}", f.name))
                 .push(" ON ")

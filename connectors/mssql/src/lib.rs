@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod ddl;
+mod dialect;
 pub mod error;
 pub mod introspect;
 mod options;
@@ -22,9 +23,10 @@ use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::value::Value;
-use manifold_sql::{Dialect, Sql};
+use manifold_sql::Sql;
 use serde_json::Value as Json;
 
+pub use dialect::MssqlDialect;
 pub use error::{UNREACHABLE, map_tiberius};
 pub use options::{Encrypt, MssqlOptions, TLS_AVAILABLE};
 pub use pool::{Pool, Session, check_parameter_limit};
@@ -162,7 +164,7 @@ impl Connector for MssqlConnector {
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         let sql = Sql {
             text: manifold_sql::ddl::drop_table(
-                Dialect::Mssql,
+                &MssqlDialect,
                 collection.table(),
                 collection.is_view,
             ),

@@ -11,7 +11,9 @@ use deadpool::managed::{
 use manifold_core::error::{Error, ErrorKind, Result};
 use manifold_core::schema::FieldType;
 use manifold_core::value::Value;
-use manifold_sql::{Dialect, Sql};
+use manifold_sql::{Dialect as _, Sql};
+
+use crate::dialect::MssqlDialect;
 use tiberius::error::Error as TdsError;
 use tiberius::{Config, Query, Row};
 use tokio::net::TcpStream;
@@ -115,7 +117,7 @@ pub fn map_pool(e: PoolError<TdsError>, acquire_timeout: Duration) -> Error {
 /// is sent. The compiler splits long `IN` lists, but a request can still carry more
 /// values than one statement may (many lists, or very long `$anyOf` arrays).
 pub fn check_parameter_limit(sql: &Sql) -> Result<()> {
-    let limit = Dialect::Mssql.max_params();
+    let limit = MssqlDialect.max_params();
     if sql.params.len() > limit {
         return Err(Error::bad_request(format!(
             "the request needs {} query parameters, more than SQL Server's limit of {SERVER_PARAMETER_LIMIT} \

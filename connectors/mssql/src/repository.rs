@@ -15,7 +15,9 @@ use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::telemetry::{DbTarget, error_type, record_error};
-use manifold_sql::{Dialect, Sql, compile};
+use manifold_sql::{Sql, compile};
+
+use crate::dialect::MssqlDialect;
 use serde_json::Value as Json;
 use tiberius::ColumnData;
 use tokio::sync::{Mutex, MutexGuard};
@@ -41,7 +43,7 @@ pub mod statements {
 
     /// `list`/`get`: the compiler's `SELECT`, with `OFFSET … FETCH` for a window.
     pub fn find(collection: &Collection, options: &FindOptions) -> Sql {
-        compile::select(Dialect::Mssql, collection, options)
+        compile::select(&MssqlDialect, collection, options)
     }
 
     /// [`find`] of `fields`, already worked out by the caller.
@@ -50,18 +52,18 @@ pub mod statements {
         options: &FindOptions,
         fields: &[FieldRef],
     ) -> Sql {
-        compile::select_columns(Dialect::Mssql, collection, options, fields)
+        compile::select_columns(&MssqlDialect, collection, options, fields)
     }
 
     /// `count` (`COUNT_BIG`, since `COUNT` overflows past 2^31 - 1 rows in SQL Server).
     pub fn count(collection: &Collection, filter: Option<&Filter>) -> Sql {
-        compile::count(Dialect::Mssql, collection, filter)
+        compile::count(&MssqlDialect, collection, filter)
     }
 
     /// `create`: one `INSERT … OUTPUT INSERTED.… VALUES (…)` per row.
     pub fn insert(collection: &Collection, values: &WriteValues, returning: &[FieldRef]) -> Sql {
         compile::insert(
-            Dialect::Mssql,
+            &MssqlDialect,
             collection,
             values,
             (!returning.is_empty()).then_some(returning),
@@ -76,7 +78,7 @@ pub mod statements {
         returning: &[FieldRef],
     ) -> Sql {
         compile::update(
-            Dialect::Mssql,
+            &MssqlDialect,
             collection,
             values,
             filter,
@@ -86,14 +88,14 @@ pub mod statements {
 
     /// `destroy`: `DELETE FROM … WHERE …`.
     pub fn destroy(collection: &Collection, filter: Option<&Filter>) -> Sql {
-        compile::delete(Dialect::Mssql, collection, filter)
+        compile::delete(&MssqlDialect, collection, filter)
     }
 
     /// The lock a locked unit of work takes right after `BEGIN TRANSACTION`:
     /// `sp_getapplock` on the key's hash, owned by the transaction, waiting at most
     /// `wait` (zero: no limit of its own); one row, `granted` 1 when it is held.
     pub fn key_lock(key: &str, wait: Duration) -> Sql {
-        manifold_sql::lock::sp_getapplock(key, wait)
+        crate::dialect::sp_getapplock(key, wait)
     }
 }
 

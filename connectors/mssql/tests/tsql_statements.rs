@@ -15,9 +15,10 @@ use manifold_core::query::FindOptions;
 use manifold_core::repository::{WriteFilter, WriteKind, WriteValues};
 use manifold_core::schema::{Collection, Field, FieldType, TableName};
 use manifold_core::value::Value;
+use manifold_mssql::MssqlDialect;
 use manifold_mssql::repository::statements;
 use manifold_mssql::{check_parameter_limit, ddl, introspect};
-use manifold_sql::{Dialect, Sql};
+use manifold_sql::Sql;
 use serde_json::{Value as Json, json};
 use sqlparser::ast::{LimitClause, Statement};
 use sqlparser::dialect::MsSqlDialect;
@@ -376,7 +377,7 @@ fn create_collection_ddl_is_t_sql() {
             .contains("UNIQUE")
     );
     let drop = manifold_sql::ddl::drop_table(
-        Dialect::Mssql,
+        &MssqlDialect,
         &TableName {
             schema: Some("sales".into()),
             name: "products".into(),

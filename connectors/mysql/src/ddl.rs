@@ -134,7 +134,7 @@ fn column(field: &FieldDefinition, inline_key: bool) -> Result<String> {
             field.name, field.field_type
         )));
     }
-    let mut col = SqlBuilder::new(Dialect::MySql);
+    let mut col = SqlBuilder::new(&crate::MySqlDialect);
     col.ident(&field.name).push(" ").push(&declared);
     // Key columns are NOT NULL whatever was asked: MySQL refuses a nullable key column.
     col.push(if field.allow_null && !field.primary_key {
@@ -167,8 +167,8 @@ fn column(field: &FieldDefinition, inline_key: bool) -> Result<String> {
 pub struct MySqlColumns;
 
 impl ColumnWriter for MySqlColumns {
-    fn dialect(&self) -> Dialect {
-        Dialect::MySql
+    fn dialect(&self) -> &'static dyn Dialect {
+        &crate::MySqlDialect
     }
 
     fn id_column(&self) -> String {

@@ -8,6 +8,7 @@
 
 mod codec;
 pub mod ddl;
+mod dialect;
 mod error;
 pub mod introspect;
 mod options;
@@ -27,6 +28,7 @@ use sqlx::mysql::{MySqlConnection, MySqlPoolOptions};
 use sqlx::{Decode, MySql, MySqlPool, Row};
 
 pub use codec::MySqlDriver;
+pub use dialect::MySqlDialect;
 pub use error::map_sqlx;
 pub use introspect::ServerFlavor;
 pub use options::{MySqlOptions, MySqlPoolSettings};
@@ -237,7 +239,7 @@ impl Connector for MySqlConnector {
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         let text = manifold_sql::ddl::drop_table(
-            manifold_sql::Dialect::MySql,
+            &crate::MySqlDialect,
             collection.table(),
             collection.is_view,
         );

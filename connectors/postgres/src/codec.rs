@@ -34,7 +34,7 @@ pub struct PostgresDriver;
 
 impl manifold_sql::sqlx_repository::SqlxDriver for PostgresDriver {
     type Db = Postgres;
-    const DIALECT: manifold_sql::Dialect = manifold_sql::Dialect::Postgres;
+    const DIALECT: &'static dyn manifold_sql::Dialect = &crate::PostgresDialect;
     const RETURNING: bool = true;
 
     fn prepare(sql: &manifold_sql::Sql) -> PgQuery<'static> {

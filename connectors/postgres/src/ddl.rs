@@ -72,8 +72,8 @@ fn literal(value: &Value) -> String {
 pub struct PostgresColumns;
 
 impl ColumnWriter for PostgresColumns {
-    fn dialect(&self) -> Dialect {
-        Dialect::Postgres
+    fn dialect(&self) -> &'static dyn Dialect {
+        &crate::PostgresDialect
     }
 
     fn id_column(&self) -> String {
@@ -82,7 +82,7 @@ impl ColumnWriter for PostgresColumns {
 
     fn column(&self, field: &FieldDefinition, inline_key: bool) -> manifold_core::Result<String> {
         Ok(standard_column(
-            Dialect::Postgres,
+            &crate::PostgresDialect,
             field,
             inline_key,
             &declared_type(field),
@@ -118,7 +118,7 @@ pub fn array_comments(definition: &CollectionDefinition, schema: &str) -> Vec<St
 /// The `COMMENT ON COLUMN` statement that marks `schema.table.column` as an array field
 /// stored as JSONB.
 pub fn array_comment(schema: &str, table: &str, column: &str) -> String {
-    let mut b = SqlBuilder::new(Dialect::Postgres);
+    let mut b = SqlBuilder::new(&crate::PostgresDialect);
     b.push("COMMENT ON COLUMN ")
         .ident(schema)
         .push(".")

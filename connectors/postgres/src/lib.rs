@@ -3,6 +3,7 @@
 
 mod codec;
 pub mod ddl;
+mod dialect;
 mod error;
 pub mod introspect;
 
@@ -21,12 +22,13 @@ use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
 use manifold_core::value::Value;
 use manifold_sql::pool::SharedPool;
-use manifold_sql::{Dialect, Sql, SqlBuilder};
+use manifold_sql::{Sql, SqlBuilder};
 use serde_json::Value as Json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres};
 
 pub use codec::{PgQuery, PostgresDriver, prepare};
+pub use dialect::PostgresDialect;
 pub use error::map_sqlx;
 
 /// The PostgreSQL repository: the shared sqlx repository with the PostgreSQL driver.
@@ -432,7 +434,7 @@ impl Connector for PostgresConnector {
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         let drop = |what: &str| {
-            let mut b = SqlBuilder::new(Dialect::Postgres);
+            let mut b = SqlBuilder::new(&crate::PostgresDialect);
             b.push(what).table(collection.table());
             b.finish()
         };

@@ -10,8 +10,20 @@ use manifold_core::filter::parse_filter;
 use manifold_core::params::Params;
 use manifold_core::query::FindOptions;
 use manifold_core::schema::{Collection, Field, FieldType, TableName};
+use manifold_mssql::MssqlDialect;
+use manifold_mysql::MySqlDialect;
+use manifold_postgres::PostgresDialect;
 use manifold_sql::{Dialect, compile};
+use manifold_sqlite::SqliteDialect;
 use serde_json::{Value as Json, json};
+
+/// Every SQL connector's dialect.
+const DIALECTS: [&dyn Dialect; 4] = [
+    &PostgresDialect,
+    &MySqlDialect,
+    &SqliteDialect,
+    &MssqlDialect,
+];
 
 fn collection() -> Collection {
     let mut id = Field::new("id", FieldType::BigInt);
@@ -81,15 +93,10 @@ fn bench(c: &mut Criterion) {
             let mut o = FindOptions::from_params(&collection, &params).expect("valid");
             o.filter = parse_filter(&collection, black_box(&filter)).expect("valid");
             o.limit = Some(20);
-            compile::select(Dialect::Postgres, &collection, &o)
+            compile::select(&PostgresDialect, &collection, &o)
         })
     });
-    for dialect in [
-        Dialect::Postgres,
-        Dialect::MySql,
-        Dialect::Sqlite,
-        Dialect::Mssql,
-    ] {
+    for dialect in DIALECTS {
         c.bench_function(&format!("compile 20-condition select ({dialect:?})"), |b| {
             b.iter(|| compile::select(dialect, black_box(&collection), black_box(&options)))
         });

@@ -1,6 +1,7 @@
 //! Accumulates SQL text and its bound parameters together, so a value can only enter a
 //! statement as a parameter.
 
+use manifold_core::filter::{FieldRef, JoinPath};
 use manifold_core::schema::TableName;
 use manifold_core::value::Value;
 
@@ -21,7 +22,7 @@ pub struct Sql {
 /// Builds one [`Sql`] statement.
 #[derive(Debug)]
 pub struct SqlBuilder {
-    dialect: Dialect,
+    dialect: &'static dyn Dialect,
     text: String,
     params: Vec<Value>,
     qualifiers: Option<Qualifiers>,
@@ -49,7 +50,7 @@ impl Qualifiers {
 
 impl SqlBuilder {
     /// An empty statement in `dialect`.
-    pub fn new(dialect: Dialect) -> Self {
+    pub fn new(dialect: &'static dyn Dialect) -> Self {
         Self {
             dialect,
             text: String::with_capacity(128),
@@ -65,7 +66,7 @@ impl SqlBuilder {
     }
 
     /// The dialect being written.
-    pub fn dialect(&self) -> Dialect {
+    pub fn dialect(&self) -> &'static dyn Dialect {
         self.dialect
     }
 
@@ -102,6 +103,12 @@ impl SqlBuilder {
             }
         }
         self.ident(column)
+    }
+
+    /// Appends the column of a filter or sort field, qualified as [`column`](Self::column)
+    /// qualifies it.
+    pub fn field(&mut self, f: &FieldRef) -> &mut Self {
+        self.column(f.via.as_deref().map(JoinPath::key), &f.column)
     }
 
     /// Appends a quoted, schema-qualified table name.

@@ -1,7 +1,7 @@
 //! FindOptions, filters and writes compiled to parameterised SQL, once for every dialect.
 
 use manifold_core::filter::{
-    Comparison, FieldRef, Filter, JoinPath, LikePattern, Predicate, TextMatch, pins_one_row,
+    Comparison, FieldRef, Filter, LikePattern, Predicate, TextMatch, pins_one_row,
 };
 use manifold_core::query::{FindOptions, SortKey};
 use manifold_core::repository::WriteValues;
@@ -9,7 +9,7 @@ use manifold_core::schema::{Collection, FieldType};
 use manifold_core::value::Value;
 
 use crate::builder::{Sql, SqlBuilder};
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, Returning};
 use crate::joins;
 
 /// The fields a `SELECT` for `options` returns, in column order.
@@ -22,7 +22,11 @@ pub fn selected_fields(collection: &Collection, options: &FindOptions) -> Vec<Fi
 
 /// `SELECT <fields> FROM <table> WHERE … ORDER BY … <window>`. Columns are qualified
 /// when a sort or filter crosses associations.
-pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
+pub fn select(
+    dialect: &'static dyn Dialect,
+    collection: &Collection,
+    options: &FindOptions,
+) -> Sql {
     select_columns(
         dialect,
         collection,
@@ -33,7 +37,11 @@ pub fn select(dialect: Dialect, collection: &Collection, options: &FindOptions) 
 
 /// [`select`], locking the rows it reads until the transaction ends (where the database
 /// locks rows: PostgreSQL, MySQL).
-pub fn select_for_update(dialect: Dialect, collection: &Collection, options: &FindOptions) -> Sql {
+pub fn select_for_update(
+    dialect: &'static dyn Dialect,
+    collection: &Collection,
+    options: &FindOptions,
+) -> Sql {
     let mut sql = select(dialect, collection, options);
     sql.text.push_str(dialect.row_lock());
     sql
@@ -42,7 +50,7 @@ pub fn select_for_update(dialect: Dialect, collection: &Collection, options: &Fi
 /// [`select`] of `fields`, which the caller has already worked out with
 /// [`selected_fields`] (a repository keeps its visible fields, and decodes by them).
 pub fn select_columns(
-    dialect: Dialect,
+    dialect: &'static dyn Dialect,
     collection: &Collection,
     options: &FindOptions,
     fields: &[FieldRef],
@@ -81,7 +89,7 @@ pub fn select_columns(
 /// t.<target key> WHERE j.<source> IN (…) ORDER BY t.<primary key>`: the rows linked to
 /// `sources`, each with the source key it is linked to as the last column.
 pub fn select_linked(
-    dialect: Dialect,
+    dialect: &'static dyn Dialect,
     target: &Collection,
     fields: &[FieldRef],
     link: &manifold_core::repository::Link<'_>,
@@ -119,7 +127,11 @@ pub fn select_linked(
 }
 
 /// `SELECT COUNT(*) FROM <table> WHERE …` (`COUNT_BIG` on SQL Server).
-pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
+pub fn count(
+    dialect: &'static dyn Dialect,
+    collection: &Collection,
+    filter: Option<&Filter>,
+) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("SELECT ")
         .push(dialect.count_function())
@@ -132,7 +144,7 @@ pub fn count(dialect: Dialect, collection: &Collection, filter: Option<&Filter>)
 /// `INSERT INTO <table> (…) VALUES (…)`, returning `returning` where given (`RETURNING`,
 /// or `OUTPUT INSERTED` on SQL Server).
 pub fn insert(
-    dialect: Dialect,
+    dialect: &'static dyn Dialect,
     collection: &Collection,
     values: &WriteValues,
     returning: Option<&[FieldRef]>,
@@ -148,11 +160,7 @@ pub fn insert(
     }
     output_inserted(&mut b, returning);
     if values.is_empty() {
-        b.push(if dialect == Dialect::MySql {
-            " () VALUES ()"
-        } else {
-            " DEFAULT VALUES"
-        });
+        b.push(dialect.insert_defaults());
     } else {
         b.push(" VALUES (");
         b.join(&values.0, ", ", |b, (_, v)| {
@@ -166,7 +174,7 @@ pub fn insert(
 
 /// `UPDATE <table> SET … WHERE …`, returning `returning` where given.
 pub fn update(
-    dialect: Dialect,
+    dialect: &'static dyn Dialect,
     collection: &Collection,
     values: &WriteValues,
     filter: Option<&Filter>,
@@ -183,10 +191,10 @@ pub fn update(
     b.finish()
 }
 
-/// SQL Server names returned columns before `VALUES`/`WHERE`.
+/// `OUTPUT INSERTED.…`, where the dialect names returned columns before `VALUES`/`WHERE`.
 fn output_inserted(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
     if let Some(fields) = returning
-        && b.dialect() == Dialect::Mssql
+        && b.dialect().returning() == Returning::OutputInserted
     {
         b.push(" OUTPUT ");
         b.join(fields, ", ", |b, f| {
@@ -195,10 +203,10 @@ fn output_inserted(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
     }
 }
 
-/// The other dialects name them at the end.
+/// `RETURNING …`, where the dialect names them at the end.
 fn returning_clause(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
     if let Some(fields) = returning
-        && b.dialect() != Dialect::Mssql
+        && b.dialect().returning() == Returning::Clause
     {
         b.push(" RETURNING ");
         b.join(fields, ", ", |b, f| {
@@ -208,7 +216,11 @@ fn returning_clause(b: &mut SqlBuilder, returning: Option<&[FieldRef]>) {
 }
 
 /// `DELETE FROM <table> WHERE …`.
-pub fn delete(dialect: Dialect, collection: &Collection, filter: Option<&Filter>) -> Sql {
+pub fn delete(
+    dialect: &'static dyn Dialect,
+    collection: &Collection,
+    filter: Option<&Filter>,
+) -> Sql {
     let mut b = SqlBuilder::new(dialect);
     b.push("DELETE FROM ").table(collection.table());
     where_clause(&mut b, collection, filter);
@@ -246,47 +258,15 @@ fn group(b: &mut SqlBuilder, items: &[Filter], sep: &str, empty: &str) {
 }
 
 fn column(b: &mut SqlBuilder, f: &FieldRef) {
-    b.column(f.via.as_deref().map(JoinPath::key), &f.column);
+    b.field(f);
 }
 
-/// The column as compared for equality and order. PostgreSQL has no `=` on `json`, so
-/// JSON columns are compared as `jsonb` there. MySQL and MariaDB read JSON through
-/// `JSON_EXTRACT(…, '$')`: a JSON value on MySQL, and on MariaDB (whose JSON is text) the
-/// text in one canonical spelling, so `[1,2]` equals `[1, 2]`.
 fn compared(b: &mut SqlBuilder, f: &FieldRef) {
-    match (b.dialect(), f.field_type) {
-        (Dialect::Postgres, FieldType::Json) => {
-            b.push("CAST(");
-            column(b, f);
-            b.push(" AS JSONB)");
-        }
-        (Dialect::MySql, FieldType::Json) => {
-            b.push("JSON_EXTRACT(");
-            column(b, f);
-            b.push(", '$')");
-        }
-        _ => {
-            column(b, f);
-        }
-    }
+    b.dialect().compared(b, f);
 }
 
-/// A value compared with `f`. PostgreSQL would widen a `real` column to double and compare
-/// with the exact double, so `real = 0.1` never held; the value is narrowed instead.
-/// MySQL 8 compares a native JSON column with text as text, so JSON operands go through
-/// `JSON_EXTRACT(…, '$')` as the column does (not `CAST(… AS JSON)`, which MariaDB lacks).
 fn operand(b: &mut SqlBuilder, f: &FieldRef, v: &Value) {
-    match (b.dialect(), f.field_type) {
-        (Dialect::Postgres, FieldType::Float) => {
-            b.push("CAST(").bind(v.clone()).push(" AS REAL)");
-        }
-        (Dialect::MySql, FieldType::Json) => {
-            b.push("JSON_EXTRACT(").bind(v.clone()).push(", '$')");
-        }
-        _ => {
-            b.bind(v.clone());
-        }
-    }
+    b.dialect().operand(b, f, v);
 }
 
 fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
@@ -424,35 +404,8 @@ fn predicate(b: &mut SqlBuilder, f: &FieldRef, p: &Predicate) {
     }
 }
 
-/// The JSON array in `f` as each dialect can take it apart.
 fn array_length(b: &mut SqlBuilder, f: &FieldRef) {
-    let (open, close) = match b.dialect() {
-        Dialect::Postgres => ("COALESCE(jsonb_array_length(to_jsonb(", ")), 0)"),
-        Dialect::MySql => ("COALESCE(JSON_LENGTH(", "), 0)"),
-        Dialect::Sqlite => ("COALESCE(json_array_length(", "), 0)"),
-        Dialect::Mssql => ("(SELECT COUNT(*) FROM OPENJSON(", "))"),
-    };
-    b.push(open);
-    column(b, f);
-    b.push(close);
-}
-
-/// A JSON array literal of `values`, bound as one parameter.
-fn json_array(values: &[Value]) -> Value {
-    Value::Json(serde_json::Value::Array(
-        values.iter().map(Value::to_json).collect(),
-    ))
-}
-
-/// The elements of the array in `f` as a table of `value`s (SQLite, SQL Server).
-fn elements(b: &mut SqlBuilder, f: &FieldRef) {
-    b.push(if b.dialect() == Dialect::Mssql {
-        "OPENJSON("
-    } else {
-        "json_each("
-    });
-    column(b, f);
-    b.push(")");
+    b.dialect().array_length(b, f);
 }
 
 /// `f` holds at least one of `values` (false for none).
@@ -461,85 +414,66 @@ fn array_any(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
         b.push("1=0");
         return;
     }
-    match b.dialect() {
-        Dialect::Postgres => {
-            b.push("(");
-            b.join_balanced(values, " OR ", |b, v| {
-                b.push("to_jsonb(");
-                column(b, f);
-                b.push(") @> ").bind(json_array(std::slice::from_ref(v)));
-            });
-            b.push(")");
-        }
-        Dialect::MySql => {
-            b.push("JSON_OVERLAPS(");
-            column(b, f);
-            b.push(", ").bind(json_array(values)).push(")");
-        }
-        Dialect::Sqlite | Dialect::Mssql => {
-            b.push("EXISTS (SELECT 1 FROM ");
-            elements(b, f);
-            b.push(" WHERE value IN (");
-            b.join(values, ", ", |b, v| {
-                b.bind(v.clone());
-            });
-            b.push("))");
-        }
-    }
+    b.dialect().array_any(b, f, values);
+}
+
+fn array_set(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+    b.dialect().array_set(b, f, values);
+}
+
+/// A JSON array literal of `values`, to bind as one parameter.
+pub fn json_array(values: &[Value]) -> Value {
+    Value::Json(serde_json::Value::Array(
+        values.iter().map(Value::to_json).collect(),
+    ))
+}
+
+/// The elements of the array in `f` as a table of `value`s.
+fn elements(b: &mut SqlBuilder, f: &FieldRef) {
+    let function = b.dialect().json_elements_function();
+    b.push(function).push("(").field(f).push(")");
+}
+
+/// `f` holds at least one of `values`, by looking for them among its elements: the
+/// default of [`Dialect::array_any`].
+pub fn array_any_by_elements(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+    b.push("EXISTS (SELECT 1 FROM ");
+    elements(b, f);
+    b.push(" WHERE value IN (");
+    b.join(values, ", ", |b, v| {
+        b.bind(v.clone());
+    });
+    b.push("))");
 }
 
 /// `f` holds exactly the set `values`: every element of `f` is in `values`, and every
-/// value is in `f`.
-fn array_set(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
-    match b.dialect() {
-        Dialect::Postgres => {
-            let set = json_array(values);
-            b.push("(to_jsonb(");
-            column(b, f);
-            b.push(") @> ").bind(set.clone()).push(" AND to_jsonb(");
-            column(b, f);
-            b.push(") <@ ").bind(set).push(")");
-        }
-        Dialect::MySql => {
-            let set = json_array(values);
-            b.push("(JSON_CONTAINS(");
-            column(b, f);
-            b.push(", ")
-                .bind(set.clone())
-                .push(") AND JSON_CONTAINS(")
-                .bind(set)
-                .push(", ");
-            column(b, f);
-            b.push("))");
-        }
-        Dialect::Sqlite | Dialect::Mssql => {
-            let mut distinct: Vec<&Value> = Vec::new();
-            for v in values {
-                if !distinct.contains(&v) {
-                    distinct.push(v);
-                }
-            }
-            b.push("(");
-            column(b, f);
-            b.push(" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ");
-            elements(b, f);
-            if distinct.is_empty() {
-                b.push("))");
-                return;
-            }
-            b.push(" WHERE value NOT IN (");
-            b.join(&distinct, ", ", |b, v| {
-                b.bind((*v).clone());
-            });
-            b.push(")) AND (SELECT COUNT(DISTINCT value) FROM ");
-            elements(b, f);
-            b.push(" WHERE value IN (");
-            b.join(&distinct, ", ", |b, v| {
-                b.bind((*v).clone());
-            });
-            b.push(")) = ").push_u64(distinct.len() as u64).push(")");
+/// value is in `f`. The default of [`Dialect::array_set`].
+pub fn array_set_by_elements(b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+    let mut distinct: Vec<&Value> = Vec::new();
+    for v in values {
+        if !distinct.contains(&v) {
+            distinct.push(v);
         }
     }
+    b.push("(");
+    column(b, f);
+    b.push(" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ");
+    elements(b, f);
+    if distinct.is_empty() {
+        b.push("))");
+        return;
+    }
+    b.push(" WHERE value NOT IN (");
+    b.join(&distinct, ", ", |b, v| {
+        b.bind((*v).clone());
+    });
+    b.push(")) AND (SELECT COUNT(DISTINCT value) FROM ");
+    elements(b, f);
+    b.push(" WHERE value IN (");
+    b.join(&distinct, ", ", |b, v| {
+        b.bind((*v).clone());
+    });
+    b.push(")) = ").push_u64(distinct.len() as u64).push(")");
 }
 
 /// Whether `''` is a value of `f` (not of uuids, which PostgreSQL cannot compare with it).
@@ -547,40 +481,13 @@ fn is_text(f: &FieldRef) -> bool {
     matches!(f.field_type, FieldType::String | FieldType::Text)
 }
 
-/// Above this many values, SQL Server gets one JSON parameter instead of one parameter per
-/// value: it allows 2,100 parameters a statement, and tiberius slows sharply past a few
-/// hundred.
-const MSSQL_JSON_LIST: usize = 100;
-
-/// The SQL Server type a JSON list element is cast to before comparing with `f`.
-fn mssql_type(f: &FieldRef) -> &'static str {
-    match f.field_type {
-        FieldType::Integer | FieldType::BigInt => "BIGINT",
-        FieldType::Float | FieldType::Double => "FLOAT",
-        FieldType::Decimal => "DECIMAL(38, 10)",
-        FieldType::Boolean => "BIT",
-        FieldType::Date => "DATE",
-        FieldType::DateTime => "DATETIMEOFFSET",
-        FieldType::DateTimeNoTz => "DATETIME2",
-        FieldType::Time => "TIME",
-        FieldType::Uuid => "UNIQUEIDENTIFIER",
-        _ => "NVARCHAR(4000)",
-    }
+fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
+    b.dialect().in_list(b, f, values, negated);
 }
 
 /// `c IN (…)`, split into OR-ed (or, negated, AND-ed) chunks under the dialect's
-/// parameter limit; on SQL Server a long list is one JSON parameter.
-fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
-    if b.dialect() == Dialect::Mssql && values.len() > MSSQL_JSON_LIST {
-        compared(b, f);
-        b.push(if negated { " NOT IN " } else { " IN " })
-            .push("(SELECT CAST([value] AS ")
-            .push(mssql_type(f))
-            .push(") FROM OPENJSON(")
-            .bind(json_array(values))
-            .push("))");
-        return;
-    }
+/// parameter limit: the default of [`Dialect::in_list`].
+pub fn in_list_chunked(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
     let chunk = b.dialect().max_params().min(1000);
     let chunks: Vec<&[Value]> = values.chunks(chunk).collect();
     if chunks.len() > 1 {
@@ -603,12 +510,13 @@ fn in_list(b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
     }
 }
 
-/// Escapes `%`, `_` and the escape character itself (and `[` for SQL Server, where it
-/// opens a character class) so a user's text matches literally.
-pub fn escape_like(dialect: Dialect, text: &str) -> String {
+/// Escapes what is special in a `LIKE` pattern of `dialect` (`%`, `_`, the escape
+/// character itself, and whatever else the dialect says) so a user's text matches
+/// literally.
+pub fn escape_like(dialect: &dyn Dialect, text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') || (c == '[' && dialect == Dialect::Mssql) {
+        if dialect.like_special(c) {
             out.push('\\');
         }
         out.push(c);
@@ -636,7 +544,7 @@ fn text_match(
         |b, text| {
             text_column(b, f);
             b.push(if negated { " NOT " } else { " " })
-                .push(dialect.ilike())
+                .push(dialect.case_insensitive_like())
                 .push(" ");
             let escaped = escape_like(dialect, text);
             let pattern = match mode {
@@ -644,26 +552,16 @@ fn text_match(
                 TextMatch::StartsWith => format!("{escaped}%"),
                 TextMatch::EndsWith => format!("%{escaped}"),
             };
-            b.bind(Value::Text(pattern)).push(dialect.like_escape());
+            b.bind(Value::Text(pattern))
+                .push(dialect.like_escape_clause());
         },
     );
     b.push(")");
 }
 
-/// MySQL's binary collation, so that `$like` compares characters exactly whatever the
-/// column's collation (MariaDB's default ignores case and accents).
-const MYSQL_EXACT: &str = "utf8mb4_bin";
-/// SQL Server's binary (code point) collation, for the same reason.
-const MSSQL_EXACT: &str = "Latin1_General_100_BIN2";
-
 /// `$like` and friends: the client's pattern, re-rendered from its parsed form so that
-/// `%`, `_` and `\` mean the same on every database, and always bound.
-///
-/// Case-sensitive: PostgreSQL's `LIKE` is; SQLite's is not, so it gets `GLOB` (which is);
-/// MySQL and SQL Server compare under a binary collation. Case-insensitive: PostgreSQL's
-/// `ILIKE` and SQLite's `LIKE` (ASCII case, as for `$includes`); MySQL and SQL Server
-/// lower both sides and compare them under the binary collation, so neither the column's
-/// collation nor accents change the answer.
+/// `%`, `_` and `\` mean the same on every database, and always bound. Each dialect
+/// decides how case is matched ([`Dialect::like`]).
 fn like_match(
     b: &mut SqlBuilder,
     f: &FieldRef,
@@ -671,56 +569,59 @@ fn like_match(
     case_insensitive: bool,
     negated: bool,
 ) {
-    let dialect = b.dialect();
-    let not = if negated { " NOT " } else { " " };
-    let like = |b: &mut SqlBuilder, op: &str| {
-        let text = pattern.render("%", "_", |t| escape_like(dialect, t));
-        b.push(not).push(op).push(" ");
-        if case_insensitive && matches!(dialect, Dialect::MySql | Dialect::Mssql) {
-            b.push("LOWER(").bind(Value::Text(text)).push(")");
-        } else {
-            b.bind(Value::Text(text));
-        }
-        b.push(dialect.like_escape());
-    };
-    match dialect {
-        Dialect::Sqlite if !case_insensitive => {
-            text_column(b, f);
-            b.push(not)
-                .push("GLOB ")
-                .bind(Value::Text(pattern.render("*", "?", glob_literal)));
-        }
-        Dialect::Postgres if case_insensitive => {
-            text_column(b, f);
-            like(b, "ILIKE");
-        }
-        Dialect::Postgres | Dialect::Sqlite => {
-            text_column(b, f);
-            like(b, "LIKE");
-        }
-        Dialect::MySql | Dialect::Mssql => {
-            let (open, close, collation) = if dialect == Dialect::MySql {
-                ("CONVERT(", " USING utf8mb4)", MYSQL_EXACT)
-            } else {
-                ("CAST(", " AS NVARCHAR(MAX))", MSSQL_EXACT)
-            };
-            if case_insensitive {
-                b.push("LOWER(");
-            }
-            b.push(open);
-            column(b, f);
-            b.push(close);
-            if case_insensitive {
-                b.push(")");
-            }
-            b.push(" COLLATE ").push(collation);
-            like(b, "LIKE");
-        }
-    }
+    b.dialect().like(b, f, pattern, case_insensitive, negated);
 }
 
-/// `f` as text: non-text columns (and uuids, which PostgreSQL will not `LIKE`) are cast.
-fn text_column(b: &mut SqlBuilder, f: &FieldRef) {
+/// Appends ` [NOT] <op> <pattern> [ESCAPE …]` for the text already written: `pattern`
+/// rendered with the dialect's escapes and bound, lowered on the server when `lower`.
+pub fn like_operand(
+    b: &mut SqlBuilder,
+    pattern: &LikePattern,
+    op: &str,
+    lower: bool,
+    negated: bool,
+) {
+    let dialect = b.dialect();
+    let text = pattern.render("%", "_", |t| escape_like(dialect, t));
+    b.push(if negated { " NOT " } else { " " })
+        .push(op)
+        .push(" ");
+    if lower {
+        b.push("LOWER(").bind(Value::Text(text)).push(")");
+    } else {
+        b.bind(Value::Text(text));
+    }
+    b.push(dialect.like_escape_clause());
+}
+
+/// `$like` under a binary collation, for databases whose default collation ignores case
+/// or accents: `open` and `close` wrap the column to convert it to the collation's
+/// character set. Case-insensitive matching lowers both sides, so neither the column's
+/// collation nor accents change the answer.
+pub fn like_under_collation(
+    b: &mut SqlBuilder,
+    f: &FieldRef,
+    (open, close, collation): (&str, &str, &str),
+    pattern: &LikePattern,
+    case_insensitive: bool,
+    negated: bool,
+) {
+    if case_insensitive {
+        b.push("LOWER(");
+    }
+    b.push(open);
+    column(b, f);
+    b.push(close);
+    if case_insensitive {
+        b.push(")");
+    }
+    b.push(" COLLATE ").push(collation);
+    like_operand(b, pattern, "LIKE", case_insensitive, negated);
+}
+
+/// `f` as text: non-text columns (and uuids, which PostgreSQL will not `LIKE`) are cast
+/// to the dialect's [`text_type`](Dialect::text_type).
+pub fn text_column(b: &mut SqlBuilder, f: &FieldRef) {
     if f.field_type.is_textual() && f.field_type != FieldType::Uuid {
         column(b, f);
     } else {
@@ -731,23 +632,6 @@ fn text_column(b: &mut SqlBuilder, f: &FieldRef) {
     }
 }
 
-/// Literal text in a SQLite `GLOB` pattern, which has no escape character: each wildcard
-/// character becomes a one-character class.
-fn glob_literal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '*' | '?' | '[' => {
-                out.push('[');
-                out.push(c);
-                out.push(']');
-            }
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 fn order_by(b: &mut SqlBuilder, sort: &[SortKey]) {
     if sort.is_empty() {
         return;
@@ -755,34 +639,15 @@ fn order_by(b: &mut SqlBuilder, sort: &[SortKey]) {
     let dialect = b.dialect();
     b.push(" ORDER BY ");
     b.join(sort, ", ", |b, key| {
-        let dir = if key.descending { " DESC" } else { " ASC" };
         // A column that cannot be NULL needs no NULL placement, and without it the
         // database can walk an index in either direction instead of sorting. A column
         // reached through a relation can be NULL all the same: the relation may be empty.
         if !key.field.nullable && key.field.via.is_none() {
             column(b, &key.field);
-            b.push(dir);
+            b.push(if key.descending { " DESC" } else { " ASC" });
             return;
         }
-        match dialect {
-            Dialect::Postgres | Dialect::Sqlite => {
-                column(b, &key.field);
-                b.push(dir).push(" NULLS LAST");
-            }
-            Dialect::MySql => {
-                column(b, &key.field);
-                b.push(" IS NULL, ");
-                column(b, &key.field);
-                b.push(dir);
-            }
-            Dialect::Mssql => {
-                b.push("CASE WHEN ");
-                column(b, &key.field);
-                b.push(" IS NULL THEN 1 ELSE 0 END, ");
-                column(b, &key.field);
-                b.push(dir);
-            }
-        }
+        dialect.order_nulls_last(b, &key.field, key.descending);
     });
 }
 
@@ -791,281 +656,5 @@ fn window(b: &mut SqlBuilder, options: &FindOptions, ordered: bool) {
     if limit.is_none() && offset.is_none() {
         return;
     }
-    match b.dialect() {
-        Dialect::Mssql => {
-            if !ordered {
-                // OFFSET … FETCH is only valid after an ORDER BY.
-                b.push(" ORDER BY (SELECT NULL)");
-            }
-            b.push(" OFFSET ")
-                .push_u64(offset.unwrap_or(0))
-                .push(" ROWS");
-            if let Some(limit) = limit {
-                b.push(" FETCH NEXT ").push_u64(limit).push(" ROWS ONLY");
-            }
-        }
-        dialect => {
-            // SQLite and MySQL need a LIMIT before any OFFSET; these are their "no limit".
-            let no_limit = if dialect == Dialect::Sqlite {
-                "-1"
-            } else {
-                "18446744073709551615"
-            };
-            b.push(" LIMIT ");
-            match limit {
-                Some(n) => b.push_u64(n),
-                None => b.push(no_limit),
-            };
-            if let Some(offset) = offset {
-                b.push(" OFFSET ").push_u64(offset);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use manifold_core::filter::parse_filter;
-    use manifold_core::params::Params;
-    use manifold_core::schema::{Field, TableName};
-    use serde_json::json;
-
-    fn posts() -> Collection {
-        let mut id = Field::new("id", FieldType::BigInt);
-        id.primary_key = true;
-        Collection::new(
-            "posts",
-            TableName::new("posts"),
-            vec![
-                id,
-                Field::new("title", FieldType::String),
-                Field::new("score", FieldType::Integer),
-            ],
-        )
-        .expect("valid collection")
-    }
-
-    fn find(filter: serde_json::Value, params: serde_json::Value) -> FindOptions {
-        let c = posts();
-        let params = Params::from_map(params.as_object().cloned().unwrap_or_default());
-        let mut o = FindOptions::from_params(&c, &params).expect("valid params");
-        o.filter = parse_filter(&c, &filter).expect("valid filter");
-        o
-    }
-
-    #[test]
-    fn select_is_parameterised_in_every_dialect() {
-        let o = FindOptions {
-            limit: Some(20),
-            offset: Some(40),
-            ..find(
-                json!({"score": {"$gt": 3}, "title": {"$ne": "x"}}),
-                json!({"sort": "-score"}),
-            )
-        };
-        let c = posts();
-        let sqlite = select(Dialect::Sqlite, &c, &o);
-        assert_eq!(
-            sqlite.text,
-            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > ? AND (\"title\" <> ? OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC LIMIT 20 OFFSET 40"
-        );
-        assert_eq!(sqlite.params, vec![Value::Int(3), Value::Text("x".into())]);
-        assert_eq!(
-            select(Dialect::Postgres, &c, &o).text,
-            "SELECT \"id\", \"title\", \"score\" FROM \"posts\" WHERE (\"score\" > $1 AND (\"title\" <> $2 OR \"title\" IS NULL)) ORDER BY \"score\" DESC NULLS LAST, \"id\" ASC LIMIT 20 OFFSET 40"
-        );
-        assert_eq!(
-            select(Dialect::MySql, &c, &o).text,
-            "SELECT `id`, `title`, `score` FROM `posts` WHERE (`score` > ? AND (`title` <> ? OR `title` IS NULL)) ORDER BY `score` IS NULL, `score` DESC, `id` ASC LIMIT 20 OFFSET 40"
-        );
-        assert_eq!(
-            select(Dialect::Mssql, &c, &o).text,
-            "SELECT [id], [title], [score] FROM [posts] WHERE ([score] > @P1 AND ([title] <> @P2 OR [title] IS NULL)) ORDER BY CASE WHEN [score] IS NULL THEN 1 ELSE 0 END, [score] DESC, [id] ASC OFFSET 40 ROWS FETCH NEXT 20 ROWS ONLY"
-        );
-    }
-
-    #[test]
-    fn a_filter_that_keeps_one_row_is_not_ordered() {
-        let c = posts();
-        let by_key = FindOptions {
-            limit: Some(1),
-            ..find(
-                json!({"id": 7, "score": {"$gt": 3}}),
-                json!({"sort": "-score"}),
-            )
-        };
-        let sql = select(Dialect::Postgres, &c, &by_key);
-        assert!(!sql.text.contains("ORDER BY"), "{}", sql.text);
-        // T-SQL still needs an ORDER BY before OFFSET … FETCH.
-        let sql = select(Dialect::Mssql, &c, &by_key);
-        assert!(sql.text.contains("ORDER BY (SELECT NULL)"), "{}", sql.text);
-        let by_keys = FindOptions {
-            limit: Some(1),
-            ..find(json!({"id": {"$in": [7, 8]}}), json!({"sort": "-score"}))
-        };
-        let sql = select(Dialect::Postgres, &c, &by_keys);
-        assert!(sql.text.contains("ORDER BY \"score\" DESC"), "{}", sql.text);
-    }
-
-    #[test]
-    fn empty_membership_lists_follow_the_target_semantics() {
-        let c = posts();
-        let sql = select(
-            Dialect::Sqlite,
-            &c,
-            &find(json!({"title.$in": []}), json!({})),
-        );
-        assert!(sql.text.contains("WHERE 1=0"), "{}", sql.text);
-        let sql = select(
-            Dialect::Sqlite,
-            &c,
-            &find(json!({"title.$notIn": []}), json!({})),
-        );
-        assert!(sql.text.contains("WHERE 1=1"), "{}", sql.text);
-    }
-
-    #[test]
-    fn like_operands_are_escaped_and_bound() {
-        let c = posts();
-        let sql = select(
-            Dialect::Sqlite,
-            &c,
-            &find(json!({"title.$includes": "50%_off\\"}), json!({})),
-        );
-        assert!(
-            sql.text.contains("\"title\" LIKE ? ESCAPE '\\'"),
-            "{}",
-            sql.text
-        );
-        assert_eq!(sql.params, vec![Value::Text("%50\\%\\_off\\\\%".into())]);
-        assert_eq!(escape_like(Dialect::Mssql, "[a]"), "\\[a]");
-    }
-
-    #[test]
-    fn like_patterns_keep_their_wildcards_and_bind_in_every_dialect() {
-        let c = posts();
-        let where_of = |dialect, filter| {
-            let sql = select(dialect, &c, &find(filter, json!({})));
-            let text = sql
-                .text
-                .split(" WHERE ")
-                .nth(1)
-                .and_then(|w| w.split(" ORDER BY ").next())
-                .map(str::to_owned);
-            (text.unwrap_or(sql.text), sql.params)
-        };
-        let text = |s: &str| vec![Value::Text(s.into())];
-        // `\%` is a literal percent sign; `*` and `[` are literal in GLOB classes.
-        let pattern = json!({"title.$like": "%a*[\\%_"});
-        assert_eq!(
-            where_of(Dialect::Sqlite, pattern.clone()),
-            ("\"title\" GLOB ?".into(), text("*a[*][[]%?"))
-        );
-        assert_eq!(
-            where_of(Dialect::Postgres, pattern.clone()),
-            ("\"title\" LIKE $1 ESCAPE '\\'".into(), text("%a*[\\%_"))
-        );
-        assert_eq!(
-            where_of(Dialect::MySql, pattern),
-            (
-                "CONVERT(`title` USING utf8mb4) COLLATE utf8mb4_bin LIKE ?".into(),
-                text("%a*[\\%_")
-            )
-        );
-        let insensitive = json!({"score.$notILike": "1_"});
-        assert_eq!(
-            where_of(Dialect::Sqlite, insensitive.clone()),
-            (
-                "CAST(\"score\" AS TEXT) NOT LIKE ? ESCAPE '\\'".into(),
-                text("1_")
-            )
-        );
-        assert_eq!(
-            where_of(Dialect::Postgres, insensitive.clone()),
-            (
-                "CAST(\"score\" AS TEXT) NOT ILIKE $1 ESCAPE '\\'".into(),
-                text("1_")
-            )
-        );
-        assert_eq!(
-            where_of(Dialect::MySql, insensitive),
-            (
-                "LOWER(CONVERT(`score` USING utf8mb4)) COLLATE utf8mb4_bin NOT LIKE LOWER(?)"
-                    .into(),
-                text("1_")
-            )
-        );
-    }
-
-    #[test]
-    fn linked_rows_come_back_with_their_source_key_in_one_join() {
-        let c = posts();
-        let mut post_id = Field::new("postId", FieldType::BigInt);
-        post_id.primary_key = true;
-        let mut tag_id = Field::new("tagId", FieldType::BigInt);
-        tag_id.primary_key = true;
-        let junction = Collection::new(
-            "posts_tags",
-            TableName::new("posts_tags"),
-            vec![post_id, tag_id],
-        )
-        .expect("valid junction");
-        let (source, target) = (
-            FieldRef::new(junction.field("tagId").expect("tagId")),
-            FieldRef::new(junction.field("postId").expect("postId")),
-        );
-        let key = FieldRef::new(c.field("id").expect("id"));
-        let link = manifold_core::repository::Link {
-            junction: &junction,
-            source_column: &source,
-            target_column: &target,
-            target_key: &key,
-        };
-        let fields = vec![FieldRef::new(c.field("title").expect("title"))];
-        let sql = select_linked(
-            Dialect::Postgres,
-            &c,
-            &fields,
-            &link,
-            &[Value::Int(1), Value::Int(2)],
-        );
-        assert_eq!(
-            sql.text,
-            "SELECT t.\"title\", j.\"tagId\" FROM \"posts\" t JOIN \"posts_tags\" j ON j.\"postId\" = t.\"id\" WHERE j.\"tagId\" IN ($1, $2) ORDER BY t.\"id\" ASC"
-        );
-        assert_eq!(sql.params, vec![Value::Int(1), Value::Int(2)]);
-    }
-
-    #[test]
-    fn hostile_identifiers_are_quoted_not_spliced() {
-        let mut s = String::new();
-        Dialect::Sqlite.quote_into("a\"; DROP TABLE x; --", &mut s);
-        assert_eq!(s, "\"a\"\"; DROP TABLE x; --\"");
-        let mut s = String::new();
-        Dialect::Mssql.quote_into("a]b", &mut s);
-        assert_eq!(s, "[a]]b]");
-    }
-
-    #[test]
-    fn inserts_return_rows_in_each_dialect() {
-        let c = posts();
-        let values = WriteValues(vec![(
-            FieldRef::new(c.field("title").expect("title")),
-            Value::Text("t".into()),
-        )]);
-        let all = selected_fields(&c, &FindOptions::default());
-        assert_eq!(
-            insert(Dialect::Sqlite, &c, &values, Some(&all)).text,
-            "INSERT INTO \"posts\" (\"title\") VALUES (?) RETURNING \"id\", \"title\", \"score\""
-        );
-        assert_eq!(
-            insert(Dialect::Mssql, &c, &values, Some(&all)).text,
-            "INSERT INTO [posts] ([title]) OUTPUT INSERTED.[id], INSERTED.[title], INSERTED.[score] VALUES (@P1)"
-        );
-        assert_eq!(
-            insert(Dialect::MySql, &c, &WriteValues::default(), None).text,
-            "INSERT INTO `posts` () VALUES ()"
-        );
-    }
+    b.dialect().page(b, limit, offset, ordered);
 }

@@ -1,26 +1,61 @@
-//! What differs between SQL databases, and nothing else.
+//! What differs between SQL databases, and nothing else: the [`Dialect`] trait each SQL
+//! connector implements for its database.
+//!
+//! The compiler ([`crate::compile`]) writes one statement shape for every database and asks
+//! the dialect at each point where databases disagree. Three methods are required (the
+//! database's name, its placeholders and its lock); everything else has a default that is
+//! standard SQL, or SQLite's JSON functions where the standard has none, so a new database
+//! overrides only where it differs, in its own crate, and never edits the compiler.
 
-/// A SQL dialect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// PostgreSQL: `"ident"`, `$1`, `ILIKE`, `NULLS LAST`, `RETURNING`.
-    Postgres,
-    /// MySQL and MariaDB: `` `ident` ``, `?`, case-insensitive collations, no `NULLS LAST`.
-    MySql,
-    /// SQLite: `"ident"`, `?`, `NULLS LAST`, `RETURNING`.
-    Sqlite,
-    /// SQL Server: `[ident]`, `@P1`, `OFFSET … FETCH`, `OUTPUT INSERTED.*`.
-    Mssql,
+use std::fmt::Debug;
+use std::time::Duration;
+
+use manifold_core::filter::{FieldRef, LikePattern};
+use manifold_core::value::Value;
+
+use crate::SqlBuilder;
+use crate::compile;
+use crate::lock::{KeyLock, SessionLock};
+
+/// Where a statement names the columns it returns after an `INSERT` or `UPDATE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returning {
+    /// `… RETURNING "a", "b"` at the end (PostgreSQL, SQLite, MariaDB).
+    Clause,
+    /// `… OUTPUT INSERTED.[a], INSERTED.[b]` before `VALUES`/`WHERE` (SQL Server).
+    OutputInserted,
 }
 
-impl Dialect {
-    /// Appends `ident` quoted, doubling any quote character inside it.
-    pub fn quote_into(self, ident: &str, out: &mut String) {
-        let (open, close) = match self {
-            Dialect::Postgres | Dialect::Sqlite => ('"', '"'),
-            Dialect::MySql => ('`', '`'),
-            Dialect::Mssql => ('[', ']'),
-        };
+/// One SQL database's spelling of what the compiler writes.
+///
+/// Implementations are unit structs in their connector's crate (`PostgresDialect`,
+/// `SqliteDialect`, …), passed around as `&'static dyn Dialect`.
+pub trait Dialect: Debug + Send + Sync + 'static {
+    /// The OpenTelemetry `db.system.name` of the database (`postgresql`, `sqlite`, …).
+    fn system_name(&self) -> &'static str;
+
+    /// Appends the placeholder of the `n`-th (1-based) parameter (`$1`, `?`, `@P1`).
+    fn placeholder_into(&self, n: usize, out: &mut String);
+
+    /// The statements that hold an exclusive lock on `key` around one transaction,
+    /// waiting at most `wait` where the database takes a wait (zero: no limit of its own).
+    /// What `firstOrCreate` and `updateOrCreate` run under, so they have no default.
+    fn key_lock(&self, key: &str, wait: Duration) -> KeyLock;
+
+    /// The same lock held by a session across transactions (the main database's
+    /// migrations), or `None` where the database needs none.
+    fn session_lock(&self, _key: &str, _wait: Duration) -> Option<SessionLock> {
+        None
+    }
+
+    /// The characters that open and close a quoted identifier.
+    fn identifier_quotes(&self) -> (char, char) {
+        ('"', '"')
+    }
+
+    /// Appends `ident` quoted, doubling any closing quote character inside it.
+    fn quote_into(&self, ident: &str, out: &mut String) {
+        let (open, close) = self.identifier_quotes();
         out.push(open);
         for c in ident.chars() {
             if c == close {
@@ -31,73 +66,134 @@ impl Dialect {
         out.push(close);
     }
 
-    /// Appends the placeholder of the `n`-th (1-based) parameter.
-    pub fn placeholder_into(self, n: usize, out: &mut String) {
-        use std::fmt::Write as _;
-        let _ = match self {
-            Dialect::Postgres => write!(out, "${n}"),
-            Dialect::MySql | Dialect::Sqlite => {
-                out.push('?');
-                Ok(())
-            }
-            Dialect::Mssql => write!(out, "@P{n}"),
+    /// The most parameters one statement may carry (very long `IN` lists are chunked
+    /// below this anyway). The default is SQLite's limit.
+    fn max_params(&self) -> usize {
+        32_000
+    }
+
+    /// The aggregate that counts rows.
+    fn count_function(&self) -> &'static str {
+        "COUNT"
+    }
+
+    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends
+    /// (empty where the database locks otherwise).
+    fn row_lock(&self) -> &'static str {
+        " FOR UPDATE"
+    }
+
+    /// What follows the column list of an `INSERT` that sets no column.
+    fn insert_defaults(&self) -> &'static str {
+        " DEFAULT VALUES"
+    }
+
+    /// Where written rows are returned.
+    fn returning(&self) -> Returning {
+        Returning::Clause
+    }
+
+    /// The type a non-text column is cast to before text is matched against it.
+    fn text_type(&self) -> &'static str {
+        "TEXT"
+    }
+
+    /// The `LIKE` operator that matches case-insensitively. The default, plain `LIKE`,
+    /// suits databases whose default collation ignores case.
+    fn case_insensitive_like(&self) -> &'static str {
+        "LIKE"
+    }
+
+    /// The `ESCAPE` clause for the backslash-escaped patterns the compiler writes.
+    fn like_escape_clause(&self) -> &'static str {
+        " ESCAPE '\\'"
+    }
+
+    /// Whether `c` means something in a `LIKE` pattern and must be escaped to match
+    /// itself.
+    fn like_special(&self, c: char) -> bool {
+        matches!(c, '%' | '_' | '\\')
+    }
+
+    /// `f`'s column as compared for equality and order.
+    fn compared(&self, b: &mut SqlBuilder, f: &FieldRef) {
+        b.field(f);
+    }
+
+    /// A value `v` compared with `f`.
+    fn operand(&self, b: &mut SqlBuilder, f: &FieldRef, v: &Value) {
+        let _ = f;
+        b.bind(v.clone());
+    }
+
+    /// `f IN (…)` or, `negated`, `f NOT IN (…)`, with `values` non-empty.
+    fn in_list(&self, b: &mut SqlBuilder, f: &FieldRef, values: &[Value], negated: bool) {
+        compile::in_list_chunked(b, f, values, negated);
+    }
+
+    /// `f` against a client's `$like` `pattern`, matching case exactly unless
+    /// `case_insensitive`. The default is `LIKE`, or
+    /// [`case_insensitive_like`](Self::case_insensitive_like), on `f` as text.
+    fn like(
+        &self,
+        b: &mut SqlBuilder,
+        f: &FieldRef,
+        pattern: &LikePattern,
+        case_insensitive: bool,
+        negated: bool,
+    ) {
+        compile::text_column(b, f);
+        let op = if case_insensitive {
+            self.case_insensitive_like()
+        } else {
+            "LIKE"
         };
+        compile::like_operand(b, pattern, op, false, negated);
     }
 
-    /// The most parameters one statement may carry (SQL Server allows 2,100; the others
-    /// far more, but very long IN lists are chunked anyway).
-    pub fn max_params(self) -> usize {
-        match self {
-            Dialect::Mssql => 2000,
-            Dialect::Sqlite => 32_000,
-            Dialect::Postgres | Dialect::MySql => 60_000,
+    /// A sort key on a column that may be NULL, NULLs last in both directions.
+    fn order_nulls_last(&self, b: &mut SqlBuilder, f: &FieldRef, descending: bool) {
+        b.field(f)
+            .push(if descending { " DESC" } else { " ASC" })
+            .push(" NULLS LAST");
+    }
+
+    /// What `LIMIT` takes for "no limit", for an `OFFSET` without one.
+    fn unbounded_limit(&self) -> &'static str {
+        "18446744073709551615"
+    }
+
+    /// The page: at most `limit` rows after skipping `offset` (at least one is given);
+    /// `ordered` says whether the statement has an `ORDER BY`.
+    fn page(&self, b: &mut SqlBuilder, limit: Option<u64>, offset: Option<u64>, ordered: bool) {
+        let _ = ordered;
+        b.push(" LIMIT ");
+        match limit {
+            Some(n) => b.push_u64(n),
+            None => b.push(self.unbounded_limit()),
+        };
+        if let Some(offset) = offset {
+            b.push(" OFFSET ").push_u64(offset);
         }
     }
 
-    /// The `LIKE` operator that matches case-insensitively here.
-    pub(crate) fn ilike(self) -> &'static str {
-        match self {
-            Dialect::Postgres => "ILIKE",
-            // SQLite's LIKE is case-insensitive for ASCII; MySQL's and SQL Server's follow
-            // the column collation, case-insensitive by default.
-            Dialect::Sqlite | Dialect::MySql | Dialect::Mssql => "LIKE",
-        }
+    /// The table-valued function that lists a JSON array's elements as rows of `value`.
+    fn json_elements_function(&self) -> &'static str {
+        "json_each"
     }
 
-    /// The `ESCAPE` clause for our backslash-escaped patterns (MySQL's default escape is
-    /// already the backslash, and spelling it would need a doubled backslash there).
-    pub(crate) fn like_escape(self) -> &'static str {
-        match self {
-            Dialect::MySql => "",
-            _ => " ESCAPE '\\'",
-        }
+    /// The length of the JSON array in `f`, 0 for NULL.
+    fn array_length(&self, b: &mut SqlBuilder, f: &FieldRef) {
+        b.push("COALESCE(json_array_length(").field(f).push("), 0)");
     }
 
-    /// The aggregate that counts rows: SQL Server's `COUNT` overflows past 2^31 - 1 rows,
-    /// so it counts with `COUNT_BIG`.
-    pub(crate) fn count_function(self) -> &'static str {
-        match self {
-            Dialect::Mssql => "COUNT_BIG",
-            Dialect::Postgres | Dialect::MySql | Dialect::Sqlite => "COUNT",
-        }
+    /// The JSON array in `f` holds at least one of `values` (non-empty).
+    fn array_any(&self, b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+        compile::array_any_by_elements(b, f, values);
     }
 
-    /// What a `SELECT` ends with to lock the rows it reads until the transaction ends.
-    /// SQLite has no row locks (a writing transaction locks the database), and SQL Server
-    /// locks through table hints, which no statement here needs.
-    pub(crate) fn row_lock(self) -> &'static str {
-        match self {
-            Dialect::Postgres | Dialect::MySql => " FOR UPDATE",
-            Dialect::Sqlite | Dialect::Mssql => "",
-        }
-    }
-
-    /// The type to cast a non-text column to before matching text against it.
-    pub(crate) fn text_type(self) -> &'static str {
-        match self {
-            Dialect::Postgres | Dialect::Sqlite => "TEXT",
-            Dialect::MySql => "CHAR",
-            Dialect::Mssql => "NVARCHAR(MAX)",
-        }
+    /// The JSON array in `f` holds exactly the set `values`.
+    fn array_set(&self, b: &mut SqlBuilder, f: &FieldRef, values: &[Value]) {
+        compile::array_set_by_elements(b, f, values);
     }
 }

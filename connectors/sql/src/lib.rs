@@ -1,5 +1,6 @@
 //! SQL shared by every SQL connector: one compiler from Manifold's [`FindOptions`], filters
-//! and writes to parameterised SQL, with a [`Dialect`] for each database.
+//! and writes to parameterised SQL. Each connector implements [`Dialect`] for its
+//! database in its own crate; this crate names no database.
 //!
 //! Values only ever enter a statement through [`SqlBuilder::bind`]; identifiers only come
 //! from the introspected schema and are always quoted.
@@ -18,4 +19,4 @@ pub mod pool;
 pub mod sqlx_repository;
 
 pub use builder::{Sql, SqlBuilder};
-pub use dialect::Dialect;
+pub use dialect::{Dialect, Returning};

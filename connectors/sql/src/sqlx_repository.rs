@@ -30,7 +30,7 @@ pub trait SqlxDriver: Send + Sync + 'static {
     type Db: Database;
 
     /// The SQL dialect.
-    const DIALECT: Dialect;
+    const DIALECT: &'static dyn Dialect;
 
     /// Whether `INSERT`/`UPDATE … RETURNING` is available (MySQL has neither).
     const RETURNING: bool;
@@ -86,13 +86,8 @@ pub struct SqlxRepository<D: SqlxDriver> {
 }
 
 /// The `db.system.name` a dialect implies when the connector gave no [`DbTarget`].
-fn default_target(dialect: Dialect) -> Arc<DbTarget> {
-    Arc::new(DbTarget::new(match dialect {
-        Dialect::Sqlite => "sqlite",
-        Dialect::Postgres => "postgresql",
-        Dialect::MySql => "mysql",
-        Dialect::Mssql => "microsoft.sql_server",
-    }))
+fn default_target(dialect: &dyn Dialect) -> Arc<DbTarget> {
+    Arc::new(DbTarget::new(dialect.system_name()))
 }
 
 impl<D: SqlxDriver> SqlxRepository<D> {
@@ -301,10 +296,10 @@ where
     }
 
     /// Begins a transaction that holds an exclusive lock on `key` until it ends (see
-    /// [`crate::lock::key_lock`]), waiting at most `wait` for it where the database takes
+    /// [`Dialect::key_lock`]), waiting at most `wait` for it where the database takes
     /// a wait. A lock not granted in time is a timeout (504).
     pub async fn begin_locked(pool: &SharedPool<D::Db>, key: &str, wait: Duration) -> Result<Self> {
-        let lock = crate::lock::key_lock(D::DIALECT, key, wait);
+        let lock = D::DIALECT.key_lock(key, wait);
         let mut unit = UnitConnection::of::<D>(pool).await?;
         if let Some(take) = &lock.before_begin {
             // Set first: if the wait is abandoned, the lock may still be granted later.

@@ -6,9 +6,21 @@ use manifold_core::params::Params;
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{WriteFilter, WriteKind, WriteValues};
 use manifold_core::schema::{Collection, Field, FieldType, TableName};
+use manifold_mssql::MssqlDialect;
+use manifold_mysql::MySqlDialect;
+use manifold_postgres::PostgresDialect;
 use manifold_sql::{Dialect, compile};
+use manifold_sqlite::SqliteDialect;
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
+
+/// Every SQL connector's dialect.
+const DIALECTS: [&dyn Dialect; 4] = [
+    &PostgresDialect,
+    &MySqlDialect,
+    &SqliteDialect,
+    &MssqlDialect,
+];
 
 /// Every hostile string carries this marker; it must never appear in SQL text.
 const MARK: &str = "Zq9x";
@@ -99,7 +111,7 @@ proptest! {
             "values",
         )
         .expect("valid values");
-        for dialect in [Dialect::Postgres, Dialect::MySql, Dialect::Sqlite, Dialect::Mssql] {
+        for dialect in DIALECTS {
             for sql in [
                 compile::select(dialect, &c, &options),
                 compile::count(dialect, &c, parsed.as_ref()),
@@ -148,12 +160,43 @@ fn a_json_filter_value_is_bound_too() {
         filter: parsed,
         ..FindOptions::default()
     };
-    for dialect in [
-        Dialect::Postgres,
-        Dialect::MySql,
-        Dialect::Sqlite,
-        Dialect::Mssql,
-    ] {
+    for dialect in DIALECTS {
         assert!(!compile::select(dialect, &c, &options).text.contains(MARK));
     }
+}
+
+#[test]
+fn lock_keys_are_bound_never_written_into_the_text() {
+    let key = "posts'; DROP TABLE posts; --";
+    for dialect in DIALECTS {
+        let lock = dialect.key_lock(key, std::time::Duration::from_secs(3));
+        for sql in [&lock.before_begin, &lock.after_begin, &lock.release]
+            .into_iter()
+            .flatten()
+        {
+            assert!(!sql.text.contains("DROP"), "{dialect:?}: {}", sql.text);
+        }
+        if let Some(lock) = dialect.session_lock(key, std::time::Duration::from_secs(2)) {
+            for sql in [&lock.acquire, &lock.release] {
+                assert!(!sql.text.contains("DROP"), "{dialect:?}: {}", sql.text);
+            }
+            assert_eq!(lock.acquire.params[0], lock.release.params[0]);
+        }
+    }
+    // The databases that serve as the main one have a session lock for its migrations.
+    assert!(
+        PostgresDialect
+            .session_lock(key, std::time::Duration::ZERO)
+            .is_some()
+    );
+    assert!(
+        MySqlDialect
+            .session_lock(key, std::time::Duration::ZERO)
+            .is_some()
+    );
+    assert!(
+        SqliteDialect
+            .session_lock(key, std::time::Duration::ZERO)
+            .is_none()
+    );
 }

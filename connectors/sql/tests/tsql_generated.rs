@@ -8,7 +8,8 @@ use manifold_core::query::FindOptions;
 use manifold_core::repository::WriteValues;
 use manifold_core::schema::{Collection, Field, FieldType, TableName};
 use manifold_core::value::Value;
-use manifold_sql::{Dialect, Sql, compile};
+use manifold_mssql::MssqlDialect;
+use manifold_sql::{Sql, compile};
 use serde_json::{Value as Json, json};
 use sqlparser::dialect::MsSqlDialect;
 use sqlparser::parser::Parser;
@@ -65,7 +66,7 @@ fn assert_tsql(sql: &Sql) {
 fn a_page_is_offset_fetch_after_an_order_by() {
     let c = orders();
     let sql = compile::select(
-        Dialect::Mssql,
+        &MssqlDialect,
         &c,
         &find(
             json!({"total": {"$gt": "10.5"}}),
@@ -88,7 +89,7 @@ fn a_page_is_offset_fetch_after_an_order_by() {
     // Without a sort there is still an ORDER BY, which OFFSET … FETCH requires.
     let mut unsorted = find(json!({}), json!({}), Some(5), None);
     unsorted.sort.clear();
-    let sql = compile::select(Dialect::Mssql, &c, &unsorted);
+    let sql = compile::select(&MssqlDialect, &c, &unsorted);
     assert!(
         sql.text
             .ends_with("ORDER BY (SELECT NULL) OFFSET 0 ROWS FETCH NEXT 5 ROWS ONLY"),
@@ -104,7 +105,7 @@ fn writes_return_rows_with_output_inserted() {
     let all: Vec<FieldRef> = c.fields().iter().map(FieldRef::new).collect();
     let customer = FieldRef::new(c.field("customer").expect("customer"));
     let values = WriteValues(vec![(customer, Value::Text("Ann".into()))]);
-    let insert = compile::insert(Dialect::Mssql, &c, &values, Some(&all));
+    let insert = compile::insert(&MssqlDialect, &c, &values, Some(&all));
     assert_eq!(
         insert.text,
         "INSERT INTO [sales].[orders] ([customer]) OUTPUT INSERTED.[id], INSERTED.[customer], \
@@ -112,23 +113,17 @@ fn writes_return_rows_with_output_inserted() {
     );
     assert_tsql(&insert);
     let filter = parse_filter(&c, &json!({"id": 3})).expect("valid");
-    let update = compile::update(
-        Dialect::Mssql,
-        &c,
-        &values,
-        filter.as_ref(),
-        Some(&all[..2]),
-    );
+    let update = compile::update(&MssqlDialect, &c, &values, filter.as_ref(), Some(&all[..2]));
     assert_eq!(
         update.text,
         "UPDATE [sales].[orders] SET [customer] = @P1 OUTPUT INSERTED.[id], INSERTED.[customer] WHERE [id] = @P2"
     );
     assert_tsql(&update);
-    let delete = compile::delete(Dialect::Mssql, &c, filter.as_ref());
+    let delete = compile::delete(&MssqlDialect, &c, filter.as_ref());
     assert_eq!(delete.text, "DELETE FROM [sales].[orders] WHERE [id] = @P1");
     assert_tsql(&delete);
     assert_tsql(&compile::insert(
-        Dialect::Mssql,
+        &MssqlDialect,
         &c,
         &WriteValues::default(),
         None,
@@ -181,9 +176,9 @@ fn every_operator_compiles_to_parseable_tsql() {
             Some(0),
         );
         for sql in [
-            compile::select(Dialect::Mssql, &c, &options),
-            compile::count(Dialect::Mssql, &c, options.filter.as_ref()),
-            compile::delete(Dialect::Mssql, &c, options.filter.as_ref()),
+            compile::select(&MssqlDialect, &c, &options),
+            compile::count(&MssqlDialect, &c, options.filter.as_ref()),
+            compile::delete(&MssqlDialect, &c, options.filter.as_ref()),
         ] {
             assert_tsql(&sql);
             assert!(
@@ -199,7 +194,7 @@ fn every_operator_compiles_to_parseable_tsql() {
 fn like_operands_escape_brackets_for_sql_server() {
     let c = orders();
     let sql = compile::select(
-        Dialect::Mssql,
+        &MssqlDialect,
         &c,
         &find(
             json!({"customer": {"$includes": "[a]%"}}),
@@ -220,7 +215,7 @@ fn like_operands_escape_brackets_for_sql_server() {
 fn like_patterns_compare_under_a_binary_collation_in_tsql() {
     let c = orders();
     let tsql = |filter: Json| {
-        let sql = compile::select(Dialect::Mssql, &c, &find(filter, json!({}), None, None));
+        let sql = compile::select(&MssqlDialect, &c, &find(filter, json!({}), None, None));
         assert_tsql(&sql);
         sql
     };
@@ -250,7 +245,7 @@ fn a_long_in_list_is_one_json_parameter_on_sql_server() {
     let c = orders();
     let ids: Vec<i64> = (1..=5000).collect();
     let options = find(json!({"id": {"$in": ids}}), json!({}), Some(10), None);
-    let sql = compile::select(Dialect::Mssql, &c, &options);
+    let sql = compile::select(&MssqlDialect, &c, &options);
     assert!(
         sql.text
             .contains("WHERE [id] IN (SELECT CAST([value] AS BIGINT) FROM OPENJSON(@P1))"),
@@ -265,7 +260,7 @@ fn a_long_in_list_is_one_json_parameter_on_sql_server() {
         None,
         None,
     );
-    let sql = compile::select(Dialect::Mssql, &c, &options);
+    let sql = compile::select(&MssqlDialect, &c, &options);
     assert!(
         sql.text.contains(
             "[customer] NOT IN (SELECT CAST([value] AS NVARCHAR(4000)) FROM OPENJSON(@P1))"
@@ -276,7 +271,7 @@ fn a_long_in_list_is_one_json_parameter_on_sql_server() {
     assert_tsql(&sql);
     // Short lists keep one parameter per value, which SQL Server plans best.
     let short = compile::select(
-        Dialect::Mssql,
+        &MssqlDialect,
         &c,
         &find(json!({"id": {"$in": [1, 2, 3]}}), json!({}), None, None),
     );
@@ -372,7 +367,7 @@ fn association_filters_are_one_correlated_exists_and_sorts_join_to_one() {
     )
     .expect("valid filter");
     o.limit = Some(20);
-    let sql = compile::select(Dialect::Mssql, &orders, &o);
+    let sql = compile::select(&MssqlDialect, &orders, &o);
     assert_eq!(
         sql.text,
         "SELECT [orders].[id], [orders].[customerId], [orders].[total] FROM [sales].[orders] \
@@ -388,8 +383,8 @@ fn association_filters_are_one_correlated_exists_and_sorts_join_to_one() {
     assert_tsql(&sql);
     let filter = o.filter.as_ref();
     for sql in [
-        compile::count(Dialect::Mssql, &orders, filter),
-        compile::delete(Dialect::Mssql, &orders, filter),
+        compile::count(&MssqlDialect, &orders, filter),
+        compile::delete(&MssqlDialect, &orders, filter),
     ] {
         assert!(
             sql.text

@@ -23,7 +23,7 @@ pub struct SqliteDriver;
 
 impl manifold_sql::sqlx_repository::SqlxDriver for SqliteDriver {
     type Db = Sqlite;
-    const DIALECT: manifold_sql::Dialect = manifold_sql::Dialect::Sqlite;
+    const DIALECT: &'static dyn manifold_sql::Dialect = &crate::SqliteDialect;
     const RETURNING: bool = true;
 
     fn prepare(sql: &manifold_sql::Sql) -> SqliteQuery<'static> {

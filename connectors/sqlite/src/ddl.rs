@@ -63,8 +63,8 @@ fn literal(value: &Value) -> String {
 pub struct SqliteColumns;
 
 impl ColumnWriter for SqliteColumns {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
+    fn dialect(&self) -> &'static dyn Dialect {
+        &crate::SqliteDialect
     }
 
     fn id_column(&self) -> String {
@@ -73,7 +73,7 @@ impl ColumnWriter for SqliteColumns {
 
     fn column(&self, field: &FieldDefinition, inline_key: bool) -> Result<String> {
         Ok(standard_column(
-            Dialect::Sqlite,
+            &crate::SqliteDialect,
             field,
             inline_key,
             &declared_type(field),

@@ -3,6 +3,7 @@
 
 mod codec;
 pub mod ddl;
+mod dialect;
 mod error;
 pub mod introspect;
 
@@ -21,6 +22,7 @@ use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool};
 
+pub use dialect::SqliteDialect;
 pub use error::map_sqlx;
 
 /// The SQLite repository: the shared sqlx repository with the SQLite driver.
@@ -147,7 +149,7 @@ impl Connector for SqliteConnector {
 
     async fn drop_collection(&self, collection: &Collection) -> Result<()> {
         let text = manifold_sql::ddl::drop_table(
-            manifold_sql::Dialect::Sqlite,
+            &crate::SqliteDialect,
             collection.table(),
             collection.is_view,
         );

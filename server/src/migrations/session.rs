@@ -71,11 +71,11 @@ impl Ddl {
         }
     }
 
-    fn dialect(&self) -> Dialect {
+    fn dialect(&self) -> &'static dyn Dialect {
         match self {
-            Self::Sqlite => Dialect::Sqlite,
-            Self::Postgres { .. } => Dialect::Postgres,
-            Self::MySql => Dialect::MySql,
+            Self::Sqlite => &manifold_sqlite::SqliteDialect,
+            Self::Postgres { .. } => &manifold_postgres::PostgresDialect,
+            Self::MySql => &manifold_mysql::MySqlDialect,
         }
     }
 
@@ -228,7 +228,7 @@ impl Session {
     /// SQLite).
     pub async fn lock(&mut self, wait: Duration) -> std::result::Result<(), MigrationError> {
         let key = format!("manifold migrations {}", self.scope);
-        let Some(lock) = manifold_sql::lock::session_lock(self.ddl.dialect(), &key, wait) else {
+        let Some(lock) = self.ddl.dialect().session_lock(&key, wait) else {
             return Ok(());
         };
         let granted: Option<i64> = match &mut self.link {
@@ -263,7 +263,7 @@ impl Session {
     /// early, which releases the lock as well.
     pub async fn release(self) {
         let key = format!("manifold migrations {}", self.scope);
-        let lock = manifold_sql::lock::session_lock(self.ddl.dialect(), &key, Duration::ZERO)
+        let lock = self.ddl.dialect().session_lock(&key, Duration::ZERO)
             .filter(|_| self.locked);
         let closed = match self.link {
             Link::Sqlite { connection, .. } => connection.close().await,
