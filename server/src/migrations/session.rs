@@ -263,7 +263,10 @@ impl Session {
     /// early, which releases the lock as well.
     pub async fn release(self) {
         let key = format!("manifold migrations {}", self.scope);
-        let lock = self.ddl.dialect().session_lock(&key, Duration::ZERO)
+        let lock = self
+            .ddl
+            .dialect()
+            .session_lock(&key, Duration::ZERO)
             .filter(|_| self.locked);
         let closed = match self.link {
             Link::Sqlite { connection, .. } => connection.close().await,
