@@ -1,9 +1,10 @@
 //! The statements the shared compiler writes, in each connector's dialect.
 
-use manifold_core::filter::FieldRef;
+use manifold_core::filter::{FieldRef, parse_filter};
+use manifold_core::params::Params;
 use manifold_core::query::FindOptions;
 use manifold_core::repository::WriteValues;
-use manifold_core::schema::{Collection, FieldType};
+use manifold_core::schema::{Collection, Field, FieldType, TableName};
 use manifold_core::value::Value;
 use manifold_mssql::MssqlDialect;
 use manifold_mysql::MySqlDialect;
@@ -11,10 +12,6 @@ use manifold_postgres::PostgresDialect;
 use manifold_sql::Dialect;
 use manifold_sql::compile::*;
 use manifold_sqlite::SqliteDialect;
-
-use manifold_core::filter::parse_filter;
-use manifold_core::params::Params;
-use manifold_core::schema::{Field, TableName};
 use serde_json::json;
 
 fn posts() -> Collection {
@@ -252,4 +249,27 @@ fn inserts_return_rows_in_each_dialect() {
         insert(&MySqlDialect, &c, &WriteValues::default(), None).text,
         "INSERT INTO `posts` () VALUES ()"
     );
+}
+
+/// The example of docs/architecture.md ("A SQL connector on sqlx"), which shows this
+/// function's middle lines and the text they give.
+#[test]
+fn the_architecture_pages_example_gives_the_text_it_shows() -> manifold_core::Result<()> {
+    let mut fields = posts().fields().to_vec();
+    fields.push(Field::new("createdAt", FieldType::DateTime));
+    fields.push(Field::new("updatedAt", FieldType::DateTime));
+    let collection = &Collection::new("posts", TableName::new("posts"), fields)?;
+
+    let mut options = FindOptions::from_params(collection, &manifold_core::Params::default())?;
+    options.filter = parse_filter(collection, &json!({"id": {"$in": [1, 2]}}))?;
+    options.limit = Some(20);
+    let sql = manifold_sql::compile::select(&PostgresDialect, collection, &options);
+
+    assert_eq!(
+        sql.text,
+        "SELECT \"id\", \"title\", \"score\", \"createdAt\", \"updatedAt\" FROM \"posts\" \
+         WHERE \"id\" IN ($1, $2) ORDER BY \"id\" ASC LIMIT 20"
+    );
+    assert_eq!(sql.params, vec![Value::Int(1), Value::Int(2)]);
+    Ok(())
 }
