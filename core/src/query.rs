@@ -38,12 +38,12 @@ impl FindOptions {
     /// Unknown names are a 400 that names them. `filter` and the window are set by the
     /// caller, which knows about `filterByTk` and pagination.
     pub fn from_params(collection: &Collection, params: &Params) -> Result<Self> {
-        Self::from_params_with(collection, params, &NoCollections)
+        Self::from_params_across(collection, params, &NoCollections)
     }
 
     /// [`FindOptions::from_params`] where sort keys may cross to-one associations
     /// (`sort=author.name`) into the collections `lookup` finds.
-    pub fn from_params_with(
+    pub fn from_params_across(
         collection: &Collection,
         params: &Params,
         lookup: &dyn CollectionLookup,
@@ -61,7 +61,7 @@ impl FindOptions {
         Self::with_projection(collection, fields.as_deref(), &except, params, lookup)
     }
 
-    /// [`FindOptions::from_params_with`] with `fields` and `except` given rather than read
+    /// [`FindOptions::from_params_across`] with `fields` and `except` given rather than read
     /// from `params` (which still give the sort): the root's own part of a projection that
     /// also names relations.
     pub fn with_projection(
@@ -73,7 +73,7 @@ impl FindOptions {
     ) -> Result<Self> {
         let mut options = Self {
             fields: projection(collection, fields, except)?,
-            sort: parse_sort_with(
+            sort: parse_sort_across(
                 collection,
                 params.list("sort")?.as_deref().unwrap_or(&[]),
                 lookup,
@@ -130,12 +130,12 @@ fn projection(
 
 /// Parses `sort` items (`title`, `-createdAt`) against `collection`.
 pub fn parse_sort(collection: &Collection, items: &[String]) -> Result<Vec<SortKey>> {
-    parse_sort_with(collection, items, &NoCollections)
+    parse_sort_across(collection, items, &NoCollections)
 }
 
 /// [`parse_sort`] where an item may name a field of a to-one association
 /// (`author.name`), found through `lookup`.
-pub fn parse_sort_with(
+pub fn parse_sort_across(
     collection: &Collection,
     items: &[String],
     lookup: &dyn CollectionLookup,

@@ -3,14 +3,14 @@
 //!
 //! Spans are plain `tracing` spans whose field names follow the OpenTelemetry semantic
 //! conventions; the service decides whether anything records them. With no subscriber
-//! interested, [`DbTarget::span`] returns a disabled span and formats nothing.
+//! interested, [`DbAttributes::span`] returns a disabled span and formats nothing.
 
 use tracing::field::Empty;
 
 /// The database a repository runs statements on: the `db.*` and `server.*` attributes of
 /// its spans. Built once when the connector opens; never holds a URL or a password.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DbTarget {
+pub struct DbAttributes {
     /// `db.system.name`: `sqlite`, `postgresql`, `mysql`, `mariadb`,
     /// `microsoft.sql_server` or `mongodb`.
     pub system: &'static str,
@@ -22,7 +22,7 @@ pub struct DbTarget {
     pub server_port: Option<u16>,
 }
 
-impl DbTarget {
+impl DbAttributes {
     /// A target of `system` with nothing else known.
     pub fn new(system: &'static str) -> Self {
         Self {
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn a_span_without_subscriber_is_disabled_and_renders_no_query() {
-        let target = DbTarget::new("sqlite").namespace("main");
+        let target = DbAttributes::new("sqlite").namespace("main");
         let span = target.span("SELECT", "posts", || {
             unreachable!("the query text is rendered only for a recorded span")
         });

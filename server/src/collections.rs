@@ -9,15 +9,19 @@ use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSource, Error, Result};
 
 use crate::changes::{Change, ChangeFeed, kinds};
-use crate::metadata::MetadataStore;
+use crate::declarations::DeclarationStore;
 use crate::relation_fields;
 use serde_json::Value as Json;
 
 /// Defines `collections:list|get|create|update|destroy` on `source`; options and
-/// relation fields are kept in `metadata`, and every change is published on `changes`.
-pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>, changes: &Arc<ChangeFeed>) {
+/// relation fields are kept in `declarations`, and every change is published on `changes`.
+pub fn define(
+    source: &DataSource,
+    declarations: &Arc<DeclarationStore>,
+    changes: &Arc<ChangeFeed>,
+) {
     let stores = Stores {
-        metadata: metadata.clone(),
+        declarations: declarations.clone(),
         changes: changes.clone(),
     };
     let mut resource = ResourceDefinition::new("collections")
@@ -39,7 +43,7 @@ pub fn define(source: &DataSource, metadata: &Arc<MetadataStore>, changes: &Arc<
 /// Where the actions that change collections keep and announce what they did.
 #[derive(Clone)]
 struct Stores {
-    metadata: Arc<MetadataStore>,
+    declarations: Arc<DeclarationStore>,
     changes: Arc<ChangeFeed>,
 }
 
@@ -112,7 +116,7 @@ fn values(ctx: &Context) -> Result<Json> {
         .unwrap_or(Json::Null))
 }
 
-/// The collection options kept as metadata rather than in the table itself.
+/// The collection options kept as declarations rather than in the table itself.
 const STORED_OPTIONS: &[&str] = &["simplePaginate"];
 
 struct Create(Stores);
@@ -134,9 +138,13 @@ impl Middleware for Create {
                 if let Err(e) = source.drop_collection(name).await {
                     tracing::warn!(collection = %name, "could not drop after a failed create: {e}");
                 }
-                let _ = self.0.metadata.forget_collection(source.key(), name).await;
+                let _ = self
+                    .0
+                    .declarations
+                    .forget_collection(source.key(), name)
+                    .await;
             }
-            let _ = self.0.metadata.apply(&source).await;
+            let _ = self.0.declarations.apply(&source).await;
         }
         ctx.body = Some(outcome?);
         self.0.changed(&source, &definition.name).await?;
@@ -161,7 +169,7 @@ impl Create {
         created.push(definition.name.clone());
         for declaration in &plan.declarations {
             self.0
-                .metadata
+                .declarations
                 .create_field(source, &definition.name, declaration)
                 .await?;
         }
@@ -172,7 +180,7 @@ impl Create {
         if !options.is_empty() || !plan.declarations.is_empty() {
             collection = self
                 .0
-                .metadata
+                .declarations
                 .update_collection(source, &definition.name, &Json::Object(options))
                 .await?;
         }
@@ -190,7 +198,7 @@ impl Middleware for Update {
         let source = source(ctx)?;
         ctx.body = Some(
             self.0
-                .metadata
+                .declarations
                 .update_collection(&source, &name, &values)
                 .await?,
         );
@@ -208,11 +216,11 @@ impl Middleware for Destroy {
         let source = source(ctx)?;
         source.drop_collection(&name).await?;
         self.0
-            .metadata
+            .declarations
             .forget_collection(source.key(), &name)
             .await?;
         // Declarations on other collections may have pointed at it.
-        self.0.metadata.apply(&source).await?;
+        self.0.declarations.apply(&source).await?;
         self.0.changed(&source, &name).await?;
         ctx.body = Some(Json::from(1));
         next.run(ctx).await

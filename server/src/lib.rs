@@ -8,9 +8,9 @@ pub mod collections;
 pub mod config;
 pub mod connection_budget;
 pub mod data_sources;
+pub mod declarations;
 pub mod http;
 pub mod main_db;
-pub mod metadata;
 pub mod migrations;
 pub mod relation_fields;
 pub mod telemetry;
@@ -82,12 +82,12 @@ impl<'a> AppBuilder<'a> {
             }
             manager.register_factory(factory);
         }
-        build_with(self.config, manager).await
+        assemble(self.config, manager).await
     }
 }
 
 /// [`AppBuilder::build`] once the connectors are registered.
-async fn build_with(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Result<Arc<App>> {
+async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Result<Arc<App>> {
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);
@@ -96,17 +96,17 @@ async fn build_with(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Re
     let (main, migrated) = open_main(config).await?;
     // Before any shared state is read: a change made meanwhile is then applied at start.
     let changes = changes::ChangeFeed::open(&main, config.change_feed_options()).await?;
-    let metadata = metadata::MetadataStore::open(&main).await?;
-    metadata.apply(&main).await?;
+    let declarations = declarations::DeclarationStore::open(&main).await?;
+    declarations.apply(&main).await?;
     // Every source answers `collections:*`; whether it can create or drop one is its
     // connector's to say (a MongoDB source can, so its first collection needs no other
     // client).
-    let collections_metadata = metadata.clone();
+    let collections_declarations = declarations.clone();
     let collections_changes = changes.clone();
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
-        collections::define(source, &collections_metadata, &collections_changes);
+        collections::define(source, &collections_declarations, &collections_changes);
     }));
-    let auth = auth::Auth::install(&manager, &main, &metadata, &config.auth, &changes).await?;
+    let auth = auth::Auth::install(&manager, &main, &declarations, &config.auth, &changes).await?;
     // The built-in rows are written: the next process to start may go.
     migrated.release().await;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
@@ -118,7 +118,7 @@ async fn build_with(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Re
         hosts,
         config.source_settings(),
         sqlite_sources_dir(config),
-        metadata,
+        declarations,
         changes.clone(),
     )
     .await?;

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use manifold_core::filter::{FilterContext, compare_records, matches, parse_filter_in};
+use manifold_core::filter::{FilterContext, compare_records, matches, parse_filter_in_context};
 use manifold_core::params::Params;
 use manifold_core::query::FindOptions;
 use manifold_core::repository::Record;
@@ -298,7 +298,7 @@ async fn fixture() -> Fixture {
 
 /// What the evaluator says `filter` and `sort` return.
 fn expected(f: &Fixture, filter: &Json, sort: &[String]) -> Vec<i64> {
-    let parsed = parse_filter_in(&f.collection, filter, &FilterContext::default())
+    let parsed = parse_filter_in_context(&f.collection, filter, &FilterContext::default())
         .expect("generated filters are valid");
     let params = Params::from_map(
         json!({ "sort": sort })

@@ -206,9 +206,9 @@ impl MongoOptions {
     /// The parsed connection string (credentials included), for the driver.
     /// The span attributes of this deployment: the database and the first host (never
     /// the connection string, which may carry a password).
-    pub(crate) fn db_target(&self) -> manifold_core::telemetry::DbTarget {
+    pub(crate) fn db_target(&self) -> manifold_core::telemetry::DbAttributes {
         let mut target =
-            manifold_core::telemetry::DbTarget::new("mongodb").namespace(&self.database);
+            manifold_core::telemetry::DbAttributes::new("mongodb").namespace(&self.database);
         match &self.connection.host_info {
             HostInfo::HostIdentifiers(hosts) => match hosts.first() {
                 Some(ServerAddress::Tcp { host, port }) => {

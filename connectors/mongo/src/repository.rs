@@ -83,7 +83,7 @@ pub(crate) struct Shared {
     /// Whether writes run in multi-document transactions.
     pub transactions: bool,
     /// What operation spans say about the deployment (namespace, first host).
-    pub target: manifold_core::telemetry::DbTarget,
+    pub target: manifold_core::telemetry::DbAttributes,
 }
 
 /// Reads and writes one collection.

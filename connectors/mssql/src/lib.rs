@@ -37,7 +37,7 @@ pub struct MssqlConnector {
     pool: Pool,
     schema: String,
     statement_timeout: Duration,
-    target: Arc<manifold_core::telemetry::DbTarget>,
+    target: Arc<manifold_core::telemetry::DbAttributes>,
 }
 
 impl MssqlConnector {
@@ -231,8 +231,8 @@ impl DataSourceFactory for MssqlFactory {
 
 /// The span attributes of a server: `database|schema` as OpenTelemetry names a SQL Server
 /// namespace, and the host and port of the address (never the connection string).
-fn db_target(options: &MssqlOptions) -> manifold_core::telemetry::DbTarget {
-    let mut target = manifold_core::telemetry::DbTarget::new(repository::SYSTEM).namespace(
+fn db_target(options: &MssqlOptions) -> manifold_core::telemetry::DbAttributes {
+    let mut target = manifold_core::telemetry::DbAttributes::new(repository::SYSTEM).namespace(
         match options.database() {
             Some(database) => format!("{database}|{}", options.schema),
             None => options.schema.clone(),

@@ -14,7 +14,7 @@ use manifold_core::filter::{FieldRef, Filter};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteValues};
 use manifold_core::schema::{Collection, FieldType};
-use manifold_core::telemetry::{DbTarget, error_type, record_error};
+use manifold_core::telemetry::{DbAttributes, error_type, record_error};
 use manifold_sql::{Sql, compile};
 
 use crate::dialect::MssqlDialect;
@@ -34,7 +34,7 @@ pub struct MssqlRepository {
     keys: Vec<FieldRef>,
     statement_timeout: Duration,
     /// What its statement spans say about the database.
-    target: Arc<DbTarget>,
+    target: Arc<DbAttributes>,
 }
 
 /// The statements the repository runs, exactly as sent (tests check them as T-SQL).
@@ -136,7 +136,7 @@ impl Lease<'_> {
 pub struct MssqlUnit {
     session: Arc<Mutex<Option<Session>>>,
     statement_timeout: Duration,
-    target: Arc<DbTarget>,
+    target: Arc<DbAttributes>,
 }
 
 impl MssqlUnit {
@@ -147,7 +147,7 @@ impl MssqlUnit {
         Ok(Self {
             session: Arc::new(Mutex::new(Some(session))),
             statement_timeout,
-            target: Arc::new(DbTarget::new(SYSTEM)),
+            target: Arc::new(DbAttributes::new(SYSTEM)),
         })
     }
 
@@ -177,7 +177,7 @@ impl MssqlUnit {
     }
 
     /// Names the database the spans of its repositories describe.
-    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+    pub fn on(mut self, target: Arc<DbAttributes>) -> Self {
         self.target = target;
         self
     }
@@ -239,13 +239,13 @@ impl MssqlRepository {
             Runner::Pool(pool),
             collection,
             statement_timeout,
-            Arc::new(DbTarget::new(SYSTEM)),
+            Arc::new(DbAttributes::new(SYSTEM)),
         )
     }
 
     /// Names the database its statement spans describe (namespace, server), as the
     /// connector learnt them when it opened.
-    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+    pub fn on(mut self, target: Arc<DbAttributes>) -> Self {
         self.target = target;
         self
     }
@@ -254,7 +254,7 @@ impl MssqlRepository {
         runner: Runner,
         collection: Arc<Collection>,
         statement_timeout: Duration,
-        target: Arc<DbTarget>,
+        target: Arc<DbAttributes>,
     ) -> Self {
         let visible = FieldRef::visible(&collection);
         let keys = collection.primary_key().map(FieldRef::new).collect();

@@ -113,7 +113,7 @@ async fn configure_session(
 pub struct MySqlConnector {
     pool: SharedPool<MySql>,
     flavor: ServerFlavor,
-    target: Arc<manifold_core::telemetry::DbTarget>,
+    target: Arc<manifold_core::telemetry::DbAttributes>,
     /// How long `begin_locked` waits for `GET_LOCK`: the statement timeout.
     lock_wait: Duration,
 }
@@ -186,7 +186,7 @@ impl MySqlConnector {
             ServerFlavor::MySql => "mysql",
             ServerFlavor::MariaDb => "mariadb",
         };
-        let target = manifold_core::telemetry::DbTarget::new(system)
+        let target = manifold_core::telemetry::DbAttributes::new(system)
             .namespace(options.database())
             .server(options.host(), options.port());
         Ok(Self {

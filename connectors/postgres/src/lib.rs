@@ -285,7 +285,7 @@ impl PostgresOptions {
 pub struct PostgresConnector {
     pool: SharedPool<Postgres>,
     schema: String,
-    target: Arc<manifold_core::telemetry::DbTarget>,
+    target: Arc<manifold_core::telemetry::DbAttributes>,
 }
 
 impl PostgresConnector {
@@ -379,7 +379,7 @@ impl PostgresConnector {
             options.database().unwrap_or(options.username()),
             options.schema
         );
-        let target = manifold_core::telemetry::DbTarget::new("postgresql")
+        let target = manifold_core::telemetry::DbAttributes::new("postgresql")
             .namespace(namespace)
             .server(options.host(), options.port());
         Ok(Self {

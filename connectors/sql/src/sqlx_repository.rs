@@ -13,7 +13,7 @@ use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, RecordBatches, Repository, WriteValues, in_batches};
 use manifold_core::schema::{Collection, FieldType};
-use manifold_core::telemetry::{DbTarget, record_error};
+use manifold_core::telemetry::{DbAttributes, record_error};
 use manifold_core::value::Value;
 use serde_json::Value as Json;
 use sqlx::{Database, Executor, SqlSafeStr};
@@ -81,13 +81,13 @@ pub struct SqlxRepository<D: SqlxDriver> {
     visible: Vec<FieldRef>,
     keys: Vec<FieldRef>,
     /// What its statement spans say about the database.
-    target: Arc<DbTarget>,
+    target: Arc<DbAttributes>,
     driver: PhantomData<D>,
 }
 
-/// The `db.system.name` a dialect implies when the connector gave no [`DbTarget`].
-fn default_target(dialect: &dyn Dialect) -> Arc<DbTarget> {
-    Arc::new(DbTarget::new(dialect.system_name()))
+/// The `db.system.name` a dialect implies when the connector gave no [`DbAttributes`].
+fn default_target(dialect: &dyn Dialect) -> Arc<DbAttributes> {
+    Arc::new(DbAttributes::new(dialect.system_name()))
 }
 
 impl<D: SqlxDriver> SqlxRepository<D> {
@@ -98,7 +98,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
 
     /// Names the database its statement spans describe (system, namespace, server), as
     /// the connector learnt them when it opened.
-    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+    pub fn on(mut self, target: Arc<DbAttributes>) -> Self {
         self.target = target;
         self
     }
@@ -106,7 +106,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
     fn with_runner(
         runner: Runner<D::Db>,
         collection: Arc<Collection>,
-        target: Arc<DbTarget>,
+        target: Arc<DbAttributes>,
     ) -> Self {
         let visible = FieldRef::visible(&collection);
         let keys = collection.primary_key().map(FieldRef::new).collect();
@@ -280,7 +280,7 @@ impl<DB: Database> Drop for UnitConnection<DB> {
 /// writes in.
 pub struct SqlxUnit<D: SqlxDriver> {
     connection: Arc<tokio::sync::Mutex<Option<UnitConnection<D::Db>>>>,
-    target: Arc<DbTarget>,
+    target: Arc<DbAttributes>,
 }
 
 impl<D: SqlxDriver> SqlxUnit<D>
@@ -341,7 +341,7 @@ where
     }
 
     /// Names the database the spans of its repositories describe.
-    pub fn on(mut self, target: Arc<DbTarget>) -> Self {
+    pub fn on(mut self, target: Arc<DbAttributes>) -> Self {
         self.target = target;
         self
     }

@@ -358,8 +358,8 @@ fn association_filters_are_one_correlated_exists_and_sorts_join_to_one() {
             .cloned()
             .unwrap_or_default(),
     );
-    let mut o = FindOptions::from_params_with(&orders, &params, &shop).expect("valid sort");
-    o.filter = manifold_core::filter::parse_filter_with(
+    let mut o = FindOptions::from_params_across(&orders, &params, &shop).expect("valid sort");
+    o.filter = manifold_core::filter::parse_filter_across(
         &orders,
         &json!({"lines.sku": {"$startsWith": "A"}, "total": {"$gt": 5}}),
         &Default::default(),

@@ -59,7 +59,7 @@ impl Default for SqlitePoolSettings {
 pub struct SqliteConnector {
     /// Never gated: a SQLite file serves one process.
     pool: SharedPool<Sqlite>,
-    target: Arc<manifold_core::telemetry::DbTarget>,
+    target: Arc<manifold_core::telemetry::DbAttributes>,
 }
 
 impl SqliteConnector {
@@ -86,7 +86,8 @@ impl SqliteConnector {
             .get_filename()
             .file_name()
             .map_or_else(|| ":memory:".into(), |f| f.to_string_lossy().into_owned());
-        let target = Arc::new(manifold_core::telemetry::DbTarget::new("sqlite").namespace(file));
+        let target =
+            Arc::new(manifold_core::telemetry::DbAttributes::new("sqlite").namespace(file));
         let pool = SqlitePoolOptions::new()
             // Each in-memory connection would be a separate empty database.
             .max_connections(if in_memory {

@@ -33,7 +33,8 @@ use crate::data_source::DataSource;
 use crate::error::{Error, Result};
 use crate::filter::{
     self, CollectionLookup, Condition, FieldRef, Filter, FilterContext, NoCollections,
-    OperatorSupport, Predicate, key_filter, key_filter_for, parse_filter_in, parse_filter_with,
+    OperatorSupport, Predicate, key_filter, key_filter_for, parse_filter_across,
+    parse_filter_in_context,
 };
 use crate::middleware::{Middleware, Next};
 use crate::params::Params;
@@ -261,7 +262,7 @@ impl ActionRequest {
         if filter.is_null() {
             return Ok(None);
         }
-        parse_filter_with(
+        parse_filter_across(
             self.collection(),
             filter,
             &self.filter_context.clone()?,
@@ -309,7 +310,11 @@ impl ActionRequest {
             }
             _ => {
                 return Ok((
-                    FindOptions::from_params_with(self.collection(), &self.params, self.lookup())?,
+                    FindOptions::from_params_across(
+                        self.collection(),
+                        &self.params,
+                        self.lookup(),
+                    )?,
                     None,
                 ));
             }

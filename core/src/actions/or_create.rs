@@ -14,7 +14,7 @@ fn lookup_filter(t: &ActionRequest) -> Result<Filter> {
         let value = values.get(&key).cloned().unwrap_or(Json::Null);
         lookup.insert(key, value);
     }
-    let lookup = parse_filter_in(
+    let lookup = parse_filter_in_context(
         t.collection(),
         &Json::Object(lookup),
         &t.filter_context.clone()?,

@@ -10,9 +10,9 @@ use crate::connection_share::{
     ConnectionBudget, ConnectionShare, SoleProcess, TOTAL_OPTION, declared_total,
 };
 use crate::connector::Connector;
+use crate::declarations::Declarations;
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareError, Placement};
-use crate::overlay::SchemaOverlay;
 
 /// A place a driver opens connections to, as the driver itself reads the options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,18 +189,18 @@ impl DataSourceManager {
         options: &Json,
         settings: DataSourceSettings,
     ) -> Result<Arc<DataSource>> {
-        self.build_with(key, kind, options, settings, SchemaOverlay::default())
+        self.build_declared(key, kind, options, settings, Declarations::default())
             .await
     }
 
     /// [`DataSourceManager::build`] with the users' declarations laid over the schema.
-    pub async fn build_with(
+    pub async fn build_declared(
         &self,
         key: &str,
         kind: &str,
         options: &Json,
         settings: DataSourceSettings,
-        overlay: SchemaOverlay,
+        declarations: Declarations,
     ) -> Result<Arc<DataSource>> {
         let factory = self.factory(kind)?;
         let connector = match declared_total(options)? {
@@ -210,7 +210,7 @@ impl DataSourceManager {
                 factory.connect_shared(options, share).await?
             }
         };
-        DataSource::load_with(key, kind, connector, Acl::open(), settings, overlay).await
+        DataSource::load_declared(key, kind, connector, Acl::open(), settings, declarations).await
     }
 
     /// Adds a loaded source, replacing (and then closing) any source with the same key.

@@ -5,11 +5,11 @@ use arc_swap::ArcSwap;
 
 use crate::acl::Acl;
 use crate::connector::{CollectionDefinition, Connector};
+use crate::declarations::Declarations;
 use crate::error::{Error, Result};
 use crate::filter::OperatorSupport;
 use crate::key_lock::KeyLocks;
 use crate::middleware::{Middleware, Placement};
-use crate::overlay::SchemaOverlay;
 use crate::repository::Repository;
 use crate::resource::ResourceManager;
 use crate::schema::Collection;
@@ -197,7 +197,7 @@ pub struct DataSource {
     /// Repository calls made so far (each read is one statement).
     statements: Arc<std::sync::atomic::AtomicU64>,
     /// What users declared on top of the introspected schema, laid over it on each refresh.
-    overlay: ArcSwap<SchemaOverlay>,
+    declarations: ArcSwap<Declarations>,
     /// In-process locks per key (see [`DataSource::key_locks`]).
     key_locks: KeyLocks,
     /// What the connector said it runs, asked once at load rather than per request.
@@ -236,25 +236,17 @@ impl DataSource {
         acl: Arc<Acl>,
         settings: DataSourceSettings,
     ) -> Result<Arc<Self>> {
-        Self::load_with(
-            key,
-            kind,
-            connector,
-            acl,
-            settings,
-            SchemaOverlay::default(),
-        )
-        .await
+        Self::load_declared(key, kind, connector, acl, settings, Declarations::default()).await
     }
 
     /// [`DataSource::load`] with the users' declarations laid over the schema.
-    pub async fn load_with(
+    pub async fn load_declared(
         key: impl Into<String>,
         kind: impl Into<String>,
         connector: Arc<dyn Connector>,
         acl: Arc<Acl>,
         settings: DataSourceSettings,
-        overlay: SchemaOverlay,
+        declarations: Declarations,
     ) -> Result<Arc<Self>> {
         let kind = kind.into();
         let operators = Arc::new(OperatorSupport::of(&kind, |op| {
@@ -271,7 +263,7 @@ impl DataSource {
             settings,
             schema_lock: tokio::sync::Mutex::new(()),
             statements: Arc::default(),
-            overlay: ArcSwap::from_pointee(overlay),
+            declarations: ArcSwap::from_pointee(declarations),
             key_locks: KeyLocks::default(),
         };
         source.install_built_in_middleware();
@@ -361,7 +353,7 @@ impl DataSource {
     pub async fn refresh(&self) -> Result<()> {
         let _guard = self.schema_lock.lock().await;
         let mut collections = self.connector.introspect().await?;
-        for problem in self.overlay.load().apply(&mut collections) {
+        for problem in self.declarations.load().apply(&mut collections) {
             tracing::warn!(data_source = %self.key, "declaration skipped: {problem}");
         }
         crate::associations::derive(&mut collections);
@@ -387,14 +379,14 @@ impl DataSource {
     }
 
     /// The users' declarations in force.
-    pub fn overlay(&self) -> Arc<SchemaOverlay> {
-        self.overlay.load_full()
+    pub fn declarations(&self) -> Arc<Declarations> {
+        self.declarations.load_full()
     }
 
     /// Replaces the users' declarations and refreshes the schema with them. Requests in
     /// flight keep the old schema.
-    pub async fn set_overlay(&self, overlay: SchemaOverlay) -> Result<()> {
-        self.overlay.store(Arc::new(overlay));
+    pub async fn set_declarations(&self, declarations: Declarations) -> Result<()> {
+        self.declarations.store(Arc::new(declarations));
         self.refresh().await
     }
 

@@ -235,21 +235,21 @@ fn within_value_budget(json: &Json, budget: &mut usize) -> bool {
 /// Returns `None` for a filter with no condition at all (`{}`, `{"$and": []}`): such a
 /// filter constrains nothing, and `update`/`destroy` refuse it as "no filter".
 pub fn parse_filter(collection: &Collection, filter: &Json) -> Result<Option<Filter>> {
-    parse_filter_in(collection, filter, &FilterContext::default())
+    parse_filter_in_context(collection, filter, &FilterContext::default())
 }
 
 /// [`parse_filter`] with the request's time zone and clock; paths stay inside `collection`.
-pub fn parse_filter_in(
+pub fn parse_filter_in_context(
     collection: &Collection,
     filter: &Json,
     context: &FilterContext,
 ) -> Result<Option<Filter>> {
-    parse_filter_with(collection, filter, context, &NoCollections)
+    parse_filter_across(collection, filter, context, &NoCollections)
 }
 
-/// [`parse_filter_in`] where paths may cross associations (`author.name`,
+/// [`parse_filter_in_context`] where paths may cross associations (`author.name`,
 /// `tags.$exists`) into the collections `lookup` finds.
-pub fn parse_filter_with(
+pub fn parse_filter_across(
     collection: &Collection,
     filter: &Json,
     context: &FilterContext,
@@ -1085,7 +1085,7 @@ mod tests {
             ..FilterContext::default()
         };
         let refusal = |f: Json| {
-            parse_filter_in(&c, &f, &context)
+            parse_filter_in_context(&c, &f, &context)
                 .expect_err("declined")
                 .message()
                 .to_owned()
@@ -1109,7 +1109,7 @@ mod tests {
             "filter.nope.$includes: operator $includes is not supported by toy sources"
         );
         assert_eq!(
-            parse_filter_in(&c, &json!({"score": {"$gt": 1}}), &context),
+            parse_filter_in_context(&c, &json!({"score": {"$gt": 1}}), &context),
             Ok(Some(cond(
                 "score",
                 FieldType::Integer,
@@ -1147,7 +1147,7 @@ mod tests {
         )
         .expect("valid collection");
         let parse = |filter: Json| {
-            parse_filter_in(&posts, &filter, &FilterContext::default()).expect("parses")
+            parse_filter_in_context(&posts, &filter, &FilterContext::default()).expect("parses")
         };
         for pinned in [
             json!({"id": 7}),

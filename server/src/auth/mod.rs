@@ -33,7 +33,7 @@ pub use config::{AuthConfig, Secret};
 pub use store::collections;
 
 use crate::changes::{ChangeFeed, kinds};
-use crate::metadata::MetadataStore;
+use crate::declarations::DeclarationStore;
 use authenticate::Session;
 use permissions::Permissions;
 use store::Store;
@@ -70,12 +70,12 @@ impl Auth {
     pub async fn install(
         manager: &Arc<DataSourceManager>,
         main: &Arc<DataSource>,
-        metadata: &Arc<MetadataStore>,
+        declarations: &Arc<DeclarationStore>,
         config: &AuthConfig,
         changes: &Arc<ChangeFeed>,
     ) -> Result<Arc<Self>> {
-        metadata.declare_built_in(main.key(), store::overlay());
-        metadata.apply(main).await?;
+        declarations.declare_built_in(main.key(), store::declarations());
+        declarations.apply(main).await?;
         let store = Store::new(main.clone());
         store::seed(&store).await?;
         create_root(&store, config).await?;

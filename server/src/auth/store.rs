@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
+use manifold_core::declarations::{CollectionDeclarations, Declarations};
 use manifold_core::filter::{FieldRef, key_filter, parse_filter};
-use manifold_core::overlay::{CollectionOverlay, SchemaOverlay};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
 use manifold_core::schema::Collection;
@@ -55,12 +55,12 @@ pub const PERMISSION_COLLECTIONS: &[&str] = &[ROLES, SOURCE_ROLES, RESOURCES, AC
 
 /// The relations between the accounts' collections and what they never show, laid over
 /// the main source's schema.
-pub fn overlay() -> SchemaOverlay {
-    let mut overlay = SchemaOverlay::default();
+pub fn declarations() -> Declarations {
+    let mut declarations = Declarations::default();
     let mut declare = |name: &str, options: Json, fields: Vec<Json>| {
-        overlay.collections.insert(
+        declarations.collections.insert(
             name.to_owned(),
-            CollectionOverlay {
+            CollectionDeclarations {
                 options: options.as_object().cloned().unwrap_or_default(),
                 fields,
             },
@@ -109,7 +109,7 @@ pub fn overlay() -> SchemaOverlay {
         })],
     );
     declare(API_KEYS, json!({ "hiddenFields": ["jti"] }), vec![]);
-    overlay
+    declarations
 }
 
 /// Reads and writes the accounts' rows on behalf of the service (no ACL, no request).

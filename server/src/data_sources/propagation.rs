@@ -36,7 +36,7 @@ impl ChangeHandler for SourceChanges {
                 // A load under way applies them again when it ends.
                 registry.declarations_changed(key);
                 match registry.manager().get(key) {
-                    Some(source) => registry.metadata().apply(&source).await,
+                    Some(source) => registry.declarations().apply(&source).await,
                     None => Ok(()),
                 }
             }
@@ -50,7 +50,7 @@ impl ChangeHandler for SourceChanges {
         };
         registry.reconcile_all().await?;
         for source in registry.manager().list() {
-            registry.metadata().apply(&source).await?;
+            registry.declarations().apply(&source).await?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value as Json, json};
 use super::hosts::HostPolicy;
 use super::secrets::{mask_secrets, scrub, secret_values};
 use crate::changes::{Change, ChangeFeed, kinds};
-use crate::metadata::MetadataStore;
+use crate::declarations::DeclarationStore;
 
 /// The table holding data-source records in the main database.
 pub const RECORDS_TABLE: &str = "_manifold_data_sources";
@@ -37,8 +37,8 @@ pub struct Registry {
     loaded_with: DashMap<String, Json>,
     /// Per key, the number of declaration changes so far (see
     /// [`Registry::declarations_changed`]).
-    declarations: DashMap<String, u64>,
-    metadata: Arc<MetadataStore>,
+    declaration_changes: DashMap<String, u64>,
+    declarations: Arc<DeclarationStore>,
     changes: Arc<ChangeFeed>,
 }
 
@@ -51,7 +51,7 @@ impl Registry {
         hosts: HostPolicy,
         settings: DataSourceSettings,
         files_root: PathBuf,
-        metadata: Arc<MetadataStore>,
+        declarations: Arc<DeclarationStore>,
         changes: Arc<ChangeFeed>,
     ) -> Result<Arc<Self>> {
         let records = main.internal_table(RECORDS_TABLE)?;
@@ -64,8 +64,8 @@ impl Registry {
             loading: DashMap::new(),
             generations: DashMap::new(),
             loaded_with: DashMap::new(),
-            declarations: DashMap::new(),
-            metadata,
+            declaration_changes: DashMap::new(),
+            declarations,
             changes: changes.clone(),
         });
         changes.subscribe(
@@ -85,8 +85,8 @@ impl Registry {
     }
 
     /// The users' declarations about every source's collections.
-    pub fn metadata(&self) -> &Arc<MetadataStore> {
-        &self.metadata
+    pub fn declarations(&self) -> &Arc<DeclarationStore> {
+        &self.declarations
     }
 
     /// The manager the sources are added to.
@@ -412,7 +412,7 @@ impl Registry {
     /// Deletes the record and closes the source.
     pub async fn destroy(&self, key: &str) -> Result<u64> {
         let deleted = self.records.destroy(self.by_key(key)?.as_ref()).await?;
-        self.metadata.forget_source(key).await?;
+        self.declarations.forget_source(key).await?;
         self.forget(key).await;
         self.publish(key).await?;
         Ok(deleted)
@@ -547,11 +547,11 @@ impl Registry {
         let kind = str_of(record, "type");
         let options = record.get("options").cloned().unwrap_or_else(|| json!({}));
         let resolved = self.vet(kind, &options).await?;
-        let declarations = self.declarations(key);
-        let overlay = self.metadata.overlay(key).await?;
+        let changes_seen = self.declaration_changes(key);
+        let declarations = self.declarations.of_source(key).await?;
         let source = self
             .manager
-            .build_with(key, kind, &resolved, self.settings.clone(), overlay)
+            .build_declared(key, kind, &resolved, self.settings.clone(), declarations)
             .await
             .map_err(|e| without_secrets(e, &options))?;
         if !self.is_current(key, generation) {
@@ -562,9 +562,9 @@ impl Registry {
         // A destroy or disable between the check above and the add removed nothing yet.
         if !self.is_current(key, generation) {
             self.manager.remove(key).await;
-        } else if self.declarations(key) != declarations {
+        } else if self.declaration_changes(key) != changes_seen {
             // Declared on while it loaded: what it read may be older than that.
-            self.metadata.apply(&source).await?;
+            self.declarations.apply(&source).await?;
         }
         Ok(())
     }
@@ -572,11 +572,11 @@ impl Registry {
     /// Counts a change of `key`'s declarations (here or on another replica), so a load
     /// that read them before the change applies them again when it ends.
     pub fn declarations_changed(&self, key: &str) {
-        *self.declarations.entry(key.to_owned()).or_insert(0) += 1;
+        *self.declaration_changes.entry(key.to_owned()).or_insert(0) += 1;
     }
 
-    fn declarations(&self, key: &str) -> u64 {
-        self.declarations.get(key).map_or(0, |n| *n)
+    fn declaration_changes(&self, key: &str) -> u64 {
+        self.declaration_changes.get(key).map_or(0, |n| *n)
     }
 
     /// A record as clients see it: secrets removed, this replica's status and error

@@ -249,7 +249,7 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
             let name = key_param(&p)?;
             let source = loaded(&r, &key)?;
             let collection = r
-                .metadata()
+                .declarations()
                 .update_collection(&source, &name, &values(&p))
                 .await?;
             schema_changed(&r, &key, &name).await?;
@@ -320,7 +320,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
             action(registry, |r, p| async move {
                 let (source, name) = source_and_collection(&r, &p)?;
                 let field = r
-                    .metadata()
+                    .declarations()
                     .create_field(&source, &name, &values(&p))
                     .await?;
                 schema_changed(&r, source.key(), &name).await?;
@@ -333,7 +333,7 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
                 let (source, name) = source_and_collection(&r, &p)?;
                 let field = key_param(&p)?;
                 let updated = r
-                    .metadata()
+                    .declarations()
                     .update_field(&source, &name, &field, &values(&p))
                     .await?;
                 schema_changed(&r, source.key(), &name).await?;
@@ -345,7 +345,9 @@ fn field_actions(fields: ResourceDefinition, registry: &Arc<Registry>) -> Resour
             action(registry, |r, p| async move {
                 let (source, name) = source_and_collection(&r, &p)?;
                 let field = key_param(&p)?;
-                r.metadata().destroy_field(&source, &name, &field).await?;
+                r.declarations()
+                    .destroy_field(&source, &name, &field)
+                    .await?;
                 schema_changed(&r, source.key(), &name).await?;
                 Ok((json!("ok"), None))
             }),

@@ -13,14 +13,14 @@ use crate::schema::{Association, AssociationKind, Collection};
 
 /// The declarations for every collection of one data source.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SchemaOverlay {
+pub struct Declarations {
     /// Declarations by collection name.
-    pub collections: BTreeMap<String, CollectionOverlay>,
+    pub collections: BTreeMap<String, CollectionDeclarations>,
 }
 
 /// The declarations for one collection.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct CollectionOverlay {
+pub struct CollectionDeclarations {
     /// Options as stored (`{"simplePaginate": true}`, `{"hiddenFields": ["password"]}`);
     /// unknown keys are kept and ignored.
     pub options: Map<String, Json>,
@@ -28,33 +28,33 @@ pub struct CollectionOverlay {
     pub fields: Vec<Json>,
 }
 
-impl SchemaOverlay {
+impl Declarations {
     /// Lays the declarations over `collections`. A declaration that no longer fits the
     /// schema (its table or a key column is gone) is skipped; the returned messages say
     /// which and why.
     pub fn apply(&self, collections: &mut [Collection]) -> Vec<String> {
         let mut problems = Vec::new();
         let mut declared: Vec<(usize, Association)> = Vec::new();
-        for (name, overlay) in &self.collections {
+        for (name, declarations) in &self.collections {
             let Some(index) = collections.iter().position(|c| c.name() == name) else {
                 problems.push(format!("collection {name} is declared but does not exist"));
                 continue;
             };
-            if let Some(simple) = overlay
+            if let Some(simple) = declarations
                 .options
                 .get("simplePaginate")
                 .and_then(Json::as_bool)
             {
                 collections[index].options.simple_paginate = simple;
             }
-            if let Some(Json::Array(hidden)) = overlay.options.get("hiddenFields") {
+            if let Some(Json::Array(hidden)) = declarations.options.get("hiddenFields") {
                 for field in hidden.iter().filter_map(Json::as_str) {
                     if !collections[index].hide_field(field) {
                         problems.push(format!("collection {name}: no field {field} to hide"));
                     }
                 }
             }
-            for field in &overlay.fields {
+            for field in &declarations.fields {
                 match declared_association(&collections[index], field, collections) {
                     Ok(a) => declared.push((index, a)),
                     Err(e) => problems.push(format!("collection {name}: {e}")),
@@ -202,10 +202,10 @@ mod tests {
     #[test]
     fn declarations_become_associations_with_keys_defaulted_to_primary_keys() {
         let mut all = blog();
-        let mut overlay = SchemaOverlay::default();
-        overlay.collections.insert(
+        let mut declarations = Declarations::default();
+        declarations.collections.insert(
             "posts".into(),
-            CollectionOverlay {
+            CollectionDeclarations {
                 options: json!({"simplePaginate": true})
                     .as_object()
                     .cloned()
@@ -216,16 +216,16 @@ mod tests {
                 ],
             },
         );
-        overlay.collections.insert(
+        declarations.collections.insert(
             "users".into(),
-            CollectionOverlay {
+            CollectionDeclarations {
                 fields: vec![
                     json!({"name": "writings", "type": "hasMany", "target": "posts", "foreignKey": "writer"}),
                 ],
-                ..CollectionOverlay::default()
+                ..CollectionDeclarations::default()
             },
         );
-        assert_eq!(overlay.apply(&mut all), Vec::<String>::new());
+        assert_eq!(declarations.apply(&mut all), Vec::<String>::new());
         let posts = &all[1];
         assert!(posts.options.simple_paginate);
         let author = posts.association("author").expect("author");
@@ -286,18 +286,18 @@ mod tests {
     #[test]
     fn declarations_that_no_longer_fit_are_skipped_and_reported() {
         let mut all = blog();
-        let mut overlay = SchemaOverlay::default();
-        overlay.collections.insert(
+        let mut declarations = Declarations::default();
+        declarations.collections.insert(
             "posts".into(),
-            CollectionOverlay {
+            CollectionDeclarations {
                 fields: vec![json!({"name": "author", "type": "belongsTo", "target": "gone", "foreignKey": "writer"})],
-                ..CollectionOverlay::default()
+                ..CollectionDeclarations::default()
             },
         );
-        overlay
+        declarations
             .collections
-            .insert("vanished".into(), CollectionOverlay::default());
-        let problems = overlay.apply(&mut all);
+            .insert("vanished".into(), CollectionDeclarations::default());
+        let problems = declarations.apply(&mut all);
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(all[1].associations.is_empty());
     }

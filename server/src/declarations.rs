@@ -1,11 +1,11 @@
 //! Users' declarations about collections — options such as `simplePaginate` and relation
 //! fields declared with `fields:create` — stored in the main database and laid over each
-//! source's introspected schema (see `manifold_core::overlay`).
+//! source's introspected schema (see `manifold_core::declarations`).
 
 use std::sync::Arc;
 
+use manifold_core::declarations::{CollectionDeclarations, Declarations, declared_association};
 use manifold_core::filter::{key_filter, parse_filter};
-use manifold_core::overlay::{CollectionOverlay, SchemaOverlay, declared_association};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
 use manifold_core::{DataSource, Error, Result};
@@ -20,18 +20,18 @@ pub const FIELDS_TABLE: &str = "_manifold_fields";
 const TRANSIENT_KEYS: &[&str] = &["possibleTypes"];
 
 /// The declarations of every data source, in the main database.
-pub struct MetadataStore {
+pub struct DeclarationStore {
     collections: Arc<dyn Repository>,
     fields: Arc<dyn Repository>,
     /// One change at a time, so a change is checked against the schema it lands on.
     writing: tokio::sync::Mutex<()>,
     /// Declarations made by the service itself (the accounts' relations and hidden
     /// fields), by source key: laid down before the stored ones, never stored or edited.
-    built_in: std::sync::RwLock<std::collections::HashMap<String, SchemaOverlay>>,
+    built_in: std::sync::RwLock<std::collections::HashMap<String, Declarations>>,
 }
 
-impl MetadataStore {
-    /// Opens the metadata tables in `main` (made by its migrations).
+impl DeclarationStore {
+    /// Opens the declaration tables in `main` (made by its migrations).
     pub async fn open(main: &DataSource) -> Result<Arc<Self>> {
         Ok(Arc::new(Self {
             collections: main.internal_table(COLLECTIONS_TABLE)?,
@@ -41,18 +41,18 @@ impl MetadataStore {
         }))
     }
 
-    /// Declares `overlay` for the source called `source_key` on behalf of the service:
+    /// Declares `declarations` for the source called `source_key` on behalf of the service:
     /// applied with every refresh, before what users declared.
-    pub fn declare_built_in(&self, source_key: &str, overlay: SchemaOverlay) {
+    pub fn declare_built_in(&self, source_key: &str, declarations: Declarations) {
         self.built_in
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(source_key.to_owned(), overlay);
+            .insert(source_key.to_owned(), declarations);
     }
 
     /// Everything declared for the source called `source_key`.
-    pub async fn overlay(&self, source_key: &str) -> Result<SchemaOverlay> {
-        let mut overlay = self
+    pub async fn of_source(&self, source_key: &str) -> Result<Declarations> {
+        let mut declarations = self
             .built_in
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -60,7 +60,7 @@ impl MetadataStore {
             .cloned()
             .unwrap_or_default();
         for row in self.rows(&self.collections, source_key).await? {
-            let entry = overlay
+            let entry = declarations
                 .collections
                 .entry(text(&row, "collectionName"))
                 .or_default();
@@ -70,14 +70,14 @@ impl MetadataStore {
             entry.options = options;
         }
         for row in self.rows(&self.fields, source_key).await? {
-            overlay
+            declarations
                 .collections
                 .entry(text(&row, "collectionName"))
-                .or_insert_with(CollectionOverlay::default)
+                .or_insert_with(CollectionDeclarations::default)
                 .fields
                 .push(Json::Object(object(&row)));
         }
-        Ok(overlay)
+        Ok(declarations)
     }
 
     async fn rows(
@@ -248,7 +248,9 @@ impl MetadataStore {
 
     /// Lays the stored declarations over `source` again.
     pub async fn apply(&self, source: &DataSource) -> Result<()> {
-        source.set_overlay(self.overlay(source.key()).await?).await
+        source
+            .set_declarations(self.of_source(source.key()).await?)
+            .await
     }
 
     async fn find(&self, repository: &Arc<dyn Repository>, key: &str) -> Result<Option<Record>> {
