@@ -6,6 +6,7 @@ pub mod ddl;
 mod dialect;
 mod error;
 pub mod introspect;
+mod wire;
 
 use std::fmt;
 use std::path::PathBuf;
