@@ -4,7 +4,6 @@
 //! transaction for creates of several rows, and updates returned in key order. Writes
 //! return their rows in the same statement, with `OUTPUT INSERTED`.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,6 @@ use manifold_core::telemetry::{DbAttributes, error_type, record_error};
 use manifold_sql::{Sql, compile};
 
 use crate::dialect::MssqlDialect;
-use serde_json::Value as Json;
 use tiberius::ColumnData;
 use tokio::sync::{Mutex, MutexGuard};
 use tracing::Instrument;
@@ -212,25 +210,6 @@ fn write_hints(values: &WriteValues) -> Vec<FieldType> {
     values.0.iter().map(|(f, _)| f.field_type).collect()
 }
 
-fn compare_json(a: Option<&Json>, b: Option<&Json>) -> Ordering {
-    match (a, b) {
-        (Some(Json::Number(x)), Some(Json::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        // Big integers and decimals arrive as strings; compare them as numbers when they are.
-        (Some(Json::String(x)), Some(Json::String(y))) => {
-            match (x.parse::<i128>(), y.parse::<i128>()) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => x.cmp(y),
-            }
-        }
-        (Some(Json::Number(_)), Some(Json::String(_))) => Ordering::Less,
-        (Some(Json::String(_)), Some(Json::Number(_))) => Ordering::Greater,
-        _ => Ordering::Equal,
-    }
-}
-
 impl MssqlRepository {
     /// A repository for `collection` on `pool`; every statement may run for at most
     /// `statement_timeout` (zero: no limit).
@@ -297,17 +276,6 @@ impl MssqlRepository {
         })
     }
 
-    /// Orders records by primary key, as `update` results promise.
-    fn sort_by_key(&self, rows: &mut [Record]) {
-        rows.sort_by(|a, b| {
-            self.keys
-                .iter()
-                .map(|k| compare_json(a.get(&k.name), b.get(&k.name)))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        });
-    }
-
     async fn fetch(
         &self,
         session: &mut Session,
@@ -316,7 +284,7 @@ impl MssqlRepository {
         fields: &[FieldRef],
     ) -> Result<Vec<Record>> {
         let rows = self
-            .traced(operation_of(sql), sql, session.query(sql, hints))
+            .traced(sql.operation(), sql, session.query(sql, hints))
             .await?;
         rows.iter().map(|r| codec::record(r, fields)).collect()
     }
@@ -433,7 +401,7 @@ impl Repository for MssqlRepository {
             lease.finish();
             outcome?
         };
-        self.sort_by_key(&mut records);
+        manifold_sql::rows::sort_by_keys(&mut records, &self.keys);
         Ok(records)
     }
 
@@ -456,45 +424,18 @@ impl Repository for MssqlRepository {
 /// `db.system.name` of SQL Server.
 pub const SYSTEM: &str = "microsoft.sql_server";
 
-/// `db.operation.name` of a compiled statement: its first keyword.
-fn operation_of(sql: &Sql) -> &'static str {
-    let head = sql.text.trim_start();
-    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
-        .into_iter()
-        .find(|kw| {
-            head.get(..kw.len())
-                .is_some_and(|h| h.eq_ignore_ascii_case(kw))
-        })
-        .unwrap_or("QUERY")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    /// The SQL Server statement spans' `db.operation.name`, checked at unit level.
     #[test]
     fn sql_server_span_operation_is_the_statement_keyword() {
         let sql = |text: &str| Sql {
             text: text.into(),
             params: Vec::new(),
         };
-        assert_eq!(operation_of(&sql("SELECT COUNT_BIG(*) FROM x")), "SELECT");
-        assert_eq!(operation_of(&sql("  insert INTO x")), "INSERT");
-        assert_eq!(operation_of(&sql("MERGE x")), "QUERY");
-    }
-
-    #[test]
-    fn keys_compare_as_numbers_even_when_sent_as_strings() {
-        let a = json!("9007199254740993");
-        let b = json!("10");
-        assert_eq!(compare_json(Some(&a), Some(&b)), Ordering::Greater);
-        assert_eq!(
-            compare_json(Some(&json!(2)), Some(&json!(10))),
-            Ordering::Less
-        );
-        assert_eq!(compare_json(Some(&json!(2)), Some(&a)), Ordering::Less);
-        assert_eq!(compare_json(None, Some(&a)), Ordering::Equal);
+        assert_eq!(sql("SELECT COUNT_BIG(*) FROM x").operation(), "SELECT");
+        assert_eq!(sql("  insert INTO x").operation(), "INSERT");
+        assert_eq!(sql("MERGE x").operation(), "QUERY");
     }
 }

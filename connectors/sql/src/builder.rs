@@ -19,6 +19,21 @@ pub struct Sql {
     pub params: Vec<Value>,
 }
 
+impl Sql {
+    /// The statement's `db.operation.name`: its first keyword (`SELECT`, `UPDATE …
+    /// RETURNING`, …), which for a compiled statement is always one of a handful.
+    pub fn operation(&self) -> &'static str {
+        let head = self.text.trim_start();
+        ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
+            .into_iter()
+            .find(|kw| {
+                head.get(..kw.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(kw))
+            })
+            .unwrap_or("QUERY")
+    }
+}
+
 /// Builds one [`Sql`] statement.
 #[derive(Debug)]
 pub struct SqlBuilder {

@@ -15,6 +15,7 @@ mod joins;
 pub mod lock;
 #[cfg(feature = "sqlx")]
 pub mod pool;
+pub mod rows;
 #[cfg(feature = "sqlx")]
 pub mod sqlx_repository;
 

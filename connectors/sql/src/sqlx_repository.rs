@@ -1,7 +1,6 @@
 //! One [`Repository`] for every sqlx database, generic over a small [`SqlxDriver`] that says
 //! how to bind, decode and map errors. The statements come from [`crate::compile`].
 
-use std::cmp::Ordering;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
@@ -144,17 +143,6 @@ impl<D: SqlxDriver> SqlxRepository<D> {
                 Err(D::map_error(e))
             }
         }
-    }
-
-    /// Orders records by primary key, as `update` results promise.
-    fn sort_by_key(&self, rows: &mut [Record]) {
-        rows.sort_by(|a, b| {
-            self.keys
-                .iter()
-                .map(|k| compare_json(a.get(&k.name), b.get(&k.name)))
-                .find(|o| o.is_ne())
-                .unwrap_or(Ordering::Equal)
-        });
     }
 
     /// The filter `key IN (…)` for the keys read from `rows`.
@@ -596,37 +584,6 @@ fn error_type<'a>(e: &sqlx::Error, code: Option<&'a str>) -> &'a str {
     }
 }
 
-fn compare_json(a: Option<&Json>, b: Option<&Json>) -> Ordering {
-    match (a, b) {
-        (Some(Json::Number(x)), Some(Json::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        // Big integers arrive as strings; compare them as numbers when they are.
-        (Some(Json::String(x)), Some(Json::String(y))) => {
-            match (x.parse::<i128>(), y.parse::<i128>()) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => x.cmp(y),
-            }
-        }
-        _ => Ordering::Equal,
-    }
-}
-
-/// `db.operation.name` of a statement the compiler produced: its first keyword (`SELECT`,
-/// `UPDATE … RETURNING`, …), which is always one of a handful.
-fn operation_of(sql: &Sql) -> &'static str {
-    let head = sql.text.trim_start();
-    let starts = |kw: &str| {
-        head.get(..kw.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(kw))
-    };
-    ["SELECT", "INSERT", "UPDATE", "DELETE", "WITH"]
-        .into_iter()
-        .find(|kw| starts(kw))
-        .unwrap_or("QUERY")
-}
-
 fn count_field() -> [FieldRef; 1] {
     [FieldRef {
         name: "count".into(),
@@ -650,7 +607,7 @@ where
         fields: &[FieldRef],
     ) -> Result<Vec<Record>> {
         let rows = self
-            .traced(operation_of(sql), sql, D::prepare(sql).fetch_all(conn))
+            .traced(sql.operation(), sql, D::prepare(sql).fetch_all(conn))
             .await?;
         rows.iter().map(|r| D::record(r, fields)).collect()
     }
@@ -878,7 +835,7 @@ where
             checkout.finish();
             outcome?
         };
-        self.sort_by_key(&mut records);
+        crate::rows::sort_by_keys(&mut records, &self.keys);
         Ok(records)
     }
 
