@@ -215,6 +215,33 @@ pub fn int_to_json(i: i64) -> Json {
     }
 }
 
+/// A value the database handed back as text, as the API shows a field of `field_type`
+/// (api.md §8): integers and floats as numbers when the text is one, booleans from `t`,
+/// `true` or `1`, JSON parsed, instants in the canonical form; any other type, or text that
+/// does not parse, as the text itself. Every SQL connector renders its text cells here, so
+/// these rules live in one place.
+pub fn text_to_json(field_type: FieldType, text: String) -> Json {
+    match field_type {
+        FieldType::Integer | FieldType::BigInt => match text.parse::<i64>() {
+            Ok(i) => int_to_json(i),
+            Err(_) => Json::String(text),
+        },
+        FieldType::Float | FieldType::Double => match text.parse::<f64>() {
+            Ok(f) => float_to_json(f),
+            Err(_) => Json::String(text),
+        },
+        FieldType::Boolean => Json::Bool(matches!(text.as_str(), "t" | "true" | "1")),
+        FieldType::Json | FieldType::Array => {
+            serde_json::from_str(&text).unwrap_or(Json::String(text))
+        }
+        FieldType::DateTime => match parse_instant(&text) {
+            Some(t) => Json::String(format_instant(&t)),
+            None => Json::String(text),
+        },
+        _ => Json::String(text),
+    }
+}
+
 /// An instant in the API's canonical form, `2023-01-01T00:00:00.000Z`.
 ///
 /// Connectors that store instants as text (SQLite) store exactly this form, so text order
@@ -293,6 +320,28 @@ pub fn parse_time(s: &str) -> Option<NaiveTime> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_cells_render_as_their_field_type_when_they_read_as_one() {
+        let text = |t: FieldType, s: &str| text_to_json(t, s.to_owned());
+        assert_eq!(text(FieldType::Integer, "42"), json!(42));
+        assert_eq!(
+            text(FieldType::BigInt, "9007199254740993"),
+            json!("9007199254740993")
+        );
+        assert_eq!(text(FieldType::Integer, "4x"), json!("4x"));
+        assert_eq!(text(FieldType::Double, "0.25"), json!(0.25));
+        assert_eq!(text(FieldType::Boolean, "t"), json!(true));
+        assert_eq!(text(FieldType::Boolean, "1"), json!(true));
+        assert_eq!(text(FieldType::Boolean, "no"), json!(false));
+        assert_eq!(text(FieldType::Json, "[1, 2]"), json!([1, 2]));
+        assert_eq!(text(FieldType::Json, "[1,"), json!("[1,"));
+        assert_eq!(
+            text(FieldType::DateTime, "2024-03-01 10:20:30+02:00"),
+            json!("2024-03-01T08:20:30.000Z")
+        );
+        assert_eq!(text(FieldType::String, "42"), json!("42"));
+    }
 
     #[test]
     fn query_string_numbers_coerce_to_integers() {

@@ -16,7 +16,7 @@ use manifold_core::error::{Error, Result};
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, float_to_json, format_instant, int_to_json};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, text_to_json};
 use serde_json::Value as Json;
 use tiberius::ColumnData;
 use tiberius::numeric::Numeric;
@@ -287,14 +287,9 @@ fn instant(dto: DateTimeOffset, field_type: FieldType) -> Json {
 }
 
 fn text(s: &str, field_type: FieldType) -> Json {
-    match field_type {
-        // JSON columns are NVARCHAR(MAX) text here; a value that is not JSON (written by
-        // another client) is shown as the text it is.
-        FieldType::Json | FieldType::Array => {
-            serde_json::from_str(s).unwrap_or_else(|_| Json::String(s.to_owned()))
-        }
-        _ => Json::String(s.to_owned()),
-    }
+    // JSON columns are NVARCHAR(MAX) text here; a value that is not JSON (written by
+    // another client) is shown as the text it is.
+    text_to_json(field_type, s.to_owned())
 }
 
 /// A wall-clock value: `YYYY-MM-DD HH:mm:ss`, or read as UTC for a `datetime` field.

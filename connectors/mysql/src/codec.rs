@@ -12,7 +12,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, text_to_json};
 use serde_json::Value as Json;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -255,10 +255,8 @@ pub(crate) fn render(field_type: FieldType, c: Cell) -> Json {
         (F::Boolean, Cell::Int(i)) => Json::Bool(i != 0),
         (F::Boolean, Cell::UInt(_)) => Json::Bool(true),
         (F::Boolean, Cell::Bytes(b)) => Json::Bool(bits(&b) != 0),
-        (F::Boolean, Cell::Text(s)) => Json::Bool(matches!(s.as_str(), "1" | "true")),
         (F::Binary, Cell::Bytes(b)) => base64(&b),
         (F::Binary, Cell::Text(s)) => base64(s.as_bytes()),
-        (F::Json | F::Array, Cell::Text(s)) => serde_json::from_str(&s).unwrap_or(Json::String(s)),
         (F::Json | F::Array, Cell::Bytes(b)) => match serde_json::from_slice(&b) {
             Ok(j) => j,
             Err(_) => base64(&b),
@@ -267,10 +265,6 @@ pub(crate) fn render(field_type: FieldType, c: Cell) -> Json {
         (F::DateTime, Cell::Date(d)) => d
             .and_hms_opt(0, 0, 0)
             .map_or(Json::Null, |t| Json::String(format_instant(&t.and_utc()))),
-        (F::DateTime, Cell::Text(s)) => match parse_instant(&s) {
-            Some(t) => Json::String(format_instant(&t)),
-            None => Json::String(s),
-        },
         (F::Date, Cell::DateTime(t)) => Json::String(t.format("%Y-%m-%d").to_string()),
         (_, Cell::DateTime(t)) => Json::String(t.format("%Y-%m-%d %H:%M:%S").to_string()),
         (_, Cell::Date(d)) => Json::String(d.format("%Y-%m-%d").to_string()),
@@ -286,15 +280,13 @@ pub(crate) fn render(field_type: FieldType, c: Cell) -> Json {
         (F::Float | F::Double, Cell::Decimal(s)) => {
             s.parse().map_or(Json::String(s), float_to_json)
         }
-        (F::Integer | F::BigInt, Cell::Text(s)) => {
-            s.parse::<i64>().map(int_to_json).unwrap_or(Json::String(s))
-        }
         (F::Integer | F::BigInt, Cell::Bytes(b)) if b.len() <= 8 => int_json(bits(&b)),
         (_, Cell::Int(i)) => int_to_json(i),
         // Beyond i64::MAX, so beyond 2^53 too: always a string.
         (_, Cell::UInt(u)) => Json::String(u.to_string()),
         (_, Cell::Real(f)) => float_to_json(f),
-        (_, Cell::Decimal(s)) | (_, Cell::Text(s)) => Json::String(s),
+        (_, Cell::Decimal(s)) => Json::String(s),
+        (_, Cell::Text(s)) => text_to_json(field_type, s),
         (_, Cell::Bytes(b)) => bytes_as_text(field_type, b),
     }
 }

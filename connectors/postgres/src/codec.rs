@@ -11,7 +11,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, text_to_json};
 use serde_json::Value as Json;
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
@@ -159,9 +159,11 @@ fn cell(raw: &PgValueRef<'_>, field_type: FieldType) -> Json {
         return Json::Null;
     };
     let type_info = raw.type_info();
+    // Prepared statements answer in the binary format; the text format is handled so a
+    // change in sqlx cannot break decoding.
     if raw.format() == PgValueFormat::Text {
         return match std::str::from_utf8(bytes) {
-            Ok(text) => from_text(field_type, text),
+            Ok(text) => text_to_json(field_type, text.to_owned()),
             Err(_) => undecodable(type_info.name(), "text cell is not UTF-8"),
         };
     }
@@ -190,28 +192,4 @@ fn undecodable(type_name: &str, reason: &str) -> Json {
         );
     }
     Json::Null
-}
-
-/// A cell in PostgreSQL's text format (not produced by prepared statements, but handled
-/// so a change in sqlx cannot break decoding).
-fn from_text(field_type: FieldType, text: &str) -> Json {
-    match field_type {
-        FieldType::Integer | FieldType::BigInt => text
-            .parse::<i64>()
-            .map(int_to_json)
-            .unwrap_or_else(|_| Json::String(text.to_owned())),
-        FieldType::Float | FieldType::Double => text
-            .parse::<f64>()
-            .map(float_to_json)
-            .unwrap_or_else(|_| Json::String(text.to_owned())),
-        FieldType::Boolean => Json::Bool(matches!(text, "t" | "true")),
-        FieldType::Json | FieldType::Array => {
-            serde_json::from_str(text).unwrap_or_else(|_| Json::String(text.to_owned()))
-        }
-        FieldType::DateTime => match parse_instant(text) {
-            Some(t) => Json::String(format_instant(&t)),
-            None => Json::String(text.to_owned()),
-        },
-        _ => Json::String(text.to_owned()),
-    }
 }

@@ -8,7 +8,7 @@ use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
 use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
-use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, parse_instant};
+use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, text_to_json};
 use serde_json::Value as Json;
 use sqlx::sqlite::{SqliteArguments, SqliteRow, SqliteValueRef};
 use sqlx::{Decode, Row, Sqlite, TypeInfo, ValueRef};
@@ -102,23 +102,12 @@ fn render(field_type: FieldType, c: Cell) -> Json {
     match (field_type, c) {
         (_, Cell::Null) => Json::Null,
         (FieldType::Boolean, Cell::Int(i)) => Json::Bool(i != 0),
-        (FieldType::Boolean, Cell::Text(s)) => Json::Bool(matches!(s.as_str(), "true" | "1")),
-        (FieldType::Integer | FieldType::BigInt, Cell::Text(s)) => {
-            s.parse::<i64>().map(int_to_json).unwrap_or(Json::String(s))
-        }
         (FieldType::Decimal, Cell::Int(i)) => Json::String(i.to_string()),
         (FieldType::Decimal, Cell::Real(f)) => Json::String(f.to_string()),
-        (FieldType::DateTime, Cell::Text(s)) => match parse_instant(&s) {
-            Some(t) => Json::String(format_instant(&t)),
-            None => Json::String(s),
-        },
-        (FieldType::Json | FieldType::Array, Cell::Text(s)) => {
-            serde_json::from_str(&s).unwrap_or(Json::String(s))
-        }
         (FieldType::Float | FieldType::Double, Cell::Int(i)) => float_to_json(i as f64),
         (_, Cell::Int(i)) => int_to_json(i),
         (_, Cell::Real(f)) => float_to_json(f),
-        (_, Cell::Text(s)) => Json::String(s),
+        (_, Cell::Text(s)) => text_to_json(field_type, s),
         (_, Cell::Blob(b)) => Json::String(base64::engine::general_purpose::STANDARD.encode(b)),
     }
 }
