@@ -34,7 +34,6 @@ pub struct MySqlDriver;
 impl manifold_sql::sqlx_repository::SqlxDriver for MySqlDriver {
     type Db = MySql;
     const DIALECT: &'static dyn manifold_sql::Dialect = &crate::MySqlDialect;
-    const RETURNING: bool = false;
 
     fn prepare(sql: &manifold_sql::Sql) -> MySqlQuery<'static> {
         prepare(sql)

@@ -28,7 +28,7 @@ use sqlx::mysql::{MySqlConnection, MySqlPoolOptions};
 use sqlx::{Decode, MySql, MySqlPool, Row};
 
 pub use codec::MySqlDriver;
-pub use dialect::MySqlDialect;
+pub use dialect::{MariaDbDialect, MySqlDialect};
 pub use error::map_sqlx;
 pub use introspect::ServerFlavor;
 pub use options::{MySqlOptions, MySqlPoolSettings};
@@ -113,6 +113,8 @@ async fn configure_session(
 pub struct MySqlConnector {
     pool: SharedPool<MySql>,
     flavor: ServerFlavor,
+    /// MySQL's dialect, or MariaDB's when the server returns inserted rows.
+    dialect: &'static dyn manifold_sql::Dialect,
     target: Arc<manifold_core::telemetry::DbAttributes>,
     /// How long `begin_locked` waits for `GET_LOCK`: the statement timeout.
     lock_wait: Duration,
@@ -182,6 +184,7 @@ impl MySqlConnector {
             }
         };
         let flavor = ServerFlavor::from_version(&version);
+        let dialect = dialect::of_server(&version);
         let system = match flavor {
             ServerFlavor::MySql => "mysql",
             ServerFlavor::MariaDb => "mariadb",
@@ -192,6 +195,7 @@ impl MySqlConnector {
         Ok(Self {
             pool,
             flavor,
+            dialect,
             target: Arc::new(target),
             lock_wait: statement_timeout,
         })
@@ -215,7 +219,11 @@ impl Connector for MySqlConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        Arc::new(MySqlRepository::new(self.pool.clone(), collection).on(self.target.clone()))
+        Arc::new(
+            MySqlRepository::new(self.pool.clone(), collection)
+                .on(self.target.clone())
+                .in_dialect(self.dialect),
+        )
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
@@ -257,7 +265,8 @@ impl Connector for MySqlConnector {
         Ok(Box::new(
             manifold_sql::sqlx_repository::SqlxUnit::<MySqlDriver>::begin(&self.pool)
                 .await?
-                .on(self.target.clone()),
+                .on(self.target.clone())
+                .in_dialect(self.dialect),
         ))
     }
 
@@ -273,7 +282,8 @@ impl Connector for MySqlConnector {
                 self.lock_wait,
             )
             .await?
-            .on(self.target.clone()),
+            .on(self.target.clone())
+            .in_dialect(self.dialect),
         )))
     }
 

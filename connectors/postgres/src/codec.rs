@@ -31,7 +31,6 @@ pub struct PostgresDriver;
 impl manifold_sql::sqlx_repository::SqlxDriver for PostgresDriver {
     type Db = Postgres;
     const DIALECT: &'static dyn manifold_sql::Dialect = &crate::PostgresDialect;
-    const RETURNING: bool = true;
 
     fn prepare(sql: &manifold_sql::Sql) -> PgQuery<'static> {
         prepare(sql)

@@ -93,6 +93,18 @@ pub trait Dialect: Debug + Send + Sync + 'static {
         Returning::Clause
     }
 
+    /// Whether an `INSERT` can return the rows it wrote. Where it cannot, the repository
+    /// reads a created row back by its key in the insert's transaction.
+    fn insert_returns_rows(&self) -> bool {
+        true
+    }
+
+    /// Whether an `UPDATE` can return the rows it changed. Where it cannot, the repository
+    /// locks the matched keys, updates, and reads those rows back in one transaction.
+    fn update_returns_rows(&self) -> bool {
+        true
+    }
+
     /// The type a non-text column is cast to before text is matched against it.
     fn text_type(&self) -> &'static str {
         "TEXT"

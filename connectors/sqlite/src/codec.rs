@@ -24,7 +24,6 @@ pub struct SqliteDriver;
 impl manifold_sql::sqlx_repository::SqlxDriver for SqliteDriver {
     type Db = Sqlite;
     const DIALECT: &'static dyn manifold_sql::Dialect = &crate::SqliteDialect;
-    const RETURNING: bool = true;
 
     fn prepare(sql: &manifold_sql::Sql) -> SqliteQuery<'static> {
         prepare(sql)
