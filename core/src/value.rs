@@ -226,9 +226,10 @@ pub fn text_to_json(field_type: FieldType, text: String) -> Json {
             Ok(i) => int_to_json(i),
             Err(_) => Json::String(text),
         },
+        // `NaN` and `inf` parse as floats but have no JSON number: they stay text.
         FieldType::Float | FieldType::Double => match text.parse::<f64>() {
-            Ok(f) => float_to_json(f),
-            Err(_) => Json::String(text),
+            Ok(f) if f.is_finite() => float_to_json(f),
+            _ => Json::String(text),
         },
         FieldType::Boolean => Json::Bool(matches!(text.as_str(), "t" | "true" | "1")),
         FieldType::Json | FieldType::Array => {
@@ -331,6 +332,8 @@ mod tests {
         );
         assert_eq!(text(FieldType::Integer, "4x"), json!("4x"));
         assert_eq!(text(FieldType::Double, "0.25"), json!(0.25));
+        assert_eq!(text(FieldType::Double, "NaN"), json!("NaN"));
+        assert_eq!(text(FieldType::Float, "inf"), json!("inf"));
         assert_eq!(text(FieldType::Boolean, "t"), json!(true));
         assert_eq!(text(FieldType::Boolean, "1"), json!(true));
         assert_eq!(text(FieldType::Boolean, "no"), json!(false));
