@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use manifold_core::filter::parse_filter;
+use manifold_core::filter::parse_filter_in_context;
 use manifold_core::middleware::{Middleware, Next};
 use manifold_core::{Context, DataSource, DataSourceManager, Result};
 use serde_json::{Value as Json, json};
@@ -23,7 +23,10 @@ impl Middleware for Count {
             .get("filter")
             .cloned()
             .unwrap_or(Json::Null);
-        let filter = parse_filter(repository.collection(), &raw)?;
+        // The request's time zone and the operators its source runs apply, as they do
+        // to the built-in actions.
+        let filter =
+            parse_filter_in_context(repository.collection(), &raw, &ctx.filter_context()?)?;
         let n = repository.count(filter.as_ref()).await?;
         ctx.body = Some(json!(n));
         next.run(ctx).await
@@ -180,6 +183,11 @@ async fn the_action_recipes_answer_as_the_page_shows() {
         .post_empty("/api/posts:count?filter=%7B%22score%22%3A%7B%22%24gt%22%3A3%7D%7D")
         .await;
     assert_eq!(count.body, json!({"data": 2}), "{count:?}");
+    let bad = t
+        .post_empty("/api/posts:count?filter=%7B%22score%22%3A%7B%22%24gt%22%3A%22abc%22%7D%7D")
+        .await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(bad.error().starts_with("filter.score.$gt: "), "{bad:?}");
     let ping = t.post_empty("/api/status:ping").await;
     assert_eq!(ping.body, json!({"data": {"pong": true}}), "{ping:?}");
     let recent = t.post_empty("/api/posts:recent?fields=id,title").await;
