@@ -458,7 +458,7 @@ async fn migrate_then_serve_checking_on_sqlite() {
 /// with an error that names the option, and migrates nothing.
 #[tokio::test]
 async fn a_held_lock_fails_the_start_after_the_timeout() {
-    for backend in [Backend::Postgres, Backend::MariaDb] {
+    for backend in [Backend::Postgres, Backend::MariaDb, Backend::Sqlite] {
         let db = MainDb::fresh(backend).await;
         // A session of the test's own takes the lock Manifold's migrations use.
         let holder = match &db.pool {
@@ -485,7 +485,15 @@ async fn a_held_lock_fails_the_start_after_the_timeout() {
                 assert_eq!(granted, Some(1));
                 Box::new(c) as Box<dyn std::any::Any>
             }
-            Pool::Sqlite(_) => unreachable!("SQLite has no session lock"),
+            // SQLite's stand-in: an OS lock on the file beside the database.
+            Pool::Sqlite(_) => {
+                let file = std::fs::File::create(
+                    db.dir.path().join("data").join("main.sqlite-manifold-lock"),
+                )
+                .expect("the lock file");
+                file.lock().expect("the lock");
+                Box::new(file) as Box<dyn std::any::Any>
+            }
         };
         let (ok, output) = migrate(&db.url, &["--migration-lock-timeout", "1s"]).await;
         assert!(!ok, "{backend:?}: {output}");
@@ -495,18 +503,19 @@ async fn a_held_lock_fails_the_start_after_the_timeout() {
             "{backend:?}: {output}"
         );
         drop(holder);
-        let here = match backend {
-            Backend::Postgres => "current_schema()",
-            _ => "DATABASE()",
-        };
-        assert_eq!(
-            db.number(&format!(
+        let tables = match backend {
+            Backend::Postgres => {
                 "SELECT COUNT(*) FROM information_schema.tables \
-                 WHERE table_schema = {here} AND table_name = 'users'"
-            ))
-            .await,
-            0,
-            "{backend:?}"
-        );
+                 WHERE table_schema = current_schema() AND table_name = 'users'"
+            }
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'"
+            }
+            _ => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = DATABASE() AND table_name = 'users'"
+            }
+        };
+        assert_eq!(db.number(tables).await, 0, "{backend:?}");
     }
 }

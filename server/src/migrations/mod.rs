@@ -13,10 +13,11 @@
 //!
 //! The lock ([`session::Session::lock`]): a PostgreSQL session advisory lock, MySQL's
 //! `GET_LOCK`, each on a connection taken out of the pool for it and waiting at most
-//! `--migration-lock-timeout`. SQLite has none: `BEGIN IMMEDIATE` around each migration
-//! (which re-reads the recorded version inside it) serialises processes sharing the file.
-//! The lock stays held after the migrations, until `build_app` has written the built-in
-//! rows, so replicas starting together do not seed them twice ([`Migrated::release`]).
+//! `--migration-lock-timeout`. SQLite has none, so an OS lock on a file beside the
+//! database stands in for it; `BEGIN IMMEDIATE` around each migration (which re-reads the
+//! recorded version inside it) is a second guard. The lock stays held after the
+//! migrations, until `build_app` has written the built-in rows, so replicas starting
+//! together do not seed them twice ([`Migrated::release`]).
 //!
 //! A database whose recorded version is newer than this binary's [`LATEST`] is refused,
 //! by `serve` and by `manifold migrate`, naming both versions.

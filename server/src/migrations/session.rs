@@ -99,6 +99,8 @@ enum Link {
     Sqlite {
         connection: SqliteConnection,
         pool: SqlitePool,
+        /// The database file's lock file, locked while [`Session::lock`] holds it.
+        lock: Option<std::fs::File>,
     },
     Postgres {
         connection: PgConnection,
@@ -134,6 +136,52 @@ fn seconds(wait: Duration) -> u64 {
     wait.as_secs().clamp(1, 31_536_000)
 }
 
+/// SQLite has no session lock, so processes sharing a database file lock a file beside
+/// it (`main.sqlite` → `main.sqlite-manifold-lock`; left in place, as removing a lock file
+/// races with the next taker). An in-memory database is never shared: nothing to lock.
+async fn lock_file(
+    pool: &SqlitePool,
+    wait: Duration,
+) -> std::result::Result<Option<std::fs::File>, MigrationError> {
+    const POLL: Duration = Duration::from_millis(25);
+    let database = pool.connect_options().get_filename().to_owned();
+    if database.as_os_str() == ":memory:" {
+        return Ok(None);
+    }
+    let mut path = database.into_os_string();
+    path.push("-manifold-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            manifold_core::Error::unavailable(format!(
+                "cannot open the migration lock file {}: {e}",
+                std::path::Path::new(&path).display()
+            ))
+        })?;
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(POLL).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(MigrationError::LockTimeout { waited: wait });
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(manifold_core::Error::unavailable(format!(
+                    "cannot lock the migration lock file {}: {e}",
+                    std::path::Path::new(&path).display()
+                ))
+                .into());
+            }
+        }
+    }
+}
+
 impl Session {
     /// Takes a connection out of `database`'s pool and sets it up for migrating.
     pub async fn open(database: &MainDatabase, wait: Duration) -> Result<Self> {
@@ -154,7 +202,11 @@ impl Session {
                 .await
                 .map_err(manifold_sqlite::map_sqlx)?;
                 Ok(Self {
-                    link: Link::Sqlite { connection, pool },
+                    link: Link::Sqlite {
+                        connection,
+                        pool,
+                        lock: None,
+                    },
                     ddl: Ddl::Sqlite,
                     scope: String::new(),
                     locked: false,
@@ -224,9 +276,12 @@ impl Session {
         }
     }
 
-    /// Takes the database-wide migration lock, waiting at most `wait` (nothing to take on
-    /// SQLite).
+    /// Takes the database-wide migration lock, waiting at most `wait`.
     pub async fn lock(&mut self, wait: Duration) -> std::result::Result<(), MigrationError> {
+        if let Link::Sqlite { pool, lock, .. } = &mut self.link {
+            *lock = lock_file(pool, wait).await?;
+            return Ok(());
+        }
         let key = format!("manifold migrations {}", self.scope);
         let Some(lock) = self.ddl.dialect().session_lock(&key, wait) else {
             return Ok(());
@@ -269,6 +324,7 @@ impl Session {
             .session_lock(&key, Duration::ZERO)
             .filter(|_| self.locked);
         let closed = match self.link {
+            // Closing the lock file (dropped with the link) unlocks it.
             Link::Sqlite { connection, .. } => connection.close().await,
             Link::Postgres { mut connection, .. } => {
                 if let Some(lock) = lock
