@@ -279,18 +279,21 @@ struct Goal {
     measured: String,
     target: String,
     met: Option<bool>,
+    /// Shown beside the goals, with no target to meet.
+    informational: bool,
 }
 
 const PRIMARY_ROWS: u64 = 10_000;
 const SIMPLE_ROWS: u64 = 1_000_000;
 
 /// A goal on one measurement's throughput as a share of another's (Manifold and the
-/// baseline, or a member and root): met at `at_least`.
+/// baseline, or a member and root): met at `at_least`, or shown for information only
+/// when there is none.
 fn throughput_goal(
     name: &'static str,
     dataset: String,
     (manifold, baseline): (Option<&Measurement>, Option<&Measurement>),
-    at_least: f64,
+    at_least: Option<f64>,
 ) -> Goal {
     let (measured, met) = match (manifold, baseline) {
         (Some(m), Some(b)) if b.requests_per_s > 0.0 => {
@@ -300,7 +303,7 @@ fn throughput_goal(
                     "{ratio:.2} ({:.0} / {:.0} req/s)",
                     m.requests_per_s, b.requests_per_s
                 ),
-                Some(ratio >= at_least),
+                Some(at_least.is_none_or(|at_least| ratio >= at_least)),
             )
         }
         _ => ("not measured".into(), None),
@@ -309,8 +312,11 @@ fn throughput_goal(
         name,
         dataset,
         measured,
-        target: format!("≥ {at_least}"),
+        target: at_least.map_or("none: the database's share".into(), |at_least| {
+            format!("≥ {at_least}")
+        }),
         met,
+        informational: at_least.is_none(),
     }
 }
 
@@ -325,7 +331,7 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
         "`:get` throughput, Manifold / baseline",
         dataset.clone(),
         get,
-        0.8,
+        Some(0.8),
     ));
     let (measured, met) = match get {
         (Some(m), Some(b)) if b.p99_ms > 0.0 => {
@@ -343,6 +349,7 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
         measured,
         target: "≤ 1.5×".into(),
         met,
+        informational: false,
     });
     goals.push(throughput_goal(
         "`:list` pageSize 20 throughput, Manifold / baseline",
@@ -351,33 +358,39 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
             r.find(Target::Manifold, backend, PRIMARY_ROWS, Scenario::List),
             r.find(Target::Baseline, backend, PRIMARY_ROWS, Scenario::List),
         ),
-        0.7,
+        Some(0.7),
     ));
     // Permissions must not cost what NocoBase's do (nocobase/nocobase#7174: its member
-    // role is several times slower than admin). Against root's plain request the ratio
-    // also holds what the database pays for the scope's WHERE (a filtered COUNT cannot use
-    // a count fast path); against root asking the same filter and fields, only what the
-    // ACL itself costs.
-    for (name, as_member, as_root) in [
-        (
-            "`:get` as a member (scope and field list) / as root",
-            Scenario::GetMember,
-            Scenario::Get,
-        ),
-        (
-            "`:list` as a member (scope and field list) / as root",
-            Scenario::ListMember,
-            Scenario::List,
-        ),
+    // role is several times slower than admin). The goal compares the member with root
+    // asking the same filter and fields, so both send the database the same statements
+    // and the ratio is what the ACL costs. Against root's plain request the ratio also
+    // holds what the database pays for the scope's WHERE (a filtered COUNT walks the rows
+    // where an unfiltered one has a fast path): shown, with no target, since no server in
+    // front of the database can make that cheaper.
+    for (name, as_member, as_root, at_least) in [
         (
             "`:get` as a member / as root asking the same filter and fields",
             Scenario::GetMember,
             Scenario::GetScoped,
+            Some(0.9),
         ),
         (
             "`:list` as a member / as root asking the same filter and fields",
             Scenario::ListMember,
             Scenario::ListScoped,
+            Some(0.9),
+        ),
+        (
+            "`:get` as a member (scope and field list) / as root",
+            Scenario::GetMember,
+            Scenario::Get,
+            None,
+        ),
+        (
+            "`:list` as a member (scope and field list) / as root",
+            Scenario::ListMember,
+            Scenario::List,
+            None,
         ),
     ] {
         goals.push(throughput_goal(
@@ -387,7 +400,7 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
                 r.find(Target::Manifold, backend, PRIMARY_ROWS, as_member),
                 r.find(Target::Manifold, backend, PRIMARY_ROWS, as_root),
             ),
-            0.9,
+            at_least,
         ));
     }
     let peak = r
@@ -414,6 +427,7 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
         measured,
         target: "< 64 MB".into(),
         met,
+        informational: false,
     });
     let single = r.find_single(Target::Manifold, backend, SIMPLE_ROWS, Scenario::ListSimple);
     let loaded = r.find(Target::Manifold, backend, SIMPLE_ROWS, Scenario::ListSimple);
@@ -441,6 +455,7 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
         measured,
         target: "< 5 ms".into(),
         met,
+        informational: false,
     });
     goals
 }
@@ -453,8 +468,11 @@ fn rows_label(rows: u64) -> String {
     }
 }
 
-fn verdict(met: Option<bool>) -> &'static str {
-    match met {
+fn verdict(goal: &Goal) -> &'static str {
+    if goal.informational && goal.met.is_some() {
+        return "for information";
+    }
+    match goal.met {
         Some(true) => "**met**",
         Some(false) => "**missed**",
         None => "not measured",
@@ -516,7 +534,7 @@ pub fn markdown(r: &Results) -> String {
             g.dataset,
             g.measured,
             g.target,
-            verdict(g.met)
+            verdict(&g)
         );
     }
     let _ = writeln!(
@@ -539,7 +557,7 @@ pub fn markdown(r: &Results) -> String {
                 g.dataset,
                 g.measured,
                 g.target,
-                verdict(g.met)
+                verdict(&g)
             );
         }
     }
