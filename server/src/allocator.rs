@@ -1,7 +1,7 @@
 //! The one place that calls into the allocator by hand: after a large request, each
-//! runtime thread asks mimalloc to hand the pages that request freed back to the system
-//! (ADR 0011). Without it a thread keeps them cached, so the process stays at its peak
-//! long after the request.
+//! runtime thread asks mimalloc to hand the pages that request freed back to the system,
+//! and so does a blocking thread after a password hash (ADR 0011). Without it a thread
+//! keeps them cached, so the process stays at its peak long after the request.
 #![allow(unsafe_code)]
 
 use std::cell::Cell;
@@ -27,6 +27,12 @@ pub fn collect_if_due() {
         return;
     }
     COLLECTED_AT.set(finished);
+    collect_now();
+}
+
+/// Hands what the calling thread freed back to the system now: set as the password
+/// hasher's release (a hash's 19 MiB would otherwise stay with an idle blocking thread).
+pub fn collect_now() {
     // SAFETY: `mi_collect` takes no pointers and only walks the calling thread's own heap
     // and mimalloc's shared arenas under mimalloc's own synchronisation. mimalloc is this
     // process's global allocator (`main.rs`), so its symbols are linked and initialised.

@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod allocator;
 
 fn main() -> std::process::ExitCode {
+    manifold_server::auth::release_memory_with(allocator::collect_now);
     // The runtime `#[tokio::main]` would build, plus a hook that returns a large request's
     // memory to the system once each thread is idle.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -120,6 +120,28 @@ every_backend! {
 every_backend! {
     // Accounts live in the main database: a registered source adds nothing here.
     #[skip(mongodb, mssql)]
+    async fn a_burst_of_sign_ins_waits_its_turn_and_every_one_succeeds() {
+        // Hashes run one per core at a time; a burst of several times that queues for a
+        // turn instead of failing or running all at once.
+        let t = std::sync::Arc::new(TestApp::new().await);
+        let burst = 4 * std::thread::available_parallelism().map_or(1, usize::from);
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..burst {
+            let t = t.clone();
+            callers.spawn(async move { sign_in(&t, "root", ROOT_PASSWORD).await });
+        }
+        let replies = callers.join_all().await;
+        assert_eq!(replies.len(), burst);
+        for r in replies {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            assert!(r.data()["token"].is_string(), "{:?}", r.body);
+        }
+    }
+}
+
+every_backend! {
+    // Accounts live in the main database: a registered source adds nothing here.
+    #[skip(mongodb, mssql)]
     async fn every_refused_token_is_a_401_with_its_code() {
         let t = TestApp::with(|c| c.auth.jwt_secret = Some(Secret(SECRET.into()))).await;
         t.collection(posts_definition()).await;

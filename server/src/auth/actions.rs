@@ -119,7 +119,7 @@ impl Middleware for SignIn {
             .as_mut()
             .and_then(|u| u.remove("password"))
             .and_then(|p| p.as_str().map(str::to_owned));
-        let matched = password::verify(password, hash).await;
+        let matched = password::verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
             auth.throttle.failed(&account, peer);
             return Err(Error::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
@@ -198,7 +198,7 @@ impl Middleware for ChangePassword {
             .find_one(USERS, &json!({ "id": id }), &["password"])
             .await?
             .and_then(|u| u.get("password").and_then(Json::as_str).map(str::to_owned));
-        if !password::verify(old, stored).await {
+        if !password::verify(old, stored).await? {
             return Err(Error::bad_request(
                 "values.oldPassword: the old password is incorrect",
             ));

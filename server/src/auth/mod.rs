@@ -30,6 +30,7 @@ use manifold_core::{DataSource, Error, Result};
 use serde_json::{Value as Json, json};
 
 pub use config::{AuthConfig, Secret};
+pub use password::release_memory_with;
 pub use store::collections;
 
 use crate::changes::{ChangeFeed, kinds};
