@@ -1040,3 +1040,33 @@ async fn a_shared_connector_stays_within_its_share() {
     connector.close().await;
     assert!(share.is_given_up(), "a closed connector gives its share up");
 }
+
+/// Statements `work` runs, counted from sqlx's query events.
+async fn statements_of<F: std::future::Future>(work: F) -> (usize, F::Output) {
+    use std::sync::atomic::Ordering;
+    let counter = QueryCounter::default();
+    let statements = counter.0.clone();
+    let counting = tracing::Dispatch::new(counter);
+    // Two live dispatchers make tracing ask each of them rather than cache one thread's
+    // interest (see foreign_keys.rs).
+    let _second = tracing::Dispatch::new(QueryCounter::default());
+    let _guard = tracing::dispatcher::set_default(&counting);
+    let output = work.await;
+    (statements.load(Ordering::SeqCst), output)
+}
+
+#[tokio::test]
+async fn a_warm_connection_learns_its_session_id_once() {
+    // A read that may run long learns its session's id, to kill its statement if its
+    // client leaves; a connection reused from the warm list keeps the id it learned.
+    let db = TestDb::create().await;
+    let connector = db.connector().await;
+    let c = posts(&connector).await;
+    let repo = repository(&connector, &c);
+    let (first, count) = statements_of(repo.count(None)).await;
+    assert_eq!(count.expect("count"), 0);
+    assert_eq!(first, 2, "SELECT CONNECTION_ID() and the count");
+    let (second, count) = statements_of(repo.count(None)).await;
+    assert_eq!(count.expect("count"), 0);
+    assert_eq!(second, 1, "the count alone, on the warm connection");
+}

@@ -4,19 +4,41 @@
 //! sqlx fixes a pool's size when it is built, so the share is a gate in front of it
 //! rather than the pool's own limit: every connection this crate and its connectors use
 //! comes from [`SharedPool::acquire`], never from the sqlx pool directly.
+//!
+//! sqlx checks every connection handed back to its pool with a round trip (PostgreSQL's
+//! `Sync`, MySQL's `COM_PING`, a message to SQLite's worker thread), since it cannot know
+//! whether the last user left a statement half read or a transaction open. A repository
+//! knows: an operation that succeeded read its whole answer and committed what it began.
+//! Such a connection ([`Leased::recycle`]) waits in a small warm list of this pool and
+//! serves the next checkout with no check. It goes back to sqlx the usual way, checked,
+//! after [`WARM_IDLE`] unused or [`WARM_FOR`] since it left sqlx's pool, so sqlx's idle
+//! timeout and lifetime still apply, and a broken connection is still found.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use manifold_core::connection_share::{ConnectionShare, SharePermit};
 use sqlx::pool::PoolConnection;
 use sqlx::{Database, Pool};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a recycled connection may wait unused in the warm list before it goes back
+/// to sqlx's pool.
+pub const WARM_IDLE: Duration = Duration::from_secs(1);
+
+/// How long a connection may serve checkouts from the warm list, counted from when it
+/// left sqlx's pool; then it goes back, checked, at its next release.
+pub const WARM_FOR: Duration = Duration::from_secs(10);
 
 /// A sqlx pool, gated by a share when the source has a total across replicas.
 pub struct SharedPool<DB: Database> {
     pool: Pool<DB>,
     share: Option<Arc<ConnectionShare>>,
+    /// Connections known clean, most recently used last. None for a gated pool, whose
+    /// share counts the connections sqlx holds idle, and outside a runtime.
+    warm: Option<Arc<Warm<DB>>>,
 }
 
 impl<DB: Database> Clone for SharedPool<DB> {
@@ -24,14 +46,98 @@ impl<DB: Database> Clone for SharedPool<DB> {
         Self {
             pool: self.pool.clone(),
             share: self.share.clone(),
+            warm: self.warm.clone(),
         }
+    }
+}
+
+/// The warm list of a pool (see the module docs).
+struct Warm<DB: Database> {
+    idle: Mutex<Vec<WarmConnection<DB>>>,
+    /// One turn per connection the pool may open, taken first-come first-served by every
+    /// checkout. A warm connection never passes through sqlx's own queue, so without
+    /// these a checkout waiting there would wait while others took turns from the list.
+    turns: Arc<Semaphore>,
+    /// The pool is closing: nothing more is kept.
+    closed: AtomicBool,
+}
+
+struct WarmConnection<DB: Database> {
+    connection: PoolConnection<DB>,
+    /// What the driver learned of its server session (see [`Leased::session`]).
+    session: Option<u64>,
+    /// When it left sqlx's pool.
+    out_since: Instant,
+    /// When it was recycled last.
+    idle_since: Instant,
+}
+
+impl<DB: Database> Warm<DB> {
+    /// A warm list, with a task that hands connections unused for [`WARM_IDLE`] back to
+    /// sqlx (the task ends with the list). None outside a runtime.
+    fn start(connections: u32) -> Option<Arc<Self>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let warm = Arc::new(Self {
+            idle: Mutex::new(Vec::new()),
+            turns: Arc::new(Semaphore::new(connections as usize)),
+            closed: AtomicBool::new(false),
+        });
+        let list: Weak<Self> = Arc::downgrade(&warm);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(WARM_IDLE).await;
+                let Some(warm) = list.upgrade() else { return };
+                drop(warm.take_unused());
+            }
+        });
+        Some(warm)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<WarmConnection<DB>>> {
+        // The list holds no invariant a panicking holder could break.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The most recently recycled connection still inside [`WARM_FOR`].
+    fn pop(&self) -> Option<WarmConnection<DB>> {
+        let mut idle = self.lock();
+        while let Some(warm) = idle.pop() {
+            if warm.out_since.elapsed() < WARM_FOR {
+                return Some(warm);
+            }
+            // Back to sqlx, checked (a drop only spawns sqlx's return task).
+            drop(warm);
+        }
+        None
+    }
+
+    /// Takes the connections unused for [`WARM_IDLE`] out of the list; dropping them hands
+    /// them back to sqlx.
+    fn take_unused(&self) -> Vec<WarmConnection<DB>> {
+        let mut idle = self.lock();
+        let keep = idle
+            .iter()
+            .position(|w| w.idle_since.elapsed() < WARM_IDLE)
+            .unwrap_or(idle.len());
+        idle.drain(..keep).collect()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 }
 
 impl<DB: Database> SharedPool<DB> {
     /// `pool`, used without a gate.
     pub fn new(pool: Pool<DB>) -> Self {
-        Self { pool, share: None }
+        let warm = Warm::start(pool.options().get_max_connections());
+        Self {
+            pool,
+            share: None,
+            warm,
+        }
     }
 
     /// `pool`, taking connections only as `share` allows. A share that shrinks closes
@@ -44,6 +150,7 @@ impl<DB: Database> SharedPool<DB> {
         Self {
             pool,
             share: Some(share),
+            warm: None,
         }
     }
 
@@ -51,14 +158,44 @@ impl<DB: Database> SharedPool<DB> {
     /// bounded by the pool's acquire timeout; running out of it is `PoolTimedOut`, as for
     /// the pool itself.
     pub async fn acquire(&self) -> Result<Leased<DB>, sqlx::Error> {
+        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
         let Some(share) = &self.share else {
+            let Some(warm) = &self.warm else {
+                return Ok(Leased {
+                    connection: Some(self.pool.acquire().await?),
+                    permit: None,
+                    close: false,
+                    warm: None,
+                    session: None,
+                    _turn: None,
+                });
+            };
+            let turn = tokio::time::timeout_at(deadline, warm.turns.clone().acquire_owned())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)?
+                .map_err(|_| sqlx::Error::PoolClosed)?;
+            if let Some(recycled) = warm.pop() {
+                return Ok(Leased {
+                    connection: Some(recycled.connection),
+                    permit: None,
+                    close: false,
+                    warm: Some((warm.clone(), recycled.out_since)),
+                    session: recycled.session,
+                    _turn: Some(turn),
+                });
+            }
+            let connection = tokio::time::timeout_at(deadline, self.pool.acquire())
+                .await
+                .map_err(|_| sqlx::Error::PoolTimedOut)??;
             return Ok(Leased {
-                connection: Some(self.pool.acquire().await?),
+                connection: Some(connection),
                 permit: None,
                 close: false,
+                warm: Some((warm.clone(), Instant::now())),
+                session: None,
+                _turn: Some(turn),
             });
         };
-        let deadline = tokio::time::Instant::now() + self.pool.options().get_acquire_timeout();
         let permit = share
             .acquire(deadline.saturating_duration_since(tokio::time::Instant::now()))
             .await
@@ -70,6 +207,9 @@ impl<DB: Database> SharedPool<DB> {
             connection: Some(connection),
             permit: Some(permit),
             close: false,
+            warm: None,
+            session: None,
+            _turn: None,
         })
     }
 
@@ -79,10 +219,12 @@ impl<DB: Database> SharedPool<DB> {
         &self.pool
     }
 
-    /// How full the pool is, for metrics. A gated pool's most is its share's size now.
+    /// How full the pool is, for metrics. A gated pool's most is its share's size now;
+    /// a warm connection counts as idle.
     pub fn status(&self) -> manifold_core::telemetry::PoolStatus {
         let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let warm = self.warm.as_ref().map_or(0, |warm| warm.len());
+        let idle = u32::try_from(self.pool.num_idle() + warm).unwrap_or(u32::MAX);
         let most = self.pool.options().get_max_connections();
         manifold_core::telemetry::PoolStatus {
             size,
@@ -96,6 +238,12 @@ impl<DB: Database> SharedPool<DB> {
 
     /// Closes the pool and gives the share back.
     pub async fn close(&self) {
+        if let Some(warm) = &self.warm {
+            // Back to sqlx first, or closing would wait for them.
+            warm.closed.store(true, Ordering::Release);
+            warm.turns.close();
+            drop(std::mem::take(&mut *warm.lock()));
+        }
         self.pool.close().await;
         if let Some(share) = &self.share {
             share.detach();
@@ -131,12 +279,56 @@ pub struct Leased<DB: Database> {
     connection: Option<PoolConnection<DB>>,
     permit: Option<SharePermit>,
     close: bool,
+    /// The warm list it may go back to, and when it left sqlx's pool.
+    warm: Option<(Arc<Warm<DB>>, Instant)>,
+    /// The server's id of the connection's session, once a driver asked.
+    session: Option<u64>,
+    /// Its turn in the warm list's queue, given up when the lease is.
+    _turn: Option<OwnedSemaphorePermit>,
 }
 
 impl<DB: Database> Leased<DB> {
     /// Closes the connection when dropped rather than pool it again.
     pub fn close_on_drop(&mut self) {
         self.close = true;
+    }
+
+    /// The server's id of this connection's session, if it was learned
+    /// ([`Leased::learned_session`]) while the connection stayed warm: a driver that needs
+    /// it (to kill a statement from another connection) then asks once per connection,
+    /// not once per checkout.
+    pub fn session(&self) -> Option<u64> {
+        self.session
+    }
+
+    /// Keeps `id` as this connection's session id for its next checkouts from the warm
+    /// list.
+    pub fn learned_session(&mut self, id: u64) {
+        self.session = Some(id);
+    }
+
+    /// Hands the connection back as known clean: every statement run on it read its whole
+    /// answer and no transaction is open. It then serves the next checkout without sqlx's
+    /// check (see the module docs). Dropping a lease instead hands it back checked.
+    pub fn recycle(mut self) {
+        if self.close {
+            return;
+        }
+        let Some((warm, out_since)) = self.warm.take() else {
+            return;
+        };
+        if out_since.elapsed() >= WARM_FOR || warm.closed.load(Ordering::Acquire) {
+            // Back to sqlx, checked: its lifetime and idle timeout apply again.
+            return;
+        }
+        if let Some(connection) = self.connection.take() {
+            warm.lock().push(WarmConnection {
+                connection,
+                session: self.session,
+                out_since,
+                idle_since: Instant::now(),
+            });
+        }
     }
 }
 

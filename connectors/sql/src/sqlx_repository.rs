@@ -214,9 +214,10 @@ impl<'a, DB: Database> Lease<'a, DB> {
         }
     }
 
-    fn finish(self) {
+    /// See [`Checkout::finish`].
+    fn finish(self, succeeded: bool) {
         if let Lease::Pooled(checkout) = self {
-            checkout.finish();
+            checkout.finish(succeeded);
         }
     }
 }
@@ -493,7 +494,17 @@ impl<DB: Database> Checkout<DB> {
     /// driver needs that.
     async fn killable<D: SqlxDriver<Db = DB>>(pool: &SharedPool<DB>) -> Result<Self> {
         let mut checkout = Self::of::<D>(pool).await?;
-        let session = D::session_id(checkout.connection()?).await?;
+        let known = checkout.connection.as_ref().and_then(|c| c.session());
+        let session = match known {
+            Some(session) => Some(session),
+            None => {
+                let session = D::session_id(checkout.connection()?).await?;
+                if let (Some(session), Some(lease)) = (session, checkout.connection.as_mut()) {
+                    lease.learned_session(session);
+                }
+                session
+            }
+        };
         checkout.kill = session.map(|session| Kill {
             pool: pool.clone(),
             session,
@@ -509,9 +520,14 @@ impl<DB: Database> Checkout<DB> {
             .ok_or_else(|| Error::internal("the connection was already returned"))
     }
 
-    /// The operation finished: the connection may serve the next one.
-    fn finish(mut self) {
-        drop(self.connection.take());
+    /// The operation finished: the connection may serve the next one, without sqlx's
+    /// check on release when the operation succeeded (it read its whole answer and
+    /// committed what it began).
+    fn finish(mut self, succeeded: bool) {
+        // Not succeeded: dropped here, so back to sqlx checked (not closed, as `Drop` would).
+        if let Some(connection) = self.connection.take().filter(|_| succeeded) {
+            connection.recycle();
+        }
     }
 }
 
@@ -577,11 +593,11 @@ async fn read_batches<D: SqlxDriver>(
         Ok(next.is_empty() || sender.send(Ok(next)).await.is_ok())
     };
     match read.await {
-        Ok(true) => checkout.finish(),
+        Ok(true) => checkout.finish(true),
         // The reader left mid-way: dropping the checkout closes the connection.
         Ok(false) => {}
         Err(e) => {
-            checkout.finish();
+            checkout.finish(false);
             let _ = sender.send(Err(e)).await;
         }
     }
@@ -778,7 +794,7 @@ where
             Lease::for_read::<D>(&self.runner).await?
         };
         let outcome = self.fetch(checkout.connection()?, &sql, fields).await;
-        checkout.finish();
+        checkout.finish(outcome.is_ok());
         outcome
     }
 
@@ -820,7 +836,7 @@ where
         let outcome = self
             .fetch(checkout.connection()?, &sql, &count_field())
             .await;
-        checkout.finish();
+        checkout.finish(outcome.is_ok());
         let count = outcome?.pop().unwrap_or_default();
         Ok(count
             .get("count")
@@ -843,7 +859,7 @@ where
             }
             _ => self.create_on(checkout.connection()?, rows).await,
         };
-        checkout.finish();
+        checkout.finish(outcome.is_ok());
         outcome
     }
 
@@ -857,7 +873,7 @@ where
         } else {
             let mut checkout = Lease::of::<D>(&self.runner).await?;
             let outcome = self.update_on(checkout.connection()?, filter, values).await;
-            checkout.finish();
+            checkout.finish(outcome.is_ok());
             outcome?
         };
         crate::rows::sort_by_keys(&mut records, &self.keys);
@@ -883,7 +899,7 @@ where
         });
         let mut checkout = Lease::for_read::<D>(&self.runner).await?;
         let outcome = self.fetch(checkout.connection()?, &sql, &columns).await;
-        checkout.finish();
+        checkout.finish(outcome.is_ok());
         Ok(Some(
             outcome?
                 .into_iter()
@@ -902,7 +918,7 @@ where
                 D::prepare(&sql).execute(checkout.connection()?),
             )
             .await;
-        checkout.finish();
+        checkout.finish(outcome.is_ok());
         Ok(D::rows_affected(&outcome?))
     }
 }
