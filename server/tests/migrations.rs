@@ -454,6 +454,29 @@ async fn migrate_then_serve_checking_on_sqlite() {
     migrate_then_serve_checking(Backend::Sqlite).await;
 }
 
+/// An in-memory main database is never shared, so it takes no lock file: nothing is left
+/// in the working directory (sqlx names `sqlite::memory:` after a URI of its own, which
+/// is not a file).
+#[tokio::test]
+async fn an_in_memory_main_database_leaves_no_lock_file() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let output = tokio::time::timeout(
+        DEADLINE,
+        manifold(&["migrate", "--main-db", "sqlite::memory:"])
+            .current_dir(dir.path())
+            .output(),
+    )
+    .await
+    .expect("manifold migrate finishes")
+    .expect("manifold migrate runs");
+    assert!(output.status.success(), "{output:?}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("the directory")
+        .map(|entry| entry.expect("an entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 /// While another session holds the migration lock, `migrate` fails after the timeout
 /// with an error that names the option, and migrates nothing.
 #[tokio::test]

@@ -139,16 +139,22 @@ fn seconds(wait: Duration) -> u64 {
 /// SQLite has no session lock, so processes sharing a database file lock a file beside
 /// it (`main.sqlite` → `main.sqlite-manifold-lock`; left in place, as removing a lock file
 /// races with the next taker). An in-memory database is never shared: nothing to lock.
+/// SQLite itself says which file `connection` has open (`PRAGMA database_list`, empty for
+/// memory); sqlx's options name `sqlite::memory:` after a URI of its own.
 async fn lock_file(
-    pool: &SqlitePool,
+    connection: &mut SqliteConnection,
     wait: Duration,
 ) -> std::result::Result<Option<std::fs::File>, MigrationError> {
     const POLL: Duration = Duration::from_millis(25);
-    let database = pool.connect_options().get_filename().to_owned();
-    if database.as_os_str() == ":memory:" {
+    let database: String =
+        sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(manifold_sqlite::map_sqlx)?;
+    if database.is_empty() {
         return Ok(None);
     }
-    let mut path = database.into_os_string();
+    let mut path = std::ffi::OsString::from(database);
     path.push("-manifold-lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -278,8 +284,11 @@ impl Session {
 
     /// Takes the database-wide migration lock, waiting at most `wait`.
     pub async fn lock(&mut self, wait: Duration) -> std::result::Result<(), MigrationError> {
-        if let Link::Sqlite { pool, lock, .. } = &mut self.link {
-            *lock = lock_file(pool, wait).await?;
+        if let Link::Sqlite {
+            connection, lock, ..
+        } = &mut self.link
+        {
+            *lock = lock_file(connection, wait).await?;
             return Ok(());
         }
         let key = format!("manifold migrations {}", self.scope);
