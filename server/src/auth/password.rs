@@ -42,17 +42,18 @@ async fn in_turn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -
             )
         })?
         .map_err(|_| Error::internal("the password turns were closed"))?;
-    let done = tokio::task::spawn_blocking(move || {
+    // The turn goes with the work, not the caller: a request cancelled when its client
+    // disconnects leaves the hash running, and must not free its turn before it ends.
+    tokio::task::spawn_blocking(move || {
         let out = work();
         if let Some(release) = RELEASE.get() {
             release();
         }
+        drop(turn);
         out
     })
     .await
-    .map_err(|e| Error::internal(format!("password hashing stopped: {e}")));
-    drop(turn);
-    done
+    .map_err(|e| Error::internal(format!("password hashing stopped: {e}")))
 }
 
 /// The PHC string (`$argon2id$v=19$…`) of `password` with a fresh salt.
@@ -134,6 +135,38 @@ mod tests {
         let done = callers.join_all().await;
         assert!(done.iter().all(Result::is_ok), "every caller got a turn");
         // Other tests of this binary may hold a turn meanwhile, so fewer is possible.
+        let most = most.load(Ordering::SeqCst);
+        assert!(
+            (1..=cores).contains(&most),
+            "{most} at once on {cores} cores"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_caller_keeps_its_turn_until_its_hash_ends() {
+        // A request cancelled by its client's disconnect leaves its hash running; were its
+        // turn freed at once, a client could run any number of hashes by hanging up.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let work = |running: Arc<AtomicUsize>, most: Arc<AtomicUsize>| {
+            move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+                running.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        let mut cancelled = tokio::task::JoinSet::new();
+        for _ in 0..cores {
+            cancelled.spawn(in_turn(work(running.clone(), most.clone())));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancelled.abort_all();
+        let mut callers = tokio::task::JoinSet::new();
+        for _ in 0..cores {
+            callers.spawn(in_turn(work(running.clone(), most.clone())));
+        }
+        assert!(callers.join_all().await.iter().all(Result::is_ok));
         let most = most.load(Ordering::SeqCst);
         assert!(
             (1..=cores).contains(&most),
