@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use manifold_core::error::Result;
 use manifold_core::schema::{Collection, Field, FieldType, ForeignKey, TableName};
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection};
 
 use crate::error::map_sqlx;
 
@@ -72,12 +72,12 @@ ORDER BY m.name, f.id DESC, f.seq";
 
 /// The foreign keys of every table (or only of `only`), by table name.
 async fn foreign_keys(
-    pool: &SqlitePool,
+    conn: &mut SqliteConnection,
     only: Option<&str>,
 ) -> Result<HashMap<String, Vec<ForeignKey>>> {
     let rows = sqlx::query(FOREIGN_KEYS)
         .bind(only)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;
     // (table, key id) → the key so far, or None once a column of it proved unresolvable.
@@ -137,21 +137,21 @@ async fn foreign_keys(
 }
 
 /// Every user table and view, sorted by name.
-pub async fn collections(pool: &SqlitePool) -> Result<Vec<Collection>> {
+pub async fn collections(conn: &mut SqliteConnection) -> Result<Vec<Collection>> {
     let tables = sqlx::query(
         "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') \
          AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(map_sqlx)?;
     let mut out = Vec::with_capacity(tables.len());
     for row in tables {
         let name: String = row.try_get("name").map_err(map_sqlx)?;
         let kind: String = row.try_get("type").map_err(map_sqlx)?;
-        out.push(columns_of(pool, &name, kind == "view").await?);
+        out.push(columns_of(conn, &name, kind == "view").await?);
     }
-    let mut keys = foreign_keys(pool, None).await?;
+    let mut keys = foreign_keys(conn, None).await?;
     for collection in &mut out {
         collection.foreign_keys = keys.remove(collection.name()).unwrap_or_default();
     }
@@ -159,9 +159,13 @@ pub async fn collections(pool: &SqlitePool) -> Result<Vec<Collection>> {
 }
 
 /// The collection for one table or view, its foreign keys included.
-pub async fn collection(pool: &SqlitePool, table: &str, is_view: bool) -> Result<Collection> {
-    let mut collection = columns_of(pool, table, is_view).await?;
-    collection.foreign_keys = foreign_keys(pool, Some(table))
+pub async fn collection(
+    conn: &mut SqliteConnection,
+    table: &str,
+    is_view: bool,
+) -> Result<Collection> {
+    let mut collection = columns_of(conn, table, is_view).await?;
+    collection.foreign_keys = foreign_keys(conn, Some(table))
         .await?
         .remove(table)
         .unwrap_or_default();
@@ -169,15 +173,15 @@ pub async fn collection(pool: &SqlitePool, table: &str, is_view: bool) -> Result
 }
 
 /// The collection for one table or view, without its foreign keys.
-async fn columns_of(pool: &SqlitePool, table: &str, is_view: bool) -> Result<Collection> {
+async fn columns_of(conn: &mut SqliteConnection, table: &str, is_view: bool) -> Result<Collection> {
     let columns = sqlx::query(
         "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?) ORDER BY cid",
     )
     .bind(table)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(map_sqlx)?;
-    let unique_columns = single_column_unique(pool, table).await?;
+    let unique_columns = single_column_unique(conn, table).await?;
     let key_columns = columns
         .iter()
         .filter(|r| r.try_get::<i64, _>("pk").unwrap_or(0) > 0)
@@ -205,10 +209,10 @@ async fn columns_of(pool: &SqlitePool, table: &str, is_view: bool) -> Result<Col
     Ok(collection)
 }
 
-async fn single_column_unique(pool: &SqlitePool, table: &str) -> Result<Vec<String>> {
+async fn single_column_unique(conn: &mut SqliteConnection, table: &str) -> Result<Vec<String>> {
     let indexes = sqlx::query("SELECT name FROM pragma_index_list(?) WHERE \"unique\" = 1")
         .bind(table)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(map_sqlx)?;
     let mut out = Vec::new();
@@ -216,7 +220,7 @@ async fn single_column_unique(pool: &SqlitePool, table: &str) -> Result<Vec<Stri
         let index: String = index.try_get("name").map_err(map_sqlx)?;
         let cols = sqlx::query("SELECT name FROM pragma_index_info(?)")
             .bind(&index)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(map_sqlx)?;
         if let [only] = cols.as_slice() {

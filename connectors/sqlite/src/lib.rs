@@ -122,7 +122,8 @@ impl SqliteConnector {
 #[async_trait::async_trait]
 impl Connector for SqliteConnector {
     async fn introspect(&self) -> Result<Vec<Collection>> {
-        introspect::collections(self.pool.raw()).await
+        let mut connection = self.pool.acquire().await.map_err(map_sqlx)?;
+        introspect::collections(&mut connection).await
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
@@ -130,14 +131,15 @@ impl Connector for SqliteConnector {
     }
 
     async fn create_collection(&self, definition: &CollectionDefinition) -> Result<Collection> {
+        let mut connection = self.pool.acquire().await.map_err(map_sqlx)?;
         codec::prepare(&manifold_sql::Sql {
             text: ddl::create_table(definition)?,
             params: Vec::new(),
         })
-        .execute(self.pool.raw())
+        .execute(&mut **connection)
         .await
         .map_err(map_sqlx)?;
-        introspect::collection(self.pool.raw(), &definition.name, false).await
+        introspect::collection(&mut connection, &definition.name, false).await
     }
 
     async fn add_field(&self, collection: &Collection, field: &FieldDefinition) -> Result<()> {
@@ -154,11 +156,12 @@ impl Connector for SqliteConnector {
             collection.table(),
             collection.is_view,
         );
+        let mut connection = self.pool.acquire().await.map_err(map_sqlx)?;
         codec::prepare(&manifold_sql::Sql {
             text,
             params: Vec::new(),
         })
-        .execute(self.pool.raw())
+        .execute(&mut **connection)
         .await
         .map_err(map_sqlx)?;
         Ok(())

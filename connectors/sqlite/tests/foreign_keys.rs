@@ -77,7 +77,8 @@ async fn one_table_introspection_reads_the_same_foreign_keys() {
     let (_dir, connector) = open().await;
     exec(&connector, BLOG).await;
     for (name, keys) in expected_foreign_keys() {
-        let one = introspect::collection(connector.pool(), name, false)
+        let mut connection = connector.pool().acquire().await.expect("a connection");
+        let one = introspect::collection(&mut connection, name, false)
             .await
             .expect("introspect one table");
         assert_eq!(one.foreign_keys, keys, "foreign keys of {name}");

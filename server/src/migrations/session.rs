@@ -369,7 +369,10 @@ impl Session {
     /// The schema as it is now (read through the pool: one read at start, not per request).
     pub async fn introspect(&self) -> Result<Vec<Collection>> {
         match &self.link {
-            Link::Sqlite { pool, .. } => manifold_sqlite::introspect::collections(pool).await,
+            Link::Sqlite { pool, .. } => {
+                let mut connection = pool.acquire().await.map_err(manifold_sqlite::map_sqlx)?;
+                manifold_sqlite::introspect::collections(&mut connection).await
+            }
             Link::Postgres { pool, .. } => {
                 let pool = SharedPool::new(pool.clone());
                 manifold_postgres::introspect::collections(&pool, &self.scope).await
