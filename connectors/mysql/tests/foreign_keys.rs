@@ -5,8 +5,6 @@
 //! `mysql://root@127.0.0.1:3306/mysql` (or `MANIFOLD_TEST_MYSQL_URL`) and drops it when it
 //! ends, failed or not. A missing server fails the test: nothing here is skipped.
 
-use std::sync::atomic::Ordering;
-
 use manifold_core::associations::derive;
 use manifold_core::connector::Connector;
 use manifold_core::schema::{Collection, ForeignKey};
@@ -53,18 +51,8 @@ async fn exec(connector: &MySqlConnector, sql: &str) {
 
 /// How many statements one introspection runs, and what it found.
 async fn count_introspection(connector: &impl Connector) -> (usize, Vec<Collection>) {
-    let counter = QueryCounter::default();
-    let statements = counter.0.clone();
-    let counting = tracing::Dispatch::new(counter);
-    // With a single live dispatcher, tracing caches a call site's interest from the default
-    // subscriber of whichever thread first reaches it: another test's thread, with none,
-    // would disable sqlx's sites for good. With two live dispatchers it asks them all.
-    let _second = tracing::Dispatch::new(QueryCounter::default());
-    let all = {
-        let _guard = tracing::dispatcher::set_default(&counting);
-        connector.introspect().await.expect("introspect")
-    };
-    (statements.load(Ordering::SeqCst), all)
+    let (statements, all) = statements_of(connector.introspect()).await;
+    (statements, all.expect("introspect"))
 }
 
 /// `n` more tables, each with a single and a composite foreign key into the blog schema.

@@ -1041,20 +1041,6 @@ async fn a_shared_connector_stays_within_its_share() {
     assert!(share.is_given_up(), "a closed connector gives its share up");
 }
 
-/// Statements `work` runs, counted from sqlx's query events.
-async fn statements_of<F: std::future::Future>(work: F) -> (usize, F::Output) {
-    use std::sync::atomic::Ordering;
-    let counter = QueryCounter::default();
-    let statements = counter.0.clone();
-    let counting = tracing::Dispatch::new(counter);
-    // Two live dispatchers make tracing ask each of them rather than cache one thread's
-    // interest (see foreign_keys.rs).
-    let _second = tracing::Dispatch::new(QueryCounter::default());
-    let _guard = tracing::dispatcher::set_default(&counting);
-    let output = work.await;
-    (statements.load(Ordering::SeqCst), output)
-}
-
 #[tokio::test]
 async fn a_warm_connection_learns_its_session_id_once() {
     // A read that may run long learns its session's id, to kill its statement if its

@@ -19,9 +19,12 @@ async fn backend_pid(lease: &mut manifold_sql::pool::Leased<sqlx::Postgres>) -> 
         .expect("pid")
 }
 
-async fn pool(db: &TestDb) -> (SharedPool<sqlx::Postgres>, PgPool) {
+/// A shared pool of at most `connections`, which waits at most 2 s for one, and the sqlx
+/// pool under it.
+async fn pool(db: &TestDb, connections: u32) -> (SharedPool<sqlx::Postgres>, PgPool) {
     let raw = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(2)
+        .max_connections(connections)
+        .acquire_timeout(std::time::Duration::from_secs(2))
         .test_before_acquire(false)
         .connect(&db.url)
         .await
@@ -32,7 +35,7 @@ async fn pool(db: &TestDb) -> (SharedPool<sqlx::Postgres>, PgPool) {
 #[tokio::test]
 async fn a_recycled_connection_serves_the_next_checkout_as_it_is() {
     let db = TestDb::create().await;
-    let (pool, raw) = pool(&db).await;
+    let (pool, raw) = pool(&db, 2).await;
     let mut lease = pool.acquire().await.expect("a connection");
     let first = backend_pid(&mut lease).await;
     lease.recycle();
@@ -50,7 +53,7 @@ async fn a_recycled_connection_serves_the_next_checkout_as_it_is() {
 #[tokio::test]
 async fn a_dropped_lease_goes_back_to_sqlx_and_an_unused_warm_one_after_a_while() {
     let db = TestDb::create().await;
-    let (pool, raw) = pool(&db).await;
+    let (pool, raw) = pool(&db, 2).await;
     let mut lease = pool.acquire().await.expect("a connection");
     let first = backend_pid(&mut lease).await;
     drop(lease);
@@ -80,7 +83,7 @@ async fn a_dropped_lease_goes_back_to_sqlx_and_an_unused_warm_one_after_a_while(
 #[tokio::test]
 async fn closing_the_pool_hands_warm_connections_back_and_keeps_none_after() {
     let db = TestDb::create().await;
-    let (pool, raw) = pool(&db).await;
+    let (pool, raw) = pool(&db, 2).await;
     let mut lease = pool.acquire().await.expect("a connection");
     backend_pid(&mut lease).await;
     let mut other = pool.acquire().await.expect("a second connection");
@@ -108,14 +111,7 @@ async fn checkouts_take_turns_so_none_waits_behind_recycled_connections() {
     // queue would never see it (it goes to the warm list, not back to sqlx) and would
     // time out. Every checkout takes its turn in arrival order instead.
     let db = TestDb::create().await;
-    let raw = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(std::time::Duration::from_secs(2))
-        .test_before_acquire(false)
-        .connect(&db.url)
-        .await
-        .expect("connect");
-    let pool = SharedPool::new(raw);
+    let (pool, _) = pool(&db, 1).await;
     let mut callers = tokio::task::JoinSet::new();
     for _ in 0..40 {
         let pool = pool.clone();

@@ -151,3 +151,19 @@ impl tracing::Subscriber for QueryCounter {
     fn enter(&self, _: &tracing::span::Id) {}
     fn exit(&self, _: &tracing::span::Id) {}
 }
+
+/// Statements `work` runs, counted from sqlx's query events.
+pub async fn statements_of<F: std::future::Future>(work: F) -> (usize, F::Output) {
+    use std::sync::atomic::Ordering;
+    let counter = QueryCounter::default();
+    let statements = counter.0.clone();
+    let counting = tracing::Dispatch::new(counter);
+    // With a single live dispatcher, tracing caches a call site's interest from the
+    // default subscriber of whichever thread first reaches it: another test's thread,
+    // with none, would disable sqlx's sites for good. With two live dispatchers it asks
+    // them all.
+    let _second = tracing::Dispatch::new(QueryCounter::default());
+    let _guard = tracing::dispatcher::set_default(&counting);
+    let output = work.await;
+    (statements.load(Ordering::SeqCst), output)
+}
