@@ -32,9 +32,17 @@ pub fn release_memory_with(release: fn()) {
     let _ = RELEASE.set(release);
 }
 
-/// Runs `work` on a blocking thread when a turn is free.
+/// Runs `work` on a blocking thread when a turn is free, waiting at most [`MAX_WAIT`].
 async fn in_turn<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    let turn = tokio::time::timeout(MAX_WAIT, TURNS.acquire())
+    in_turn_within(MAX_WAIT, work).await
+}
+
+/// [`in_turn`], waiting at most `wait`.
+async fn in_turn_within<T: Send + 'static>(
+    wait: Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let turn = tokio::time::timeout(wait, TURNS.acquire())
         .await
         .map_err(|_| {
             Error::unavailable(
@@ -172,6 +180,23 @@ mod tests {
             (1..=cores).contains(&most),
             "{most} at once on {cores} cores"
         );
+    }
+
+    #[tokio::test]
+    async fn a_caller_that_gets_no_turn_in_time_is_told_to_retry_with_a_503() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let all = TURNS
+            .acquire_many(u32::try_from(cores).expect("cores"))
+            .await
+            .expect("every turn");
+        let refused = in_turn_within(Duration::from_millis(100), || ()).await;
+        drop(all);
+        let error = refused.expect_err("no turn came");
+        assert_eq!(error.kind(), manifold_core::ErrorKind::Unavailable);
+        assert!(error.to_string().contains("try again"), "{error}");
+        in_turn_within(Duration::from_secs(5), || ())
+            .await
+            .expect("a turn once they are free");
     }
 
     #[tokio::test]
