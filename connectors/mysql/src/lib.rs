@@ -22,7 +22,7 @@ use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
-use manifold_sql::pool::SharedPool;
+use manifold_sql::pool::{SharedPool, check_unproven};
 use serde_json::Value as Json;
 use sqlx::mysql::{MySqlConnection, MySqlPoolOptions};
 use sqlx::{Decode, MySql, MySqlPool, Row};
@@ -145,16 +145,18 @@ impl MySqlConnector {
         let most = share.as_ref().map_or(settings.max_connections, |s| {
             settings.max_connections.min(s.total())
         });
-        let pool = MySqlPoolOptions::new()
-            .max_connections(most)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(idle)
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move { configure_session(conn, statement_timeout).await })
-            })
-            .connect_lazy_with(connect);
+        let pool = check_unproven(
+            MySqlPoolOptions::new()
+                .max_connections(most)
+                .min_connections(0)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(idle)
+                .test_before_acquire(false)
+                .after_connect(move |conn, _meta| {
+                    Box::pin(async move { configure_session(conn, statement_timeout).await })
+                }),
+        )
+        .connect_lazy_with(connect);
         let pool = match share {
             Some(share) => SharedPool::gated(pool, share),
             None => SharedPool::new(pool),

@@ -22,7 +22,7 @@ use manifold_core::options::{int_option, option_error, required_string, string_o
 use manifold_core::repository::Repository;
 use manifold_core::schema::Collection;
 use manifold_core::value::Value;
-use manifold_sql::pool::SharedPool;
+use manifold_sql::pool::{SharedPool, check_unproven};
 use manifold_sql::{Sql, SqlBuilder};
 use serde_json::Value as Json;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
@@ -326,21 +326,23 @@ impl PostgresConnector {
         let most = share.as_ref().map_or(options.max_connections, |s| {
             options.max_connections.min(s.total())
         });
-        let pool = PgPoolOptions::new()
-            .max_connections(most)
-            .min_connections(0)
-            .acquire_timeout(options.acquire_timeout)
-            .idle_timeout(Some(options.idle_timeout))
-            .test_before_acquire(false)
-            .after_connect(move |conn, _meta| {
-                let set = prepare(&statement_timeout);
-                Box::pin(async move {
-                    // A session setting rather than a startup option: poolers such as
-                    // PgBouncer refuse unknown startup parameters.
-                    set.execute(conn).await.map(|_| ())
-                })
-            })
-            .connect_lazy_with(options.connect.clone());
+        let pool = check_unproven(
+            PgPoolOptions::new()
+                .max_connections(most)
+                .min_connections(0)
+                .acquire_timeout(options.acquire_timeout)
+                .idle_timeout(Some(options.idle_timeout))
+                .test_before_acquire(false)
+                .after_connect(move |conn, _meta| {
+                    let set = prepare(&statement_timeout);
+                    Box::pin(async move {
+                        // A session setting rather than a startup option: poolers such as
+                        // PgBouncer refuse unknown startup parameters.
+                        set.execute(conn).await.map(|_| ())
+                    })
+                }),
+        )
+        .connect_lazy_with(options.connect.clone());
         let pool = match share {
             Some(share) => SharedPool::gated(pool, share),
             None => SharedPool::new(pool),

@@ -1,12 +1,12 @@
 //! The warm list of `manifold_sql::pool::SharedPool` on a real PostgreSQL server: a
 //! connection handed back as clean serves the next checkout as it is, without sqlx's
 //! check on release; one dropped instead goes back to sqlx; an unused one goes back to
-//! sqlx after `WARM_IDLE`.
+//! sqlx after `ALIVE_WINDOW`.
 //!
 //! Each test creates its own database through `postgres://postgres@127.0.0.1:5432/postgres`
 //! (or `MANIFOLD_TEST_POSTGRES_URL`); a missing server fails the test.
 
-use manifold_sql::pool::{SharedPool, WARM_IDLE};
+use manifold_sql::pool::{ALIVE_WINDOW, SharedPool};
 use sqlx::PgPool;
 
 mod common;
@@ -74,7 +74,7 @@ async fn a_dropped_lease_goes_back_to_sqlx_and_an_unused_warm_one_after_a_while(
     );
     lease.recycle();
     assert_eq!(raw.num_idle(), 0, "warm, not in sqlx's idle list");
-    tokio::time::sleep(WARM_IDLE * 3).await;
+    tokio::time::sleep(ALIVE_WINDOW * 3).await;
     assert_eq!(raw.num_idle(), 1, "unused for a while: back with sqlx");
     assert_eq!((pool.status().size, pool.status().in_use), (1, 0));
     pool.close().await;

@@ -11,8 +11,12 @@
 //! knows: an operation that succeeded read its whole answer and committed what it began.
 //! Such a connection ([`Leased::recycle`]) waits in a small warm list of this pool and
 //! serves the next checkout with no check. It goes back to sqlx the usual way, checked,
-//! after [`WARM_IDLE`] unused or [`WARM_FOR`] since it left sqlx's pool, so sqlx's idle
+//! after [`ALIVE_WINDOW`] unused or [`WARM_FOR`] since it left sqlx's pool, so sqlx's idle
 //! timeout and lifetime still apply, and a broken connection is still found.
+//!
+//! Neither list checks a connection that proved itself lately. One that has not (unused
+//! for [`ALIVE_WINDOW`]) is checked before it serves a checkout, as HikariCP does: a
+//! server that restarted while the pool sat idle costs a ping, not a failed request.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,17 +24,32 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use manifold_core::connection_share::{ConnectionShare, SharePermit};
-use sqlx::pool::PoolConnection;
-use sqlx::{Database, Pool};
+use sqlx::pool::{PoolConnection, PoolOptions};
+use sqlx::{Connection as _, Database, Pool};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// How long a recycled connection may wait unused in the warm list before it goes back
-/// to sqlx's pool.
-pub const WARM_IDLE: Duration = Duration::from_secs(1);
 
 /// How long a connection may serve checkouts from the warm list, counted from when it
 /// left sqlx's pool; then it goes back, checked, at its next release.
 pub const WARM_FOR: Duration = Duration::from_secs(10);
+
+/// How long a connection counts as alive after its last success. A connection unused for
+/// longer is pinged before it serves a checkout, from the warm list and from sqlx's idle
+/// queue alike ([`check_unproven`]).
+pub const ALIVE_WINDOW: Duration = Duration::from_millis(500);
+
+/// `options` with a ping before the checkout of a connection idle for [`ALIVE_WINDOW`]
+/// or longer, for a pool whose `test_before_acquire` is off. A connection that fails it
+/// is closed and the checkout takes another or opens one.
+pub fn check_unproven<DB: Database>(options: PoolOptions<DB>) -> PoolOptions<DB> {
+    options.before_acquire(|connection, meta| {
+        Box::pin(async move {
+            if meta.idle_for >= ALIVE_WINDOW {
+                connection.ping().await?;
+            }
+            Ok(true)
+        })
+    })
+}
 
 /// A sqlx pool, gated by a share when the source has a total across replicas.
 pub struct SharedPool<DB: Database> {
@@ -73,7 +92,7 @@ struct WarmConnection<DB: Database> {
 }
 
 impl<DB: Database> Warm<DB> {
-    /// A warm list, with a task that hands connections unused for [`WARM_IDLE`] back to
+    /// A warm list, with a task that hands connections unused for [`ALIVE_WINDOW`] back to
     /// sqlx (the task ends with the list). None outside a runtime.
     fn start(connections: u32) -> Option<Arc<Self>> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
@@ -85,7 +104,7 @@ impl<DB: Database> Warm<DB> {
         let list: Weak<Self> = Arc::downgrade(&warm);
         runtime.spawn(async move {
             loop {
-                tokio::time::sleep(WARM_IDLE).await;
+                tokio::time::sleep(ALIVE_WINDOW).await;
                 let Some(warm) = list.upgrade() else { return };
                 drop(warm.take_unused());
             }
@@ -100,26 +119,33 @@ impl<DB: Database> Warm<DB> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The most recently recycled connection still inside [`WARM_FOR`].
+    /// The most recently recycled connection still inside [`WARM_FOR`] and
+    /// [`ALIVE_WINDOW`].
     fn pop(&self) -> Option<WarmConnection<DB>> {
         let mut idle = self.lock();
         while let Some(warm) = idle.pop() {
+            if warm.idle_since.elapsed() >= ALIVE_WINDOW {
+                // Unproven, and the rest (recycled earlier) too: all back to sqlx, which
+                // checks them as they come back. A drop only spawns sqlx's return task.
+                drop(warm);
+                idle.clear();
+                return None;
+            }
             if warm.out_since.elapsed() < WARM_FOR {
                 return Some(warm);
             }
-            // Back to sqlx, checked (a drop only spawns sqlx's return task).
             drop(warm);
         }
         None
     }
 
-    /// Takes the connections unused for [`WARM_IDLE`] out of the list; dropping them hands
+    /// Takes the connections unused for [`ALIVE_WINDOW`] out of the list; dropping them hands
     /// them back to sqlx.
     fn take_unused(&self) -> Vec<WarmConnection<DB>> {
         let mut idle = self.lock();
         let keep = idle
             .iter()
-            .position(|w| w.idle_since.elapsed() < WARM_IDLE)
+            .position(|w| w.idle_since.elapsed() < ALIVE_WINDOW)
             .unwrap_or(idle.len());
         idle.drain(..keep).collect()
     }
