@@ -97,6 +97,18 @@ fi
 export MANIFOLD_SECANTUSD=${MANIFOLD_SECANTUSD:-$PWD/.venv-mongo/bin/secantusd-py}
 say "SecantusDB at $MANIFOLD_SECANTUSD"
 
+# The OpenAPI documents of swagger:get are checked by openapi-spec-validator
+# (tests/tests/openapi.rs), from PyPI.
+openapi_tools='openapi-spec-validator==0.9.0'
+if [ "$(cat .venv-openapi/.tools 2>/dev/null)" != "$openapi_tools" ]; then
+  rm -rf .venv-openapi
+  python3 -m venv .venv-openapi 2>/dev/null || {
+    rm -rf .venv-openapi; apt_install python3-venv; python3 -m venv .venv-openapi; }
+  .venv-openapi/bin/pip install -q "$openapi_tools"
+  echo "$openapi_tools" > .venv-openapi/.tools
+fi
+export MANIFOLD_OPENAPI_VALIDATOR=$PWD/.venv-openapi/bin/openapi-spec-validator
+
 # --- Deployment files -------------------------------------------------------------------
 # deploy/ is checked, not run (no Docker or Kubernetes here): YAML style, the compose files
 # against the Compose specification's schema, the Kubernetes manifests against the API's

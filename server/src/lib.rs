@@ -12,6 +12,7 @@ pub mod declarations;
 pub mod http;
 pub mod main_db;
 pub mod migrations;
+pub mod openapi;
 pub mod relation_fields;
 pub mod telemetry;
 
@@ -106,6 +107,7 @@ async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Resu
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
         collections::define(source, &collections_declarations, &collections_changes);
     }));
+    openapi::define(&manager);
     let auth = auth::Auth::install(&manager, &main, &declarations, &config.auth, &changes).await?;
     // The built-in rows are written: the next process to start may go.
     migrated.release().await;

@@ -196,6 +196,10 @@ fn guard(source: &DataSource, is_main: bool) {
     for resource in CONFIGURATION_RESOURCES {
         acl.configuration_resource(resource);
     }
+    // What a signed-in caller may use is theirs to see described (openapi/).
+    for action in ["get", "getUrls"] {
+        acl.allow(crate::openapi::RESOURCE, action, AllowCondition::LoggedIn);
+    }
     if is_main {
         for resource in store::ADMINISTERED {
             acl.configuration_resource(resource);

@@ -1,0 +1,709 @@
+//! Builds the OpenAPI 3.0 document of one data source, as its caller may use it: the
+//! collections and actions the caller's roles allow, each record's schema from the
+//! collection's fields as they are now.
+
+use manifold_core::Error;
+use manifold_core::acl::Acl;
+use manifold_core::schema::{AssociationKind, Collection};
+use openapiv3::{
+    Components, Info, IntegerFormat, MediaType, OpenAPI, Operation, Parameter, ParameterData,
+    ParameterSchemaOrContent, PathItem, Paths, ReferenceOr, RequestBody, Response, Responses,
+    Schema, SecurityScheme, Server, StatusCode, Type,
+};
+
+use super::schemas;
+
+/// Which part of a source a document describes (`?ns=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Namespace {
+    /// The built-in resources and every collection (no `ns`).
+    Everything,
+    /// Every collection (`collections`).
+    Collections,
+    /// One collection and its associations (`collections/<name>`).
+    Collection(String),
+    /// The built-in resources (`core`).
+    Core,
+}
+
+impl Namespace {
+    /// `ns` as a client sent it; an unknown one is a 400 naming it.
+    pub fn parse(ns: Option<&str>) -> manifold_core::Result<Self> {
+        match ns.map(str::trim).filter(|ns| !ns.is_empty()) {
+            None => Ok(Self::Everything),
+            Some("collections") => Ok(Self::Collections),
+            Some("core") => Ok(Self::Core),
+            Some(other) => match other.strip_prefix("collections/") {
+                Some(name) if !name.is_empty() => Ok(Self::Collection(name.to_owned())),
+                _ => Err(Error::bad_request(format!(
+                    "ns: expected core, collections or collections/<name>, got {other:?}"
+                ))),
+            },
+        }
+    }
+}
+
+/// What a document is built from.
+pub struct Describe<'a> {
+    /// The source's key; a source other than `main` needs the `X-Data-Source` header.
+    pub key: &'a str,
+    /// The source's collections, as they are now.
+    pub collections: Vec<std::sync::Arc<Collection>>,
+    /// The source's permissions, and the roles the caller acts in.
+    pub acl: &'a Acl,
+    pub roles: Vec<&'a str>,
+    /// Where the API is served (`/api`).
+    pub prefix: &'a str,
+    /// Whether the source is the main database, which alone has the built-in resources.
+    pub is_main: bool,
+}
+
+/// The actions of a collection resource, their HTTP method, and whether a write body
+/// goes with them.
+const COLLECTION_ACTIONS: &[(&str, Method)] = &[
+    ("list", Method::Get),
+    ("get", Method::Get),
+    ("create", Method::Post),
+    ("update", Method::Post),
+    ("destroy", Method::Post),
+    ("firstOrCreate", Method::Post),
+    ("updateOrCreate", Method::Post),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+}
+
+impl Describe<'_> {
+    /// The document for `ns`; a collection the caller may not see is a 404, as one that
+    /// does not exist.
+    pub fn document(&self, ns: &Namespace) -> manifold_core::Result<OpenAPI> {
+        let mut paths = Paths::default();
+        let mut components = base_components(self.key, self.is_main);
+        if matches!(ns, Namespace::Everything | Namespace::Core) && self.is_main {
+            core_paths(&mut paths);
+        }
+        let visible: Vec<&Collection> = match ns {
+            Namespace::Core => Vec::new(),
+            Namespace::Everything | Namespace::Collections => self
+                .collections
+                .iter()
+                .map(|c| &**c)
+                .filter(|c| self.sees(c.name()))
+                .collect(),
+            Namespace::Collection(name) => {
+                let found = self
+                    .collections
+                    .iter()
+                    .find(|c| c.name() == name && self.sees(name))
+                    .ok_or_else(|| {
+                        Error::not_found(format!("collection {name:?} in data source {}", self.key))
+                    })?;
+                vec![&**found]
+            }
+        };
+        for collection in &visible {
+            self.describe_collection(collection, &mut paths, &mut components);
+        }
+        // The targets of described relations, described or not themselves (one collection).
+        for collection in &visible {
+            for association in &collection.associations {
+                let described = components.schemas.contains_key(&association.target);
+                let target = self
+                    .collections
+                    .iter()
+                    .find(|c| c.name() == association.target && self.sees(c.name()));
+                if let (false, Some(target)) = (described, target) {
+                    self.schemas_of(target, &mut components);
+                }
+            }
+        }
+        Ok(OpenAPI {
+            openapi: "3.0.3".into(),
+            info: Info {
+                title: format!("Manifold API: data source {}", self.key),
+                description: Some(
+                    "NocoBase's resource and action API over one data source. Generated from \
+                     the source's schema for the caller's roles."
+                        .into(),
+                ),
+                version: env!("CARGO_PKG_VERSION").into(),
+                ..Info::default()
+            },
+            servers: vec![Server {
+                url: self.prefix.to_owned(),
+                ..Server::default()
+            }],
+            paths,
+            components: Some(components),
+            security: Some(vec![
+                [("bearer".to_owned(), Vec::new())].into_iter().collect(),
+            ]),
+            ..OpenAPI::default()
+        })
+    }
+
+    /// Whether the caller may read `collection` at all.
+    fn sees(&self, collection: &str) -> bool {
+        ["list", "get"].iter().any(|action| {
+            self.acl
+                .permission(&self.roles, collection, action)
+                .is_some()
+        })
+    }
+
+    fn describe_collection(
+        &self,
+        collection: &Collection,
+        paths: &mut Paths,
+        components: &mut Components,
+    ) {
+        self.schemas_of(collection, components);
+        let name = collection.name();
+        let write_schema = format!("{name}.write");
+        for (action, method) in COLLECTION_ACTIONS {
+            let writes = *method == Method::Post;
+            if (writes && collection.is_view)
+                || self.acl.permission(&self.roles, name, action).is_none()
+            {
+                continue;
+            }
+            let body = writes && !matches!(*action, "destroy");
+            let operation = self.operation(
+                name,
+                action,
+                query_parameters(action),
+                body.then(|| schemas::reference(&write_schema)),
+                answer(action, name),
+            );
+            paths.paths.insert(
+                format!("/{name}:{action}"),
+                ReferenceOr::Item(path_item(*method, operation)),
+            );
+        }
+        for association in &collection.associations {
+            self.describe_association(collection, association, paths);
+        }
+    }
+
+    /// The read and write schemas of `collection`, as the caller may use it.
+    fn schemas_of(&self, collection: &Collection, components: &mut Components) {
+        let name = collection.name();
+        let read_fields = self
+            .acl
+            .permission(&self.roles, name, "get")
+            .or_else(|| self.acl.permission(&self.roles, name, "list"))
+            .and_then(|p| p.fields);
+        let write_fields = self
+            .acl
+            .permission(&self.roles, name, "create")
+            .and_then(|p| p.fields);
+        components.schemas.insert(
+            name.to_owned(),
+            ReferenceOr::Item(schemas::record(collection, read_fields.as_deref())),
+        );
+        let write_schema = format!("{name}.write");
+        if !collection.is_view {
+            components.schemas.insert(
+                write_schema,
+                ReferenceOr::Item(schemas::write(collection, write_fields.as_deref())),
+            );
+        }
+    }
+
+    fn describe_association(
+        &self,
+        collection: &Collection,
+        association: &manifold_core::schema::Association,
+        paths: &mut Paths,
+    ) {
+        let target = &association.target;
+        if !self.sees(target) || !self.sees(collection.name()) {
+            return;
+        }
+        let actions: &[(&str, Method)] = match association.kind {
+            AssociationKind::BelongsTo => &[
+                ("get", Method::Get),
+                ("set", Method::Post),
+                ("remove", Method::Post),
+            ],
+            AssociationKind::HasOne => &[
+                ("get", Method::Get),
+                ("create", Method::Post),
+                ("update", Method::Post),
+                ("destroy", Method::Post),
+                ("set", Method::Post),
+                ("remove", Method::Post),
+            ],
+            AssociationKind::HasMany => &[
+                ("list", Method::Get),
+                ("get", Method::Get),
+                ("create", Method::Post),
+                ("update", Method::Post),
+                ("destroy", Method::Post),
+                ("add", Method::Post),
+                ("remove", Method::Post),
+                ("set", Method::Post),
+            ],
+            AssociationKind::BelongsToMany => &[
+                ("list", Method::Get),
+                ("get", Method::Get),
+                ("create", Method::Post),
+                ("update", Method::Post),
+                ("destroy", Method::Post),
+                ("add", Method::Post),
+                ("remove", Method::Post),
+                ("set", Method::Post),
+                ("toggle", Method::Post),
+            ],
+        };
+        let resource = format!("{}.{}", collection.name(), association.name);
+        for (action, method) in actions {
+            if self
+                .acl
+                .permission(&self.roles, &resource, action)
+                .is_none()
+                && self.acl.permission(&self.roles, target, action).is_none()
+            {
+                continue;
+            }
+            let link = matches!(*action, "add" | "remove" | "set" | "toggle");
+            let body = match *action {
+                _ if link => Some(ReferenceOr::Item(schemas::any())),
+                "create" | "update" => Some(schemas::reference(&format!("{target}.write"))),
+                _ => None,
+            };
+            let mut parameters = vec![path_parameter("collectionIndex")];
+            parameters.extend(query_parameters(action));
+            let operation = self.operation(
+                &format!("{}.{}", collection.name(), association.name),
+                action,
+                parameters,
+                body,
+                answer(action, target),
+            );
+            paths.paths.insert(
+                format!(
+                    "/{}/{{collectionIndex}}/{}:{action}",
+                    collection.name(),
+                    association.name
+                ),
+                ReferenceOr::Item(path_item(*method, operation)),
+            );
+        }
+    }
+
+    fn operation(
+        &self,
+        resource: &str,
+        action: &str,
+        mut parameters: Vec<ReferenceOr<Parameter>>,
+        body: Option<ReferenceOr<Schema>>,
+        ok: ReferenceOr<Response>,
+    ) -> Operation {
+        if !self.is_main {
+            parameters.push(ReferenceOr::Reference {
+                reference: "#/components/parameters/X-Data-Source".into(),
+            });
+        }
+        let mut responses = Responses::default();
+        responses.responses.insert(StatusCode::Code(200), ok);
+        responses.default = Some(ReferenceOr::Reference {
+            reference: "#/components/responses/error".into(),
+        });
+        Operation {
+            tags: vec![resource.split('.').next().unwrap_or(resource).to_owned()],
+            summary: Some(format!("{resource}:{action}")),
+            operation_id: Some(format!("{resource}:{action}")),
+            parameters,
+            request_body: body.map(|schema| {
+                ReferenceOr::Item(RequestBody {
+                    content: json_content(schema),
+                    required: false,
+                    ..RequestBody::default()
+                })
+            }),
+            responses,
+            ..Operation::default()
+        }
+    }
+}
+
+fn path_item(method: Method, operation: Operation) -> PathItem {
+    match method {
+        Method::Get => PathItem {
+            get: Some(operation),
+            ..PathItem::default()
+        },
+        Method::Post => PathItem {
+            post: Some(operation),
+            ..PathItem::default()
+        },
+    }
+}
+
+fn json_content(schema: ReferenceOr<Schema>) -> openapiv3::Content {
+    [(
+        "application/json".to_owned(),
+        MediaType {
+            schema: Some(schema),
+            ..MediaType::default()
+        },
+    )]
+    .into_iter()
+    .collect()
+}
+
+/// The shared query parameters, declared once in the components.
+const SHARED_PARAMETERS: &[(&str, &str, ParameterKind)] = &[
+    (
+        "filterByTk",
+        "The record's key (or keys, as an array).",
+        ParameterKind::Text,
+    ),
+    (
+        "filter",
+        "A filter as JSON, NocoBase's operators (docs/filters.md).",
+        ParameterKind::Text,
+    ),
+    (
+        "sort",
+        "Fields to sort by, `-` before one for descending, comma-separated.",
+        ParameterKind::Text,
+    ),
+    (
+        "fields",
+        "Only these fields, comma-separated.",
+        ParameterKind::Text,
+    ),
+    (
+        "appends",
+        "Relations to embed, comma-separated, dotted for nested ones.",
+        ParameterKind::Text,
+    ),
+    (
+        "except",
+        "Leave these fields out, comma-separated.",
+        ParameterKind::Text,
+    ),
+    ("page", "The page, from 1.", ParameterKind::Integer),
+    ("pageSize", "Records per page.", ParameterKind::Integer),
+    (
+        "paginate",
+        "false for every record at once (bounded by the server's limit).",
+        ParameterKind::Boolean,
+    ),
+    (
+        "whitelist",
+        "Only these fields of the values are written, comma-separated.",
+        ParameterKind::Text,
+    ),
+    (
+        "blacklist",
+        "These fields of the values are not written, comma-separated.",
+        ParameterKind::Text,
+    ),
+    (
+        "filterKeys",
+        "The fields that find the record to update or return, comma-separated.",
+        ParameterKind::Text,
+    ),
+];
+
+#[derive(Clone, Copy)]
+enum ParameterKind {
+    Text,
+    Integer,
+    Boolean,
+}
+
+/// The shared parameters `action` takes.
+fn query_parameters(action: &str) -> Vec<ReferenceOr<Parameter>> {
+    let names: &[&str] = match action {
+        "list" => &[
+            "filter", "sort", "fields", "appends", "except", "page", "pageSize", "paginate",
+        ],
+        "get" => &["filterByTk", "filter", "fields", "appends", "except"],
+        "create" => &["whitelist", "blacklist"],
+        "update" => &["filterByTk", "filter", "whitelist", "blacklist"],
+        "destroy" => &["filterByTk", "filter"],
+        "firstOrCreate" | "updateOrCreate" => &["filterKeys", "whitelist", "blacklist"],
+        "add" | "remove" | "set" | "toggle" => &["filterByTk"],
+        _ => &[],
+    };
+    names
+        .iter()
+        .map(|name| ReferenceOr::Reference {
+            reference: format!("#/components/parameters/{name}"),
+        })
+        .collect()
+}
+
+fn path_parameter(name: &str) -> ReferenceOr<Parameter> {
+    ReferenceOr::Item(Parameter::Path {
+        parameter_data: ParameterData {
+            name: name.to_owned(),
+            description: Some("The key of the record whose relation this is.".into()),
+            required: true,
+            deprecated: None,
+            format: ParameterSchemaOrContent::Schema(ReferenceOr::Item(schemas::string(None))),
+            example: None,
+            examples: Default::default(),
+            explode: None,
+            extensions: Default::default(),
+        },
+        style: Default::default(),
+    })
+}
+
+/// The answer of `action` on records of `schema`: `{data}` around a record, a list with
+/// its `meta`, or whatever the action returns.
+fn answer(action: &str, schema: &str) -> ReferenceOr<Response> {
+    let data = match action {
+        "list" => schemas::array(schemas::reference(schema)),
+        // A record, or null when none matched.
+        "get" | "create" | "firstOrCreate" | "updateOrCreate" => schemas::nullable(schema),
+        _ => schemas::any(),
+    };
+    let mut properties = vec![("data".to_owned(), data)];
+    if action == "list" {
+        properties.push((
+            "meta".to_owned(),
+            schemas::object(
+                ["count", "page", "pageSize", "totalPage"]
+                    .into_iter()
+                    .map(|k| (k.to_owned(), schemas::integer(IntegerFormat::Int64)))
+                    .collect(),
+                Vec::new(),
+            ),
+        ));
+    }
+    ReferenceOr::Item(Response {
+        description: format!("{action}: the answer"),
+        content: json_content(ReferenceOr::Item(schemas::object(properties, Vec::new()))),
+        ..Response::default()
+    })
+}
+
+/// The components every document shares: the error answer, the bearer scheme, the shared
+/// parameters and, for a source other than main, the `X-Data-Source` header.
+fn base_components(key: &str, is_main: bool) -> Components {
+    let mut components = Components::default();
+    let message = schemas::string(None);
+    let error = schemas::object(
+        vec![(
+            "errors".to_owned(),
+            schemas::array(ReferenceOr::Item(schemas::object(
+                vec![
+                    ("message".to_owned(), message),
+                    ("code".to_owned(), schemas::string(None)),
+                ],
+                vec!["message".to_owned()],
+            ))),
+        )],
+        vec!["errors".to_owned()],
+    );
+    components
+        .schemas
+        .insert("error".into(), ReferenceOr::Item(error));
+    components.responses.insert(
+        "error".into(),
+        ReferenceOr::Item(Response {
+            description: "An error: what was wrong, naming the bad part".into(),
+            content: json_content(schemas::reference("error")),
+            ..Response::default()
+        }),
+    );
+    components.security_schemes.insert(
+        "bearer".into(),
+        ReferenceOr::Item(SecurityScheme::HTTP {
+            scheme: "bearer".into(),
+            bearer_format: Some("JWT or API key".into()),
+            description: Some("A token from auth:signIn, or an API key.".into()),
+            extensions: Default::default(),
+        }),
+    );
+    for (name, description, kind) in SHARED_PARAMETERS {
+        let schema = match kind {
+            ParameterKind::Text => schemas::string(None),
+            ParameterKind::Integer => schemas::integer(IntegerFormat::Int64),
+            ParameterKind::Boolean => schemas::of(Type::Boolean(Default::default())),
+        };
+        components.parameters.insert(
+            (*name).to_owned(),
+            ReferenceOr::Item(Parameter::Query {
+                parameter_data: parameter_data(name, description, false, schema),
+                allow_reserved: false,
+                style: Default::default(),
+                allow_empty_value: None,
+            }),
+        );
+    }
+    if !is_main {
+        let mut source = schemas::string(None);
+        if let openapiv3::SchemaKind::Type(Type::String(s)) = &mut source.schema_kind {
+            s.enumeration = vec![Some(key.to_owned())];
+        }
+        components.parameters.insert(
+            "X-Data-Source".into(),
+            ReferenceOr::Item(Parameter::Header {
+                parameter_data: parameter_data(
+                    "X-Data-Source",
+                    "The data source this document describes.",
+                    true,
+                    source,
+                ),
+                style: Default::default(),
+            }),
+        );
+    }
+    components
+}
+
+fn parameter_data(name: &str, description: &str, required: bool, schema: Schema) -> ParameterData {
+    ParameterData {
+        name: name.to_owned(),
+        description: Some(description.to_owned()),
+        required,
+        deprecated: None,
+        format: ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)),
+        example: None,
+        examples: Default::default(),
+        explode: None,
+        extensions: Default::default(),
+    }
+}
+
+/// The built-in resources of the main source.
+const CORE: &[(&str, &str, Method, &str)] = &[
+    (
+        "auth",
+        "signIn",
+        Method::Post,
+        "Signs in with account (or username or email) and password; answers a token.",
+    ),
+    ("auth", "check", Method::Get, "The signed-in user."),
+    ("auth", "signOut", Method::Post, "Ends the token's session."),
+    (
+        "auth",
+        "changePassword",
+        Method::Post,
+        "Changes the signed-in user's password.",
+    ),
+    (
+        "dataSources",
+        "list",
+        Method::Get,
+        "The registered data sources.",
+    ),
+    (
+        "dataSources",
+        "get",
+        Method::Get,
+        "One data source (filterByTk: its key).",
+    ),
+    (
+        "dataSources",
+        "create",
+        Method::Post,
+        "Registers a data source.",
+    ),
+    (
+        "dataSources",
+        "update",
+        Method::Post,
+        "Changes a data source's options.",
+    ),
+    (
+        "dataSources",
+        "destroy",
+        Method::Post,
+        "Removes a data source.",
+    ),
+    (
+        "dataSources",
+        "testConnection",
+        Method::Post,
+        "Checks that a data source's options connect.",
+    ),
+    (
+        "collections",
+        "list",
+        Method::Get,
+        "The collections of the source.",
+    ),
+    (
+        "collections",
+        "get",
+        Method::Get,
+        "One collection and its fields.",
+    ),
+    (
+        "collections",
+        "create",
+        Method::Post,
+        "Creates a collection (a table).",
+    ),
+    (
+        "collections",
+        "destroy",
+        Method::Post,
+        "Drops a collection.",
+    ),
+    ("users", "list", Method::Get, "The users."),
+    ("users", "create", Method::Post, "Creates a user."),
+    ("roles", "list", Method::Get, "The roles."),
+    (
+        "roles",
+        "check",
+        Method::Get,
+        "The caller's role and what it may do.",
+    ),
+    ("apiKeys", "list", Method::Get, "The caller's API keys."),
+    (
+        "apiKeys",
+        "create",
+        Method::Post,
+        "Creates an API key, shown once.",
+    ),
+    ("apiKeys", "destroy", Method::Post, "Revokes an API key."),
+];
+
+fn core_paths(paths: &mut Paths) {
+    for (resource, action, method, summary) in CORE {
+        let body = (*method == Method::Post).then(|| ReferenceOr::Item(schemas::any()));
+        let mut responses = Responses::default();
+        responses.responses.insert(
+            StatusCode::Code(200),
+            ReferenceOr::Item(Response {
+                description: (*summary).to_owned(),
+                content: json_content(ReferenceOr::Item(schemas::any())),
+                ..Response::default()
+            }),
+        );
+        responses.default = Some(ReferenceOr::Reference {
+            reference: "#/components/responses/error".into(),
+        });
+        let operation = Operation {
+            tags: vec![(*resource).to_owned()],
+            summary: Some((*summary).to_owned()),
+            operation_id: Some(format!("{resource}:{action}")),
+            parameters: query_parameters(if *action == "get" { "get" } else { "" }),
+            request_body: body.map(|schema| {
+                ReferenceOr::Item(RequestBody {
+                    content: json_content(schema),
+                    ..RequestBody::default()
+                })
+            }),
+            responses,
+            security: (*resource == "auth" && *action == "signIn").then(Vec::new),
+            ..Operation::default()
+        };
+        paths.paths.insert(
+            format!("/{resource}:{action}"),
+            ReferenceOr::Item(path_item(*method, operation)),
+        );
+    }
+}
