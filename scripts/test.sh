@@ -107,7 +107,7 @@ if [ "$(cat .venv-openapi/.tools 2>/dev/null)" != "$openapi_tools" ]; then
   .venv-openapi/bin/pip install -q "$openapi_tools"
   echo "$openapi_tools" > .venv-openapi/.tools
 fi
-export MANIFOLD_OPENAPI_VALIDATOR=$PWD/.venv-openapi/bin/openapi-spec-validator
+export MANIFOLD_TEST_OPENAPI_VALIDATOR=$PWD/.venv-openapi/bin/openapi-spec-validator
 
 # --- Deployment files -------------------------------------------------------------------
 # deploy/ is checked, not run (no Docker or Kubernetes here): YAML style, the compose files

@@ -1,5 +1,5 @@
 //! `swagger:get` and `swagger:getUrls`: an OpenAPI 3.0 document of each data source, valid
-//! by openapi-spec-validator (`MANIFOLD_OPENAPI_VALIDATOR`, which scripts/test.sh installs;
+//! by openapi-spec-validator (`MANIFOLD_TEST_OPENAPI_VALIDATOR`, which scripts/test.sh installs;
 //! a missing validator fails the test), following the schema as it changes, and showing a
 //! caller only what the caller's roles may use.
 
@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 /// Checks `document` with openapi-spec-validator; panics with its report when invalid.
 fn assert_valid(document: &Json, what: &str) {
-    let validator = std::env::var("MANIFOLD_OPENAPI_VALIDATOR").unwrap_or_else(|_| {
+    let validator = std::env::var("MANIFOLD_TEST_OPENAPI_VALIDATOR").unwrap_or_else(|_| {
         format!(
             "{}/../.venv-openapi/bin/openapi-spec-validator",
             env!("CARGO_MANIFEST_DIR")
