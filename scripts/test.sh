@@ -3,7 +3,8 @@
 #
 # Needs: curl, the sqlite3 shell and python3 (the docs test), PostgreSQL and MariaDB on
 # 127.0.0.1 (the connector and end-to-end suites), SecantusDB in .venv-mongo (the MongoDB
-# connector), and the validators of deploy/ in .venv-deploy (from PyPI). SQLite itself
+# connector), the validators of deploy/ in .venv-deploy and openapi-spec-validator and
+# Schemathesis in .venv-openapi (from PyPI; scripts/contract.sh). SQLite itself
 # needs nothing: sqlx bundles it. A server that cannot be started makes its tests fail;
 # nothing is skipped.
 set -euo pipefail
@@ -98,13 +99,14 @@ export MANIFOLD_SECANTUSD=${MANIFOLD_SECANTUSD:-$PWD/.venv-mongo/bin/secantusd-p
 say "SecantusDB at $MANIFOLD_SECANTUSD"
 
 # The OpenAPI documents of swagger:get are checked by openapi-spec-validator
-# (tests/tests/openapi.rs), from PyPI.
-openapi_tools='openapi-spec-validator==0.9.0'
+# (tests/tests/openapi.rs) and fuzzed by Schemathesis (scripts/contract.sh), from PyPI.
+openapi_tools='openapi-spec-validator==0.9.0 schemathesis==4.32.5'
 if [ "$(cat .venv-openapi/.tools 2>/dev/null)" != "$openapi_tools" ]; then
   rm -rf .venv-openapi
   python3 -m venv .venv-openapi 2>/dev/null || {
     rm -rf .venv-openapi; apt_install python3-venv; python3 -m venv .venv-openapi; }
-  .venv-openapi/bin/pip install -q "$openapi_tools"
+  # shellcheck disable=SC2086 # the list is meant to split
+  .venv-openapi/bin/pip install -q $openapi_tools
   echo "$openapi_tools" > .venv-openapi/.tools
 fi
 export MANIFOLD_TEST_OPENAPI_VALIDATOR=$PWD/.venv-openapi/bin/openapi-spec-validator
@@ -146,3 +148,6 @@ fi
 say "deployment files validated"
 
 cargo test --workspace --locked
+
+# Contract fuzzing against the binary the tests just built (scripts/contract.sh).
+scripts/contract.sh

@@ -4,6 +4,9 @@
 //! caller only what the caller's roles may use.
 
 use manifold_tests::{Backend, ScratchDatabase, TestApp, server_credentials};
+
+#[path = "../../connectors/mongo/tests/support/secantus.rs"]
+mod secantus;
 use poem::http::Method;
 use serde_json::{Value as Json, json};
 
@@ -403,4 +406,49 @@ async fn a_postgres_source_has_its_own_valid_document() {
 #[tokio::test]
 async fn a_mariadb_source_has_its_own_valid_document() {
     assert_external_document(Backend::MariaDb, "mybooks").await;
+}
+
+#[tokio::test]
+async fn a_mongodb_source_has_its_own_valid_document() {
+    let server = secantus::Secantus::start();
+    let t = TestApp::new().await;
+    let r = t
+        .post(
+            "/api/dataSources:create",
+            json!({"key": "docs", "type": "mongodb", "options": {
+                "url": server.url(), "database": "manifold_openapi", "serverSelectionTimeoutMs": 500
+            }}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(t.settled("docs").await["status"], json!("loaded"));
+    let r = t
+        .on(
+            "docs",
+            Method::POST,
+            "/api/collections:create",
+            Some(json!({"name": "events", "fields": [
+                {"name": "kind", "type": "string"},
+                {"name": "count", "type": "integer"},
+                {"name": "tags", "type": "array"},
+                {"name": "at", "type": "datetime"},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.on("docs", Method::GET, "/api/swagger:get", None).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_valid(&r.body, "the MongoDB source's document");
+    assert!(
+        r.body["paths"]["/events:list"]["get"].is_object(),
+        "{}",
+        r.body["paths"]
+    );
+    let events = &r.body["components"]["schemas"]["events"]["properties"];
+    assert_eq!(events["tags"]["type"], json!("array"));
+    assert_eq!(events["at"]["format"], json!("date-time"));
+    assert_eq!(
+        r.body["components"]["parameters"]["X-Data-Source"]["schema"]["enum"],
+        json!(["docs"])
+    );
 }

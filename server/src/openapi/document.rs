@@ -175,7 +175,11 @@ impl Describe<'_> {
                 name,
                 action,
                 query_parameters(action),
-                body.then(|| schemas::reference(&write_schema)),
+                body.then(|| match *action {
+                    // `create` takes one record or a list of them.
+                    "create" => ReferenceOr::Item(schemas::one_or_many(&write_schema)),
+                    _ => schemas::reference(&write_schema),
+                }),
                 answer(action, name),
             );
             paths.paths.insert(
@@ -272,7 +276,10 @@ impl Describe<'_> {
             let link = matches!(*action, "add" | "remove" | "set" | "toggle");
             let body = match *action {
                 _ if link => Some(ReferenceOr::Item(schemas::any())),
-                "create" | "update" => Some(schemas::reference(&format!("{target}.write"))),
+                "create" => Some(ReferenceOr::Item(schemas::one_or_many(&format!(
+                    "{target}.write"
+                )))),
+                "update" => Some(schemas::reference(&format!("{target}.write"))),
                 _ => None,
             };
             let mut parameters = vec![path_parameter("collectionIndex")];
@@ -310,9 +317,7 @@ impl Describe<'_> {
         }
         let mut responses = Responses::default();
         responses.responses.insert(StatusCode::Code(200), ok);
-        responses.default = Some(ReferenceOr::Reference {
-            reference: "#/components/responses/error".into(),
-        });
+        add_errors(&mut responses);
         Operation {
             tags: vec![resource.split('.').next().unwrap_or(resource).to_owned()],
             summary: Some(format!("{resource}:{action}")),
@@ -328,6 +333,22 @@ impl Describe<'_> {
             responses,
             ..Operation::default()
         }
+    }
+}
+
+/// The statuses an action can fail with (docs/api.md §10), each the error answer. Listed
+/// rather than a `default`, so a status the document does not name (a 500 above all) is a
+/// contract violation.
+const ERROR_STATUSES: &[u16] = &[400, 401, 403, 404, 409, 413, 503, 504];
+
+fn add_errors(responses: &mut Responses) {
+    for status in ERROR_STATUSES {
+        responses.responses.insert(
+            StatusCode::Code(*status),
+            ReferenceOr::Reference {
+                reference: "#/components/responses/error".into(),
+            },
+        );
     }
 }
 
@@ -366,7 +387,7 @@ const SHARED_PARAMETERS: &[(&str, &str, ParameterKind)] = &[
     (
         "filter",
         "A filter as JSON, NocoBase's operators (docs/filters.md).",
-        ParameterKind::Text,
+        ParameterKind::Json,
     ),
     (
         "sort",
@@ -415,6 +436,8 @@ const SHARED_PARAMETERS: &[(&str, &str, ParameterKind)] = &[
 #[derive(Clone, Copy)]
 enum ParameterKind {
     Text,
+    /// A JSON object in the query string (`filter`).
+    Json,
     Integer,
     Boolean,
 }
@@ -464,7 +487,9 @@ fn answer(action: &str, schema: &str) -> ReferenceOr<Response> {
     let data = match action {
         "list" => schemas::array(schemas::reference(schema)),
         // A record, or null when none matched.
-        "get" | "create" | "firstOrCreate" | "updateOrCreate" => schemas::nullable(schema),
+        "get" | "firstOrCreate" | "updateOrCreate" => schemas::nullable(schema),
+        // One record created, or the list of them when the body was a list.
+        "create" => schemas::one_or_many(schema),
         _ => schemas::any(),
     };
     let mut properties = vec![("data".to_owned(), data)];
@@ -528,13 +553,20 @@ fn base_components(key: &str, is_main: bool) -> Components {
     for (name, description, kind) in SHARED_PARAMETERS {
         let schema = match kind {
             ParameterKind::Text => schemas::string(None),
+            ParameterKind::Json => schemas::object(Vec::new(), Vec::new()),
             ParameterKind::Integer => schemas::integer(IntegerFormat::Int64),
             ParameterKind::Boolean => schemas::of(Type::Boolean(Default::default())),
         };
+        let mut data = parameter_data(name, description, false, schema);
+        if let (ParameterKind::Json, ParameterSchemaOrContent::Schema(schema)) =
+            (kind, &data.format)
+        {
+            data.format = ParameterSchemaOrContent::Content(json_content(schema.clone()));
+        }
         components.parameters.insert(
             (*name).to_owned(),
             ReferenceOr::Item(Parameter::Query {
-                parameter_data: parameter_data(name, description, false, schema),
+                parameter_data: data,
                 allow_reserved: false,
                 style: Default::default(),
                 allow_empty_value: None,
@@ -683,9 +715,7 @@ fn core_paths(paths: &mut Paths) {
                 ..Response::default()
             }),
         );
-        responses.default = Some(ReferenceOr::Reference {
-            reference: "#/components/responses/error".into(),
-        });
+        add_errors(&mut responses);
         let operation = Operation {
             tags: vec![(*resource).to_owned()],
             summary: Some((*summary).to_owned()),

@@ -108,6 +108,16 @@ pub fn nullable(name: &str) -> Schema {
     }
 }
 
+/// The schema `name`, or a list of it.
+pub fn one_or_many(name: &str) -> Schema {
+    Schema {
+        schema_data: SchemaData::default(),
+        schema_kind: SchemaKind::AnyOf {
+            any_of: vec![reference(name), ReferenceOr::Item(array(reference(name)))],
+        },
+    }
+}
+
 /// How a value of `field_type` is rendered in an answer (docs/data-sources.md's table).
 fn rendered(field_type: FieldType) -> Schema {
     match field_type {
