@@ -240,6 +240,52 @@ impl ResourceManager {
             .check(placement)
     }
 
+    /// Every resource defined here or given a handler of its own (`posts:publish`), with
+    /// the actions it answers, sorted by name: what a description of the API lists beside
+    /// the collections.
+    pub fn resources(&self) -> Vec<(String, Vec<String>)> {
+        let registry = self.registry.read().unwrap_or_else(|e| e.into_inner());
+        let mut names: Vec<&String> = registry
+            .resources
+            .keys()
+            .chain(registry.resource_handlers.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+            .into_iter()
+            .map(|name| {
+                let definition = registry.resources.get(name);
+                let mut actions: Vec<String> = definition
+                    .into_iter()
+                    .flat_map(|d| d.actions.keys().chain(d.only.iter()))
+                    .chain(
+                        registry
+                            .resource_handlers
+                            .get(name)
+                            .into_iter()
+                            .flat_map(|a| a.keys()),
+                    )
+                    .filter(|action| definition.is_none_or(|d| d.admits(action)))
+                    .filter(|action| {
+                        let own = definition
+                            .and_then(|d| d.actions.get(*action))
+                            .is_some_and(|a| a.handler.is_some());
+                        own || registry
+                            .resource_handlers
+                            .get(name)
+                            .is_some_and(|a| a.contains_key(*action))
+                            || registry.handlers.contains_key(*action)
+                    })
+                    .cloned()
+                    .collect();
+                actions.sort();
+                actions.dedup();
+                (name.clone(), actions)
+            })
+            .collect()
+    }
+
     /// Resolves `resource:action`. `is_collection` says whether a collection of that name
     /// exists (collections are resources without being defined).
     pub fn resolve(
@@ -309,6 +355,36 @@ mod tests {
         async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> crate::error::Result<()> {
             next.run(ctx).await
         }
+    }
+
+    #[test]
+    fn resources_lists_each_resource_with_the_actions_it_answers() {
+        let manager = ResourceManager::new();
+        let nothing = || Arc::new(Nothing) as Arc<dyn Middleware>;
+        manager.register_action_handlers([("list", nothing()), ("apiKeys:create", nothing())]);
+        let mut auth = ResourceDefinition::new("auth")
+            .action("signIn", nothing())
+            .action("check", nothing())
+            .action("hidden", nothing());
+        auth.only = vec![
+            "signIn".into(),
+            "check".into(),
+            "list".into(),
+            "nowhere".into(),
+        ];
+        manager.define(auth);
+        manager.define(ResourceDefinition::new("users"));
+        assert_eq!(
+            manager.resources(),
+            [
+                ("apiKeys".to_owned(), vec!["create".to_owned()]),
+                (
+                    "auth".to_owned(),
+                    vec!["check".to_owned(), "list".to_owned(), "signIn".to_owned()]
+                ),
+                ("users".to_owned(), vec![]),
+            ]
+        );
     }
 
     #[test]

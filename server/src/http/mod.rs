@@ -7,6 +7,7 @@ mod cors;
 mod disconnect;
 pub mod large_requests;
 mod rules;
+pub(crate) use rules::READ_ACTIONS;
 mod trace;
 
 use std::net::SocketAddr;

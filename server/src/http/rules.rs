@@ -11,7 +11,7 @@ use crate::app::API_PREFIX;
 /// Actions that only read. Every other action, built in or added later, is taken to change
 /// something: a new action is refused on `GET` until it is listed here, not the other way
 /// round.
-const READ_ACTIONS: [&str; 4] = ["list", "get", "check", "getUrls"];
+pub(crate) const READ_ACTIONS: [&str; 4] = ["list", "get", "check", "getUrls"];
 
 /// Body types a browser sends cross-site without a preflight (the CORS "simple" types).
 const SIMPLE_BODY_TYPES: [&str; 3] = [

@@ -16,13 +16,13 @@ use super::schemas;
 /// Which part of a source a document describes (`?ns=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Namespace {
-    /// The built-in resources and every collection (no `ns`).
+    /// The source's own resources and every collection (no `ns`).
     Everything,
     /// Every collection (`collections`).
     Collections,
     /// One collection and its associations (`collections/<name>`).
     Collection(String),
-    /// The built-in resources (`core`).
+    /// The source's own resources (`core`): `auth`, `dataSources`, `collections`, ….
     Core,
 }
 
@@ -54,8 +54,11 @@ pub struct Describe<'a> {
     pub roles: Vec<&'a str>,
     /// Where the API is served (`/api`).
     pub prefix: &'a str,
-    /// Whether the source is the main database, which alone has the built-in resources.
+    /// Whether the source is the main database.
     pub is_main: bool,
+    /// The source's resources other than its collections' defaults (`auth`, `dataSources`,
+    /// `collections`, …) with the actions the caller may run, for the `core` part.
+    pub core: Vec<(String, Vec<String>)>,
 }
 
 /// The actions of a collection resource, their HTTP method, and whether a write body
@@ -82,8 +85,8 @@ impl Describe<'_> {
     pub fn document(&self, ns: &Namespace) -> manifold_core::Result<OpenAPI> {
         let mut paths = Paths::default();
         let mut components = base_components(self.key, self.is_main);
-        if matches!(ns, Namespace::Everything | Namespace::Core) && self.is_main {
-            core_paths(&mut paths);
+        if matches!(ns, Namespace::Everything | Namespace::Core) {
+            self.core_paths(&mut paths);
         }
         let visible: Vec<&Collection> = match ns {
             Namespace::Core => Vec::new(),
@@ -299,6 +302,43 @@ impl Describe<'_> {
                 ),
                 ReferenceOr::Item(path_item(*method, operation)),
             );
+        }
+    }
+
+    /// The paths of the source's own resources (`auth:signIn`, `dataSources:list`,
+    /// `dataSources/{associatedIndex}/roles:list`, …). Their bodies and answers are
+    /// described as any JSON: docs/api.md has their shapes.
+    fn core_paths(&self, paths: &mut Paths) {
+        for (resource, actions) in &self.core {
+            for action in actions {
+                let method = if crate::http::READ_ACTIONS.contains(&action.as_str()) {
+                    Method::Get
+                } else {
+                    Method::Post
+                };
+                let (path, mut parameters) = match resource.split_once('.') {
+                    Some((owner, name)) => (
+                        format!("/{owner}/{{associatedIndex}}/{name}:{action}"),
+                        vec![path_parameter("associatedIndex")],
+                    ),
+                    None => (format!("/{resource}:{action}"), Vec::new()),
+                };
+                parameters.extend(query_parameters(action));
+                let body = (method == Method::Post).then(|| ReferenceOr::Item(schemas::any()));
+                let ok = ReferenceOr::Item(Response {
+                    description: format!("{resource}:{action}: the answer"),
+                    content: json_content(ReferenceOr::Item(schemas::any())),
+                    ..Response::default()
+                });
+                let mut operation = self.operation(resource, action, parameters, body, ok);
+                if resource == "auth" && action == "signIn" {
+                    // Signing in is how a caller gets the token.
+                    operation.security = Some(Vec::new());
+                }
+                paths
+                    .paths
+                    .insert(path, ReferenceOr::Item(path_item(method, operation)));
+            }
         }
     }
 
@@ -605,135 +645,5 @@ fn parameter_data(name: &str, description: &str, required: bool, schema: Schema)
         examples: Default::default(),
         explode: None,
         extensions: Default::default(),
-    }
-}
-
-/// The built-in resources of the main source.
-const CORE: &[(&str, &str, Method, &str)] = &[
-    (
-        "auth",
-        "signIn",
-        Method::Post,
-        "Signs in with account (or username or email) and password; answers a token.",
-    ),
-    ("auth", "check", Method::Get, "The signed-in user."),
-    ("auth", "signOut", Method::Post, "Ends the token's session."),
-    (
-        "auth",
-        "changePassword",
-        Method::Post,
-        "Changes the signed-in user's password.",
-    ),
-    (
-        "dataSources",
-        "list",
-        Method::Get,
-        "The registered data sources.",
-    ),
-    (
-        "dataSources",
-        "get",
-        Method::Get,
-        "One data source (filterByTk: its key).",
-    ),
-    (
-        "dataSources",
-        "create",
-        Method::Post,
-        "Registers a data source.",
-    ),
-    (
-        "dataSources",
-        "update",
-        Method::Post,
-        "Changes a data source's options.",
-    ),
-    (
-        "dataSources",
-        "destroy",
-        Method::Post,
-        "Removes a data source.",
-    ),
-    (
-        "dataSources",
-        "testConnection",
-        Method::Post,
-        "Checks that a data source's options connect.",
-    ),
-    (
-        "collections",
-        "list",
-        Method::Get,
-        "The collections of the source.",
-    ),
-    (
-        "collections",
-        "get",
-        Method::Get,
-        "One collection and its fields.",
-    ),
-    (
-        "collections",
-        "create",
-        Method::Post,
-        "Creates a collection (a table).",
-    ),
-    (
-        "collections",
-        "destroy",
-        Method::Post,
-        "Drops a collection.",
-    ),
-    ("users", "list", Method::Get, "The users."),
-    ("users", "create", Method::Post, "Creates a user."),
-    ("roles", "list", Method::Get, "The roles."),
-    (
-        "roles",
-        "check",
-        Method::Get,
-        "The caller's role and what it may do.",
-    ),
-    ("apiKeys", "list", Method::Get, "The caller's API keys."),
-    (
-        "apiKeys",
-        "create",
-        Method::Post,
-        "Creates an API key, shown once.",
-    ),
-    ("apiKeys", "destroy", Method::Post, "Revokes an API key."),
-];
-
-fn core_paths(paths: &mut Paths) {
-    for (resource, action, method, summary) in CORE {
-        let body = (*method == Method::Post).then(|| ReferenceOr::Item(schemas::any()));
-        let mut responses = Responses::default();
-        responses.responses.insert(
-            StatusCode::Code(200),
-            ReferenceOr::Item(Response {
-                description: (*summary).to_owned(),
-                content: json_content(ReferenceOr::Item(schemas::any())),
-                ..Response::default()
-            }),
-        );
-        add_errors(&mut responses);
-        let operation = Operation {
-            tags: vec![(*resource).to_owned()],
-            summary: Some((*summary).to_owned()),
-            operation_id: Some(format!("{resource}:{action}")),
-            parameters: query_parameters(if *action == "get" { "get" } else { "" }),
-            request_body: body.map(|schema| {
-                ReferenceOr::Item(RequestBody {
-                    content: json_content(schema),
-                    ..RequestBody::default()
-                })
-            }),
-            responses,
-            security: (*resource == "auth" && *action == "signIn").then(Vec::new),
-            ..Operation::default()
-        };
-        paths.paths.insert(
-            format!("/{resource}:{action}"),
-            ReferenceOr::Item(path_item(*method, operation)),
-        );
     }
 }

@@ -66,13 +66,32 @@ impl Middleware for Get {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let source = described(ctx, &self.0)?;
         let ns = Namespace::parse(ctx.action()?.params.get("ns").and_then(Json::as_str))?;
+        let roles = current_roles(ctx);
+        let acl = source.acl();
+        let core = source
+            .resource_manager()
+            .resources()
+            .into_iter()
+            .map(|(resource, actions)| {
+                let allowed = actions
+                    .into_iter()
+                    .filter(|action| {
+                        acl.allowed_by_rule(ctx, &resource, action)
+                            || acl.permission(&roles, &resource, action).is_some()
+                    })
+                    .collect::<Vec<_>>();
+                (resource, allowed)
+            })
+            .filter(|(_, actions)| !actions.is_empty())
+            .collect();
         let describe = document::Describe {
             key: source.key(),
             collections: source.collections(),
-            acl: source.acl(),
-            roles: current_roles(ctx),
+            acl,
+            roles,
             prefix: API_PREFIX,
             is_main: source.key() == "main",
+            core,
         };
         let document = describe.document(&ns)?;
         let body = serde_json::to_value(&document)
@@ -107,9 +126,9 @@ impl Middleware for GetUrls {
         };
         let roles = current_roles(ctx);
         let mut urls = vec![json!({ "name": format!("Manifold API - {key}"), "url": url(None) })];
-        if key == "main" {
-            urls.push(json!({ "name": "Manifold API - Core", "url": url(Some("core")) }));
-        }
+        urls.push(
+            json!({ "name": format!("Manifold API - {key} core"), "url": url(Some("core")) }),
+        );
         urls.push(json!({ "name": format!("Manifold API - {key} collections"), "url": url(Some("collections")) }));
         let mut names: Vec<String> = source
             .collections()
