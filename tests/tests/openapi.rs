@@ -359,7 +359,7 @@ async fn external_source(t: &TestApp, backend: Backend, key: &str) -> ScratchDat
 
 async fn assert_external_document(backend: Backend, key: &str) {
     let t = TestApp::new().await;
-    let _db = external_source(&t, backend, key).await;
+    let db = external_source(&t, backend, key).await;
     for (how, r) in [
         (
             "X-Data-Source",
@@ -395,6 +395,34 @@ async fn assert_external_document(backend: Backend, key: &str) {
         assert_eq!(books["pages"]["type"], json!("integer"));
         assert_eq!(books["price"]["type"], json!("string"));
     }
+    // A column added behind Manifold's back shows once the source is refreshed.
+    let alter = "ALTER TABLE books ADD COLUMN isbn VARCHAR(20)";
+    match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url()).await.expect("scratch");
+            sqlx::query(alter).execute(&pool).await.expect("alter");
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::MySqlPool::connect(&db.url()).await.expect("scratch");
+            sqlx::query(alter).execute(&pool).await.expect("alter");
+            pool.close().await;
+        }
+    }
+    let r = t.on(key, Method::GET, "/api/swagger:get", None).await;
+    assert!(r.body["components"]["schemas"]["books"]["properties"]["isbn"].is_null());
+    let r = t
+        .post_empty(&format!("/api/dataSources:refresh/{key}"))
+        .await;
+    assert_eq!(r.status, 200, "refresh: {:?}", r.body);
+    assert_eq!(t.settled(key).await["status"], json!("loaded"));
+    let r = t.on(key, Method::GET, "/api/swagger:get", None).await;
+    assert_eq!(
+        r.body["components"]["schemas"]["books"]["properties"]["isbn"]["type"],
+        json!("string"),
+        "after the refresh: {}",
+        r.body["components"]["schemas"]["books"]
+    );
     let r = t
         .main(Method::GET, "/api/swagger:get?dataSource=nowhere", None)
         .await;
