@@ -62,6 +62,17 @@ pub struct SqliteConnector {
     target: Arc<manifold_core::telemetry::DbAttributes>,
 }
 
+/// Whether `url` names an in-memory database. sqlx keeps that flag to itself and names
+/// `sqlite::memory:`'s database `file:sqlx-in-memory-<n>`, so the URL and the name tell.
+fn is_in_memory(url: &str, options: &SqliteConnectOptions) -> bool {
+    let name = options.get_filename().to_string_lossy();
+    name == ":memory:"
+        || name.starts_with("file:sqlx-in-memory-")
+        || url
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|p| p == "mode=memory"))
+}
+
 impl SqliteConnector {
     /// Opens (creating if missing, along with its directory) the database at `url`
     /// (`sqlite://./data/main.sqlite`, `sqlite::memory:`).
@@ -80,7 +91,7 @@ impl SqliteConnector {
                 Error::unavailable(format!("cannot create directory {}: {e}", dir.display()))
             })?;
         }
-        let in_memory = options.get_filename().as_os_str() == ":memory:";
+        let in_memory = is_in_memory(url, &options);
         // The file's name only: its directory says nothing a trace reader needs.
         let file = options
             .get_filename()
