@@ -214,6 +214,17 @@ async fn bad_namespaces_and_anonymous_callers_get_clear_errors() {
         .await;
     assert_eq!(r.status, 404, "{:?}", r.body);
     assert!(r.error().contains("nothing"), "{}", r.error());
+    for query in ["ns[]=core", "dataSource[a]=b"] {
+        let r = t
+            .main(Method::GET, &format!("/api/swagger:get?{query}"), None)
+            .await;
+        assert_eq!(r.status, 400, "{query}: {:?}", r.body);
+        assert!(
+            r.error().contains("expected text"),
+            "{query}: {}",
+            r.error()
+        );
+    }
     let r = t
         .anonymous(Method::GET, "/api/swagger:get", &[], None)
         .await;

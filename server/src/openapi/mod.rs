@@ -40,13 +40,7 @@ fn described(
     ctx: &Context,
     manager: &std::sync::Weak<DataSourceManager>,
 ) -> Result<Arc<DataSource>> {
-    let asked = ctx
-        .action()?
-        .params
-        .get("dataSource")
-        .and_then(Json::as_str)
-        .map(str::trim)
-        .filter(|k| !k.is_empty());
+    let asked = text_param(ctx, "dataSource")?.filter(|k| !k.is_empty());
     match asked {
         Some(key) => manager
             .upgrade()
@@ -59,13 +53,24 @@ fn described(
     }
 }
 
+/// The query parameter `name`, trimmed; one that is not text (`ns[]=a`) is a 400.
+fn text_param<'a>(ctx: &'a Context, name: &str) -> Result<Option<&'a str>> {
+    match ctx.action()?.params.get(name) {
+        None | Some(Json::Null) => Ok(None),
+        Some(Json::String(text)) => Ok(Some(text.trim())),
+        Some(other) => Err(Error::bad_request(format!(
+            "{name}: expected text, got {other}"
+        ))),
+    }
+}
+
 struct Get(std::sync::Weak<DataSourceManager>);
 
 #[async_trait::async_trait]
 impl Middleware for Get {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
         let source = described(ctx, &self.0)?;
-        let ns = Namespace::parse(ctx.action()?.params.get("ns").and_then(Json::as_str))?;
+        let ns = Namespace::parse(text_param(ctx, "ns")?)?;
         let roles = current_roles(ctx);
         let acl = source.acl();
         let core = source
