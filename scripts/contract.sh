@@ -3,12 +3,13 @@
 # generated requests to a running `manifold` for every operation of its own OpenAPI
 # documents (`swagger:get`), and checks that no answer is a 5xx and every answer matches
 # the documented status codes, content type and schema. It runs against the SQLite main
-# database's collections and against a PostgreSQL source, each seeded with a schema of
+# database's collections and against a PostgreSQL and a MariaDB source, each seeded with a schema of
 # every common field type and a relation, and prints each run's figures. Any failure fails
 # the script.
 #
 # Needs: target/debug/manifold (built by `cargo test`), PostgreSQL at
-# $MANIFOLD_TEST_POSTGRES_URL, curl, and .venv-openapi/bin/schemathesis.
+# $MANIFOLD_TEST_POSTGRES_URL, MariaDB at $MANIFOLD_TEST_MYSQL_URL (and the mariadb client),
+# curl, and .venv-openapi/bin/schemathesis.
 # CONTRACT_EXAMPLES sets the generated requests per operation and phase (default 20).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ base=http://127.0.0.1:$port/api
 cleanup() {
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
   psql "$pg_url" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null 2>&1 || true
+  my -e "DROP DATABASE IF EXISTS $database" >/dev/null 2>&1 || true
   [ -n "${CONTRACT_KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
@@ -47,6 +49,34 @@ CREATE TABLE books (
 CREATE VIEW available_books AS SELECT id, title FROM books WHERE available;
 INSERT INTO authors (name, email) VALUES ('Ann', 'ann@example.com'), ('Bob', NULL);
 INSERT INTO books (title, pages, price, published, meta, "authorId")
+  VALUES ('One', 100, 9.99, '2024-01-02', '{"a": 1}', 1), ('Two', NULL, NULL, NULL, NULL, 2);
+SQL
+
+# The same on MariaDB.
+my_url=${MANIFOLD_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/mysql}
+my_rest=${my_url#mysql://}
+my_login=${my_rest%%@*}
+my_password=""
+[[ $my_login == *:* ]] && my_password=${my_login#*:}
+my_host_port=${my_rest#*@}
+my_host_port=${my_host_port%%/*}
+my() {
+  MYSQL_PWD=$my_password mariadb -u"${my_login%%:*}" -h"${my_host_port%%:*}" \
+    -P"${my_host_port##*:}" --protocol=tcp "$@"
+}
+my -e "CREATE DATABASE $database"
+my "$database" <<'SQL'
+CREATE TABLE authors (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL,
+  email VARCHAR(200) UNIQUE);
+CREATE TABLE books (
+  id BIGINT AUTO_INCREMENT PRIMARY KEY, title TEXT NOT NULL, pages INT, rating FLOAT,
+  price DECIMAL(10, 2), available BOOLEAN DEFAULT true, published DATE,
+  added DATETIME DEFAULT CURRENT_TIMESTAMP, meta JSON, code CHAR(36),
+  authorId INT, FOREIGN KEY (authorId) REFERENCES authors (id)
+);
+CREATE VIEW available_books AS SELECT id, title FROM books WHERE available;
+INSERT INTO authors (name, email) VALUES ('Ann', 'ann@example.com'), ('Bob', NULL);
+INSERT INTO books (title, pages, price, published, meta, authorId)
   VALUES ('One', 100, 9.99, '2024-01-02', '{"a": 1}', 1), ('Two', NULL, NULL, NULL, NULL, 2);
 SQL
 
@@ -75,9 +105,12 @@ post collections:create '{"name":"replies","fields":[{"name":"text","type":"text
   {"name":"note","type":"belongsTo","target":"notes","foreignKey":"noteId"}]}'
 post notes:create '[{"title":"a","score":1,"price":"1.50"},{"title":"b","done":true}]'
 post dataSources:create "{\"key\":\"pg\",\"type\":\"postgres\",\"options\":{\"url\":\"${pg_url%/*}/$database\"}}"
-for _ in $(seq 1 80); do
-  curl -sf "$base/dataSources:get/pg" -H "Authorization: Bearer $token" | grep -q '"status":"loaded"' && break
-  sleep 0.25
+post dataSources:create "{\"key\":\"my\",\"type\":\"mysql\",\"options\":{\"url\":\"${my_url%/*}/$database\"}}"
+for key in pg my; do
+  for _ in $(seq 1 80); do
+    curl -sf "$base/dataSources:get/$key" -H "Authorization: Bearer $token" | grep -q '"status":"loaded"' && break
+    sleep 0.25
+  done
 done
 
 failed=0
@@ -113,6 +146,7 @@ PY
 }
 run sqlite-main 'ns=collections'
 run postgres-source 'dataSource=pg' 'X-Data-Source: pg'
+run mariadb-source 'dataSource=my' 'X-Data-Source: my'
 if [ "$failed" != 0 ] && grep -q ' 5[0-9][0-9] ' "$work/server.log"; then
   tail -50 "$work/server.log"
 fi
