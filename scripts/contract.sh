@@ -18,7 +18,7 @@ say() { printf 'contract.sh: %s\n' "$*"; }
 examples=${CONTRACT_EXAMPLES:-20}
 pg_url=${MANIFOLD_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 manifold=target/debug/manifold
-schemathesis=.venv-openapi/bin/schemathesis
+schemathesis=$PWD/.venv-openapi/bin/schemathesis
 [ -x "$manifold" ] || { say "$manifold is missing: run cargo test first" >&2; exit 1; }
 [ -x "$schemathesis" ] || { say "$schemathesis is missing: scripts/test.sh installs it" >&2; exit 1; }
 
@@ -127,7 +127,8 @@ run() {
     --generation-database none --seed 1 --no-color
     --report junit --report-junit-path "$work/$name.xml")
   [ -n "$header" ] && args+=(-H "$header")
-  if "$schemathesis" "${args[@]}" >"$work/$name.log" 2>&1; then
+  # From the work directory: Schemathesis keeps a cache in `.schemathesis` where it runs.
+  if (cd "$work" && "$schemathesis" "${args[@]}") >"$work/$name.log" 2>&1; then
     status=passed
   else
     status=FAILED
