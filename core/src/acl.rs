@@ -267,6 +267,50 @@ impl Acl {
             .reduce(Permission::union)
     }
 
+    /// What `roles` hold for `action` on the relation `association` of the collection
+    /// `source`. Linking changes the source record, so a link action needs `update` there
+    /// with the relation among its fields; any other action needs `view` on the source and
+    /// the action on the target. `None` when the source grant is missing.
+    fn association_grant(
+        &self,
+        roles: &[&str],
+        source: &str,
+        association: &crate::schema::Association,
+        action: &str,
+    ) -> Option<AssociationGrant> {
+        if is_link_action(action) {
+            return self
+                .permission(roles, source, "update")
+                .filter(|p| {
+                    p.fields
+                        .as_ref()
+                        .is_none_or(|f| f.contains(&association.name))
+                })
+                .map(AssociationGrant::Link);
+        }
+        let source = self.permission(roles, source, "view")?;
+        Some(AssociationGrant::Through {
+            source,
+            target: self.permission(roles, &association.target, action),
+        })
+    }
+
+    /// Whether `roles` may run `action` on the relation `association` of the collection
+    /// `source` (the rule the permission check applies, before any row is looked at).
+    pub fn permits_association(
+        &self,
+        roles: &[&str],
+        source: &str,
+        association: &crate::schema::Association,
+        action: &str,
+    ) -> bool {
+        match self.association_grant(roles, source, association, action) {
+            Some(AssociationGrant::Link(_)) => true,
+            Some(AssociationGrant::Through { target, .. }) => target.is_some(),
+            None => false,
+        }
+    }
+
     /// Adds middleware inside the ACL node (level 4). Unpositioned middleware runs after
     /// the permission check (`core`), so it sees the decision; NocoBase leaves this to
     /// registration order, which makes it run before or after depending on what came first.
@@ -491,33 +535,23 @@ impl Acl {
         let action = ctx.action()?;
         let name = action.action_name.as_str();
         let roles = current_roles(ctx);
-        if let Some(scope) = action.association.as_ref().filter(|_| is_link_action(name)) {
-            // Linking changes the source record: it needs `update` there, on the relation.
-            let permitted = self
-                .permission(&roles, scope.source.name(), "update")
-                .filter(|p| {
-                    p.fields
-                        .as_ref()
-                        .is_none_or(|f| f.contains(&scope.association.name))
-                });
-            return match permitted {
-                Some(permission) => SourceInScope::of(ctx, scope, &permission),
-                None => Err(refusal(ctx)),
-            };
-        }
-        let source_check = match &action.association {
-            Some(scope) => match self.permission(&roles, scope.source.name(), "view") {
-                Some(permission) => SourceInScope::of(ctx, scope, &permission)?,
-                None => return Err(refusal(ctx)),
-            },
-            None => None,
+        let (source_check, permission) = match &action.association {
+            Some(scope) => {
+                match self.association_grant(&roles, scope.source.name(), &scope.association, name)
+                {
+                    Some(AssociationGrant::Link(permission)) => {
+                        return SourceInScope::of(ctx, scope, &permission);
+                    }
+                    Some(AssociationGrant::Through { source, target }) => {
+                        let source_check = SourceInScope::of(ctx, scope, &source)?;
+                        (source_check, target)
+                    }
+                    None => return Err(refusal(ctx)),
+                }
+            }
+            None => (None, self.permission(&roles, &action.resource_name, name)),
         };
-        // Association requests are checked against the target collection.
-        let resource = match &action.association {
-            Some(scope) => scope.association.target.as_str(),
-            None => &action.resource_name,
-        };
-        let Some(permission) = self.permission(&roles, resource, name) else {
+        let Some(permission) = permission else {
             return Err(refusal(ctx));
         };
         let needed = permission_for(name);
@@ -563,6 +597,18 @@ impl Acl {
             requested.into_iter().filter(|p| viewable(p)).collect(),
         ))
     }
+}
+
+/// The grants an association request goes through (see [`Acl::permits_association`]).
+enum AssociationGrant {
+    /// A link action: `update` on the source collection.
+    Link(Permission),
+    /// Any other: `view` on the source collection, and the action on the target (`None`
+    /// when the roles lack it).
+    Through {
+        source: Permission,
+        target: Option<Permission>,
+    },
 }
 
 /// The source row of an association request (`posts/3` in `posts/3/comments:list`) and

@@ -61,22 +61,36 @@ pub struct Describe<'a> {
     pub core: Vec<(String, Vec<String>)>,
 }
 
-/// The actions of a collection resource, their HTTP method, and whether a write body
-/// goes with them.
-const COLLECTION_ACTIONS: &[(&str, Method)] = &[
-    ("list", Method::Get),
-    ("get", Method::Get),
-    ("create", Method::Post),
-    ("update", Method::Post),
-    ("destroy", Method::Post),
-    ("firstOrCreate", Method::Post),
-    ("updateOrCreate", Method::Post),
+/// The actions of a collection resource.
+const COLLECTION_ACTIONS: &[&str] = &[
+    "list",
+    "get",
+    "create",
+    "update",
+    "destroy",
+    "firstOrCreate",
+    "updateOrCreate",
+];
+
+/// The actions of a relation to many records; `belongsToMany` adds `toggle`.
+const TO_MANY_ACTIONS: &[&str] = &[
+    "list", "get", "create", "update", "destroy", "add", "remove", "set",
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Method {
     Get,
     Post,
+}
+
+/// The method an action is sent with: `GET` for the actions that only read (the rule
+/// crate::http applies), `POST` for the rest.
+fn method_of(action: &str) -> Method {
+    if crate::http::READ_ACTIONS.contains(&action) {
+        Method::Get
+    } else {
+        Method::Post
+    }
 }
 
 impl Describe<'_> {
@@ -166,8 +180,9 @@ impl Describe<'_> {
         self.schemas_of(collection, components);
         let name = collection.name();
         let write_schema = format!("{name}.write");
-        for (action, method) in COLLECTION_ACTIONS {
-            let writes = *method == Method::Post;
+        for action in COLLECTION_ACTIONS {
+            let method = method_of(action);
+            let writes = method == Method::Post;
             if (writes && collection.is_view)
                 || self.acl.permission(&self.roles, name, action).is_none()
             {
@@ -187,7 +202,7 @@ impl Describe<'_> {
             );
             paths.paths.insert(
                 format!("/{name}:{action}"),
-                ReferenceOr::Item(path_item(*method, operation)),
+                ReferenceOr::Item(path_item(method, operation)),
             );
         }
         for association in &collection.associations {
@@ -220,6 +235,8 @@ impl Describe<'_> {
         }
     }
 
+    /// The paths of `association`'s actions, those its kind takes that the caller's roles
+    /// may run (the ACL's own rule, `Acl::permits_association`).
     fn describe_association(
         &self,
         collection: &Collection,
@@ -227,80 +244,41 @@ impl Describe<'_> {
         paths: &mut Paths,
     ) {
         let target = &association.target;
-        if !self.sees(target) || !self.sees(collection.name()) {
+        if !self.sees(target) {
             return;
         }
-        let actions: &[(&str, Method)] = match association.kind {
-            AssociationKind::BelongsTo => &[
-                ("get", Method::Get),
-                ("set", Method::Post),
-                ("remove", Method::Post),
-            ],
-            AssociationKind::HasOne => &[
-                ("get", Method::Get),
-                ("create", Method::Post),
-                ("update", Method::Post),
-                ("destroy", Method::Post),
-                ("set", Method::Post),
-                ("remove", Method::Post),
-            ],
-            AssociationKind::HasMany => &[
-                ("list", Method::Get),
-                ("get", Method::Get),
-                ("create", Method::Post),
-                ("update", Method::Post),
-                ("destroy", Method::Post),
-                ("add", Method::Post),
-                ("remove", Method::Post),
-                ("set", Method::Post),
-            ],
-            AssociationKind::BelongsToMany => &[
-                ("list", Method::Get),
-                ("get", Method::Get),
-                ("create", Method::Post),
-                ("update", Method::Post),
-                ("destroy", Method::Post),
-                ("add", Method::Post),
-                ("remove", Method::Post),
-                ("set", Method::Post),
-                ("toggle", Method::Post),
-            ],
+        let actions: &[&str] = match association.kind {
+            AssociationKind::BelongsTo => &["get", "set", "remove"],
+            AssociationKind::HasOne => &["get", "create", "update", "destroy", "set", "remove"],
+            AssociationKind::HasMany | AssociationKind::BelongsToMany => TO_MANY_ACTIONS,
         };
+        let toggle = (association.kind == AssociationKind::BelongsToMany).then_some("toggle");
         let resource = format!("{}.{}", collection.name(), association.name);
-        for (action, method) in actions {
-            if self
+        let write_schema = format!("{target}.write");
+        for action in actions.iter().copied().chain(toggle) {
+            if !self
                 .acl
-                .permission(&self.roles, &resource, action)
-                .is_none()
-                && self.acl.permission(&self.roles, target, action).is_none()
+                .permits_association(&self.roles, collection.name(), association, action)
             {
                 continue;
             }
-            let link = matches!(*action, "add" | "remove" | "set" | "toggle");
-            let body = match *action {
-                _ if link => Some(ReferenceOr::Item(schemas::any())),
-                "create" => Some(ReferenceOr::Item(schemas::one_or_many(&format!(
-                    "{target}.write"
-                )))),
-                "update" => Some(schemas::reference(&format!("{target}.write"))),
+            let body = match action {
+                "add" | "remove" | "set" | "toggle" => Some(ReferenceOr::Item(schemas::any())),
+                "create" => Some(ReferenceOr::Item(schemas::one_or_many(&write_schema))),
+                "update" => Some(schemas::reference(&write_schema)),
                 _ => None,
             };
             let mut parameters = vec![path_parameter("collectionIndex")];
             parameters.extend(query_parameters(action));
-            let operation = self.operation(
-                &format!("{}.{}", collection.name(), association.name),
-                action,
-                parameters,
-                body,
-                answer(action, target),
-            );
+            let operation =
+                self.operation(&resource, action, parameters, body, answer(action, target));
             paths.paths.insert(
                 format!(
                     "/{}/{{collectionIndex}}/{}:{action}",
                     collection.name(),
                     association.name
                 ),
-                ReferenceOr::Item(path_item(*method, operation)),
+                ReferenceOr::Item(path_item(method_of(action), operation)),
             );
         }
     }
@@ -311,11 +289,7 @@ impl Describe<'_> {
     fn core_paths(&self, paths: &mut Paths) {
         for (resource, actions) in &self.core {
             for action in actions {
-                let method = if crate::http::READ_ACTIONS.contains(&action.as_str()) {
-                    Method::Get
-                } else {
-                    Method::Post
-                };
+                let method = method_of(action);
                 let (path, mut parameters) = match resource.split_once('.') {
                     Some((owner, name)) => (
                         format!("/{owner}/{{associatedIndex}}/{name}:{action}"),
