@@ -166,23 +166,46 @@ macro_rules! every_backend {
     };
 }
 
+/// The administrative URL of the test server of `backend` (`MANIFOLD_TEST_POSTGRES_URL`
+/// or `MANIFOLD_TEST_MYSQL_URL`, else the local default).
+fn server_url(backend: Backend) -> String {
+    match backend {
+        Backend::Postgres => std::env::var("MANIFOLD_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        Backend::MariaDb => std::env::var("MANIFOLD_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
+        Backend::Sqlite => unreachable!("SQLite tests use a temporary file"),
+    }
+}
+
+/// The `user[:password]@host:port` part of a test server's URL.
+fn server_authority(backend: Backend) -> (String, String) {
+    let url = server_url(backend);
+    let rest = url.split_once("://").map_or(url.as_str(), |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => (userinfo.to_owned(), host.to_owned()),
+        None => (String::new(), authority.to_owned()),
+    }
+}
+
 /// The user and password of a test server's URL (`MANIFOLD_TEST_POSTGRES_URL` or
 /// `MANIFOLD_TEST_MYSQL_URL`), for tests that register a source by host and port.
 pub fn server_credentials(backend: Backend) -> (String, String) {
-    let url = match backend {
-        Backend::Postgres => std::env::var("MANIFOLD_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        _ => std::env::var("MANIFOLD_TEST_MYSQL_URL")
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
-    };
-    let userinfo = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .map_or("", |(u, _)| u);
+    let (userinfo, _) = server_authority(backend);
     match userinfo.split_once(':') {
         Some((user, password)) => (user.to_owned(), password.to_owned()),
-        None => (userinfo.to_owned(), String::new()),
+        None => (userinfo, String::new()),
     }
+}
+
+/// Where a test server listens (`localhost` read as 127.0.0.1), for tests that put
+/// something between Manifold and it.
+pub fn server_address(backend: Backend) -> std::net::SocketAddr {
+    let (_, host) = server_authority(backend);
+    host.replace("localhost", "127.0.0.1")
+        .parse()
+        .unwrap_or_else(|e| panic!("the {backend:?} test server's address {host}: {e}"))
 }
 
 /// A database created for one test on a server, dropped when the test ends.
@@ -197,13 +220,7 @@ impl ScratchDatabase {
     /// not there, with the URL it tried.
     pub async fn create(backend: Backend) -> Self {
         let name = format!("manifold_t_{}", uuid::Uuid::new_v4().simple());
-        let admin_url = match backend {
-            Backend::Postgres => std::env::var("MANIFOLD_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-            Backend::MariaDb => std::env::var("MANIFOLD_TEST_MYSQL_URL")
-                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
-            Backend::Sqlite => unreachable!("SQLite tests use a temporary file"),
-        };
+        let admin_url = server_url(backend);
         let db = Self {
             admin_url,
             name,
@@ -225,6 +242,26 @@ impl ScratchDatabase {
             .rsplit_once('/')
             .map_or(self.admin_url.as_str(), |(b, _)| b);
         format!("{base}/{}", self.name)
+    }
+
+    /// Runs `statements` on the scratch database, in order; a failing one fails the test,
+    /// named.
+    pub async fn execute(&self, statements: &[&str]) {
+        let url = self.url();
+        let pool = match self.backend {
+            Backend::Postgres => {
+                RawPool::Postgres(sqlx::PgPool::connect(&url).await.expect("scratch database"))
+            }
+            _ => RawPool::MySql(
+                sqlx::MySqlPool::connect(&url)
+                    .await
+                    .expect("scratch database"),
+            ),
+        };
+        for statement in statements {
+            pool.execute(statement).await;
+        }
+        pool.close().await;
     }
 
     async fn admin(&self, statement: &str) {
@@ -1157,6 +1194,20 @@ impl TestApp {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// Registers the data source `key` of `kind` with `options` and waits until it has
+    /// loaded; anything else fails the test.
+    pub async fn register_source(&self, key: &str, kind: &str, options: Json) {
+        let r = self
+            .post(
+                "/api/dataSources:create",
+                json!({ "key": key, "type": kind, "options": options }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "register {key}: {:?}", r.body);
+        let record = self.settled(key).await;
+        assert_eq!(record["status"], json!("loaded"), "{record}");
     }
 
     /// Sends `method path` to the data source `key`.

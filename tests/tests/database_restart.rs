@@ -6,63 +6,26 @@
 //! connection and refuses new ones for a second, which is what a restart looks like from
 //! the pool; restarting the shared test servers would break the tests running beside.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use manifold_tests::proxy::FaultyProxy;
-use manifold_tests::{Backend, ScratchDatabase, TestApp, server_credentials};
+use manifold_tests::{Backend, ScratchDatabase, TestApp, server_address, server_credentials};
 use poem::http::Method;
 use serde_json::json;
 
 /// How long the database is down.
 const DOWN_FOR: Duration = Duration::from_secs(1);
 
-/// Where the test server of `backend` listens, from its test URL.
-fn server_address(backend: Backend) -> SocketAddr {
-    let (variable, default) = match backend {
-        Backend::Postgres => ("MANIFOLD_TEST_POSTGRES_URL", "127.0.0.1:5432"),
-        _ => ("MANIFOLD_TEST_MYSQL_URL", "127.0.0.1:3306"),
-    };
-    let url = std::env::var(variable).unwrap_or_default();
-    let host_port = url
-        .split_once('@')
-        .map(|(_, rest)| rest.split('/').next().unwrap_or(""))
-        .filter(|h| !h.is_empty())
-        .unwrap_or(default);
-    let host_port = host_port.replace("localhost", "127.0.0.1");
-    host_port.parse().expect("the test server's address")
-}
-
 /// A scratch database with `items(id, name)` and one row.
 async fn database_with_items(backend: Backend) -> ScratchDatabase {
     let db = ScratchDatabase::create(backend).await;
-    let statements = match backend {
-        Backend::Postgres => ["CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT)"],
-        _ => ["CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)"],
+    let create = match backend {
+        Backend::Postgres => "CREATE TABLE items (id SERIAL PRIMARY KEY, name TEXT)",
+        _ => "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name TEXT)",
     };
-    match backend {
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url()).await.expect("scratch");
-            for s in statements
-                .into_iter()
-                .chain(["INSERT INTO items (name) VALUES ('one')"])
-            {
-                sqlx::query(s).execute(&pool).await.expect("setup");
-            }
-            pool.close().await;
-        }
-        _ => {
-            let pool = sqlx::MySqlPool::connect(&db.url()).await.expect("scratch");
-            for s in statements
-                .into_iter()
-                .chain(["INSERT INTO items (name) VALUES ('one')"])
-            {
-                sqlx::query(s).execute(&pool).await.expect("setup");
-            }
-            pool.close().await;
-        }
-    }
+    db.execute(&[create, "INSERT INTO items (name) VALUES ('one')"])
+        .await;
     db
 }
 
@@ -76,18 +39,16 @@ async fn app_behind_proxy(backend: Backend) -> (TestApp, FaultyProxy, ScratchDat
         Backend::Postgres => "postgres",
         _ => "mysql",
     };
-    let r = t
-        .post(
-            "/api/dataSources:create",
-            json!({"key": "flaky", "type": kind, "options": {
-                "host": "127.0.0.1", "port": proxy.addr().port(), "database": db.name(),
-                "username": username, "password": password,
-                "maxConnections": 8, "acquireTimeoutMs": 1000,
-            }}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "register: {:?}", r.body);
-    assert_eq!(t.settled("flaky").await["status"], json!("loaded"));
+    t.register_source(
+        "flaky",
+        kind,
+        json!({
+            "host": "127.0.0.1", "port": proxy.addr().port(), "database": db.name(),
+            "username": username, "password": password,
+            "maxConnections": 8, "acquireTimeoutMs": 1000,
+        }),
+    )
+    .await;
     (t, proxy, db)
 }
 

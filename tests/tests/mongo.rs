@@ -17,17 +17,12 @@ use secantus::Secantus;
 
 /// Registers `server` as data source `docs` and waits until it has loaded.
 async fn register(t: &TestApp, server: &Secantus) {
-    let r = t
-        .post(
-            "/api/dataSources:create",
-            json!({"key": "docs", "type": "mongodb", "options": {
-                "url": server.url(), "database": "manifold_http", "serverSelectionTimeoutMs": 500
-            }}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let record = t.settled("docs").await;
-    assert_eq!(record["status"], json!("loaded"), "{record}");
+    t.register_source(
+        "docs",
+        "mongodb",
+        json!({"url": server.url(), "database": "manifold_http", "serverSelectionTimeoutMs": 500}),
+    )
+    .await;
 }
 
 /// Creates collection `posts` in `docs` through the core (the HTTP way is tested below).

@@ -3,7 +3,7 @@
 //! a missing validator fails the test), following the schema as it changes, and showing a
 //! caller only what the caller's roles may use.
 
-use manifold_tests::{Backend, ScratchDatabase, TestApp, server_credentials};
+use manifold_tests::{Backend, ScratchDatabase, TestApp, server_address, server_credentials};
 
 #[path = "../../connectors/mongo/tests/support/secantus.rs"]
 mod secantus;
@@ -269,6 +269,14 @@ async fn a_member_sees_only_what_their_role_may_use() {
     t.collection(notes_definition()).await;
     t.collection(json!({"name": "secrets", "fields": [{"name": "code", "type": "string"}]}))
         .await;
+    t.collection(json!({"name": "replies", "fields": [
+        {"name": "text", "type": "text"},
+        {"name": "note", "type": "belongsTo", "target": "notes", "foreignKey": "noteId"},
+    ]}))
+    .await;
+    let note = t.insert("notes", json!([{"title": "n"}])).await;
+    t.insert("replies", json!([{"text": "r", "noteId": note[0]["id"]}]))
+        .await;
     let r = t
         .main(
             Method::POST,
@@ -277,18 +285,61 @@ async fn a_member_sees_only_what_their_role_may_use() {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    let r = t
-        .main(
-            Method::POST,
-            "/api/roles/reader/resources:create",
-            Some(json!({
-                "name": "notes", "dataSourceKey": "main", "usingActionsConfig": true,
-                "actions": [{"name": "view", "fields": ["title", "score"]}]
-            })),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    // The reader may update notes, not replies: linking a reply's note changes the reply.
+    for (collection, actions) in [
+        (
+            "notes",
+            json!([{"name": "view", "fields": ["title", "score"]}, {"name": "update"}]),
+        ),
+        (
+            "replies",
+            json!([{"name": "view", "fields": ["text", "noteId"]}]),
+        ),
+    ] {
+        let r = t
+            .main(
+                Method::POST,
+                "/api/roles/reader/resources:create",
+                Some(json!({
+                    "name": collection, "dataSourceKey": "main", "usingActionsConfig": true,
+                    "actions": actions
+                })),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
     let reader = t.new_user("rita", &["reader"]).await;
+    let as_reader = |method: Method, path: &'static str| {
+        let (t, reader) = (&t, format!("Bearer {reader}"));
+        async move { t.main_as(&reader, method, path, None).await }
+    };
+    // A relation's actions as the ACL decides them: reading it needs view on both sides,
+    // linking needs update on the source, which the reader lacks (update on the target,
+    // which the reader has, does not count).
+    let r = as_reader(Method::GET, "/api/swagger:get?ns=collections/replies").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        r.body["paths"]["/replies/{collectionIndex}/note:get"]["get"].is_object(),
+        "{}",
+        r.body["paths"]
+    );
+    assert!(r.body["paths"]["/replies/{collectionIndex}/note:set"].is_null());
+    assert_eq!(
+        as_reader(Method::GET, "/api/replies/1/note:get")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        as_reader(Method::POST, "/api/replies/1/note:set")
+            .await
+            .status,
+        403
+    );
+    let r = as_reader(Method::GET, "/api/swagger:getUrls").await;
+    let urls = r.body.to_string();
+    assert!(urls.contains("collections%2Fnotes"), "{urls}");
+    assert!(!urls.contains("secrets"), "no secrets in the list: {urls}");
     let r = t
         .main_as(
             &format!("Bearer {reader}"),
@@ -336,35 +387,18 @@ async fn external_source(t: &TestApp, backend: Backend, key: &str) -> ScratchDat
             "mysql",
         ),
     };
-    match backend {
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url()).await.expect("scratch");
-            sqlx::query(create).execute(&pool).await.expect("table");
-            pool.close().await;
-        }
-        _ => {
-            let pool = sqlx::MySqlPool::connect(&db.url()).await.expect("scratch");
-            sqlx::query(create).execute(&pool).await.expect("table");
-            pool.close().await;
-        }
-    }
+    db.execute(&[create]).await;
     let (username, password) = server_credentials(backend);
-    let port = if backend == Backend::Postgres {
-        5432
-    } else {
-        3306
-    };
-    let r = t
-        .post(
-            "/api/dataSources:create",
-            json!({"key": key, "type": kind, "options": {
-                "host": "127.0.0.1", "port": port, "database": db.name(),
-                "username": username, "password": password,
-            }}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "register {key}: {:?}", r.body);
-    assert_eq!(t.settled(key).await["status"], json!("loaded"));
+    let address = server_address(backend);
+    t.register_source(
+        key,
+        kind,
+        json!({
+            "host": address.ip().to_string(), "port": address.port(), "database": db.name(),
+            "username": username, "password": password,
+        }),
+    )
+    .await;
     db
 }
 
@@ -407,19 +441,8 @@ async fn assert_external_document(backend: Backend, key: &str) {
         assert_eq!(books["price"]["type"], json!("string"));
     }
     // A column added behind Manifold's back shows once the source is refreshed.
-    let alter = "ALTER TABLE books ADD COLUMN isbn VARCHAR(20)";
-    match backend {
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url()).await.expect("scratch");
-            sqlx::query(alter).execute(&pool).await.expect("alter");
-            pool.close().await;
-        }
-        _ => {
-            let pool = sqlx::MySqlPool::connect(&db.url()).await.expect("scratch");
-            sqlx::query(alter).execute(&pool).await.expect("alter");
-            pool.close().await;
-        }
-    }
+    db.execute(&["ALTER TABLE books ADD COLUMN isbn VARCHAR(20)"])
+        .await;
     let r = t.on(key, Method::GET, "/api/swagger:get", None).await;
     assert!(r.body["components"]["schemas"]["books"]["properties"]["isbn"].is_null());
     let r = t
@@ -454,16 +477,12 @@ async fn a_mariadb_source_has_its_own_valid_document() {
 async fn a_mongodb_source_has_its_own_valid_document() {
     let server = secantus::Secantus::start();
     let t = TestApp::new().await;
-    let r = t
-        .post(
-            "/api/dataSources:create",
-            json!({"key": "docs", "type": "mongodb", "options": {
-                "url": server.url(), "database": "manifold_openapi", "serverSelectionTimeoutMs": 500
-            }}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(t.settled("docs").await["status"], json!("loaded"));
+    t.register_source(
+        "docs",
+        "mongodb",
+        json!({"url": server.url(), "database": "manifold_openapi", "serverSelectionTimeoutMs": 500}),
+    )
+    .await;
     let r = t
         .on(
             "docs",
