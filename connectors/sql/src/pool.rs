@@ -122,16 +122,17 @@ impl<DB: Database> Warm<DB> {
     /// The most recently recycled connection still inside [`WARM_FOR`] and
     /// [`ALIVE_WINDOW`].
     fn pop(&self) -> Option<WarmConnection<DB>> {
+        let now = Instant::now();
         let mut idle = self.lock();
         while let Some(warm) = idle.pop() {
-            if warm.idle_since.elapsed() >= ALIVE_WINDOW {
+            if now.saturating_duration_since(warm.idle_since) >= ALIVE_WINDOW {
                 // Unproven, and the rest (recycled earlier) too: all back to sqlx, which
                 // checks them as they come back. A drop only spawns sqlx's return task.
                 drop(warm);
                 idle.clear();
                 return None;
             }
-            if warm.out_since.elapsed() < WARM_FOR {
+            if now.saturating_duration_since(warm.out_since) < WARM_FOR {
                 return Some(warm);
             }
             drop(warm);
