@@ -83,16 +83,25 @@ SQL
 MANIFOLD_ROOT_PASSWORD=contract-password "$manifold" serve \
   --main-db "sqlite://$work/main.sqlite" --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
 server=$!
-for _ in $(seq 1 120); do
-  curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break
-  sleep 0.25
-done
+# fail <what>: says what did not work, with the server's log, and stops.
+fail() { say "$1" >&2; cat "$work/server.log" >&2; exit 1; }
+# until_true <what> <command…>: retries for 30 s, then fails.
+until_true() {
+  local what=$1; shift
+  for _ in $(seq 1 120); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.25
+  done
+  fail "$what"
+}
+until_true "manifold did not become ready" curl -sf "http://127.0.0.1:$port/health/ready"
 token=$(curl -sf -X POST "$base/auth:signIn" -H 'Content-Type: application/json' \
-  -d '{"account":"root","password":"contract-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
+  -d '{"account":"root","password":"contract-password"}' | sed -E 's/.*"token":"([^"]+)".*/\1/') \
+  || fail "root could not sign in"
 post() {
   curl -sf -X POST "$base/$1" -H "Authorization: Bearer $token" \
     -H 'Content-Type: application/json' -d "$2" >/dev/null \
-    || { say "POST $1 failed" >&2; cat "$work/server.log" >&2; exit 1; }
+    || fail "POST $1 failed"
 }
 # The main database's collections: every creatable field type and a relation.
 post collections:create '{"name":"notes","fields":[
@@ -106,11 +115,9 @@ post collections:create '{"name":"replies","fields":[{"name":"text","type":"text
 post notes:create '[{"title":"a","score":1,"price":"1.50"},{"title":"b","done":true}]'
 post dataSources:create "{\"key\":\"pg\",\"type\":\"postgres\",\"options\":{\"url\":\"${pg_url%/*}/$database\"}}"
 post dataSources:create "{\"key\":\"my\",\"type\":\"mysql\",\"options\":{\"url\":\"${my_url%/*}/$database\"}}"
+loaded() { curl -sf "$base/dataSources:get/$1" -H "Authorization: Bearer $token" | grep -q '"status":"loaded"'; }
 for key in pg my; do
-  for _ in $(seq 1 80); do
-    curl -sf "$base/dataSources:get/$key" -H "Authorization: Bearer $token" | grep -q '"status":"loaded"' && break
-    sleep 0.25
-  done
+  until_true "data source $key did not load" loaded "$key"
 done
 
 failed=0
@@ -118,7 +125,8 @@ failed=0
 run() {
   local name=$1 query=$2 header=${3:-}
   local doc=$work/$name.json
-  curl -sf "$base/swagger:get?$query" -H "Authorization: Bearer $token" -o "$doc"
+  curl -sf "$base/swagger:get?$query" -H "Authorization: Bearer $token" -o "$doc" \
+    || fail "swagger:get?$query failed"
   # One worker: with two, CPython 3.11's ast.parse, which Hypothesis calls from each
   # worker thread, fails with "AST constructor recursion depth mismatch".
   local args=(run "$doc" --url "$base" -H "Authorization: Bearer $token"

@@ -33,6 +33,20 @@ wait_for() {
   return 1
 }
 
+# python_tools <venv> <pinned packages>: a venv holding exactly those packages, made again
+# when the list changes.
+python_tools() {
+  local venv=$1 tools=$2
+  [ "$(cat "$venv/.tools" 2>/dev/null)" = "$tools" ] && return 0
+  rm -rf "$venv"
+  # Debian's python3 has no ensurepip, hence no venv, without python3-venv.
+  python3 -m venv "$venv" 2>/dev/null || {
+    rm -rf "$venv"; apt_install python3-venv; python3 -m venv "$venv"; }
+  # shellcheck disable=SC2086 # the list is meant to split
+  "$venv/bin/pip" install -q $tools
+  echo "$tools" > "$venv/.tools"
+}
+
 have curl || apt_install curl
 # The docs test (server/tests/docs_examples.rs) runs the pages' commands, which use
 # the sqlite3 shell and python3 besides curl.
@@ -100,31 +114,14 @@ say "SecantusDB at $MANIFOLD_SECANTUSD"
 
 # The OpenAPI documents of swagger:get are checked by openapi-spec-validator
 # (tests/tests/openapi.rs) and fuzzed by Schemathesis (scripts/contract.sh), from PyPI.
-openapi_tools='openapi-spec-validator==0.9.0 schemathesis==4.32.5'
-if [ "$(cat .venv-openapi/.tools 2>/dev/null)" != "$openapi_tools" ]; then
-  rm -rf .venv-openapi
-  python3 -m venv .venv-openapi 2>/dev/null || {
-    rm -rf .venv-openapi; apt_install python3-venv; python3 -m venv .venv-openapi; }
-  # shellcheck disable=SC2086 # the list is meant to split
-  .venv-openapi/bin/pip install -q $openapi_tools
-  echo "$openapi_tools" > .venv-openapi/.tools
-fi
+python_tools .venv-openapi 'openapi-spec-validator==0.9.0 schemathesis==4.32.5'
 export MANIFOLD_TEST_OPENAPI_VALIDATOR=$PWD/.venv-openapi/bin/openapi-spec-validator
 
 # --- Deployment files -------------------------------------------------------------------
 # deploy/ is checked, not run (no Docker or Kubernetes here): YAML style, the compose files
 # against the Compose specification's schema, the Kubernetes manifests against the API's
 # schemas, and the Dockerfile with hadolint when its wheel installs on this machine.
-deploy_tools='yamllint==1.38.0 kubernetes-validate==1.37.0 check-jsonschema==0.39.0'
-if [ "$(cat .venv-deploy/.tools 2>/dev/null)" != "$deploy_tools" ]; then
-  rm -rf .venv-deploy
-  # Debian's python3 has no ensurepip, hence no venv, without python3-venv.
-  python3 -m venv .venv-deploy 2>/dev/null || {
-    rm -rf .venv-deploy; apt_install python3-venv; python3 -m venv .venv-deploy; }
-  # shellcheck disable=SC2086 # the list is meant to split
-  .venv-deploy/bin/pip install -q $deploy_tools
-  echo "$deploy_tools" > .venv-deploy/.tools
-fi
+python_tools .venv-deploy 'yamllint==1.38.0 kubernetes-validate==1.37.0 check-jsonschema==0.39.0'
 .venv-deploy/bin/yamllint --strict -c .yamllint.yml deploy/
 .venv-deploy/bin/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose*.yml
 # The manifests except the kustomization, which has no API schema: it is checked to list
