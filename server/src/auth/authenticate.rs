@@ -163,8 +163,8 @@ impl Auth {
     async fn identify(
         &self,
         token: &str,
-    ) -> Result<(Claims, Arc<Session>, Option<String>), Refused> {
-        let claims = self.keys.verify(token).ok_or(Refused::InvalidToken)?;
+    ) -> Result<(Arc<Claims>, Arc<Session>, Option<String>), Refused> {
+        let claims = self.verified_claims(token)?;
         let now = chrono::Utc::now().timestamp();
         let expired = claims.exp.is_some_and(|exp| exp <= now);
         let session = match self.sessions.get(&claims.jti) {
@@ -205,6 +205,19 @@ impl Auth {
             .await
             .map_err(|_| Refused::BlockedToken)?;
         Ok((claims, session, Some(renewed)))
+    }
+
+    /// The claims of `token` if its signature is ours. A signature check costs more than
+    /// the rest of a cached request, and its answer for one token never changes (the
+    /// secret is fixed for the life of the process), so accepted tokens are remembered;
+    /// refused ones are not, so garbage cannot fill the cache.
+    fn verified_claims(&self, token: &str) -> Result<Arc<Claims>, Refused> {
+        if let Some(claims) = self.verified.get(token) {
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.keys.verify(token).ok_or(Refused::InvalidToken)?);
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
     }
 
     async fn load_session(&self, claims: &Claims) -> Result<Session, Refused> {

@@ -55,6 +55,8 @@ pub struct Auth {
     keys: Keys,
     config: AuthConfig,
     throttle: Throttle,
+    /// The claims of tokens whose signature was checked, by token.
+    verified: moka::sync::Cache<String, Arc<Claims>>,
     /// Verified sessions by token id: no main-database round trip on the hot path.
     sessions: moka::sync::Cache<String, Arc<Session>>,
     permissions: Arc<Permissions>,
@@ -88,6 +90,10 @@ impl Auth {
             keys,
             config: config.clone(),
             throttle: Throttle::new(config.sign_in_max_failures, config.sign_in_lockout),
+            verified: moka::sync::Cache::builder()
+                .max_capacity(config.auth_cache_size)
+                .time_to_live(config.auth_cache_ttl)
+                .build(),
             sessions: moka::sync::Cache::builder()
                 .max_capacity(config.auth_cache_size)
                 .time_to_live(config.auth_cache_ttl)
