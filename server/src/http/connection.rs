@@ -199,11 +199,13 @@ pub(super) async fn serve<Io>(
                 peer.scheme.clone(),
             ));
             let busy = activity.busy();
-            async move {
+            // Boxed: hyper moves the request's future a few times, and unboxed it is the
+            // whole answer's state, kilobytes copied per request.
+            Box::pin(async move {
                 let response = service.serve(request).await;
                 drop(busy);
                 Ok::<_, Infallible>(hyper::Response::<ResponseBody>::from(response))
-            }
+            })
         }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());

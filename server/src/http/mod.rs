@@ -271,7 +271,7 @@ impl Service {
             return cors.preflight(&req);
         }
         let origin = cors.origin_of(&req);
-        let mut response = self.answer(req).await;
+        let mut response = Box::pin(self.answer(req)).await;
         cors.decorate(origin, &mut response);
         response
     }
@@ -318,7 +318,10 @@ impl Service {
             .and_then(|(d, peer)| d.watch(peer));
         let answer = async {
             let app = self.slot.wait().await;
-            let response = respond(&app, req, &self.options);
+            // Boxed, as is every large future held across an await here: a future is
+            // copied whole each time it moves, and unboxed these add up to tens of
+            // kilobytes per request.
+            let response = Box::pin(respond(&app, req, &self.options));
             match gone {
                 // Dropping the response future stops the action and its query.
                 Some(gone) => tokio::select! {
@@ -566,14 +569,19 @@ fn refused(req: &Request, refusal: rules::Refusal) -> Answer {
     Answer::refused(refusal)
 }
 
-async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
-    let changes = match rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
-        Ok(changes) => changes,
-        Err(refusal) => return refused(&req, refusal),
-    };
+/// The request's body, read within the body limits; or the answer that refuses it.
+async fn read_body(req: &mut Request, options: &HttpOptions) -> Result<Vec<u8>, Answer> {
+    let body = req.take_body();
+    // Most requests have none; reading one would cost a zeroed 4 KiB buffer and a timer.
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
     let body_limit = options.body_limit;
     let timeout = options.limits.body_read_timeout;
-    let read = tokio::time::timeout(timeout, req.take_body().into_bytes_limit(body_limit));
+    let read = Box::pin(tokio::time::timeout(
+        timeout,
+        body.into_bytes_limit(body_limit),
+    ));
     let Ok(read) = read.await else {
         let mut answer = Answer::plain(
             408,
@@ -584,22 +592,29 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
             header::CONNECTION,
             header::HeaderValue::from_static("close"),
         );
-        return answer;
+        return Err(answer);
     };
-    let body = match read {
-        Ok(bytes) => Vec::from(bytes),
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return Answer::plain(
-                413,
-                &json!({ "errors": [{ "message": format!("request body is larger than the limit of {body_limit} bytes") }] }),
-            );
-        }
-        Err(e) => {
-            return Answer::plain(
-                400,
-                &json!({ "errors": [{ "message": format!("cannot read request body: {e}") }] }),
-            );
-        }
+    match read {
+        Ok(bytes) => Ok(Vec::from(bytes)),
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(Answer::plain(
+            413,
+            &json!({ "errors": [{ "message": format!("request body is larger than the limit of {body_limit} bytes") }] }),
+        )),
+        Err(e) => Err(Answer::plain(
+            400,
+            &json!({ "errors": [{ "message": format!("cannot read request body: {e}") }] }),
+        )),
+    }
+}
+
+async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
+    let changes = match rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
+        Ok(changes) => changes,
+        Err(refusal) => return refused(&req, refusal),
+    };
+    let body = match read_body(&mut req, options).await {
+        Ok(body) => body,
+        Err(answer) => return answer,
     };
     if let Err(refusal) = rules::check_untyped_body(&req, changes.as_deref(), &body) {
         return refused(&req, refusal);
@@ -610,10 +625,11 @@ async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
         // Kept even when not ASCII: a garbled `Authorization` must be refused as a bad
         // token, not read as no token at all.
         .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
+            let value = match std::str::from_utf8(v.as_bytes()) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
+            (k.as_str().to_owned(), value)
         })
         .collect();
     let info = RequestInfo {
