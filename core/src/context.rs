@@ -125,6 +125,8 @@ impl Context {
     pub fn new(request: RequestInfo) -> Self {
         Self {
             request,
+            // Room for what the auth middleware records, so it never rehashes.
+            state: Map::with_capacity(8),
             ..Self::default()
         }
     }

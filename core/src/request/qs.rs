@@ -39,6 +39,41 @@ pub enum QueryError {
 /// caller reports as an invalid filter); `filterByTk` is JSON-parsed when it is a JSON object or
 /// array, and an indexed `filterByTk[N]` object becomes an array.
 pub fn parse_query(raw: &str) -> Result<Map<String, Value>, QueryError> {
+    let mut query = match parse_plain(raw) {
+        Some(query) => query,
+        None => parse_qs(raw)?,
+    };
+    parse_json_params(&mut query);
+    Ok(query)
+}
+
+/// Most query strings are a few plain `key=value` pairs (`filterByTk=7&page=2`): with no
+/// bracket, escape, `+` or repeated key, `qs` reads each pair as it stands, and so does this,
+/// without the trees. `None` sends anything else through [`parse_qs`].
+fn parse_plain(raw: &str) -> Option<Map<String, Value>> {
+    if raw.bytes().any(|b| matches!(b, b'[' | b']' | b'%' | b'+')) {
+        return None;
+    }
+    let mut query = Map::new();
+    for part in raw.split('&').take(PARAMETER_LIMIT) {
+        let (key, value) = match part.split_once('=') {
+            Some((key, value)) => (key, Value::String(value.to_owned())),
+            None => (part, Value::Null),
+        };
+        if key.is_empty() {
+            continue;
+        }
+        // A repeated key builds an array: `qs`'s grouping decides its shape.
+        if query.contains_key(key) {
+            return None;
+        }
+        query.insert(key.to_owned(), value);
+    }
+    Some(query)
+}
+
+/// The whole of `qs`'s parse, before the JSON conveniences.
+fn parse_qs(raw: &str) -> Result<Map<String, Value>, QueryError> {
     let mut top: Vec<(String, Node)> = Vec::new();
     for (key, leaf) in parse_pairs(raw)? {
         let entries = match build_node(&split_key(&key), leaf) {
@@ -50,12 +85,10 @@ pub fn parse_query(raw: &str) -> Result<Map<String, Value>, QueryError> {
         };
         top = merge_entries(top, entries);
     }
-    let mut query: Map<String, Value> = top
+    Ok(top
         .into_iter()
         .map(|(key, node)| (key, node.into_value()))
-        .collect();
-    parse_json_params(&mut query);
-    Ok(query)
+        .collect())
 }
 
 /// Turns an object whose keys are all decimal numbers into an array ordered by those numbers, and
@@ -385,6 +418,32 @@ mod tests {
             Ok(map) => Value::Object(map),
             Err(error) => panic!("{raw:?} should parse, got {error}"),
         }
+    }
+
+    #[test]
+    fn plain_query_strings_read_as_qs_reads_them() {
+        for raw in [
+            "",
+            "filterByTk=7",
+            "filterByTk=7&page=2&pageSize=20",
+            "a&b=&=c&&d=1",
+            "sort=-id,title&fields=id",
+            "a==b&c=d=e",
+            "filter={\"id\":1}",
+            "filterByTk=[1,2]",
+            "x=1&x=2",
+        ] {
+            let full = parse_qs(raw).map(Value::Object).ok();
+            let plain = parse_plain(raw).map(Value::Object);
+            match plain {
+                Some(plain) => assert_eq!(Some(plain), full, "{raw:?}"),
+                // A repeated key or a bracket anywhere leaves the plain reading.
+                None => assert!(["x=1&x=2", "filterByTk=[1,2]"].contains(&raw), "{raw:?}"),
+            }
+        }
+        assert!(parse_plain("a[b]=1").is_none());
+        assert!(parse_plain("a=%20").is_none());
+        assert!(parse_plain("a=b+c").is_none());
     }
 
     fn encode(text: &str) -> String {
