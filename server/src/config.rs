@@ -59,6 +59,16 @@ fn positive_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// A cache TTL: above zero (a value that expires at once is not cached) and at most a year
+/// ([`crate::cache::MAX_TTL`]).
+fn cache_ttl(s: &str) -> Result<Duration, String> {
+    let ttl = positive_duration(s)?;
+    if ttl > crate::cache::MAX_TTL {
+        return Err("must be at most 365 days".to_owned());
+    }
+    Ok(ttl)
+}
+
 /// Subcommands.
 #[derive(Debug, Clone, Subcommand)]
 #[allow(
@@ -223,6 +233,25 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_CHANGE_NOTIFICATIONS", default_value_t = true, action = clap::ArgAction::Set)]
     pub change_notifications: bool,
 
+    /// Where cached values live: `memory` (this process), or a Redis URL (`redis://…`,
+    /// `rediss://…` for TLS) shared by every replica. Start-up fails if Redis does not answer.
+    #[arg(
+        long,
+        env = "MANIFOLD_CACHE_URL",
+        default_value = "memory",
+        hide_env_values = true
+    )]
+    pub cache_url: String,
+
+    /// The most entries the in-process cache holds; past that, the least likely to be read
+    /// again go first.
+    #[arg(long, env = "MANIFOLD_CACHE_MAX_ENTRIES", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_entries: u64,
+
+    /// How long a cached value lives when whoever stores it gives no TTL.
+    #[arg(long, env = "MANIFOLD_CACHE_DEFAULT_TTL", default_value = "5m", value_parser = cache_ttl)]
+    pub cache_default_ttl: Duration,
+
     /// Log filter (`info`, `manifold=debug,sqlx=warn`, …).
     #[arg(long, env = "MANIFOLD_LOG", default_value = "info")]
     pub log: String,
@@ -252,6 +281,9 @@ impl Default for ServeConfig {
 
             change_poll_interval: Duration::from_secs(1),
             change_notifications: true,
+            cache_url: "memory".into(),
+            cache_max_entries: 100_000,
+            cache_default_ttl: Duration::from_secs(300),
             request_timeout: 35,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),

@@ -90,6 +90,10 @@ impl<'a> AppBuilder<'a> {
 
 /// [`AppBuilder::build`] once the connectors are registered.
 async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Result<Arc<App>> {
+    // First: a bad cache option or an unreachable Redis stops the start before the main
+    // database is touched.
+    let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
+    tracing::info!(cache = %cache.describe(), "cache ready");
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);
@@ -138,7 +142,7 @@ async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Resu
     manager.add(main).await?;
     registry.load_all().await?;
     changes.start()?;
-    let app = App::new(manager);
+    let app = App::new(manager, cache);
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;

@@ -44,14 +44,15 @@ pub struct Response {
 /// The app chain and the data sources it routes to.
 pub struct App {
     manager: Arc<DataSourceManager>,
+    cache: crate::cache::Cache,
     chain: RwLock<MiddlewareChain>,
     auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
     budget: std::sync::OnceLock<Arc<crate::connection_budget::ReplicaBudget>>,
 }
 
 impl App {
-    /// An app over `manager` with the built-in middleware installed.
-    pub fn new(manager: Arc<DataSourceManager>) -> Self {
+    /// An app over `manager` with the built-in middleware installed, sharing `cache`.
+    pub fn new(manager: Arc<DataSourceManager>, cache: crate::cache::Cache) -> Self {
         let mut chain = MiddlewareChain::new();
         let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
             (
@@ -74,6 +75,7 @@ impl App {
         }
         Self {
             manager,
+            cache,
             chain: RwLock::new(chain),
             auth: std::sync::OnceLock::new(),
             budget: std::sync::OnceLock::new(),
@@ -83,6 +85,12 @@ impl App {
     /// The authentication service, where the app has one (`build_app` installs it).
     pub fn auth(&self) -> Option<&Arc<crate::auth::Auth>> {
         self.auth.get()
+    }
+
+    /// The cache (`--cache-url`), for Manifold's own components and for plugins; each
+    /// takes a namespace of its own ([`crate::cache::Cache::namespace`]).
+    pub fn cache(&self) -> &crate::cache::Cache {
+        &self.cache
     }
 
     /// Records the authentication service (once).

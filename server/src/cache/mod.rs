@@ -41,7 +41,8 @@ pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The Redis key prefix unless [`CacheOptions::key_prefix`] says otherwise.
 pub const DEFAULT_KEY_PREFIX: &str = "manifold";
 
-/// What a cache is opened with.
+/// What a cache is opened with; [`CacheOptions::from_config`] reads the `--cache-*`
+/// options.
 #[derive(Clone)]
 pub struct CacheOptions {
     /// `memory`, or a `redis://` / `rediss://` URL (it may hold a password: it is only
@@ -78,6 +79,19 @@ impl fmt::Debug for CacheOptions {
             .field("key_prefix", &self.key_prefix)
             .field("operation_timeout", &self.operation_timeout)
             .finish()
+    }
+}
+
+impl CacheOptions {
+    /// The options `manifold serve` was given (`--cache-url`, `--cache-max-entries`,
+    /// `--cache-default-ttl`).
+    pub fn from_config(config: &crate::ServeConfig) -> Self {
+        Self {
+            url: config.cache_url.clone(),
+            max_entries: config.cache_max_entries,
+            default_ttl: config.cache_default_ttl,
+            ..Self::default()
+        }
     }
 }
 

@@ -42,7 +42,7 @@ impl RedisStore {
         };
         let client = ::redis::Client::open(url).map_err(|e| CacheError::Config {
             option: "--cache-url",
-            message: scrub(format!("{e} ({described})"), &secrets),
+            message: scrub(format!("{described}: {e}"), &secrets),
         })?;
         // Few retries, and short: a reconnect that takes longer than an operation's
         // timeout only keeps the callers waiting for a 503.
