@@ -408,12 +408,18 @@ fn namespaced_key(namespace: &str, key: &str) -> String {
     format!("{}:{key}", encode_namespace(namespace))
 }
 
-/// `url` with the password of its user information replaced by `***`
-/// (`redis://user:***@host:6379/0`). Whatever precedes the last `@` after the scheme is
-/// taken as user information, so a password holding `/`, `?` or `#` is hidden too.
+/// A `--cache-url` value fit to show: a URL with the password of its user information
+/// replaced by `***` (`redis://user:***@host:6379/0`), `memory` as it is, and anything
+/// else as `***` (a mistyped value may be a secret in the wrong place). Whatever precedes
+/// the last `@` after the scheme is taken as user information, so a password holding `/`,
+/// `?` or `#` is hidden too.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return if url.trim() == "memory" {
+            url.to_owned()
+        } else {
+            "***".to_owned()
+        };
     };
     let Some((userinfo, host)) = rest.rsplit_once('@') else {
         return url.to_owned();
