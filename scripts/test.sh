@@ -2,10 +2,10 @@
 # Installs and starts what the tests need, then runs every test. CI runs exactly this.
 #
 # Needs: curl, the sqlite3 shell and python3 (the docs test), PostgreSQL and MariaDB on
-# 127.0.0.1 (the connector and end-to-end suites), SecantusDB in .venv-mongo (the MongoDB
-# connector), the validators of deploy/ in .venv-deploy and openapi-spec-validator and
-# Schemathesis in .venv-openapi (from PyPI; scripts/contract.sh). SQLite itself
-# needs nothing: sqlx bundles it. A server that cannot be started makes its tests fail;
+# 127.0.0.1 (the connector and end-to-end suites), Redis on 127.0.0.1 (the cache),
+# SecantusDB in .venv-mongo (the MongoDB connector), the validators of deploy/ in
+# .venv-deploy and openapi-spec-validator and Schemathesis in .venv-openapi (from PyPI;
+# scripts/contract.sh). SQLite itself needs nothing: sqlx bundles it. A server that cannot be started makes its tests fail;
 # nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -99,6 +99,21 @@ say "MariaDB at ${my_url%%@*}@…"
 # connections is reached when test binaries overlap. Raise it where we may.
 my_sql 'SET GLOBAL max_connections = GREATEST(@@max_connections, 1000)' 2>/dev/null \
   || say "could not raise MariaDB's max_connections; tests may see 'too many connections'"
+
+# --- Redis ------------------------------------------------------------------------------
+# The cache's Redis backend (tests/tests/cache.rs). A Redis started here keeps nothing on
+# disk: the tests' keys are theirs, with TTLs.
+redis_url=${MANIFOLD_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+redis_ok() { redis-cli -u "$redis_url" ping 2>/dev/null | grep -qx PONG; }
+if ! have redis-cli || ! redis_ok; then
+  have redis-server || apt_install redis-server
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --dir "${TMPDIR:-/tmp}" >/dev/null
+  wait_for "Redis" redis_ok
+fi
+export MANIFOLD_TEST_REDIS_URL=$redis_url
+# The password, if the URL has one, is not printed.
+say "Redis at $(printf '%s' "$redis_url" | sed -E 's#//([^:@/]*):[^@]*@#//\1:***@#')"
 
 # --- MongoDB wire protocol: SecantusDB --------------------------------------------------
 # The MongoDB connector's tests start their own in-memory server from this venv.
