@@ -11,9 +11,11 @@ pub mod connection_budget;
 pub mod data_sources;
 pub mod declarations;
 pub mod http;
+pub mod launcher;
 pub mod main_db;
 pub mod migrations;
 pub mod openapi;
+pub mod plugin;
 pub mod relation_fields;
 pub mod telemetry;
 
@@ -25,6 +27,8 @@ use manifold_core::{Acl, DataSource, DataSourceFactory, Error, Result};
 
 pub use app::App;
 pub use config::{MigrateConfig, ServeConfig};
+pub use launcher::Manifold;
+pub use plugin::{Plugin, PluginContext};
 
 /// The connectors the service offers, one factory per source type (`type` in
 /// `dataSources:create`). Add your connector here, one line (docs/architecture.md,
@@ -46,21 +50,37 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     AppBuilder::new(config).build().await
 }
 
-/// What an application is built from: its configuration, and the connectors it offers,
-/// the built-in [`connectors`] and any a caller adds. Code outside this crate (a test's
-/// connector, later a plugin's) adds its own here rather than editing the server.
+/// The plugins every application loads, before any a caller adds.
+pub fn built_in_plugins() -> Vec<Arc<dyn Plugin>> {
+    vec![Arc::new(openapi::OpenApiPlugin)]
+}
+
+/// What an application is built from: its configuration, the connectors it offers (the
+/// built-in [`connectors`] and any a caller adds) and its plugins (the
+/// [`built_in_plugins`] and any a caller adds). Code outside this crate adds its own here
+/// rather than editing the server.
 pub struct AppBuilder<'a> {
     config: &'a ServeConfig,
     factories: Vec<Arc<dyn DataSourceFactory>>,
+    plugins: Vec<Arc<dyn Plugin>>,
 }
 
 impl<'a> AppBuilder<'a> {
-    /// An application for `config` offering the built-in [`connectors`].
+    /// An application for `config` offering the built-in [`connectors`] and loading the
+    /// [`built_in_plugins`].
     pub fn new(config: &'a ServeConfig) -> Self {
         Self {
             config,
             factories: connectors(),
+            plugins: built_in_plugins(),
         }
+    }
+
+    /// Also loads `plugin`, after the plugins added before it. Two plugins of one name
+    /// fail [`AppBuilder::build`].
+    pub fn plugin(mut self, plugin: Arc<dyn Plugin>) -> Self {
+        self.plugins.push(plugin);
+        self
     }
 
     /// Also offers the source type of `factory`. A type offered twice fails
@@ -75,7 +95,17 @@ impl<'a> AppBuilder<'a> {
     /// `collections` resource of every source through `after_add_data_source`.
     pub async fn build(self) -> Result<Arc<App>> {
         let manager = DataSourceManager::new();
-        for factory in self.factories {
+        let mut names = std::collections::HashSet::new();
+        for plugin in &self.plugins {
+            if !names.insert(plugin.name()) {
+                return Err(Error::internal(format!(
+                    "two plugins are named {:?}",
+                    plugin.name()
+                )));
+            }
+        }
+        let offered = self.plugins.iter().flat_map(|p| p.connectors());
+        for factory in self.factories.into_iter().chain(offered) {
             if manager.factory(factory.kind()).is_ok() {
                 return Err(Error::internal(format!(
                     "two connectors offer the data source type {:?}",
@@ -84,12 +114,16 @@ impl<'a> AppBuilder<'a> {
             }
             manager.register_factory(factory);
         }
-        assemble(self.config, manager).await
+        assemble(self.config, manager, &self.plugins).await
     }
 }
 
 /// [`AppBuilder::build`] once the connectors are registered.
-async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Result<Arc<App>> {
+async fn assemble(
+    config: &ServeConfig,
+    manager: Arc<DataSourceManager>,
+    plugins: &[Arc<dyn Plugin>],
+) -> Result<Arc<App>> {
     // First: a bad cache option or an unreachable Redis stops the start before the main
     // database is touched.
     let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
@@ -112,7 +146,6 @@ async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Resu
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
         collections::define(source, &collections_declarations, &collections_changes);
     }));
-    openapi::define(&manager);
     let auth = auth::Auth::install(&manager, &main, &declarations, &config.auth, &changes).await?;
     // The built-in rows are written: the next process to start may go.
     migrated.release().await;
@@ -139,13 +172,36 @@ async fn assemble(config: &ServeConfig, manager: Arc<DataSourceManager>) -> Resu
         budget.start();
         budget
     });
-    manager.add(main).await?;
+    manager.add(main.clone()).await?;
+    // After main (whose ACL is closed as it is added, which would drop a plugin's grants),
+    // before the registered sources, so that the plugins' hooks reach every source.
+    let mut plugin_middleware = Vec::new();
+    for plugin in plugins {
+        let mut context = PluginContext {
+            manager: &manager,
+            main: &main,
+            cache: &cache,
+            config,
+            middleware: Vec::new(),
+        };
+        plugin
+            .load(&mut context)
+            .await
+            .map_err(|e| Error::new(e.kind(), format!("plugin {}: {e}", plugin.name())))?;
+        plugin_middleware.push((plugin.name(), context.middleware));
+    }
     registry.load_all().await?;
     changes.start()?;
     let app = App::new(manager, cache);
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
+    for (name, added) in plugin_middleware {
+        for (middleware, placement) in added {
+            app.use_middleware(middleware, placement)
+                .map_err(|e| Error::internal(format!("plugin {name}: middleware: {e}")))?;
+        }
+    }
     app.set_auth(auth);
     if let Some(budget) = budget {
         app.set_connection_budget(budget);
@@ -219,6 +275,11 @@ pub async fn migrate(config: &MigrateConfig) -> Result<(i64, i64)> {
 /// The listener is bound first, so `/health/live` and `/health/ready` answer while the
 /// main database opens; API requests that arrive meanwhile wait for it.
 pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
+    serve_with(config, Vec::new()).await
+}
+
+/// [`serve`], also loading `plugins` after the [`built_in_plugins`].
+pub async fn serve_with(config: ServeConfig, plugins: Vec<Arc<dyn Plugin>>) -> std::io::Result<()> {
     let options = http::HttpOptions::from_config(&config)
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let server = http::Server::bind(config.listen).await?;
@@ -256,7 +317,7 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     });
     tokio::pin!(running);
     let app = tokio::select! {
-        built = build_app(&config) => {
+        built = plugins.into_iter().fold(AppBuilder::new(&config), AppBuilder::plugin).build() => {
             built.map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?
         }
         stopped = &mut running => return stopped,

@@ -11,7 +11,7 @@ mod secantus;
 
 use manifold_core::DataSourceFactory;
 use manifold_core::connector::{CollectionDefinition, Connector as _};
-use manifold_server::{App, AppBuilder, ServeConfig, http};
+use manifold_server::{App, AppBuilder, Plugin, ServeConfig, http};
 use poem::http::Method;
 use poem::{Endpoint, EndpointExt, Request};
 use serde_json::{Value as Json, json};
@@ -344,8 +344,9 @@ pub struct TestApp {
     pub external: Option<External>,
     /// Its server or scratch database, stopped or dropped after the app.
     running: Option<Running>,
-    /// The connectors the test added to the built-in ones, offered again on a restart.
-    connectors: Vec<Arc<dyn DataSourceFactory>>,
+    /// The connectors and plugins the test added to the built-in ones, offered again on a
+    /// restart.
+    extensions: Extensions,
     /// The token of the user `root`, sent with every request unless the request names its
     /// own `Authorization` (see [`TestApp::anonymous`]).
     token: String,
@@ -608,14 +609,15 @@ impl MainDb {
         self,
         tweak: impl FnOnce(&mut ServeConfig),
     ) -> Result<TestApp, (Self, manifold_core::Error)> {
-        self.start_offering(tweak, Vec::new()).await
+        self.start_offering(tweak, Extensions::default()).await
     }
 
-    /// Starts an app on it that also offers the source types of `connectors`.
-    async fn start_offering(
+    /// Starts an app on it that also offers the connectors and loads the plugins of
+    /// `extensions`.
+    pub async fn start_offering(
         self,
         tweak: impl FnOnce(&mut ServeConfig),
-        connectors: Vec<Arc<dyn DataSourceFactory>>,
+        extensions: Extensions,
     ) -> Result<TestApp, (Self, manifold_core::Error)> {
         let Self {
             dir,
@@ -624,7 +626,7 @@ impl MainDb {
         } = self;
         let mut config = test_config(main_url(&dir, scratch.as_ref()));
         tweak(&mut config);
-        match TestApp::try_open(dir, &config, connectors).await {
+        match TestApp::try_open(dir, &config, extensions).await {
             Ok(mut t) => {
                 t.backend = backend;
                 t.scratch = scratch;
@@ -702,6 +704,15 @@ pub fn enc(value: &str) -> String {
     percent_encoding::utf8_percent_encode(value, SET).to_string()
 }
 
+/// What a test adds to the built-in connectors and plugins.
+#[derive(Clone, Default)]
+pub struct Extensions {
+    /// Source types offered besides the built-in ones ([`AppBuilder::connector`]).
+    pub connectors: Vec<Arc<dyn DataSourceFactory>>,
+    /// Plugins loaded after the built-in ones ([`AppBuilder::plugin`]).
+    pub plugins: Vec<Arc<dyn Plugin>>,
+}
+
 /// `filter=<encoded JSON>`.
 pub fn filter(f: Json) -> String {
     format!("filter={}", enc(&f.to_string()))
@@ -728,9 +739,26 @@ impl TestApp {
     /// A fresh app that also offers the source type of `factory`, added as a connector
     /// crate outside the server adds its own ([`AppBuilder::connector`]).
     pub async fn with_connector(factory: Arc<dyn DataSourceFactory>) -> Self {
+        Self::with_extensions(Extensions {
+            connectors: vec![factory],
+            plugins: Vec::new(),
+        })
+        .await
+    }
+
+    /// A fresh app that also loads `plugins` ([`AppBuilder::plugin`]).
+    pub async fn with_plugins(plugins: Vec<Arc<dyn Plugin>>) -> Self {
+        Self::with_extensions(Extensions {
+            connectors: Vec::new(),
+            plugins,
+        })
+        .await
+    }
+
+    async fn with_extensions(extensions: Extensions) -> Self {
         match MainDb::create()
             .await
-            .start_offering(|_| {}, vec![factory])
+            .start_offering(|_| {}, extensions)
             .await
         {
             Ok(t) => t,
@@ -790,12 +818,12 @@ impl TestApp {
             scratch,
             external,
             running,
-            connectors,
+            extensions,
             ..
         } = self;
         app.data_sources().close_all().await;
         let config = test_config(main_url(&dir, scratch.as_ref()));
-        let mut t = Self::open_offering(dir, &config, connectors).await;
+        let mut t = Self::open_offering(dir, &config, extensions).await;
         t.backend = backend;
         t.scratch = scratch;
         t.external = external;
@@ -809,16 +837,16 @@ impl TestApp {
 
     /// An app on an existing directory (to test a restart).
     pub async fn open(dir: tempfile::TempDir, config: &ServeConfig) -> Self {
-        Self::open_offering(dir, config, Vec::new()).await
+        Self::open_offering(dir, config, Extensions::default()).await
     }
 
-    /// [`TestApp::open`], also offering the source types of `connectors`.
+    /// [`TestApp::open`], also with `extensions`.
     async fn open_offering(
         dir: tempfile::TempDir,
         config: &ServeConfig,
-        connectors: Vec<Arc<dyn DataSourceFactory>>,
+        extensions: Extensions,
     ) -> Self {
-        match Self::try_open(dir, config, connectors).await {
+        match Self::try_open(dir, config, extensions).await {
             Ok(t) => t,
             Err((_, e)) => panic!("app starts: {e}"),
         }
@@ -828,11 +856,16 @@ impl TestApp {
     async fn try_open(
         dir: tempfile::TempDir,
         config: &ServeConfig,
-        connectors: Vec<Arc<dyn DataSourceFactory>>,
+        extensions: Extensions,
     ) -> Result<Self, (tempfile::TempDir, manifold_core::Error)> {
-        let builder = connectors
+        let builder = extensions
+            .connectors
             .iter()
             .fold(AppBuilder::new(config), |b, c| b.connector(c.clone()));
+        let builder = extensions
+            .plugins
+            .iter()
+            .fold(builder, |b, p| b.plugin(p.clone()));
         let app = match builder.build().await {
             Ok(app) => app,
             Err(e) => return Err((dir, e)),
@@ -855,7 +888,7 @@ impl TestApp {
             scratch: None,
             external: None,
             running: None,
-            connectors,
+            extensions,
             token,
         };
         // The first request of a token reads the session; tests count statements after it.
@@ -869,7 +902,7 @@ impl TestApp {
     pub async fn replica(&self) -> Self {
         let config = test_config(main_url(&self.dir, self.scratch.as_ref()));
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut t = Self::open_offering(dir, &config, self.connectors.clone()).await;
+        let mut t = Self::open_offering(dir, &config, self.extensions.clone()).await;
         t.backend = self.backend;
         t
     }

@@ -126,6 +126,7 @@ pub struct DataSourceManager {
     middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
     statuses: DashMap<String, DataSourceStatus>,
     budget: std::sync::RwLock<Option<Arc<dyn ConnectionBudget>>>,
+    read_actions: std::sync::RwLock<Vec<String>>,
 }
 
 impl DataSourceManager {
@@ -146,6 +147,28 @@ impl DataSourceManager {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .unwrap_or_else(|| Arc::new(SoleProcess))
+    }
+
+    /// Declares that the actions named `name` only read, so that they may be sent with
+    /// `GET`. Any other action is taken to change something and must come by `POST`: an
+    /// action nobody declared cannot be triggered by a link or an image.
+    pub fn declare_read_action(&self, name: &str) {
+        let mut reads = self.read_actions.write().unwrap_or_else(|e| e.into_inner());
+        if !reads.iter().any(|r| r == name) {
+            reads.push(name.to_owned());
+        }
+    }
+
+    /// Whether actions named `name` only read: `list`, `get`, and those declared with
+    /// [`DataSourceManager::declare_read_action`].
+    pub fn is_read_action(&self, name: &str) -> bool {
+        matches!(name, "list" | "get")
+            || self
+                .read_actions
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|r| r == name)
     }
 
     /// Makes type `factory.kind()` available to [`DataSourceManager::build`].

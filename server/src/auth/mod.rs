@@ -105,6 +105,8 @@ impl Auth {
             &[kinds::PERMISSIONS, kinds::SESSIONS],
             Arc::new(propagation::AuthChanges::new(&auth)),
         );
+        // `auth:check` and `roles:check` only read.
+        manager.declare_read_action("check");
         let hook_permissions = permissions.clone();
         let main_key = main.key().to_owned();
         manager.before_add_data_source(Arc::new(move |source: &Arc<DataSource>| {

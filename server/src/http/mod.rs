@@ -7,7 +7,6 @@ mod cors;
 mod disconnect;
 pub mod large_requests;
 mod rules;
-pub(crate) use rules::READ_ACTIONS;
 mod trace;
 
 use std::net::SocketAddr;
@@ -608,7 +607,9 @@ async fn read_body(req: &mut Request, options: &HttpOptions) -> Result<Vec<u8>, 
 }
 
 async fn respond(app: &App, mut req: Request, options: &HttpOptions) -> Answer {
-    let changes = match rules::check_data_source(&req).and_then(|()| rules::check_action(&req)) {
+    let checked =
+        rules::check_data_source(&req).and_then(|()| rules::check_action(&req, app.data_sources()));
+    let changes = match checked {
         Ok(changes) => changes,
         Err(refusal) => return refused(&req, refusal),
     };

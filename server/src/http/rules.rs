@@ -2,16 +2,12 @@
 //! action that changes data, a method and a body type that a cross-site page cannot send
 //! without the browser asking the service first (a CORS preflight).
 
+use manifold_core::data_source::DataSourceManager;
 use manifold_core::request::parse_resource_path;
 use poem::Request;
 use poem::http::{Method, header};
 
 use crate::app::API_PREFIX;
-
-/// Actions that only read. Every other action, built in or added later, is taken to change
-/// something: a new action is refused on `GET` until it is listed here, not the other way
-/// round.
-pub(crate) const READ_ACTIONS: [&str; 4] = ["list", "get", "check", "getUrls"];
 
 /// Body types a browser sends cross-site without a preflight (the CORS "simple" types).
 const SIMPLE_BODY_TYPES: [&str; 3] = [
@@ -40,7 +36,14 @@ impl Refusal {
 /// Refuses a data-changing action sent with a method a link, an image or a preflight
 /// uses, or with a body a form can send. Otherwise the name of such an action, for
 /// [`check_untyped_body`] once the body is read.
-pub(super) fn check_action(req: &Request) -> Result<Option<String>, Refusal> {
+///
+/// Actions that only read are those `manager` knows as such
+/// ([`DataSourceManager::declare_read_action`]): a new action is refused on `GET` until it
+/// is declared, not the other way round.
+pub(super) fn check_action(
+    req: &Request,
+    manager: &DataSourceManager,
+) -> Result<Option<String>, Refusal> {
     // A path that does not parse is the router's to report.
     let Ok(Some(path)) = parse_resource_path(API_PREFIX, req.uri().path()) else {
         return Ok(None);
@@ -48,7 +51,7 @@ pub(super) fn check_action(req: &Request) -> Result<Option<String>, Refusal> {
     let Some(action) = path.action_for(req.method().as_str()) else {
         return Ok(None);
     };
-    if READ_ACTIONS.contains(&action.as_str()) {
+    if manager.is_read_action(&action) {
         return Ok(None);
     }
     if !matches!(

@@ -4,6 +4,7 @@
 
 use manifold_core::Error;
 use manifold_core::acl::Acl;
+use manifold_core::data_source::DataSourceManager;
 use manifold_core::schema::{AssociationKind, Collection};
 use openapiv3::{
     Components, Info, IntegerFormat, MediaType, OpenAPI, Operation, Parameter, ParameterData,
@@ -47,6 +48,8 @@ impl Namespace {
 pub struct Describe<'a> {
     /// The source's key; a source other than `main` needs the `X-Data-Source` header.
     pub key: &'a str,
+    /// Which actions only read, and are described on `GET`.
+    pub reads: &'a DataSourceManager,
     /// The source's collections, as they are now.
     pub collections: Vec<std::sync::Arc<Collection>>,
     /// The source's permissions, and the roles the caller acts in.
@@ -85,8 +88,8 @@ enum Method {
 
 /// The method an action is sent with: `GET` for the actions that only read (the rule
 /// crate::http applies), `POST` for the rest.
-fn method_of(action: &str) -> Method {
-    if crate::http::READ_ACTIONS.contains(&action) {
+fn method_of(reads: &DataSourceManager, action: &str) -> Method {
+    if reads.is_read_action(action) {
         Method::Get
     } else {
         Method::Post
@@ -181,7 +184,7 @@ impl Describe<'_> {
         let name = collection.name();
         let write_schema = format!("{name}.write");
         for action in COLLECTION_ACTIONS {
-            let method = method_of(action);
+            let method = method_of(self.reads, action);
             let writes = method == Method::Post;
             if (writes && collection.is_view)
                 || self.acl.permission(&self.roles, name, action).is_none()
@@ -278,7 +281,7 @@ impl Describe<'_> {
                     collection.name(),
                     association.name
                 ),
-                ReferenceOr::Item(path_item(method_of(action), operation)),
+                ReferenceOr::Item(path_item(method_of(self.reads, action), operation)),
             );
         }
     }
@@ -289,7 +292,7 @@ impl Describe<'_> {
     fn core_paths(&self, paths: &mut Paths) {
         for (resource, actions) in &self.core {
             for action in actions {
-                let method = method_of(action);
+                let method = method_of(self.reads, action);
                 let (path, mut parameters) = match resource.split_once('.') {
                     Some((owner, name)) => (
                         format!("/{owner}/{{associatedIndex}}/{name}:{action}"),

@@ -23,8 +23,24 @@ use crate::app::API_PREFIX;
 /// The resource's name, as NocoBase's.
 pub const RESOURCE: &str = "swagger";
 
+/// The built-in plugin that gives every source the `swagger` resource.
+pub struct OpenApiPlugin;
+
+#[async_trait::async_trait]
+impl crate::Plugin for OpenApiPlugin {
+    fn name(&self) -> &str {
+        "openapi"
+    }
+
+    async fn load(&self, app: &mut crate::PluginContext<'_>) -> Result<()> {
+        define(app.data_sources());
+        Ok(())
+    }
+}
+
 /// Defines `swagger` on every source `manager` adds, main included.
-pub fn define(manager: &Arc<DataSourceManager>) {
+fn define(manager: &Arc<DataSourceManager>) {
+    manager.declare_read_action("getUrls");
     let weak = Arc::downgrade(manager);
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
         let mut resource = ResourceDefinition::new(RESOURCE)
@@ -89,8 +105,13 @@ impl Middleware for Get {
             })
             .filter(|(_, actions)| !actions.is_empty())
             .collect();
+        let manager = self
+            .0
+            .upgrade()
+            .ok_or_else(|| Error::unavailable("the server is stopping"))?;
         let describe = document::Describe {
             key: source.key(),
+            reads: &manager,
             collections: source.collections(),
             acl,
             roles,

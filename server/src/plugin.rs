@@ -1,0 +1,77 @@
+//! Plugins: how code outside this crate extends an application without editing it.
+//!
+//! A [`Plugin`] is loaded once, while the application is built: after the main source is
+//! added, before the registered sources are, so that what it registers through
+//! [`DataSourceManager::after_add_data_source`] reaches the main source (at once) and
+//! every other source (as it is added). It may offer connectors (new source types), add app-level
+//! middleware (level 1), hook every data source (resources, actions and middleware of
+//! levels 2–4), and use the server's modules. NocoBase's `Plugin.load` is the model;
+//! docs/plugins.md walks through one.
+
+use std::sync::Arc;
+
+use manifold_core::data_source::DataSourceManager;
+use manifold_core::middleware::{Middleware, Placement};
+use manifold_core::{DataSource, DataSourceFactory, Result};
+
+use crate::ServeConfig;
+use crate::cache::Cache;
+
+/// A unit of extension. Only [`Plugin::name`] and [`Plugin::load`] are required.
+#[async_trait::async_trait]
+pub trait Plugin: Send + Sync {
+    /// The plugin's name, unique in one application; errors and logs name the plugin by it.
+    fn name(&self) -> &str;
+
+    /// Connectors this plugin offers, each a source type `dataSources:create` accepts. A
+    /// type offered twice fails the start, as with [`crate::AppBuilder::connector`].
+    fn connectors(&self) -> Vec<Arc<dyn DataSourceFactory>> {
+        Vec::new()
+    }
+
+    /// Registers what the plugin adds. An error stops the application from starting, with
+    /// the plugin's name in the message.
+    async fn load(&self, app: &mut PluginContext<'_>) -> Result<()>;
+}
+
+/// What a plugin's [`Plugin::load`] may reach: the data sources, the main source, the
+/// server's modules and the configuration.
+pub struct PluginContext<'a> {
+    pub(crate) manager: &'a Arc<DataSourceManager>,
+    pub(crate) main: &'a Arc<DataSource>,
+    pub(crate) cache: &'a Cache,
+    pub(crate) config: &'a ServeConfig,
+    pub(crate) middleware: Vec<(Arc<dyn Middleware>, Placement)>,
+}
+
+impl PluginContext<'_> {
+    /// The data-source manager: [`DataSourceManager::after_add_data_source`] to define
+    /// resources and actions on every source, [`DataSourceManager::use_middleware`] for
+    /// middleware that runs on every source's requests.
+    pub fn data_sources(&self) -> &Arc<DataSourceManager> {
+        self.manager
+    }
+
+    /// The main data source (`main`): its resource manager and ACL are where the
+    /// plugin's own resources and their permissions go.
+    pub fn main(&self) -> &Arc<DataSource> {
+        self.main
+    }
+
+    /// The shared cache (in process, or Redis when configured).
+    pub fn cache(&self) -> &Cache {
+        self.cache
+    }
+
+    /// The service's configuration.
+    pub fn config(&self) -> &ServeConfig {
+        self.config
+    }
+
+    /// Adds app-level middleware (level 1), which runs for every request. Its placement is
+    /// checked when the application is assembled; one that names a tag nobody has, or
+    /// makes a cycle, fails the start with the plugin's name.
+    pub fn use_middleware(&mut self, middleware: Arc<dyn Middleware>, placement: Placement) {
+        self.middleware.push((middleware, placement));
+    }
+}
