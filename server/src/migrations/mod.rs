@@ -25,6 +25,7 @@
 mod m0001_initial;
 mod m0002_change_log;
 mod m0003_connection_claims;
+mod m0004_job_runs;
 mod session;
 
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub const MIGRATIONS: &[Migration] = &[
     m0001_initial::MIGRATION,
     m0002_change_log::MIGRATION,
     m0003_connection_claims::MIGRATION,
+    m0004_job_runs::MIGRATION,
 ];
 
 /// The schema version this binary brings the main database to.
