@@ -17,6 +17,7 @@ pub mod migrations;
 pub mod openapi;
 pub mod plugin;
 pub mod relation_fields;
+pub mod scheduler;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -134,6 +135,7 @@ async fn assemble(
     }));
 
     let (main, migrated) = open_main(config).await?;
+    let scheduler = scheduler::Scheduler::new(&main)?;
     // Before any shared state is read: a change made meanwhile is then applied at start.
     let changes = changes::ChangeFeed::open(&main, config.change_feed_options()).await?;
     let declarations = declarations::DeclarationStore::open(&main).await?;
@@ -192,7 +194,7 @@ async fn assemble(
     }
     registry.load_all().await?;
     changes.start()?;
-    let app = App::new(manager, cache);
+    let app = App::new(manager, cache, scheduler);
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
@@ -206,6 +208,7 @@ async fn assemble(
     if let Some(budget) = budget {
         app.set_connection_budget(budget);
     }
+    app.scheduler().start();
     Ok(Arc::new(app))
 }
 

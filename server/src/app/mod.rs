@@ -45,14 +45,20 @@ pub struct Response {
 pub struct App {
     manager: Arc<DataSourceManager>,
     cache: crate::cache::Cache,
+    scheduler: crate::scheduler::Scheduler,
     chain: RwLock<MiddlewareChain>,
     auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
     budget: std::sync::OnceLock<Arc<crate::connection_budget::ReplicaBudget>>,
 }
 
 impl App {
-    /// An app over `manager` with the built-in middleware installed, sharing `cache`.
-    pub fn new(manager: Arc<DataSourceManager>, cache: crate::cache::Cache) -> Self {
+    /// An app over `manager` with the built-in middleware installed, sharing `cache` and
+    /// running the jobs of `scheduler`.
+    pub fn new(
+        manager: Arc<DataSourceManager>,
+        cache: crate::cache::Cache,
+        scheduler: crate::scheduler::Scheduler,
+    ) -> Self {
         let mut chain = MiddlewareChain::new();
         let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
             (
@@ -76,6 +82,7 @@ impl App {
         Self {
             manager,
             cache,
+            scheduler,
             chain: RwLock::new(chain),
             auth: std::sync::OnceLock::new(),
             budget: std::sync::OnceLock::new(),
@@ -93,6 +100,12 @@ impl App {
         &self.cache
     }
 
+    /// The scheduled jobs, for Manifold's own components and for plugins; each tick of a
+    /// job runs once across the replicas sharing the main database.
+    pub fn scheduler(&self) -> &crate::scheduler::Scheduler {
+        &self.scheduler
+    }
+
     /// Records the authentication service (once).
     pub fn set_auth(&self, auth: Arc<crate::auth::Auth>) {
         let _ = self.auth.set(auth);
@@ -103,9 +116,11 @@ impl App {
         let _ = self.budget.set(budget);
     }
 
-    /// Closes every source, main last: once the others' pools are closed, this replica's
-    /// connection claims are given back, through main.
+    /// Stops the scheduled jobs (waiting for runs under way, which may use any source),
+    /// then closes every source, main last: once the others' pools are closed, this
+    /// replica's connection claims are given back, through main.
     pub async fn close(&self) {
+        self.scheduler.stop().await;
         let sources = self.manager.list();
         for source in sources.iter().filter(|s| s.key() != "main") {
             source.close().await;

@@ -279,10 +279,7 @@ impl Service {
         let app = self.slot.get();
         Response::builder()
             .header(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)
-            .body(
-                self.metrics
-                    .render(app.as_deref().map(|a| &**a.data_sources())),
-            )
+            .body(self.metrics.render(app.as_deref()))
     }
 
     /// Refuses a request for a host this service does not answer for, so that a name an

@@ -5,7 +5,7 @@ use prometheus::{
     TextEncoder,
 };
 
-use manifold_core::DataSourceManager;
+use crate::App;
 
 /// Request durations are mostly milliseconds (SQLite answers in well under one), so the
 /// OpenTelemetry default buckets get two finer ones below 5 ms.
@@ -135,13 +135,15 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition format (version 0.0.4), with the pools of `sources` read now.
-    pub fn render(&self, sources: Option<&DataSourceManager>) -> String {
+    /// The text exposition format (version 0.0.4), with the pools of `app`'s sources read
+    /// now and its scheduled jobs' counts.
+    pub fn render(&self, app: Option<&App>) -> String {
         // Sources come and go: the pool gauges are rebuilt from the ones present.
         self.pool_size.reset();
         self.pool_in_use.reset();
         self.pool_max.reset();
-        for source in sources.map(DataSourceManager::list).unwrap_or_default() {
+        let sources = app.map(|a| a.data_sources().list()).unwrap_or_default();
+        for source in sources {
             if let Some(status) = source.pool_status() {
                 let key = [source.key()];
                 self.pool_size
@@ -155,8 +157,13 @@ impl Metrics {
                     .set(i64::from(status.max));
             }
         }
+        let mut families = self.registry.gather();
+        families.extend(
+            app.map(|a| a.scheduler().metric_families())
+                .unwrap_or_default(),
+        );
         let mut out = Vec::with_capacity(4096);
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             tracing::warn!(error = %e, "cannot encode the metrics");
         }
         String::from_utf8_lossy(&out).into_owned()
