@@ -1108,6 +1108,21 @@ impl TestApp {
         }
     }
 
+    /// The text of `GET /metrics` (not JSON, so not a [`Reply`]).
+    pub async fn metrics(&self) -> String {
+        let response = self
+            .endpoint
+            .call(Request::builder().uri_str("/metrics").finish())
+            .await
+            .expect("endpoint answers");
+        assert_eq!(response.status().as_u16(), 200, "GET /metrics");
+        response
+            .into_body()
+            .into_string()
+            .await
+            .expect("readable body")
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Reply {
         self.send(Method::GET, path, &[], None).await
