@@ -183,6 +183,7 @@ async fn assemble(
             manager: &manager,
             main: &main,
             cache: &cache,
+            scheduler: &scheduler,
             config,
             middleware: Vec::new(),
         };

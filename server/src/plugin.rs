@@ -16,6 +16,7 @@ use manifold_core::{DataSource, DataSourceFactory, Result};
 
 use crate::ServeConfig;
 use crate::cache::Cache;
+use crate::scheduler::Scheduler;
 
 /// A unit of extension. Only [`Plugin::name`] and [`Plugin::load`] are required.
 #[async_trait::async_trait]
@@ -40,6 +41,7 @@ pub struct PluginContext<'a> {
     pub(crate) manager: &'a Arc<DataSourceManager>,
     pub(crate) main: &'a Arc<DataSource>,
     pub(crate) cache: &'a Cache,
+    pub(crate) scheduler: &'a Scheduler,
     pub(crate) config: &'a ServeConfig,
     pub(crate) middleware: Vec<(Arc<dyn Middleware>, Placement)>,
 }
@@ -61,6 +63,12 @@ impl PluginContext<'_> {
     /// The shared cache (in process, or Redis when configured).
     pub fn cache(&self) -> &Cache {
         self.cache
+    }
+
+    /// The scheduler: jobs on cron expressions, each tick run once across the replicas
+    /// that share the main database. Jobs start with the application.
+    pub fn scheduler(&self) -> &Scheduler {
+        self.scheduler
     }
 
     /// The service's configuration.

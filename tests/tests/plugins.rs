@@ -1,6 +1,6 @@
 //! Plugins (issue 21): what a plugin loaded from outside the server crate registers is
-//! served over HTTP, reaches every data source, and a plugin that cannot load stops the
-//! start with its name.
+//! served over HTTP, reaches every data source, its jobs run, and a plugin that cannot
+//! load stops the start with its name.
 
 use std::sync::{Arc, Mutex};
 
@@ -63,6 +63,7 @@ impl Middleware for Stamp {
 #[derive(Default)]
 struct Greeter {
     sources: Arc<Mutex<Vec<String>>>,
+    ticks: Arc<Mutex<u32>>,
 }
 
 #[async_trait::async_trait]
@@ -95,6 +96,12 @@ impl Plugin for Greeter {
             Arc::new(Stamp),
             Placement::tag("stamp").after("auth").before("dataSource"),
         );
+        let ticks = self.ticks.clone();
+        app.scheduler()
+            .add("greeter.tick", "* * * * * *", move |_job| {
+                *ticks.lock().expect("ticks") += 1;
+                async { Ok(()) }
+            })?;
         Ok(())
     }
 }
@@ -103,6 +110,7 @@ impl Plugin for Greeter {
 async fn a_plugin_defines_resources_actions_and_middleware() {
     let greeter = Arc::new(Greeter::default());
     let sources = greeter.sources.clone();
+    let ticks = greeter.ticks.clone();
     let t = TestApp::with_plugins(vec![greeter]).await;
 
     // A resource of its own, open to anonymous callers because the plugin granted it.
@@ -136,6 +144,16 @@ async fn a_plugin_defines_resources_actions_and_middleware() {
     assert_eq!(*sources.lock().expect("sources"), ["main", "extra"]);
     let r = t.on("extra", Method::GET, "/api/greetings:say", None).await;
     assert_eq!(r.status, 404, "greetings is main's only: {:?}", r.body);
+
+    // Its job runs every second once the app is up.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while *ticks.lock().expect("ticks") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not run twice in 5 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 /// A plugin whose `load` fails, or whose middleware names a tag nobody has.
