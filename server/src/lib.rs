@@ -148,7 +148,15 @@ async fn assemble(
     manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
         collections::define(source, &collections_declarations, &collections_changes);
     }));
-    let auth = auth::Auth::install(&manager, &main, &declarations, &config.auth, &changes).await?;
+    let auth = auth::Auth::install(
+        &manager,
+        &main,
+        &declarations,
+        &config.auth,
+        &changes,
+        &cache,
+    )
+    .await?;
     // The built-in rows are written: the next process to start may go.
     migrated.release().await;
     let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)

@@ -900,7 +900,14 @@ impl TestApp {
     /// A second app on the same main database, as another replica of one deployment
     /// would be (it registers no external source of its own).
     pub async fn replica(&self) -> Self {
-        let config = test_config(main_url(&self.dir, self.scratch.as_ref()));
+        self.replica_with(|_| {}).await
+    }
+
+    /// [`TestApp::replica`], with a configuration `tweak` adjusts (to give it what the
+    /// first app was given, such as a shared cache).
+    pub async fn replica_with(&self, tweak: impl FnOnce(&mut ServeConfig)) -> Self {
+        let mut config = test_config(main_url(&self.dir, self.scratch.as_ref()));
+        tweak(&mut config);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut t = Self::open_offering(dir, &config, self.extensions.clone()).await;
         t.backend = self.backend;

@@ -117,6 +117,46 @@ every_backend! {
     }
 }
 
+/// Redis for the tests that share a cache between replicas (scripts/test.sh starts one).
+fn redis_url() -> String {
+    std::env::var("MANIFOLD_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".to_owned())
+}
+
+#[tokio::test]
+async fn failed_sign_ins_on_one_replica_lock_the_account_on_another_sharing_redis() {
+    let redis = redis_url();
+    let tweak = |c: &mut manifold_server::ServeConfig| {
+        c.auth.sign_in_max_failures = 3;
+        c.auth.sign_in_lockout = Duration::from_secs(3600);
+        c.cache_url = redis.clone();
+    };
+    let a = TestApp::with(tweak).await;
+    let b = a.replica_with(tweak).await;
+    // An account of this test's own: the counts in Redis outlive the test.
+    let name = format!("lockout-{}", uuid::Uuid::new_v4().simple());
+    a.new_user(&name, &["member"]).await;
+    let password = format!("{name}-password-1");
+    for _ in 0..3 {
+        assert_eq!(sign_in(&a, &name, "guess").await.status, 401);
+    }
+    let r = sign_in(&b, &name, &password).await;
+    assert_eq!(
+        r.status, 429,
+        "the other replica counted them: {:?}",
+        r.body
+    );
+    let seconds: u64 = r
+        .header("retry-after")
+        .and_then(|s| s.parse().ok())
+        .expect("retry-after in seconds");
+    assert!((3500..=3600).contains(&seconds), "{seconds}");
+    // Root's record is its own.
+    assert_eq!(sign_in(&b, "root", ROOT_PASSWORD).await.status, 200);
+}
+
 every_backend! {
     // Accounts live in the main database: a registered source adds nothing here.
     #[skip(mongodb, mssql)]

@@ -95,7 +95,7 @@ impl Middleware for SignIn {
         let password = text(&values, "password").unwrap_or_default().to_owned();
         let auth = &self.0;
         let peer = ctx.request.peer;
-        match auth.throttle.check(&account, peer) {
+        match auth.throttle.check(&account, peer).await? {
             Verdict::Refuse(wait) => {
                 let seconds = wait.as_secs().max(1);
                 ctx.response_headers
@@ -121,10 +121,10 @@ impl Middleware for SignIn {
             .and_then(|p| p.as_str().map(str::to_owned));
         let matched = password::verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
-            auth.throttle.failed(&account, peer);
+            auth.throttle.failed(&account, peer).await?;
             return Err(Error::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
         };
-        auth.throttle.succeeded(&account);
+        auth.throttle.succeeded(&account).await?;
         let id = as_i64(user.get("id")).ok_or_else(|| Error::internal("a user without an id"))?;
         // Sessions that ended long ago are forgotten here, where it costs nobody a request.
         let now = chrono::Utc::now().timestamp();

@@ -33,6 +33,7 @@ pub use config::{AuthConfig, Secret};
 pub use password::release_memory_with;
 pub use store::collections;
 
+use crate::cache::Cache;
 use crate::changes::{ChangeFeed, kinds};
 use crate::declarations::DeclarationStore;
 use authenticate::Session;
@@ -76,6 +77,7 @@ impl Auth {
         declarations: &Arc<DeclarationStore>,
         config: &AuthConfig,
         changes: &Arc<ChangeFeed>,
+        cache: &Cache,
     ) -> Result<Arc<Self>> {
         declarations.declare_built_in(main.key(), store::declarations());
         declarations.apply(main).await?;
@@ -89,7 +91,7 @@ impl Auth {
             store,
             keys,
             config: config.clone(),
-            throttle: Throttle::new(config.sign_in_max_failures, config.sign_in_lockout),
+            throttle: Throttle::new(config.sign_in_max_failures, config.sign_in_lockout, cache),
             verified: moka::sync::Cache::builder()
                 .max_capacity(config.auth_cache_size)
                 .time_to_live(config.auth_cache_ttl)

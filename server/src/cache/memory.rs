@@ -16,11 +16,12 @@ use moka::sync::Cache;
 
 use super::{CacheError, encode_namespace};
 
-/// A stored value and how long it lives.
+/// A stored value, how long it lives and since when.
 #[derive(Clone)]
 struct Entry {
     bytes: Arc<[u8]>,
     ttl: Duration,
+    written: Instant,
 }
 
 /// Each entry expires after its own TTL, counted again when it is replaced.
@@ -91,8 +92,34 @@ impl MemoryStore {
             Entry {
                 bytes: bytes.into(),
                 ttl,
+                written: Instant::now(),
             },
         );
+    }
+
+    /// Adds one to the counter under `key` (a missing or unreadable one counts as 0) and
+    /// gives it `ttl` again, under moka's lock of the key: concurrent increments all count.
+    pub(super) fn increment(&self, namespace: &str, key: &str, ttl: Duration) -> u64 {
+        let full = self.prefix(namespace) + key;
+        let entry = self.entries.entry(full).and_upsert_with(|old| {
+            let count = old
+                .and_then(|e| serde_json::from_slice::<u64>(&e.value().bytes).ok())
+                .unwrap_or(0)
+                .saturating_add(1);
+            Entry {
+                bytes: count.to_string().into_bytes().into(),
+                ttl,
+                written: Instant::now(),
+            }
+        });
+        serde_json::from_slice(&entry.value().bytes).unwrap_or(1)
+    }
+
+    /// How long `key` has left, if it is there.
+    pub(super) fn time_to_live(&self, namespace: &str, key: &str) -> Option<Duration> {
+        let full = self.prefix(namespace) + key;
+        let entry = self.entries.get(&full)?;
+        entry.ttl.checked_sub(entry.written.elapsed())
     }
 
     pub(super) fn delete(&self, namespace: &str, key: &str) {

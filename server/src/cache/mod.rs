@@ -341,6 +341,27 @@ impl CacheNamespace {
         }
     }
 
+    /// Adds one to the counter under `key` (0 when there is none) and returns the new
+    /// count; the counter then lives `ttl` (`None`: the default) from now, so it expires
+    /// `ttl` after its last increment. Increments are atomic on both backends: concurrent
+    /// ones, from any replica sharing a Redis, all count. [`CacheNamespace::get`] reads
+    /// the count as a `u64`.
+    pub async fn increment(&self, key: &str, ttl: Option<Duration>) -> Result<u64, CacheError> {
+        let ttl = self.cache.ttl(ttl).max(Duration::from_millis(1));
+        match &self.cache.inner.store {
+            Store::Memory(store) => Ok(store.increment(&self.name, key, ttl)),
+            Store::Redis(store) => store.increment(&self.name, key, ttl).await,
+        }
+    }
+
+    /// How long `key` has left before it expires; `None` when it is not there.
+    pub async fn time_to_live(&self, key: &str) -> Result<Option<Duration>, CacheError> {
+        match &self.cache.inner.store {
+            Store::Memory(store) => Ok(store.time_to_live(&self.name, key)),
+            Store::Redis(store) => store.time_to_live(&self.name, key).await,
+        }
+    }
+
     /// Removes `key`; a key that is not there is no error.
     pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
         match &self.cache.inner.store {

@@ -155,6 +155,49 @@ impl RedisStore {
         self.run("set", &command).await
     }
 
+    /// `INCR` and `PEXPIRE` in one `MULTI`/`EXEC`: the count and its new lifetime land
+    /// together, and concurrent increments from every replica all count.
+    pub(super) async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<u64, CacheError> {
+        let key = self.key(namespace, key);
+        let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut pipe = ::redis::pipe();
+        pipe.atomic()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis)
+            .ignore();
+        let mut connection = self.connection.clone();
+        match tokio::time::timeout(self.timeout, pipe.query_async::<(u64,)>(&mut connection)).await
+        {
+            Ok(Ok((count,))) => Ok(count),
+            Ok(Err(e)) => Err(self.failed("increment", &e)),
+            Err(_) => Err(CacheError::Timeout {
+                operation: "increment",
+                after: self.timeout,
+            }),
+        }
+    }
+
+    /// `PTTL`: how long `key` has left, if it is there with a lifetime.
+    pub(super) async fn time_to_live(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Duration>, CacheError> {
+        let mut command = ::redis::cmd("PTTL");
+        command.arg(self.key(namespace, key));
+        let millis: i64 = self.run("time_to_live", &command).await?;
+        // -2: no such key; -1: no lifetime, which this cache never sets.
+        Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+    }
+
     pub(super) async fn delete(&self, namespace: &str, key: &str) -> Result<(), CacheError> {
         let mut command = ::redis::cmd("DEL");
         command.arg(self.key(namespace, key));
