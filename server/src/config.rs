@@ -312,6 +312,7 @@ impl ServeConfig {
             request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
             max_append_depth: usize::try_from(self.max_append_depth).unwrap_or(4),
             max_embedded_records: usize::try_from(self.max_embedded_records).unwrap_or(usize::MAX),
+            internal_prefix: manifold_core::data_source::INTERNAL_PREFIX,
         }
     }
 

@@ -30,6 +30,11 @@ pub struct DataSourceSettings {
     /// The most related records one answer may embed through `appends`, counting each copy
     /// (a record embedded under ten parents counts ten times, with what it embeds itself).
     pub max_embedded_records: usize,
+    /// Tables whose names start with this are bookkeeping reachable from code
+    /// ([`DataSource::internal_table`]), never resources: [`INTERNAL_PREFIX`] on a
+    /// registered source, `_` on the main one, whose `_` names belong to Manifold and its
+    /// plugins.
+    pub internal_prefix: &'static str,
 }
 
 impl Default for DataSourceSettings {
@@ -41,6 +46,7 @@ impl Default for DataSourceSettings {
             request_timeout: std::time::Duration::from_secs(35),
             max_append_depth: 4,
             max_embedded_records: 50_000,
+            internal_prefix: INTERNAL_PREFIX,
         }
     }
 }
@@ -368,7 +374,7 @@ impl DataSource {
                 collection: c,
             };
             let name = entry.collection.name().to_owned();
-            if name.starts_with(INTERNAL_PREFIX) {
+            if name.starts_with(self.settings.internal_prefix) {
                 catalog.internal.insert(name, entry);
             } else {
                 catalog.entries.insert(name, entry);
@@ -406,6 +412,14 @@ impl DataSource {
         &self,
         definition: &CollectionDefinition,
     ) -> Result<Arc<Collection>> {
+        if definition.name.starts_with(self.settings.internal_prefix) {
+            // It would be made, then hidden from the resources by the next refresh.
+            return Err(Error::bad_request(format!(
+                "collection name {:?} is reserved: names starting with {:?} in data source {} \
+                 are internal tables",
+                definition.name, self.settings.internal_prefix, self.key
+            )));
+        }
         let _guard = self.schema_lock.lock().await;
         if self.collection(&definition.name).is_some() {
             return Err(Error::conflict(format!(
@@ -477,11 +491,12 @@ impl DataSource {
         &self.key_locks
     }
 
-    /// The repository of one of Manifold's own tables (`_manifold…`), which the main
-    /// database's migrations made before this source was loaded. Such tables never become
-    /// resources.
+    /// The repository of one of the internal tables (names starting with
+    /// [`DataSourceSettings::internal_prefix`]: Manifold's `_manifold…`, a plugin's `_…` on
+    /// the main source), which the main database's migrations made before this source was
+    /// loaded. Such tables never become resources.
     pub fn internal_table(&self, name: &str) -> Result<Arc<dyn Repository>> {
-        debug_assert!(name.starts_with(INTERNAL_PREFIX));
+        debug_assert!(name.starts_with(self.settings.internal_prefix));
         self.catalog
             .load()
             .internal
