@@ -82,7 +82,7 @@ impl Manifold {
         };
         let outcome = match command {
             Command::Serve(config) => crate::serve_with(config, self.plugins).await,
-            Command::Migrate(config) => match crate::migrate(&config).await {
+            Command::Migrate(config) => match crate::migrate(&config, &self.plugins).await {
                 Ok((from, to)) => {
                     if from == to {
                         tracing::info!(version = to, "the main database's schema is up to date");

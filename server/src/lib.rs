@@ -96,15 +96,7 @@ impl<'a> AppBuilder<'a> {
     /// `collections` resource of every source through `after_add_data_source`.
     pub async fn build(self) -> Result<Arc<App>> {
         let manager = DataSourceManager::new();
-        let mut names = std::collections::HashSet::new();
-        for plugin in &self.plugins {
-            if !names.insert(plugin.name()) {
-                return Err(Error::internal(format!(
-                    "two plugins are named {:?}",
-                    plugin.name()
-                )));
-            }
-        }
+        check_plugin_names(&self.plugins)?;
         let offered = self.plugins.iter().flat_map(|p| p.connectors());
         for factory in self.factories.into_iter().chain(offered) {
             if manager.factory(factory.kind()).is_ok() {
@@ -117,6 +109,31 @@ impl<'a> AppBuilder<'a> {
         }
         assemble(self.config, manager, &self.plugins).await
     }
+}
+
+/// Refuses two plugins of one name: their migrations and errors are told apart by it.
+fn check_plugin_names(plugins: &[Arc<dyn Plugin>]) -> Result<()> {
+    let mut names = std::collections::HashSet::new();
+    for plugin in plugins {
+        if !names.insert(plugin.name()) {
+            return Err(Error::internal(format!(
+                "two plugins are named {:?}",
+                plugin.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Each plugin's migrations, in plugin order, for [`migrations::run`].
+fn plugin_migrations(plugins: &[Arc<dyn Plugin>]) -> Vec<migrations::PluginMigrations> {
+    plugins
+        .iter()
+        .map(|plugin| migrations::PluginMigrations {
+            plugin: plugin.name().to_owned(),
+            migrations: plugin.migrations(),
+        })
+        .collect()
 }
 
 /// [`AppBuilder::build`] once the connectors are registered.
@@ -134,7 +151,7 @@ async fn assemble(
         register_default_actions(source);
     }));
 
-    let (main, migrated) = open_main(config).await?;
+    let (main, migrated) = open_main(config, &plugin_migrations(plugins)).await?;
     let scheduler = scheduler::Scheduler::new(&main)?;
     // Before any shared state is read: a change made meanwhile is then applied at start.
     let changes = changes::ChangeFeed::open(&main, config.change_feed_options()).await?;
@@ -237,17 +254,28 @@ fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
 }
 
 /// Opens the main database named by `--main-db` (a SQLite file is created with its
-/// directory), runs or checks its migrations, and loads it as the source `main`. The
-/// migration lock is still held (see [`migrations::Migrated::release`]).
-async fn open_main(config: &ServeConfig) -> Result<(Arc<DataSource>, migrations::Migrated)> {
+/// directory), runs or checks its migrations and the plugins', and loads it as the source
+/// `main`, so that it finds every table they made. The migration lock is still held (see
+/// [`migrations::Migrated::release`]).
+async fn open_main(
+    config: &ServeConfig,
+    plugins: &[migrations::PluginMigrations],
+) -> Result<(Arc<DataSource>, migrations::Migrated)> {
     let settings = DataSourceSettings {
         default_page_size: 20,
+        // `_` names on main are Manifold's and its plugins' tables (docs/plugins.md).
+        internal_prefix: "_",
         ..config.source_settings()
     };
     let database =
         main_db::MainDatabase::open(&config.main_db, config.main_db_max_connections).await?;
-    let migrated =
-        migrations::run(&database, config.migrations, config.migration_lock_timeout).await?;
+    let migrated = migrations::run(
+        &database,
+        config.migrations,
+        config.migration_lock_timeout,
+        plugins,
+    )
+    .await?;
     let main = DataSource::load(
         "main",
         database.kind(),
@@ -259,15 +287,22 @@ async fn open_main(config: &ServeConfig) -> Result<(Arc<DataSource>, migrations:
     Ok((main, migrated))
 }
 
-/// `manifold migrate`: brings the main database's schema to this binary's version and
-/// returns the versions before and after.
-pub async fn migrate(config: &MigrateConfig) -> Result<(i64, i64)> {
+/// `manifold migrate`: brings the main database's schema to this binary's version, then
+/// the tables of the [`built_in_plugins`] and of `plugins` to theirs, and returns
+/// Manifold's versions before and after.
+pub async fn migrate(config: &MigrateConfig, plugins: &[Arc<dyn Plugin>]) -> Result<(i64, i64)> {
+    let plugins: Vec<_> = built_in_plugins()
+        .into_iter()
+        .chain(plugins.iter().cloned())
+        .collect();
+    check_plugin_names(&plugins)?;
     // The migrations' own connection and introspection's: no more are needed.
     let database = main_db::MainDatabase::open(&config.main_db, 2).await?;
     let outcome = migrations::run(
         &database,
         migrations::MigrationMode::Apply,
         config.migration_lock_timeout,
+        &plugin_migrations(&plugins),
     )
     .await;
     let versions = match outcome {

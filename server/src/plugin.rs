@@ -16,6 +16,7 @@ use manifold_core::{DataSource, DataSourceFactory, Result};
 
 use crate::ServeConfig;
 use crate::cache::Cache;
+use crate::migrations::Migration;
 use crate::scheduler::Scheduler;
 
 /// A unit of extension. Only [`Plugin::name`] and [`Plugin::load`] are required.
@@ -27,6 +28,13 @@ pub trait Plugin: Send + Sync {
     /// Connectors this plugin offers, each a source type `dataSources:create` accepts. A
     /// type offered twice fails the start, as with [`crate::AppBuilder::connector`].
     fn connectors(&self) -> Vec<Arc<dyn DataSourceFactory>> {
+        Vec::new()
+    }
+
+    /// The versioned migrations of the plugin's own tables in the main database, numbered
+    /// 1, 2, … (docs/plugins.md, "Migrations"). They run after Manifold's, in plugin order,
+    /// before any plugin's [`Plugin::load`], so `load` finds its tables made.
+    fn migrations(&self) -> Vec<Migration> {
         Vec::new()
     }
 

@@ -21,11 +21,18 @@
 //!
 //! A database whose recorded version is newer than this binary's [`LATEST`] is refused,
 //! by `serve` and by `manifold migrate`, naming both versions.
+//!
+//! Plugins' migrations ([`crate::Plugin::migrations`]) run after these, in plugin order,
+//! in the same session and under the same lock, each plugin numbering its own from 1 and
+//! recorded in `_manifold_plugin_migrations` under its name; a plugin whose recorded
+//! version is newer than it knows is refused in the same way
+//! (docs/decisions/0018-plugin-migrations.md).
 
 mod m0001_initial;
 mod m0002_change_log;
 mod m0003_connection_claims;
 mod m0004_job_runs;
+mod m0005_plugin_migrations;
 mod session;
 
 use std::time::Duration;
@@ -41,9 +48,14 @@ use session::Session;
 /// The table recording which migrations have run.
 pub const MIGRATIONS_TABLE: &str = "_manifold_migrations";
 
-/// One step of the main database's schema.
+/// The table recording which plugins' migrations have run (migration 5 makes it).
+pub const PLUGIN_MIGRATIONS_TABLE: &str = "_manifold_plugin_migrations";
+
+/// One step of the main database's schema: one of Manifold's, or one of a plugin's
+/// ([`crate::Plugin::migrations`]).
 pub struct Migration {
-    /// Its number: migrations run in this order, 1, 2, …, each once.
+    /// Its number: migrations run in this order, 1, 2, …, each once (a plugin numbers its
+    /// own from 1 too).
     pub version: i64,
     /// What it does, recorded beside the version.
     pub name: &'static str,
@@ -58,10 +70,41 @@ pub const MIGRATIONS: &[Migration] = &[
     m0002_change_log::MIGRATION,
     m0003_connection_claims::MIGRATION,
     m0004_job_runs::MIGRATION,
+    m0005_plugin_migrations::MIGRATION,
 ];
 
 /// The schema version this binary brings the main database to.
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// One plugin's migrations, run after Manifold's and recorded under the plugin's name.
+pub struct PluginMigrations {
+    /// The plugin's name ([`crate::Plugin::name`]).
+    pub plugin: String,
+    /// Its migrations, numbered 1, 2, … without gaps, in that order.
+    pub migrations: Vec<Migration>,
+}
+
+impl PluginMigrations {
+    /// The version its last migration brings its tables to (0: it has none).
+    pub fn latest(&self) -> i64 {
+        self.migrations.len() as i64
+    }
+
+    /// Refuses migrations out of order or with gaps: which of them ran would be unclear.
+    fn check_numbering(&self) -> std::result::Result<(), MigrationError> {
+        for (expected, migration) in (1..).zip(&self.migrations) {
+            if migration.version != expected {
+                return Err(MigrationError::PluginMisnumbered {
+                    plugin: self.plugin.clone(),
+                    expected,
+                    found: migration.version,
+                    name: migration.name,
+                });
+            }
+        }
+        Ok(())
+    }
+}
 
 /// What `serve` does with the main database's schema at start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -119,6 +162,62 @@ pub enum MigrationError {
         /// Why.
         source: manifold_core::Error,
     },
+    /// The database holds more of a plugin's migrations than the plugin knows.
+    #[error(
+        "plugin {plugin}: its tables in the main database are at version {database}, newer \
+         than the plugin knows (version {plugin_latest}); run the newer build of the plugin \
+         that migrated them"
+    )]
+    PluginNewer {
+        /// The plugin's name.
+        plugin: String,
+        /// The plugin's version recorded in the database.
+        database: i64,
+        /// [`PluginMigrations::latest`].
+        plugin_latest: i64,
+    },
+    /// `--migrations check` found migrations of a plugin still to run.
+    #[error(
+        "plugin {plugin}: its tables in the main database are at version {database} and it \
+         needs version {plugin_latest}; run `manifold migrate` first (--migrations is \
+         check, so serve does not migrate)"
+    )]
+    PluginBehind {
+        /// The plugin's name.
+        plugin: String,
+        /// The plugin's version recorded in the database (0: none).
+        database: i64,
+        /// [`PluginMigrations::latest`].
+        plugin_latest: i64,
+    },
+    /// A plugin's migrations are not numbered 1, 2, … in order.
+    #[error(
+        "plugin {plugin}: migration {name:?} is numbered {found} where {expected} was \
+         expected; a plugin numbers its migrations 1, 2, … in order, without gaps"
+    )]
+    PluginMisnumbered {
+        /// The plugin's name.
+        plugin: String,
+        /// The number its place in the list calls for.
+        expected: i64,
+        /// The number it has.
+        found: i64,
+        /// Its name.
+        name: &'static str,
+    },
+    /// One of a plugin's migrations failed; on PostgreSQL and SQLite it left nothing
+    /// behind, and Manifold's own migrations, run before it, stay.
+    #[error("plugin {plugin}: migration {version} ({name}) failed: {source}")]
+    PluginFailed {
+        /// The plugin's name.
+        plugin: String,
+        /// Its version.
+        version: i64,
+        /// Its name.
+        name: &'static str,
+        /// Why.
+        source: manifold_core::Error,
+    },
     /// The database could not be reached or read.
     #[error("{0}")]
     Database(#[from] manifold_core::Error),
@@ -127,11 +226,15 @@ pub enum MigrationError {
 impl From<MigrationError> for manifold_core::Error {
     fn from(e: MigrationError) -> Self {
         let kind = match &e {
-            MigrationError::Newer { .. } | MigrationError::Behind { .. } => ErrorKind::Conflict,
+            MigrationError::Newer { .. }
+            | MigrationError::Behind { .. }
+            | MigrationError::PluginNewer { .. }
+            | MigrationError::PluginBehind { .. } => ErrorKind::Conflict,
+            MigrationError::PluginMisnumbered { .. } => ErrorKind::Internal,
             MigrationError::LockTimeout { .. } => ErrorKind::Timeout,
-            MigrationError::Failed { source, .. } | MigrationError::Database(source) => {
-                source.kind()
-            }
+            MigrationError::Failed { source, .. }
+            | MigrationError::PluginFailed { source, .. }
+            | MigrationError::Database(source) => source.kind(),
         };
         manifold_core::Error::new(kind, e.to_string())
     }
@@ -156,18 +259,33 @@ impl Migrated {
 }
 
 /// Takes the migration lock on `database` (waiting at most `wait`), checks the recorded
-/// version and, in [`MigrationMode::Apply`], runs every migration it lacks.
+/// versions and, in [`MigrationMode::Apply`], runs every migration they lack: Manifold's,
+/// then each of `plugins`' in order.
 pub async fn run(
     database: &MainDatabase,
     mode: MigrationMode,
     wait: Duration,
+    plugins: &[PluginMigrations],
 ) -> std::result::Result<Migrated, MigrationError> {
+    // A misnumbered list is the plugin's bug: refused before the database is touched.
+    for plugin in plugins {
+        plugin.check_numbering()?;
+    }
     let mut session = Session::open(database, wait).await?;
     if let Err(e) = session.lock(wait).await {
         session.release().await;
         return Err(e);
     }
-    match migrate(&mut session, mode).await {
+    let mut outcome = migrate(&mut session, mode).await;
+    if outcome.is_ok() {
+        for plugin in plugins {
+            if let Err(e) = migrate_plugin(&mut session, mode, plugin).await {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    match outcome {
         Ok(from) => Ok(Migrated {
             session,
             from,
@@ -180,7 +298,88 @@ pub async fn run(
     }
 }
 
-/// Runs what `session`'s database lacks; returns the version it was at.
+/// Whose migrations a step belongs to, which says where its version is recorded and how
+/// its errors read.
+#[derive(Clone, Copy)]
+enum Owner<'a> {
+    Manifold,
+    Plugin { name: &'a str, latest: i64 },
+}
+
+impl Owner<'_> {
+    fn latest(self) -> i64 {
+        match self {
+            Self::Manifold => LATEST,
+            Self::Plugin { latest, .. } => latest,
+        }
+    }
+
+    /// The version recorded for this owner (0: none).
+    async fn version(self, session: &mut Session) -> Result<i64> {
+        match self {
+            Self::Manifold => session.version().await,
+            Self::Plugin { name, .. } => session.plugin_version(name).await,
+        }
+    }
+
+    async fn record(self, session: &mut Session, migration: &Migration) -> Result<()> {
+        match self {
+            Self::Manifold => session.record(migration.version, migration.name).await,
+            Self::Plugin { name, .. } => {
+                session
+                    .record_plugin(name, migration.version, migration.name)
+                    .await
+            }
+        }
+    }
+
+    fn newer(self, database: i64) -> MigrationError {
+        match self {
+            Self::Manifold => MigrationError::Newer {
+                database,
+                binary: LATEST,
+            },
+            Self::Plugin { name, latest } => MigrationError::PluginNewer {
+                plugin: name.to_owned(),
+                database,
+                plugin_latest: latest,
+            },
+        }
+    }
+
+    fn behind(self, database: i64) -> MigrationError {
+        match self {
+            Self::Manifold => MigrationError::Behind {
+                database,
+                binary: LATEST,
+            },
+            Self::Plugin { name, latest } => MigrationError::PluginBehind {
+                plugin: name.to_owned(),
+                database,
+                plugin_latest: latest,
+            },
+        }
+    }
+
+    fn failed(self, migration: &Migration, source: manifold_core::Error) -> MigrationError {
+        match self {
+            Self::Manifold => MigrationError::Failed {
+                version: migration.version,
+                name: migration.name,
+                source,
+            },
+            Self::Plugin { name, .. } => MigrationError::PluginFailed {
+                plugin: name.to_owned(),
+                version: migration.version,
+                name: migration.name,
+                source,
+            },
+        }
+    }
+}
+
+/// Runs what `session`'s database lacks of Manifold's migrations; returns the version it
+/// was at.
 async fn migrate(
     session: &mut Session,
     mode: MigrationMode,
@@ -192,26 +391,55 @@ async fn migrate(
         0
     };
     if from > LATEST {
-        return Err(MigrationError::Newer {
-            database: from,
-            binary: LATEST,
-        });
+        return Err(Owner::Manifold.newer(from));
     }
     if from == LATEST {
         return Ok(from);
     }
     if mode == MigrationMode::Check {
-        return Err(MigrationError::Behind {
-            database: from,
-            binary: LATEST,
-        });
+        return Err(Owner::Manifold.behind(from));
     }
     if !recorded {
         session.create_migrations_table().await?;
     }
-    for migration in MIGRATIONS.iter().filter(|m| m.version > from) {
+    run_each(session, Owner::Manifold, MIGRATIONS, from).await?;
+    Ok(from)
+}
+
+/// Runs what `session`'s database lacks of `plugin`'s migrations (Manifold's have run, so
+/// their table exists).
+async fn migrate_plugin(
+    session: &mut Session,
+    mode: MigrationMode,
+    plugin: &PluginMigrations,
+) -> std::result::Result<(), MigrationError> {
+    let owner = Owner::Plugin {
+        name: &plugin.plugin,
+        latest: plugin.latest(),
+    };
+    let from = owner.version(session).await?;
+    if from > owner.latest() {
+        return Err(owner.newer(from));
+    }
+    if from == owner.latest() {
+        return Ok(());
+    }
+    if mode == MigrationMode::Check {
+        return Err(owner.behind(from));
+    }
+    run_each(session, owner, &plugin.migrations, from).await
+}
+
+/// Runs each of `migrations` above version `from`, each in its own transaction.
+async fn run_each(
+    session: &mut Session,
+    owner: Owner<'_>,
+    migrations: &[Migration],
+    from: i64,
+) -> std::result::Result<(), MigrationError> {
+    for migration in migrations.iter().filter(|m| m.version > from) {
         session.begin().await?;
-        match apply(session, migration).await {
+        match apply(session, owner, migration).await {
             Ok(()) => session.commit().await?,
             Err(e) => {
                 session.rollback().await;
@@ -219,45 +447,51 @@ async fn migrate(
             }
         }
     }
-    Ok(from)
+    Ok(())
 }
 
 /// Runs `migration` inside the transaction `session` has begun, unless the version read
 /// inside it says another process ran it first (SQLite has no lock but this one).
 async fn apply(
     session: &mut Session,
+    owner: Owner<'_>,
     migration: &Migration,
 ) -> std::result::Result<(), MigrationError> {
-    let current = session.version().await?;
-    if current > LATEST {
-        return Err(MigrationError::Newer {
-            database: current,
-            binary: LATEST,
-        });
+    let current = owner.version(session).await?;
+    if current > owner.latest() {
+        return Err(owner.newer(current));
     }
     if current >= migration.version {
         return Ok(());
     }
-    let failed = |source| MigrationError::Failed {
-        version: migration.version,
-        name: migration.name,
-        source,
-    };
     let existing = session.introspect().await?;
-    let statements = (migration.plan)(&existing, session.ddl()).map_err(failed)?;
+    let statements =
+        (migration.plan)(&existing, session.ddl()).map_err(|e| owner.failed(migration, e))?;
     for statement in &statements {
-        session.execute(statement).await.map_err(failed)?;
+        session
+            .execute(statement)
+            .await
+            .map_err(|e| owner.failed(migration, e))?;
     }
-    session
-        .record(migration.version, migration.name)
+    owner
+        .record(session, migration)
         .await
-        .map_err(failed)?;
-    tracing::info!(
-        version = migration.version,
-        name = migration.name,
-        statements = statements.len(),
-        "main database migrated"
-    );
+        .map_err(|e| owner.failed(migration, e))?;
+    match owner {
+        Owner::Manifold => tracing::info!(
+            version = migration.version,
+            name = migration.name,
+            statements = statements.len(),
+            "main database migrated"
+        ),
+        Owner::Plugin { name, .. } => tracing::info!(
+            plugin = name,
+            version = migration.version,
+            name = migration.name,
+            statements = statements.len(),
+            "plugin's tables migrated"
+        ),
+    }
     Ok(())
 }
 
@@ -298,5 +532,59 @@ mod tests {
             waited.contains("2m") && waited.contains("--migration-lock-timeout"),
             "{waited}"
         );
+    }
+
+    #[test]
+    fn a_plugins_errors_name_it_and_its_versions() {
+        let newer = MigrationError::PluginNewer {
+            plugin: "audit".into(),
+            database: 3,
+            plugin_latest: 2,
+        }
+        .to_string();
+        assert!(
+            newer.starts_with("plugin audit:")
+                && newer.contains("version 3")
+                && newer.contains("version 2"),
+            "{newer}"
+        );
+        let behind = MigrationError::PluginBehind {
+            plugin: "audit".into(),
+            database: 1,
+            plugin_latest: 2,
+        }
+        .to_string();
+        assert!(
+            behind.starts_with("plugin audit:") && behind.contains("manifold migrate"),
+            "{behind}"
+        );
+    }
+
+    fn nothing(_: &[Collection], _: &Ddl) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    #[test]
+    fn a_plugins_migrations_are_numbered_from_one_without_gaps() {
+        let plugin = |versions: &[i64]| PluginMigrations {
+            plugin: "audit".into(),
+            migrations: versions
+                .iter()
+                .map(|&version| Migration {
+                    version,
+                    name: "step",
+                    plan: nothing,
+                })
+                .collect(),
+        };
+        assert!(plugin(&[]).check_numbering().is_ok());
+        assert!(plugin(&[1, 2, 3]).check_numbering().is_ok());
+        let gap = plugin(&[1, 3]).check_numbering().map_err(|e| e.to_string());
+        assert!(
+            gap.as_ref()
+                .is_err_and(|e| e.starts_with("plugin audit:") && e.contains("numbered 3")),
+            "{gap:?}"
+        );
+        assert!(plugin(&[0]).check_numbering().is_err());
     }
 }

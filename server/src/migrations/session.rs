@@ -18,7 +18,7 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::{AssertSqlSafe, Connection as _, MySqlPool, PgPool, Row as _, SqlitePool};
 
-use super::{MIGRATIONS_TABLE, MigrationError};
+use super::{MIGRATIONS_TABLE, MigrationError, PLUGIN_MIGRATIONS_TABLE};
 use crate::main_db::MainDatabase;
 
 /// How the main database writes DDL: with its connector's own column types, so the tables
@@ -81,12 +81,17 @@ impl Ddl {
 
     /// The version table's name, quoted (and schema-qualified on PostgreSQL).
     fn migrations_table(&self) -> String {
+        self.quoted_table(MIGRATIONS_TABLE)
+    }
+
+    /// The table `name` of Manifold's, quoted (and schema-qualified on PostgreSQL).
+    pub(super) fn quoted_table(&self, name: &str) -> String {
         let table = TableName {
             schema: match self {
                 Self::Postgres { schema } => Some(schema.clone()),
                 _ => None,
             },
-            name: MIGRATIONS_TABLE.into(),
+            name: name.into(),
         };
         let mut b = SqlBuilder::new(self.dialect());
         b.table(&table);
@@ -459,6 +464,81 @@ impl Session {
                 .await
                 .map_err(manifold_mysql::map_sqlx),
         }
+    }
+
+    /// The highest version of `plugin`'s migrations recorded (0: none).
+    pub async fn plugin_version(&mut self, plugin: &str) -> Result<i64> {
+        let table = self.ddl.quoted_table(PLUGIN_MIGRATIONS_TABLE);
+        let placeholder = match self.ddl {
+            Ddl::Postgres { .. } => "$1",
+            Ddl::Sqlite | Ddl::MySql => "?",
+        };
+        let text = AssertSqlSafe(format!(
+            "SELECT COALESCE(MAX(version), 0) FROM {table} WHERE plugin = {placeholder}"
+        ));
+        match &mut self.link {
+            Link::Sqlite { connection, .. } => sqlx::query_scalar(text)
+                .bind(plugin)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_sqlite::map_sqlx),
+            Link::Postgres { connection, .. } => sqlx::query_scalar(text)
+                .bind(plugin)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_postgres::map_sqlx),
+            Link::MySql { connection, .. } => sqlx::query_scalar(text)
+                .bind(plugin)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(manifold_mysql::map_sqlx),
+        }
+    }
+
+    /// Records that `plugin`'s migration `version` (`name`) has run.
+    pub async fn record_plugin(&mut self, plugin: &str, version: i64, name: &str) -> Result<()> {
+        let table = self.ddl.quoted_table(PLUGIN_MIGRATIONS_TABLE);
+        let text = AssertSqlSafe(match self.ddl {
+            Ddl::Sqlite => {
+                format!("INSERT INTO {table} (\"plugin\", \"version\", \"name\") VALUES (?, ?, ?)")
+            }
+            Ddl::Postgres { .. } => format!(
+                "INSERT INTO {table} (\"plugin\", \"version\", \"name\") VALUES ($1, $2, $3)"
+            ),
+            Ddl::MySql => {
+                format!("INSERT INTO {table} (`plugin`, `version`, `name`) VALUES (?, ?, ?)")
+            }
+        });
+        match &mut self.link {
+            Link::Sqlite { connection, .. } => {
+                sqlx::query(text)
+                    .bind(plugin)
+                    .bind(version)
+                    .bind(name)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(manifold_sqlite::map_sqlx)?;
+            }
+            Link::Postgres { connection, .. } => {
+                sqlx::query(text)
+                    .bind(plugin)
+                    .bind(version)
+                    .bind(name)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(manifold_postgres::map_sqlx)?;
+            }
+            Link::MySql { connection, .. } => {
+                sqlx::query(text)
+                    .bind(plugin)
+                    .bind(version)
+                    .bind(name)
+                    .execute(&mut *connection)
+                    .await
+                    .map_err(manifold_mysql::map_sqlx)?;
+            }
+        }
+        Ok(())
     }
 
     /// Records that migration `version` (`name`) has run.
