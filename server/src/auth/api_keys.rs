@@ -29,28 +29,102 @@ pub fn define(auth: &Arc<Auth>, main: &DataSource) {
     }
 }
 
-fn expires_in(value: Option<&Json>) -> Result<Option<Duration>> {
-    let text = match value {
-        None | Some(Json::Null) => return Ok(Some(Duration::from_secs(30 * 86_400))),
-        Some(Json::String(s)) => s.trim(),
-        Some(other) => {
-            return Err(Error::bad_request(format!(
-                "values.expiresIn: expected 1d, 7d, 30d, 90d, never or a duration, got {other}"
-            )));
-        }
-    };
+/// What a key's `expiresIn` may say, for error messages.
+pub const LIFETIMES: &str = "1d, 7d, 30d, 90d, never or a duration";
+
+/// A key's lifetime from its `expiresIn` text: `never` is `Some(None)`, a duration above
+/// zero `Some(Some(d))`, anything else `None`.
+pub fn lifetime(text: &str) -> Option<Option<Duration>> {
+    let text = text.trim();
     if text == "never" {
-        return Ok(None);
+        return Some(None);
     }
     humantime::parse_duration(text)
         .ok()
         .filter(|d| !d.is_zero())
         .map(Some)
-        .ok_or_else(|| {
-            Error::bad_request(format!(
-                "values.expiresIn: expected 1d, 7d, 30d, 90d, never or a duration, got {text:?}"
-            ))
-        })
+}
+
+/// The lifetime a key gets when none is asked for.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+
+fn expires_in(value: Option<&Json>) -> Result<Option<Duration>> {
+    let text = match value {
+        None | Some(Json::Null) => return Ok(Some(DEFAULT_LIFETIME)),
+        Some(Json::String(s)) => s.as_str(),
+        Some(other) => {
+            return Err(Error::bad_request(format!(
+                "values.expiresIn: expected {LIFETIMES}, got {other}"
+            )));
+        }
+    };
+    lifetime(text).ok_or_else(|| {
+        Error::bad_request(format!(
+            "values.expiresIn: expected {LIFETIMES}, got {:?}",
+            text.trim()
+        ))
+    })
+}
+
+impl Auth {
+    /// Makes an API key of the user `user_id` acting in `role` (which the caller has
+    /// checked the user holds) and returns its row's id and the key, which is not kept.
+    pub(super) async fn create_api_key(
+        &self,
+        user_id: i64,
+        role: String,
+        name: &str,
+        lifetime: Option<Duration>,
+    ) -> Result<(Json, String)> {
+        let name = name.chars().take(255).collect::<String>();
+        let held = self
+            .store
+            .find(API_KEYS, &json!({ "createdById": user_id }), &[])
+            .await?
+            .len();
+        if held >= MAX_KEYS_PER_USER {
+            return Err(Error::bad_request(format!(
+                "a user holds at most {MAX_KEYS_PER_USER} API keys; destroy one first"
+            )));
+        }
+        let now = chrono::Utc::now();
+        let exp =
+            lifetime.map(|d| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
+        let jti = uuid::Uuid::new_v4().simple().to_string();
+        let row = self
+            .store
+            .insert(
+                API_KEYS,
+                &json!({
+                    "name": name, "roleName": role, "jti": jti,
+                    "expiresAt": exp.map(|e| e.to_rfc3339()), "createdById": user_id,
+                }),
+            )
+            .await?;
+        let token = self.keys.sign(&Claims {
+            user_id,
+            jti,
+            iat: now.timestamp(),
+            exp: exp.map(|e| e.timestamp()),
+            temp: false,
+            sign_in_time: None,
+            role_name: Some(role),
+        })?;
+        Ok((row.get("id").cloned().unwrap_or(Json::Null), token))
+    }
+
+    /// Destroys the API keys matching `filter`; they stop working at once here and on
+    /// the other replicas as soon as they hear of it. Returns how many there were.
+    pub(super) async fn revoke_api_keys(&self, filter: &Json) -> Result<u64> {
+        let rows = self.store.find(API_KEYS, filter, &["jti"]).await?;
+        let destroyed = self.store.delete(API_KEYS, filter).await?;
+        for row in rows {
+            if let Some(jti) = row.get("jti").and_then(Json::as_str) {
+                self.sessions_ended(Some(jti)).await?;
+            }
+        }
+        Ok(destroyed)
+    }
 }
 
 struct Create(Arc<Auth>);
@@ -80,49 +154,10 @@ impl Middleware for Create {
         if !mine || ctx.state.contains_key("apiKey") {
             return Err(Error::bad_request("Role not found"));
         }
-        let name = values
-            .get("name")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .chars()
-            .take(255)
-            .collect::<String>();
+        let name = values.get("name").and_then(Json::as_str).unwrap_or("");
         let lifetime = expires_in(values.get("expiresIn"))?;
-        let auth = &self.0;
-        let held = auth
-            .store
-            .find(API_KEYS, &json!({ "createdById": user_id }), &[])
-            .await?
-            .len();
-        if held >= MAX_KEYS_PER_USER {
-            return Err(Error::bad_request(format!(
-                "a user holds at most {MAX_KEYS_PER_USER} API keys; destroy one first"
-            )));
-        }
-        let now = chrono::Utc::now();
-        let exp =
-            lifetime.map(|d| now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX));
-        let jti = uuid::Uuid::new_v4().simple().to_string();
-        let row = auth
-            .store
-            .insert(
-                API_KEYS,
-                &json!({
-                    "name": name, "roleName": role, "jti": jti,
-                    "expiresAt": exp.map(|e| e.to_rfc3339()), "createdById": user_id,
-                }),
-            )
-            .await?;
-        let token = auth.keys.sign(&Claims {
-            user_id,
-            jti,
-            iat: now.timestamp(),
-            exp: exp.map(|e| e.timestamp()),
-            temp: false,
-            sign_in_time: None,
-            role_name: Some(role),
-        })?;
-        ctx.body = Some(json!({ "id": row.get("id"), "token": token }));
+        let (id, token) = self.0.create_api_key(user_id, role, name, lifetime).await?;
+        ctx.body = Some(json!({ "id": id, "token": token }));
         next.run(ctx).await
     }
 }
@@ -171,13 +206,7 @@ impl Middleware for Destroy {
             .cloned()
             .ok_or_else(|| Error::bad_request("filterByTk: name the key to destroy"))?;
         let filter = json!({ "createdById": user_id, "id": key });
-        let rows = self.0.store.find(API_KEYS, &filter, &["jti"]).await?;
-        let destroyed = self.0.store.delete(API_KEYS, &filter).await?;
-        for row in rows {
-            if let Some(jti) = row.get("jti").and_then(Json::as_str) {
-                self.0.sessions_ended(Some(jti)).await?;
-            }
-        }
+        let destroyed = self.0.revoke_api_keys(&filter).await?;
         if destroyed == 0 {
             return Err(Error::not_found(format!("API key {key} does not exist")));
         }
