@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cache;
 pub mod changes;
 pub mod collections;
+pub mod commands;
 pub mod config;
 pub mod connection_budget;
 pub mod data_sources;
@@ -27,6 +28,10 @@ use manifold_core::data_source::{DataSourceManager, DataSourceSettings};
 use manifold_core::{Acl, DataSource, DataSourceFactory, Error, Result};
 
 pub use app::App;
+/// The `clap` this crate is built with, for [`CliCommand::command`]: a plugin that uses it
+/// builds its commands with the same version as the `manifold` command tree.
+pub use clap;
+pub use commands::{CliCommand, CommandContext};
 pub use config::{MigrateConfig, ServeConfig};
 pub use launcher::Manifold;
 pub use plugin::{Plugin, PluginContext};
@@ -64,6 +69,9 @@ pub struct AppBuilder<'a> {
     config: &'a ServeConfig,
     factories: Vec<Arc<dyn DataSourceFactory>>,
     plugins: Vec<Arc<dyn Plugin>>,
+    /// Off for a command's application: a command that runs for a second must not take a
+    /// tick of a job from the replicas.
+    jobs: bool,
 }
 
 impl<'a> AppBuilder<'a> {
@@ -74,7 +82,15 @@ impl<'a> AppBuilder<'a> {
             config,
             factories: connectors(),
             plugins: built_in_plugins(),
+            jobs: true,
         }
+    }
+
+    /// The application of a `manifold` subcommand ([`CliCommand`]): built the same way,
+    /// but its scheduled jobs never start.
+    pub(crate) fn without_jobs(mut self) -> Self {
+        self.jobs = false;
+        self
     }
 
     /// Also loads `plugin`, after the plugins added before it. Two plugins of one name
@@ -107,7 +123,7 @@ impl<'a> AppBuilder<'a> {
             }
             manager.register_factory(factory);
         }
-        assemble(self.config, manager, &self.plugins).await
+        assemble(self.config, manager, &self.plugins, self.jobs).await
     }
 }
 
@@ -141,6 +157,7 @@ async fn assemble(
     config: &ServeConfig,
     manager: Arc<DataSourceManager>,
     plugins: &[Arc<dyn Plugin>],
+    jobs: bool,
 ) -> Result<Arc<App>> {
     // First: a bad cache option or an unreachable Redis stops the start before the main
     // database is touched.
@@ -234,7 +251,9 @@ async fn assemble(
     if let Some(budget) = budget {
         app.set_connection_budget(budget);
     }
-    app.scheduler().start();
+    if jobs {
+        app.scheduler().start();
+    }
     Ok(Arc::new(app))
 }
 

@@ -5,7 +5,7 @@
 //! [`DataSourceManager::after_add_data_source`] reaches the main source (at once) and
 //! every other source (as it is added). It may offer connectors (new source types), add app-level
 //! middleware (level 1), hook every data source (resources, actions and middleware of
-//! levels 2–4), and use the server's modules. NocoBase's `Plugin.load` is the model;
+//! levels 2–4), use the server's modules, and add subcommands to the `manifold` binary. NocoBase's `Plugin.load` is the model;
 //! docs/plugins.md walks through one.
 
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use manifold_core::{DataSource, DataSourceFactory, Result};
 
 use crate::ServeConfig;
 use crate::cache::Cache;
+use crate::commands::CliCommand;
 use crate::migrations::Migration;
 use crate::scheduler::Scheduler;
 
@@ -35,6 +36,13 @@ pub trait Plugin: Send + Sync {
     /// 1, 2, … (docs/plugins.md, "Migrations"). They run after Manifold's, in plugin order,
     /// before any plugin's [`Plugin::load`], so `load` finds its tables made.
     fn migrations(&self) -> Vec<Migration> {
+        Vec::new()
+    }
+
+    /// Subcommands this plugin adds to the `manifold` binary (`manifold <name>`). A name
+    /// taken by a built-in command or another plugin's stops the program before it parses
+    /// the command line, naming both.
+    fn commands(&self) -> Vec<Arc<dyn CliCommand>> {
         Vec::new()
     }
 

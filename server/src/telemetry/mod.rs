@@ -148,6 +148,32 @@ impl Telemetry {
         format: LogFormat,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, TelemetryError> {
+        Self::install(log, format, env, false)
+    }
+
+    /// [`Telemetry::init`] with the log lines on standard error: a `manifold` subcommand's
+    /// standard output is its answer (an API key, a list), which a script reads.
+    pub(crate) fn init_on_stderr(
+        log: &EnvFilter,
+        format: LogFormat,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, TelemetryError> {
+        Self::install(log, format, env, true)
+    }
+
+    fn install(
+        log: &EnvFilter,
+        format: LogFormat,
+        env: impl Fn(&str) -> Option<String>,
+        on_stderr: bool,
+    ) -> Result<Self, TelemetryError> {
+        let writer = move || -> tracing_subscriber::fmt::writer::BoxMakeWriter {
+            if on_stderr {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+            } else {
+                tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+            }
+        };
         let protocol = export_protocol(&env)?;
         // JSON lines carry trace ids, which exist only where spans are recorded; without
         // an exporter the provider records them and sends them nowhere.
@@ -166,11 +192,11 @@ impl Telemetry {
             .and(filter_fn(|meta| meta.is_event()).with_max_level_hint(LevelFilter::TRACE));
         let logs = match format {
             LogFormat::Text => tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stdout)
+                .with_writer(writer())
                 .with_filter(events)
                 .boxed(),
             LogFormat::Json => tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stdout)
+                .with_writer(writer())
                 .event_format(JsonLines)
                 .with_filter(events)
                 .boxed(),
