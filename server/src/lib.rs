@@ -58,7 +58,10 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
 
 /// The plugins every application loads, before any a caller adds.
 pub fn built_in_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![Arc::new(openapi::OpenApiPlugin)]
+    vec![
+        Arc::new(openapi::OpenApiPlugin),
+        Arc::new(auth::commands::AccountCommands),
+    ]
 }
 
 /// What an application is built from: its configuration, the connectors it offers (the

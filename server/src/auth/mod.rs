@@ -11,6 +11,7 @@
 mod actions;
 mod api_keys;
 mod authenticate;
+pub(crate) mod commands;
 mod config;
 mod password;
 mod permissions;
