@@ -1,5 +1,5 @@
 //! Subcommands of the `manifold` binary that plugins add (`manifold <command>`), beside
-//! the built-in `serve` and `migrate`: docs/decisions/0018-cli-commands.md.
+//! the built-in `serve` and `migrate`: docs/decisions/0019-cli-commands.md.
 //!
 //! A [`CliCommand`] describes its arguments with a `clap::Command` and runs with a
 //! [`CommandContext`]: the application built as `manifold serve` would build it from the

@@ -195,14 +195,17 @@ fn capture(command: &str) -> Option<(&str, &str)> {
     Some((name, rest.strip_suffix(')')?)).filter(|_| name_ok)
 }
 
-/// `[NAME=value …] manifold …`: the assignments, and what follows `manifold`.
+/// `[NAME=value …] manifold [serve] …`: the assignments, and what follows `manifold`. Any
+/// other subcommand (`manifold users list`) is an ordinary command, which runs and ends.
 fn serve_command(command: &str) -> Option<(Vec<&str>, &str)> {
     let mut assignments = Vec::new();
     let mut rest = command;
     loop {
         let (word, tail) = rest.split_once(' ').unwrap_or((rest, ""));
         if word == "manifold" {
-            return Some((assignments, tail));
+            let first = tail.split_whitespace().next().unwrap_or("");
+            let serves = first.is_empty() || first == "serve" || first.starts_with('-');
+            return serves.then_some((assignments, tail));
         }
         let (name, _) = word.split_once('=')?;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
@@ -388,10 +391,21 @@ impl Runner {
     }
 
     fn shell(&self, command: &str) -> Command {
+        // `manifold` in an ordinary command (`manifold users list`, `… | manifold …`) is
+        // the binary under test.
+        let binaries = Path::new(env!("CARGO_BIN_EXE_manifold"))
+            .parent()
+            .expect("the binary's directory");
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let path = std::env::join_paths(
+            std::iter::once(binaries.to_path_buf()).chain(std::env::split_paths(&path)),
+        )
+        .expect("a PATH");
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
             .arg(command)
+            .env("PATH", path)
             .current_dir(self.dir())
             .envs(self.variables.iter().map(|(k, v)| (k, v)));
         shell

@@ -61,12 +61,34 @@ fn every_rust_listing_of_the_architecture_page_is_in_the_file_it_names() {
         "the page has {} listings",
         listings.len()
     );
+    let wrong = drifted(&listings, true);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_plugins_page_listings_that_name_a_file_are_in_it() {
+    let page = std::fs::read_to_string(root().join("docs/plugins.md"))
+        .expect("docs/plugins.md is readable");
+    let listings = listings(&page);
+    assert!(
+        listings.iter().any(|(_, path, _)| path.is_some()),
+        "the Commands section's listing names its test"
+    );
+    let wrong = drifted(&listings, false);
+    assert!(wrong.is_empty(), "docs/plugins.md: {}", wrong.join("\n"));
+}
+
+/// What is wrong with `listings`: each with a marker must be in the file it names, and
+/// with `marked`, each must have one.
+fn drifted(listings: &[(usize, Option<String>, String)], marked: bool) -> Vec<String> {
     let mut wrong = Vec::new();
-    for (line, path, text) in &listings {
+    for (line, path, text) in listings {
         let Some(path) = path else {
-            wrong.push(format!(
-                "line {line}: no `<!-- listing: <path> -->` before it"
-            ));
+            if marked {
+                wrong.push(format!(
+                    "line {line}: no `<!-- listing: <path> -->` before it"
+                ));
+            }
             continue;
         };
         let source = match std::fs::read_to_string(root().join(path)) {
@@ -88,7 +110,7 @@ fn every_rust_listing_of_the_architecture_page_is_in_the_file_it_names() {
             wrong.push(format!("line {line}: not in {path}: {first_miss}"));
         }
     }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    wrong
 }
 
 #[test]
