@@ -208,15 +208,18 @@ impl Manifold {
             }
             Invocation::BuiltIn(Command::Migrate(config)) => {
                 match crate::migrate(&config, &self.plugins).await {
-                Ok((from, to)) => {
-                    if from == to {
-                        tracing::info!(version = to, "the main database's schema is up to date");
-                    } else {
-                        tracing::info!(from, to, "the main database's schema is migrated");
+                    Ok((from, to)) => {
+                        if from == to {
+                            tracing::info!(
+                                version = to,
+                                "the main database's schema is up to date"
+                            );
+                        } else {
+                            tracing::info!(from, to, "the main database's schema is migrated");
+                        }
+                        Ok(())
                     }
-                    Ok(())
-                }
-                Err(e) => Err(std::io::Error::other(format!("cannot migrate: {e}"))),
+                    Err(e) => Err(std::io::Error::other(format!("cannot migrate: {e}"))),
                 }
             }
             Invocation::Plugin {
