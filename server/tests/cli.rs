@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{free_port, inherited_settings};
+use support::{free_port, inherited_settings, request};
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const ROOT_PASSWORD: &str = "cli-test-root";
@@ -160,37 +159,14 @@ impl Server {
         token: Option<&str>,
         body: Option<&Json>,
     ) -> (u16, Json) {
-        let body = body.map(Json::to_string).unwrap_or_default();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-            self.port,
-            body.len()
-        );
-        if let Some(token) = token {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .expect("connect");
-        stream.write_all(head.as_bytes()).await.expect("send");
-        stream.write_all(body.as_bytes()).await.expect("send");
-        let mut raw = Vec::new();
-        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
-            .await
-            .expect("an answer within 20 s")
-            .expect("read the answer");
-        let raw = String::from_utf8_lossy(&raw);
-        let status = raw
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("no status line in {raw:?}"));
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        (
-            status,
-            serde_json::from_str(body).unwrap_or(Json::String(body.to_owned())),
-        )
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|a| ("Authorization", a))
+            .into_iter()
+            .collect();
+        let reply = request(self.port, method, path, &headers, body).await;
+        (reply.status, reply.body)
     }
 
     /// `auth:signIn`: the status and the token, if one was given.

@@ -9,7 +9,7 @@
 
 mod support;
 
-use support::{free_port, inherited_settings};
+use support::{Reply, free_port, inherited_settings, request};
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use manifold_tests::{Backend, ScratchDatabase};
 use serde_json::{Value as Json, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const ROOT_PASSWORD: &str = "replicas-test-root";
@@ -37,52 +36,6 @@ impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// An answer: the status and the JSON body.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    body: Json,
-}
-
-async fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Json>,
-) -> Reply {
-    let body = body.map(Json::to_string).unwrap_or_default();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    stream.write_all(head.as_bytes()).await.expect("send");
-    stream.write_all(body.as_bytes()).await.expect("send");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut raw))
-        .await
-        .expect("an answer within 20 s")
-        .expect("read the answer");
-    let raw = String::from_utf8_lossy(&raw);
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {raw:?}"));
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    Reply {
-        status,
-        body: serde_json::from_str(body).unwrap_or(Json::String(body.to_owned())),
     }
 }
 

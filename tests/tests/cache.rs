@@ -18,7 +18,7 @@ use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, ErrorKind, Middleware, Next};
 use manifold_server::cache::{Cache, CacheError, CacheNamespace, CacheOptions, redact_url};
 use manifold_tests::proxy::FaultyProxy;
-use manifold_tests::{MainDb, TestApp};
+use manifold_tests::{CapturedLog, MainDb, TestApp};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -599,7 +599,7 @@ async fn redis_address() -> SocketAddr {
 #[tokio::test]
 async fn a_bad_redis_url_fails_clearly_without_its_password() {
     const SECRET: &str = "SECRET-C4CHE";
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     let _logs = tracing_subscriber::fmt()
         .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
@@ -717,30 +717,4 @@ async fn a_bad_redis_url_fails_clearly_without_its_password() {
         !log.contains(SECRET),
         "a log line holds the password:\n{log}"
     );
-}
-
-/// Log lines, written where the test can read them.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
 }

@@ -7,7 +7,6 @@
 //! database's `_manifold_job_runs`; both are checked.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use chrono::{DateTime, Utc};
 use manifold_core::query::FindOptions;
 use manifold_core::{Error, ErrorKind};
 use manifold_server::scheduler::{JobContext, SchedulerError};
-use manifold_tests::{Backend, TestApp, on_backend};
+use manifold_tests::{Backend, CapturedLog, TestApp, on_backend};
 use serde_json::Value as Json;
 
 const EVERY_SECOND: &str = "*/1 * * * * *";
@@ -180,20 +179,6 @@ async fn two_replicas_on_mariadb_run_each_tick_once() {
     two_replicas_run_each_tick_once(Backend::MariaDb).await;
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The job fails on its first run and panics on its second; it still runs at every tick,
 /// each failure is a warning naming the job and the error, a `manifold.job` span, a
 /// `failed` row and a `failed` count.
@@ -202,7 +187,7 @@ async fn a_failing_job_keeps_its_schedule_and_is_counted() {
     // The process's subscriber, not one for this thread: callsites other tests' threads
     // reach first could be left disabled for a thread's own (tracing caches interest per
     // callsite). The other tests' lines land here too; only this job's are read.
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("manifold=info"))
@@ -252,7 +237,7 @@ async fn a_failing_job_keeps_its_schedule_and_is_counted() {
     assert_eq!(statuses[..2], ["failed", "failed"], "{statuses:?}");
     assert!(statuses[2..].iter().all(|s| s == "ok"), "{statuses:?}");
 
-    let log = String::from_utf8_lossy(&captured.0.lock().expect("log lock")).into_owned();
+    let log = captured.text();
     let log: String = log
         .lines()
         .filter(|l| l.contains("flaky"))

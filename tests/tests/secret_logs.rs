@@ -2,40 +2,12 @@
 //! print for URL parameters it ignores, not a failed test or load. (Its own test binary:
 //! it installs the process's global subscriber.)
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-use manifold_tests::TestApp;
+use manifold_tests::{CapturedLog, TestApp};
 use serde_json::json;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut buffer) = self.0.lock() {
-            buffer.extend_from_slice(bytes);
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
-    }
-}
 
 #[tokio::test]
 async fn secrets_in_urls_are_in_no_log_line() {
-    let captured = Captured::default();
+    let captured = CapturedLog::default();
     let writer = captured.clone();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("debug"))
