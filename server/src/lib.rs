@@ -17,6 +17,7 @@ pub mod main_db;
 pub mod migrations;
 pub mod openapi;
 pub mod plugin;
+mod pruning;
 pub mod relation_fields;
 pub mod scheduler;
 pub mod telemetry;

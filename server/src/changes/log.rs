@@ -1,7 +1,7 @@
 //! The change log: one row per change of shared state, in the main database.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use manifold_core::filter::parse_filter;
 use manifold_core::query::{FindOptions, add_key_tiebreaker, parse_sort};
@@ -10,6 +10,7 @@ use manifold_core::{DataSource, Error, Result};
 use serde_json::{Value as Json, json};
 
 use super::Change;
+use crate::pruning::Pruner;
 
 /// The table of the change log in the main database.
 pub const CHANGES_TABLE: &str = "_manifold_changes";
@@ -39,15 +40,16 @@ pub struct Entry {
 /// Reads and writes [`CHANGES_TABLE`].
 pub struct ChangeLog {
     entries: Arc<dyn Repository>,
-    last_prune: std::sync::Mutex<Option<Instant>>,
+    pruner: Pruner,
 }
 
 impl ChangeLog {
     /// Opens the log in `main` (made by migration 2).
     pub async fn open(main: &DataSource) -> Result<Self> {
+        let entries = main.internal_table(CHANGES_TABLE)?;
         Ok(Self {
-            entries: main.internal_table(CHANGES_TABLE)?,
-            last_prune: std::sync::Mutex::new(None),
+            pruner: Pruner::new(entries.clone(), "at", RETENTION, PRUNE_EVERY),
+            entries,
         })
     }
 
@@ -109,21 +111,7 @@ impl ChangeLog {
 
     /// Deletes entries older than [`RETENTION`], at most once a [`PRUNE_EVERY`] per process.
     pub async fn prune(&self) -> Result<()> {
-        {
-            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        let cutoff = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX);
-        let filter = parse_filter(
-            self.entries.collection(),
-            &json!({ "at": { "$lt": cutoff } }),
-        )?;
-        self.entries.destroy(filter.as_ref()).await?;
-        Ok(())
+        self.pruner.prune().await
     }
 }
 

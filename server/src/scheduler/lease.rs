@@ -7,14 +7,16 @@
 //! row is only needed until every replica has passed that tick, seconds later, so the
 //! retention is far longer than any clock skew that could make a replica reach a tick late.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use manifold_core::error::UNIQUE_VIOLATION;
 use manifold_core::filter::parse_filter;
 use manifold_core::repository::{Repository, WriteFilter, WriteKind, WriteValues};
 use manifold_core::{DataSource, Result};
 use serde_json::{Value as Json, json};
+
+use crate::pruning::Pruner;
 
 /// The table of job runs in the main database.
 pub(super) const JOB_RUNS_TABLE: &str = "_manifold_job_runs";
@@ -39,16 +41,17 @@ pub(super) struct Lease {
     runs: Arc<dyn Repository>,
     /// This process, as the rows it wins name it.
     owner: String,
-    last_prune: Mutex<Option<Instant>>,
+    pruner: Pruner,
 }
 
 impl Lease {
     /// The lease over `main`'s job-runs table, claiming as a new owner id.
     pub(super) fn open(main: &DataSource) -> Result<Self> {
+        let runs = main.internal_table(JOB_RUNS_TABLE)?;
         Ok(Self {
-            runs: main.internal_table(JOB_RUNS_TABLE)?,
+            pruner: Pruner::new(runs.clone(), "tick", RETENTION, PRUNE_EVERY),
+            runs,
             owner: uuid::Uuid::new_v4().simple().to_string(),
-            last_prune: Mutex::new(None),
         })
     }
 
@@ -89,21 +92,7 @@ impl Lease {
     /// Deletes the rows of ticks older than [`RETENTION`], unless this process did so less
     /// than a [`PRUNE_EVERY`] ago.
     pub(super) async fn prune(&self) -> Result<()> {
-        {
-            let mut last = self.last_prune.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
-                return Ok(());
-            }
-            *last = Some(Instant::now());
-        }
-        let cutoff = chrono::Utc::now().timestamp_millis()
-            - i64::try_from(RETENTION.as_millis()).unwrap_or(i64::MAX);
-        let filter = parse_filter(
-            self.runs.collection(),
-            &json!({ "tick": { "$lt": cutoff } }),
-        )?;
-        self.runs.destroy(filter.as_ref()).await?;
-        Ok(())
+        self.pruner.prune().await
     }
 
     fn values(&self, row: Json, kind: WriteKind) -> Result<WriteValues> {
