@@ -367,6 +367,13 @@ fn a_wrong_username_role_or_input_is_a_clear_error() {
         "",
     );
     assert!(err.contains("standard input holds no password"), "{err}");
+    // Input without a line break is read no further than a password may be long.
+    let err = main.fails(
+        &["users", "create", "--username", "di", "--password-stdin"],
+        &"x".repeat(4000),
+    );
+    assert!(err.contains("password"), "{err}");
+    assert!(err.contains("1024"), "{err}");
     let err = main.fails(
         &[
             "api-keys",

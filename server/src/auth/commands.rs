@@ -74,13 +74,24 @@ async fn user_id(auth: &Auth, username: &str) -> Result<i64> {
 
 /// The password on standard input: its first line, without the line break.
 async fn read_password() -> Result<String> {
-    let read = tokio::task::spawn_blocking(|| std::io::read_to_string(std::io::stdin()))
-        .await
-        .map_err(|e| Error::internal(format!("reading standard input stopped: {e}")))?
-        .map_err(|e| {
-            Error::bad_request(format!("cannot read the password from standard input: {e}"))
-        })?;
-    let password = read.lines().next().unwrap_or_default().to_owned();
+    // The first line only, so an operator typing it need not close standard input; and
+    // no more of it than a password may hold, so a stream without a line break is not
+    // read into memory whole.
+    let read = tokio::task::spawn_blocking(|| {
+        let limit = u64::try_from(password::MAX_LENGTH + 2).unwrap_or(u64::MAX);
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::Read::take(std::io::stdin().lock(), limit),
+            &mut line,
+        )
+        .map(|_| line)
+    })
+    .await
+    .map_err(|e| Error::internal(format!("reading standard input stopped: {e}")))?
+    .map_err(|e| {
+        Error::bad_request(format!("cannot read the password from standard input: {e}"))
+    })?;
+    let password = read.trim_end_matches(['\n', '\r']).to_owned();
     if password.is_empty() {
         return Err(Error::bad_request(
             "--password-stdin: standard input holds no password",
@@ -175,7 +186,7 @@ async fn create_user(auth: &Auth, args: &ArgMatches) -> Result<()> {
     let (password, generated) = if args.get_flag("password-stdin") {
         (read_password().await?, false)
     } else {
-        (generated_password(), true)
+        (password::generate(), true)
     };
     let hash = password::hash(password.clone()).await?;
     let user = auth
@@ -200,16 +211,6 @@ async fn create_user(auth: &Auth, args: &ArgMatches) -> Result<()> {
     }
     print(&answer);
     Ok(())
-}
-
-/// 20 random characters, as the generated password of `root`.
-fn generated_password() -> String {
-    uuid::Uuid::new_v4()
-        .simple()
-        .to_string()
-        .chars()
-        .take(20)
-        .collect()
 }
 
 async fn set_password(auth: &Auth, args: &ArgMatches) -> Result<()> {

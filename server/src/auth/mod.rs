@@ -255,10 +255,7 @@ async fn create_root(store: &Store, config: &AuthConfig) -> Result<()> {
     }
     let (password, generated) = match &config.root_password {
         Some(secret) => (secret.0.clone(), false),
-        None => (
-            uuid::Uuid::new_v4().simple().to_string()[..20].to_owned(),
-            true,
-        ),
+        None => (password::generate(), true),
     };
     let hash = password::hash(password.clone()).await?;
     let created = store

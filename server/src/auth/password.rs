@@ -64,6 +64,12 @@ async fn in_turn_within<T: Send + 'static>(
     .map_err(|e| Error::internal(format!("password hashing stopped: {e}")))
 }
 
+/// A password for an account made without one (`root` on the first start, `manifold users
+/// create`): 20 random hexadecimal characters, shown once to whoever made the account.
+pub fn generate() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..20].to_owned()
+}
+
 /// The PHC string (`$argon2id$v=19$…`) of `password` with a fresh salt.
 pub async fn hash(password: String) -> Result<String> {
     if password.is_empty() || password.len() > MAX_LENGTH {
