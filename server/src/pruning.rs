@@ -65,6 +65,22 @@ mod tests {
 
     use super::*;
 
+    /// Inserts a run of `job` at `tick` into the job-runs table.
+    async fn insert(runs: &Arc<dyn Repository>, job: &str, tick: i64) {
+        let row = serde_json::json!({
+            "job": job, "tick": tick, "owner": "test", "startedAt": tick, "status": "ok",
+        });
+        let values = WriteValues::from_json(
+            runs.collection(),
+            &row,
+            WriteKind::Create,
+            &WriteFilter::default(),
+            "row",
+        )
+        .expect("values");
+        runs.create(&[values]).await.expect("insert");
+    }
+
     #[tokio::test]
     async fn deletes_only_expired_rows_and_at_most_once_an_interval() {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -74,20 +90,8 @@ mod tests {
         let main = app.data_sources().get("main").expect("main");
         let runs = main.internal_table("_manifold_job_runs").expect("job runs");
         let now = chrono::Utc::now().timestamp_millis();
-        for (job, tick) in [("old", now - 120_000), ("new", now - 1_000)] {
-            let row = serde_json::json!({
-                "job": job, "tick": tick, "owner": "test", "startedAt": tick, "status": "ok",
-            });
-            let values = WriteValues::from_json(
-                runs.collection(),
-                &row,
-                WriteKind::Create,
-                &WriteFilter::default(),
-                "row",
-            )
-            .expect("values");
-            runs.create(&[values]).await.expect("insert");
-        }
+        insert(&runs, "old", now - 120_000).await;
+        insert(&runs, "new", now - 1_000).await;
         let pruner = Pruner::new(
             runs.clone(),
             "tick",
@@ -101,18 +105,7 @@ mod tests {
             "the old row goes"
         );
 
-        let row = serde_json::json!({
-            "job": "older", "tick": now - 600_000, "owner": "test", "startedAt": now, "status": "ok",
-        });
-        let values = WriteValues::from_json(
-            runs.collection(),
-            &row,
-            WriteKind::Create,
-            &WriteFilter::default(),
-            "row",
-        )
-        .expect("values");
-        runs.create(&[values]).await.expect("insert");
+        insert(&runs, "older", now - 600_000).await;
         pruner.prune().await.expect("prune");
         assert_eq!(
             runs.count(None).await.expect("count"),
