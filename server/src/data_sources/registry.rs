@@ -205,7 +205,9 @@ impl Registry {
     }
 
     /// Stores a new record after testing its connection, then loads it in the background.
-    pub async fn create(self: &Arc<Self>, values: &Json) -> Result<Record> {
+    /// Answers the record as clients see it when it was stored, before the load can end,
+    /// so a new source always reads `loading` (or `disabled`) however fast it loads.
+    pub async fn create(self: &Arc<Self>, values: &Json) -> Result<Json> {
         let key = values
             .get("key")
             .and_then(Json::as_str)
@@ -245,12 +247,15 @@ impl Registry {
             .ok_or_else(|| Error::internal("the record was not stored"))?;
         if enabled {
             self.manager.set_status(key, DataSourceStatus::Loading);
-            self.spawn_load(record.clone());
         } else {
             self.manager.set_status(key, DataSourceStatus::Disabled);
         }
+        let shown = self.present(&record);
+        if enabled {
+            self.spawn_load(record);
+        }
         self.publish(key).await?;
-        Ok(record)
+        Ok(shown)
     }
 
     /// Tells the other replicas that the record of `key` changed.

@@ -145,8 +145,7 @@ pub fn define(main: &DataSource, registry: &Arc<Registry>) {
         .action(
             "create",
             action(registry, |r, p| async move {
-                let record = r.create(&values(&p)).await?;
-                Ok((r.present(&record), None))
+                Ok((r.create(&values(&p)).await?, None))
             }),
         )
         .action(
