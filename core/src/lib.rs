@@ -16,6 +16,7 @@ pub mod data_source;
 pub mod dates;
 pub mod declarations;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod key_lock;
 pub mod middleware;

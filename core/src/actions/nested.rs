@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value as Json, json};
 
 use super::association::{eq, same_key, set, within};
-use crate::data_source::Unit;
+use crate::data_source::{AssociationEvents, Unit};
 use crate::error::{Error, Result};
 use crate::filter::{CollectionLookup, FieldRef, Filter};
 use crate::query::FindOptions;
@@ -165,7 +165,8 @@ impl<'u> NestedWriter<'u> {
                 at,
             )?;
             let record = self
-                .repository(&collection)?
+                .unit
+                .repository_with(collection.name(), AssociationEvents::Deferred)?
                 .create(&[row])
                 .await?
                 .pop()
@@ -174,6 +175,9 @@ impl<'u> NestedWriter<'u> {
                 self.write_to_many(&collection, &record, &nested, policy, allowed, at)
                     .await?,
             );
+            self.unit
+                .written_with_associations(&collection, &record, true)
+                .await?;
             Ok(with_echoes(record, &echoes))
         })
     }
@@ -218,7 +222,9 @@ impl<'u> NestedWriter<'u> {
             allowed,
             "values",
         )?;
-        let repository = self.repository(&collection)?;
+        let repository = self
+            .unit
+            .repository_with(collection.name(), AssociationEvents::Deferred)?;
         let records = if row.is_empty() {
             let options = FindOptions {
                 filter: filter.cloned(),
@@ -235,6 +241,9 @@ impl<'u> NestedWriter<'u> {
                 self.write_to_many(&collection, &record, &nested, policy, allowed, "values")
                     .await?,
             );
+            self.unit
+                .written_with_associations(&collection, &record, false)
+                .await?;
             answered.push(with_echoes(record, &echoes));
         }
         Ok(answered)

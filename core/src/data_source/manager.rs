@@ -123,6 +123,7 @@ pub struct DataSourceManager {
     factories: DashMap<String, Arc<dyn DataSourceFactory>>,
     before_add: Mutex<Vec<DataSourceHook>>,
     after_add: Mutex<Vec<DataSourceHook>>,
+    after_remove: Mutex<Vec<DataSourceHook>>,
     middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
     statuses: DashMap<String, DataSourceStatus>,
     budget: std::sync::RwLock<Option<Arc<dyn ConnectionBudget>>>,
@@ -330,10 +331,14 @@ impl DataSourceManager {
         all
     }
 
-    /// Removes and closes the source called `key`; returns it if it existed.
+    /// Removes and closes the source called `key`, then runs the after-remove hooks;
+    /// returns it if it existed.
     pub async fn remove(&self, key: &str) -> Option<Arc<DataSource>> {
         let (_, source) = self.sources.remove(key)?;
         source.close().await;
+        for hook in self.hooks(&self.after_remove) {
+            hook(&source);
+        }
         Some(source)
     }
 
@@ -360,6 +365,12 @@ impl DataSourceManager {
             hook(&source);
         }
         self.lock(&self.after_add).push(hook);
+    }
+
+    /// Runs `hook` after every later removal of a source (NocoBase's
+    /// `afterRemoveDataSource`), with the source as it was; its pool is already closed.
+    pub fn after_remove_data_source(&self, hook: DataSourceHook) {
+        self.lock(&self.after_remove).push(hook);
     }
 
     /// Adds data-source-level middleware (level 2) to every source, present and future.

@@ -8,9 +8,11 @@
 mod manager;
 mod router;
 mod source;
+mod unit;
 
 pub use manager::{
     ConnectTarget, DataSourceFactory, DataSourceHook, DataSourceManager, DataSourceStatus,
 };
 pub use router::DataSourceRouter;
-pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX, Unit};
+pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX};
+pub use unit::{AssociationEvents, Unit};

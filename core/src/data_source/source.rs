@@ -7,12 +7,15 @@ use crate::acl::Acl;
 use crate::connector::{CollectionDefinition, Connector};
 use crate::declarations::Declarations;
 use crate::error::{Error, Result};
+use crate::events::DbEvents;
 use crate::filter::OperatorSupport;
 use crate::key_lock::KeyLocks;
 use crate::middleware::{Middleware, Placement};
 use crate::repository::Repository;
 use crate::resource::ResourceManager;
 use crate::schema::Collection;
+
+use super::unit::{Evented, Starter, Unit};
 
 /// Per-source limits and defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +56,9 @@ impl Default for DataSourceSettings {
 
 /// Counts the statements a repository runs, for tests and metrics. Reads are one
 /// statement each; writes are counted once per call.
-struct Counted {
-    inner: Arc<dyn Repository>,
-    statements: Arc<std::sync::atomic::AtomicU64>,
+pub(super) struct Counted {
+    pub inner: Arc<dyn Repository>,
+    pub statements: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Counted {
@@ -129,61 +132,22 @@ impl Repository for Counted {
     }
 }
 
-/// Writes across collections of one source that commit together (see
-/// [`crate::connector::UnitOfWork`]); dropping it rolls back.
-pub struct Unit {
-    inner: Box<dyn crate::connector::UnitOfWork>,
-    catalog: Arc<Catalog>,
-    /// The source's statement counter: writes in a unit count like any other.
-    statements: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Unit {
-    /// The repository of collection `name` inside this unit.
-    pub fn repository(&self, name: &str) -> Result<Arc<dyn Repository>> {
-        let entry = self
-            .catalog
-            .entries
-            .get(name)
-            .ok_or_else(|| Error::not_found(format!("collection {name} does not exist")))?;
-        Ok(Arc::new(Counted {
-            inner: self.inner.repository(entry.collection.clone()),
-            statements: self.statements.clone(),
-        }))
-    }
-
-    /// The repository of one of Manifold's own tables (`_manifold…`) inside this unit.
-    pub fn internal_table(&self, name: &str) -> Result<Arc<dyn Repository>> {
-        let entry = self.catalog.internal.get(name).ok_or_else(|| {
-            Error::internal(format!(
-                "no table {name}; the main database's migrations make it"
-            ))
-        })?;
-        Ok(Arc::new(Counted {
-            inner: self.inner.repository(entry.collection.clone()),
-            statements: self.statements.clone(),
-        }))
-    }
-
-    /// Commits every write of the unit.
-    pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await
-    }
-}
-
-/// One collection with its repository.
+/// One collection with its repositories.
 #[derive(Clone)]
-struct Entry {
-    collection: Arc<Collection>,
-    repository: Arc<dyn Repository>,
+pub(super) struct Entry {
+    pub collection: Arc<Collection>,
+    /// What the source hands out: writes fire the collection's events.
+    pub repository: Arc<dyn Repository>,
+    /// The same without events, for the handlers of a source without transactions.
+    pub plain: Arc<dyn Repository>,
 }
 
 /// The schema of a source, swapped whole on refresh so readers never lock.
 #[derive(Default, Clone)]
-struct Catalog {
-    entries: BTreeMap<String, Entry>,
+pub(super) struct Catalog {
+    pub entries: BTreeMap<String, Entry>,
     /// Manifold's own tables (`_manifold…`): reachable from code, never as resources.
-    internal: BTreeMap<String, Entry>,
+    pub internal: BTreeMap<String, Entry>,
 }
 
 /// Tables whose names start with this are Manifold's own bookkeeping, not resources.
@@ -194,7 +158,8 @@ pub struct DataSource {
     key: String,
     kind: String,
     connector: Arc<dyn Connector>,
-    catalog: ArcSwap<Catalog>,
+    /// Shared (weakly) with the repositories, which start units on it.
+    catalog: Arc<ArcSwap<Catalog>>,
     resource_manager: ResourceManager,
     acl: Arc<Acl>,
     settings: DataSourceSettings,
@@ -208,6 +173,8 @@ pub struct DataSource {
     key_locks: KeyLocks,
     /// What the connector said it runs, asked once at load rather than per request.
     operators: Arc<OperatorSupport>,
+    /// The handlers of its database events.
+    events: Arc<DbEvents>,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -263,7 +230,7 @@ impl DataSource {
             kind,
             operators,
             connector,
-            catalog: ArcSwap::from_pointee(Catalog::default()),
+            catalog: Arc::new(ArcSwap::from_pointee(Catalog::default())),
             resource_manager: ResourceManager::new(),
             acl,
             settings,
@@ -271,6 +238,7 @@ impl DataSource {
             statements: Arc::default(),
             declarations: ArcSwap::from_pointee(declarations),
             key_locks: KeyLocks::default(),
+            events: Arc::default(),
         };
         source.install_built_in_middleware();
         source.refresh().await?;
@@ -364,17 +332,37 @@ impl DataSource {
         }
         crate::associations::derive(&mut collections);
         let mut catalog = Catalog::default();
+        let starter = Arc::new(Starter {
+            connector: self.connector.clone(),
+            catalog: Arc::downgrade(&self.catalog),
+            statements: self.statements.clone(),
+            events: self.events.clone(),
+        });
         for c in collections {
             let c = Arc::new(c);
+            let plain: Arc<dyn Repository> = Arc::new(Counted {
+                inner: self.connector.repository(c.clone()),
+                statements: self.statements.clone(),
+            });
+            let name = c.name().to_owned();
+            // Bookkeeping fires no events: a handler of every collection that writes a
+            // row of its own (an audit trail) would set itself off.
+            let internal = name.starts_with(self.settings.internal_prefix);
+            let repository: Arc<dyn Repository> = if internal {
+                plain.clone()
+            } else {
+                Arc::new(Evented::alone(
+                    plain.clone(),
+                    self.events.clone(),
+                    starter.clone(),
+                ))
+            };
             let entry = Entry {
-                repository: Arc::new(Counted {
-                    inner: self.connector.repository(c.clone()),
-                    statements: self.statements.clone(),
-                }),
+                repository,
+                plain,
                 collection: c,
             };
-            let name = entry.collection.name().to_owned();
-            if name.starts_with(self.settings.internal_prefix) {
+            if internal {
                 catalog.internal.insert(name, entry);
             } else {
                 catalog.entries.insert(name, entry);
@@ -468,21 +456,31 @@ impl DataSource {
 
     /// Starts a unit of work on this source's database.
     pub async fn begin(&self) -> Result<Unit> {
-        Ok(Unit {
-            inner: self.connector.begin().await?,
-            catalog: self.catalog.load_full(),
-            statements: self.statements.clone(),
-        })
+        Ok(Unit::new(
+            self.connector.begin().await?,
+            self.catalog.load_full(),
+            self.statements.clone(),
+            self.events.clone(),
+        ))
     }
 
     /// Starts a unit of work holding the database's exclusive lock on `key`
     /// ([`Connector::begin_locked`]); `None` when the database has no such lock.
     pub async fn begin_locked(&self, key: &str) -> Result<Option<Unit>> {
-        Ok(self.connector.begin_locked(key).await?.map(|inner| Unit {
-            inner,
-            catalog: self.catalog.load_full(),
-            statements: self.statements.clone(),
+        Ok(self.connector.begin_locked(key).await?.map(|inner| {
+            Unit::new(
+                inner,
+                self.catalog.load_full(),
+                self.statements.clone(),
+                self.events.clone(),
+            )
         }))
+    }
+
+    /// The handlers of this source's database events (`posts.afterCreate`, …): they run
+    /// around every write to a collection, through any action or repository.
+    pub fn events(&self) -> &Arc<DbEvents> {
+        &self.events
     }
 
     /// This process's locks on keys of this source, which queue requests that must not
