@@ -13,6 +13,7 @@ pub mod data_sources;
 pub mod declarations;
 pub mod http;
 pub mod launcher;
+pub mod lifecycle;
 pub mod main_db;
 pub mod migrations;
 pub mod openapi;
@@ -232,12 +233,13 @@ async fn assemble(
             scheduler: &scheduler,
             config,
             middleware: Vec::new(),
+            app_events: Vec::new(),
         };
         plugin
             .load(&mut context)
             .await
             .map_err(|e| Error::new(e.kind(), format!("plugin {}: {e}", plugin.name())))?;
-        plugin_middleware.push((plugin.name(), context.middleware));
+        plugin_middleware.push((plugin.name(), context.middleware, context.app_events));
     }
     registry.load_all().await?;
     changes.start()?;
@@ -245,10 +247,13 @@ async fn assemble(
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
-    for (name, added) in plugin_middleware {
+    for (name, added, events) in plugin_middleware {
         for (middleware, placement) in added {
             app.use_middleware(middleware, placement)
                 .map_err(|e| Error::internal(format!("plugin {name}: middleware: {e}")))?;
+        }
+        for (event, handler) in events {
+            app.events().add(event, &format!("plugin {name}"), handler);
         }
     }
     app.set_auth(auth);
@@ -350,6 +355,18 @@ pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
 
 /// [`serve`], also loading `plugins` after the [`built_in_plugins`].
 pub async fn serve_with(config: ServeConfig, plugins: Vec<Arc<dyn Plugin>>) -> std::io::Result<()> {
+    serve_until(config, plugins, shutdown_signal()).await
+}
+
+/// [`serve_with`], stopping when `shutdown` completes instead of at a signal. It emits the
+/// application events: `beforeStart` once the app is built (a failure stops the start),
+/// `afterStart` once API requests are served, `beforeStop` when `shutdown` completes and
+/// `afterStop` after the last request, before the pools close.
+pub async fn serve_until(
+    config: ServeConfig,
+    plugins: Vec<Arc<dyn Plugin>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let options = http::HttpOptions::from_config(&config)
         .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))?;
     let server = http::Server::bind(config.listen).await?;
@@ -376,9 +393,16 @@ pub async fn serve_with(config: ServeConfig, plugins: Vec<Arc<dyn Plugin>>) -> s
     let stopping = slot.clone();
     let delay = config.shutdown_delay;
     let running = server.serve(slot.clone(), metrics, options, async move {
-        shutdown_signal().await;
+        shutdown.await;
         // Out of the load balancer first, still serving; then no new connections.
         stopping.begin_stopping();
+        if let Some(app) = stopping.get() {
+            // Cannot fail: only `beforeStart` handlers' errors are returned.
+            let _ = app
+                .events()
+                .emit(lifecycle::AppEvent::BeforeStop, &app)
+                .await;
+        }
         if !delay.is_zero() {
             tracing::info!(delay = ?delay, "not ready; serving on until the delay ends");
             tokio::time::sleep(delay).await;
@@ -392,12 +416,34 @@ pub async fn serve_with(config: ServeConfig, plugins: Vec<Arc<dyn Plugin>>) -> s
         }
         stopped = &mut running => return stopped,
     };
+    let started = async {
+        app.events()
+            .emit(lifecycle::AppEvent::BeforeStart, &app)
+            .await
+            .map_err(|e| std::io::Error::other(format!("cannot start: {e}")))
+    };
+    let stopped_early = tokio::select! {
+        started = started => { started?; None }
+        stopped = &mut running => Some(stopped),
+    };
+    if let Some(stopped) = stopped_early {
+        app.close().await;
+        return stopped;
+    }
     slot.set(app.clone());
     tracing::info!("manifold ready");
+    let _ = app
+        .events()
+        .emit(lifecycle::AppEvent::AfterStart, &app)
+        .await;
     let result = running.await;
     if let Some(metrics_server) = metrics_server {
         let _ = metrics_server.await;
     }
+    let _ = app
+        .events()
+        .emit(lifecycle::AppEvent::AfterStop, &app)
+        .await;
     app.close().await;
     result
 }

@@ -17,6 +17,7 @@ use manifold_core::{DataSource, DataSourceFactory, Result};
 use crate::ServeConfig;
 use crate::cache::Cache;
 use crate::commands::CliCommand;
+use crate::lifecycle::{AppEvent, AppEventHandler};
 use crate::migrations::Migration;
 use crate::scheduler::Scheduler;
 
@@ -60,6 +61,7 @@ pub struct PluginContext<'a> {
     pub(crate) scheduler: &'a Scheduler,
     pub(crate) config: &'a ServeConfig,
     pub(crate) middleware: Vec<(Arc<dyn Middleware>, Placement)>,
+    pub(crate) app_events: Vec<(AppEvent, AppEventHandler)>,
 }
 
 impl PluginContext<'_> {
@@ -97,5 +99,17 @@ impl PluginContext<'_> {
     /// makes a cycle, fails the start with the plugin's name.
     pub fn use_middleware(&mut self, middleware: Arc<dyn Middleware>, placement: Placement) {
         self.middleware.push((middleware, placement));
+    }
+
+    /// Runs `handler` at an application event (`beforeStart`, `afterStart`, `beforeStop`,
+    /// `afterStop`), given the application. A failing `beforeStart` handler stops the
+    /// start with the plugin's name; the others' failures are logged.
+    pub fn on<F, Fut>(&mut self, event: AppEvent, handler: F)
+    where
+        F: Fn(Arc<crate::App>) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.app_events
+            .push((event, Arc::new(move |app| Box::pin(handler(app)))));
     }
 }

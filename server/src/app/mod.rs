@@ -49,6 +49,7 @@ pub struct App {
     chain: RwLock<MiddlewareChain>,
     auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
     budget: std::sync::OnceLock<Arc<crate::connection_budget::ReplicaBudget>>,
+    events: crate::lifecycle::AppEvents,
 }
 
 impl App {
@@ -86,7 +87,14 @@ impl App {
             chain: RwLock::new(chain),
             auth: std::sync::OnceLock::new(),
             budget: std::sync::OnceLock::new(),
+            events: crate::lifecycle::AppEvents::default(),
         }
+    }
+
+    /// The handlers of the application events (`beforeStart`, `afterStop`, …), which
+    /// [`crate::serve_until`] emits.
+    pub fn events(&self) -> &crate::lifecycle::AppEvents {
+        &self.events
     }
 
     /// The authentication service, where the app has one (`build_app` installs it).
