@@ -9,7 +9,8 @@ use manifold_core::data_source::DataSource;
 use manifold_core::middleware::{Middleware, Next, Placement};
 use manifold_core::resource::ResourceDefinition;
 use manifold_core::{Context, DataSourceFactory, Error, Result};
-use manifold_server::{Plugin, PluginContext};
+use manifold_server::lifecycle::AppEvent;
+use manifold_server::{Plugin, PluginContext, ServeConfig};
 use manifold_tests::{Extensions, MainDb, TestApp};
 use poem::http::Method;
 use serde_json::json;
@@ -260,4 +261,137 @@ async fn a_plugin_offers_a_connector() {
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.data()["title"], json!("from a plugin's connector"));
+}
+
+/// Records the application events it sees, and the sources removed; its `beforeStart`
+/// handler fails when asked to.
+struct Lifecycle {
+    seen: Arc<Mutex<Vec<String>>>,
+    fail_start: bool,
+}
+
+#[async_trait::async_trait]
+impl Plugin for Lifecycle {
+    fn name(&self) -> &str {
+        "lifecycle"
+    }
+
+    async fn load(&self, app: &mut PluginContext<'_>) -> Result<()> {
+        for event in [
+            AppEvent::BeforeStart,
+            AppEvent::AfterStart,
+            AppEvent::BeforeStop,
+            AppEvent::AfterStop,
+        ] {
+            let (seen, fail) = (self.seen.clone(), self.fail_start);
+            app.on(event, move |app| {
+                let seen = seen.clone();
+                async move {
+                    // The sources are still open at every event, afterStop included.
+                    let main = app.data_sources().get("main").expect("main");
+                    let (_, users) = main.collection("users").expect("users");
+                    users.count(None).await?;
+                    seen.lock().expect("seen").push(event.name().to_owned());
+                    if fail && event == AppEvent::BeforeStart {
+                        return Err(Error::bad_request("not today"));
+                    }
+                    Ok(())
+                }
+            });
+        }
+        let seen = self.seen.clone();
+        app.data_sources()
+            .after_remove_data_source(Arc::new(move |source: &Arc<DataSource>| {
+                seen.lock()
+                    .expect("seen")
+                    .push(format!("afterRemoveDataSource {}", source.key()));
+            }));
+        Ok(())
+    }
+}
+
+/// A configuration on a fresh SQLite file, listening on a free port.
+fn served_config(dir: &tempfile::TempDir) -> ServeConfig {
+    let mut config = ServeConfig {
+        main_db: format!("sqlite://{}", dir.path().join("main.sqlite").display()),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        ..ServeConfig::default()
+    };
+    config.auth.root_password = Some(manifold_server::auth::Secret("lifecycle-root-1".into()));
+    config
+}
+
+#[tokio::test]
+async fn application_events_fire_as_the_service_starts_and_stops() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let plugin = Arc::new(Lifecycle {
+        seen: seen.clone(),
+        fail_start: false,
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(manifold_server::serve_until(
+        served_config(&dir),
+        vec![plugin],
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !seen
+        .lock()
+        .expect("seen")
+        .contains(&"afterStart".to_owned())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no afterStart in 20 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    stop.send(()).expect("still serving");
+    serving.await.expect("joined").expect("served and stopped");
+    assert_eq!(
+        *seen.lock().expect("seen"),
+        ["beforeStart", "afterStart", "beforeStop", "afterStop"]
+    );
+}
+
+#[tokio::test]
+async fn a_failing_before_start_handler_stops_the_start_naming_its_plugin() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let plugin = Arc::new(Lifecycle {
+        seen: seen.clone(),
+        fail_start: true,
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let e = manifold_server::serve_until(served_config(&dir), vec![plugin], std::future::pending())
+        .await
+        .expect_err("the start fails");
+    assert_eq!(
+        e.to_string(),
+        "cannot start: plugin lifecycle: beforeStart: not today"
+    );
+    assert_eq!(*seen.lock().expect("seen"), ["beforeStart"]);
+}
+
+#[tokio::test]
+async fn removing_a_source_runs_the_after_remove_hooks() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let plugin = Arc::new(Lifecycle {
+        seen: seen.clone(),
+        fail_start: false,
+    });
+    let t = TestApp::with_plugins(vec![plugin]).await;
+    t.register_source("gone", "sqlite", json!({ "path": "gone.sqlite" }))
+        .await;
+    let r = t
+        .main(
+            Method::POST,
+            "/api/dataSources:destroy?filterByTk=gone",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(*seen.lock().expect("seen"), ["afterRemoveDataSource gone"]);
 }
