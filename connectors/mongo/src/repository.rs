@@ -2,7 +2,7 @@
 //! in multi-document transactions where the deployment has them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use futures_util::{StreamExt as _, TryStreamExt};
@@ -84,6 +84,50 @@ pub(crate) struct Shared {
     pub transactions: bool,
     /// What operation spans say about the deployment (namespace, first host).
     pub target: manifold_core::telemetry::DbAttributes,
+    /// Defaults and names per collection, filled by introspection and creation, handed
+    /// to each new repository.
+    pub extras: std::sync::Mutex<HashMap<String, Arc<Extras>>>,
+}
+
+impl Shared {
+    /// The defaults and names of the collection stored as `name` (none when it was
+    /// neither introspected nor created here).
+    fn extras_of(&self, name: &str) -> Arc<Extras> {
+        self.extras
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// Starts a transaction on `s`, whose commit may take at most `max_time` when one is set.
+async fn start_transaction(
+    s: &mut ClientSession,
+    max_time: Option<Duration>,
+) -> Result<(), MongoError> {
+    match max_time {
+        Some(limit) => s.start_transaction().max_commit_time(limit).await,
+        None => s.start_transaction().await,
+    }
+}
+
+/// Commits the transaction open on `s`.
+async fn commit_transaction(s: &mut ClientSession) -> Result<(), MongoError> {
+    let mut commits = 0;
+    loop {
+        commits += 1;
+        match s.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            // Committing again is safe: the server answers a repeated commit of the
+            // same transaction with its first outcome.
+            Err(e)
+                if commits < TRANSACTION_ATTEMPTS
+                    && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Reads and writes one collection.
@@ -103,15 +147,12 @@ pub struct MongoRepository {
 }
 
 impl MongoRepository {
-    pub(crate) fn new(
-        shared: Arc<Shared>,
-        collection: Arc<Collection>,
-        extras: Arc<Extras>,
-    ) -> Self {
-        let coll = shared.db.collection::<Document>(&collection.table().name);
-        let raw = shared
-            .db
-            .collection::<RawDocumentBuf>(&collection.table().name);
+    /// The repository of `collection`.
+    pub(crate) fn new(shared: Arc<Shared>, collection: Arc<Collection>) -> Self {
+        let name = &collection.table().name;
+        let coll = shared.db.collection::<Document>(name);
+        let raw = shared.db.collection::<RawDocumentBuf>(name);
+        let extras = shared.extras_of(name);
         let visible = FieldRef::visible(&collection);
         Self {
             shared,
@@ -259,10 +300,7 @@ impl MongoRepository {
         s: &mut ClientSession,
         work: &Work<'_>,
     ) -> Result<Done, MongoError> {
-        match self.shared.max_time {
-            Some(limit) => s.start_transaction().max_commit_time(limit).await?,
-            None => s.start_transaction().await?,
-        }
+        start_transaction(s, self.shared.max_time).await?;
         let done = match self.run(s, work).await {
             Ok(done) => done,
             Err(e) => {
@@ -272,19 +310,8 @@ impl MongoRepository {
                 return Err(e);
             }
         };
-        let mut commits = 0;
-        loop {
-            commits += 1;
-            match s.commit_transaction().await {
-                Ok(()) => return Ok(done),
-                // Committing again is safe: the server answers a repeated commit of the
-                // same transaction with its first outcome.
-                Err(e)
-                    if commits < TRANSACTION_ATTEMPTS
-                        && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        commit_transaction(s).await?;
+        Ok(done)
     }
 
     /// The steps of one write, on session `s`.
