@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use manifold_core::connector::{CollectionDefinition, Connector};
+use manifold_core::connector::{CollectionDefinition, Connector, UnitOfWork};
 use manifold_core::data_source::{ConnectTarget, DataSourceFactory};
 use manifold_core::error::{Error, Result};
 use manifold_core::repository::Repository;
@@ -30,7 +30,7 @@ pub use codec::OBJECT_ID;
 pub use compile::{Compiler, escape_regex};
 pub use introspect::SCHEMAS;
 pub use options::MongoOptions;
-pub use repository::MongoRepository;
+pub use repository::{MongoRepository, MongoUnit};
 
 use crate::error::{Names, map_mongo};
 use crate::introspect::{Declared, Extras};
@@ -45,9 +45,6 @@ pub struct MongoConnector {
     sample_size: u32,
     /// Collections created with `autoGenId` get an integer key (`generatedKeys`).
     integer_keys: bool,
-    /// Defaults and names per collection, filled by introspection and creation, handed
-    /// to each new repository.
-    extras: Mutex<HashMap<String, Arc<Extras>>>,
 }
 
 impl std::fmt::Debug for MongoConnector {
@@ -104,10 +101,10 @@ impl MongoConnector {
                 max_time: options.max_time(),
                 transactions,
                 target: options.db_target(),
+                extras: Mutex::new(HashMap::new()),
             }),
             sample_size: options.sample_size,
             integer_keys: options.integer_keys,
-            extras: Mutex::new(HashMap::new()),
         })
     }
 
@@ -131,7 +128,8 @@ impl MongoConnector {
     }
 
     fn remember(&self, name: &str, extras: Extras) {
-        self.extras
+        self.shared
+            .extras
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(name.to_owned(), Arc::new(extras));
@@ -232,18 +230,7 @@ impl Connector for MongoConnector {
     }
 
     fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
-        let extras = self
-            .extras
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&collection.table().name)
-            .cloned()
-            .unwrap_or_default();
-        Arc::new(MongoRepository::new(
-            self.shared.clone(),
-            collection,
-            extras,
-        ))
+        Arc::new(MongoRepository::new(self.shared.clone(), collection, None))
     }
 
     /// Creates the collection (with a `$jsonSchema` validator for non-null fields and a
@@ -347,11 +334,26 @@ impl Connector for MongoConnector {
             .delete_one(doc! {"_id": name})
             .await
             .map_err(|e| self.map(&e))?;
-        self.extras
+        self.shared
+            .extras
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(name);
         Ok(())
+    }
+
+    /// One session with one transaction for every repository of the unit (see
+    /// [`MongoUnit`]). Refused (400) where writes do not run in transactions: a standalone
+    /// `mongod`, or `"transactions": false`.
+    async fn begin(&self) -> Result<Box<dyn UnitOfWork>> {
+        if !self.shared.transactions {
+            return Err(Error::bad_request(
+                "this data source cannot run several writes in one transaction: \
+                 the MongoDB deployment has no transactions (a standalone mongod, or \
+                 the option transactions: false)",
+            ));
+        }
+        Ok(Box::new(MongoUnit::begin(self.shared.clone()).await?))
     }
 
     async fn close(&self) {

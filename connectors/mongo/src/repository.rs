@@ -1,11 +1,13 @@
 //! The repository of one MongoDB collection: reads through aggregation pipelines, writes
-//! in multi-document transactions where the deployment has them.
+//! in multi-document transactions where the deployment has them; and the unit of work
+//! whose repositories share one session and one transaction.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
-use futures_util::{StreamExt as _, TryStreamExt};
+use futures_util::StreamExt as _;
+use manifold_core::connector::UnitOfWork;
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{FieldRef, Filter};
 use manifold_core::query::FindOptions;
@@ -84,14 +86,89 @@ pub(crate) struct Shared {
     pub transactions: bool,
     /// What operation spans say about the deployment (namespace, first host).
     pub target: manifold_core::telemetry::DbAttributes,
+    /// Defaults and names per collection, filled by introspection and creation, handed
+    /// to each new repository (the connector's and its units' alike).
+    pub extras: std::sync::Mutex<HashMap<String, Arc<Extras>>>,
 }
 
-/// Reads and writes one collection.
+impl Shared {
+    /// The defaults and names of the collection stored as `name` (none when it was
+    /// neither introspected nor created here).
+    fn extras_of(&self, name: &str) -> Arc<Extras> {
+        self.extras
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// The session of a unit of work, shared by every repository the unit hands out; `None`
+/// once the unit has committed or been dropped.
+type UnitSession = Arc<tokio::sync::Mutex<Option<ClientSession>>>;
+
+/// The session one operation runs on.
+enum Lease<'a> {
+    /// A session of the operation's own (a standalone repository's write). Boxed: a
+    /// session is large, and every lease would be as large.
+    Own(Box<ClientSession>),
+    /// The unit of work's session, held for the whole operation, so the unit's
+    /// repositories take turns on it.
+    Shared(tokio::sync::MutexGuard<'a, Option<ClientSession>>),
+}
+
+impl Lease<'_> {
+    fn session(&mut self) -> Result<&mut ClientSession> {
+        match self {
+            Lease::Own(session) => Ok(session),
+            Lease::Shared(guard) => guard.as_mut().ok_or_else(ended),
+        }
+    }
+}
+
+/// A repository of a unit of work used after the unit committed or was dropped.
+fn ended() -> Error {
+    Error::internal("the unit of work was already committed or dropped")
+}
+
+/// Starts a transaction on `s`, whose commit may take at most `max_time` when one is set.
+async fn start_transaction(
+    s: &mut ClientSession,
+    max_time: Option<Duration>,
+) -> Result<(), MongoError> {
+    match max_time {
+        Some(limit) => s.start_transaction().max_commit_time(limit).await,
+        None => s.start_transaction().await,
+    }
+}
+
+/// Commits the transaction open on `s`.
+async fn commit_transaction(s: &mut ClientSession) -> Result<(), MongoError> {
+    let mut commits = 0;
+    loop {
+        commits += 1;
+        match s.commit_transaction().await {
+            Ok(()) => return Ok(()),
+            // Committing again is safe: the server answers a repeated commit of the
+            // same transaction with its first outcome.
+            Err(e)
+                if commits < TRANSACTION_ATTEMPTS
+                    && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Reads and writes one collection, on sessions of its own or inside a unit of work.
 ///
 /// `update` and `destroy` first read the keys of the matching documents (under
 /// `maxTimeMS`, which MongoDB's update and delete commands do not all honour), then write
 /// by key; with transactions both steps are one atomic unit. `create` inserts in order and
 /// reads the stored documents back.
+///
+/// A repository of a [`MongoUnit`] runs every operation, reads included, on the unit's
+/// session inside its transaction, so it sees the unit's own uncommitted writes.
 pub struct MongoRepository {
     shared: Arc<Shared>,
     coll: mongodb::Collection<Document>,
@@ -100,18 +177,23 @@ pub struct MongoRepository {
     collection: Arc<Collection>,
     visible: Vec<FieldRef>,
     extras: Arc<Extras>,
+    /// The unit of work this repository belongs to; `None`: each operation starts its own
+    /// session (and each write its own transaction).
+    unit: Option<UnitSession>,
 }
 
 impl MongoRepository {
+    /// The repository of `collection`, inside the unit of work whose session is `unit`
+    /// when there is one.
     pub(crate) fn new(
         shared: Arc<Shared>,
         collection: Arc<Collection>,
-        extras: Arc<Extras>,
+        unit: Option<UnitSession>,
     ) -> Self {
-        let coll = shared.db.collection::<Document>(&collection.table().name);
-        let raw = shared
-            .db
-            .collection::<RawDocumentBuf>(&collection.table().name);
+        let name = &collection.table().name;
+        let coll = shared.db.collection::<Document>(name);
+        let raw = shared.db.collection::<RawDocumentBuf>(name);
+        let extras = shared.extras_of(name);
         let visible = FieldRef::visible(&collection);
         Self {
             shared,
@@ -120,6 +202,31 @@ impl MongoRepository {
             collection,
             visible,
             extras,
+            unit,
+        }
+    }
+
+    /// The session for one write: the unit's, or a new one.
+    async fn lease(&self) -> Result<Lease<'_>> {
+        match &self.unit {
+            Some(unit) => Ok(Lease::Shared(unit.lock().await)),
+            None => self
+                .shared
+                .client
+                .start_session()
+                .await
+                .map(|s| Lease::Own(Box::new(s)))
+                .map_err(|e| self.map(&e)),
+        }
+    }
+
+    /// The session for one read: the unit's, or `None`. A standalone repository reads on
+    /// the driver's implicit session, which a server without sessions goes without where
+    /// an explicit one would fail the read.
+    async fn read_lease(&self) -> Option<Lease<'_>> {
+        match &self.unit {
+            Some(unit) => Some(Lease::Shared(unit.lock().await)),
+            None => None,
         }
     }
 
@@ -225,25 +332,25 @@ impl MongoRepository {
     }
 
     /// Runs `work` in a session: inside a transaction (run again on transient errors) when
-    /// the deployment has them, else as consecutive operations.
+    /// the deployment has them, else as consecutive operations. Inside a unit of work it
+    /// runs once in the unit's transaction: the server aborts a transaction on a transient
+    /// error, taking the unit's earlier writes with it, so only the whole unit could be
+    /// run again, by its caller.
     async fn write(&self, work: Work<'_>) -> Result<Done> {
+        let own_transaction = self.unit.is_none() && self.shared.transactions;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut session = self
-                .shared
-                .client
-                .start_session()
-                .await
-                .map_err(|e| self.map(&e))?;
-            let outcome = if self.shared.transactions {
-                self.transaction(&mut session, &work).await
+            let mut lease = self.lease().await?;
+            let session = lease.session()?;
+            let outcome = if own_transaction {
+                self.transaction(session, &work).await
             } else {
-                self.run(&mut session, &work).await
+                self.run(session, &work).await
             };
             match outcome {
                 Err(e)
-                    if self.shared.transactions
+                    if own_transaction
                         && attempt < TRANSACTION_ATTEMPTS
                         && e.contains_label(TRANSIENT_TRANSACTION_ERROR) =>
                 {
@@ -259,10 +366,7 @@ impl MongoRepository {
         s: &mut ClientSession,
         work: &Work<'_>,
     ) -> Result<Done, MongoError> {
-        match self.shared.max_time {
-            Some(limit) => s.start_transaction().max_commit_time(limit).await?,
-            None => s.start_transaction().await?,
-        }
+        start_transaction(s, self.shared.max_time).await?;
         let done = match self.run(s, work).await {
             Ok(done) => done,
             Err(e) => {
@@ -272,19 +376,8 @@ impl MongoRepository {
                 return Err(e);
             }
         };
-        let mut commits = 0;
-        loop {
-            commits += 1;
-            match s.commit_transaction().await {
-                Ok(()) => return Ok(done),
-                // Committing again is safe: the server answers a repeated commit of the
-                // same transaction with its first outcome.
-                Err(e)
-                    if commits < TRANSACTION_ATTEMPTS
-                        && e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => {}
-                Err(e) => return Err(e),
-            }
-        }
+        commit_transaction(s).await?;
+        Ok(done)
     }
 
     /// The steps of one write, on session `s`.
@@ -386,7 +479,9 @@ impl MongoRepository {
 
     /// The integer keys of the rows that come without one, when the collection's key is a
     /// generated integer: the next block of the counter kept in its stored definition.
-    /// Taken outside any transaction, as SQL sequences are, so a failed write leaves a gap.
+    /// Taken outside any transaction, a unit of work's included, as SQL sequences are: a
+    /// failed write leaves a gap, and units creating in one collection do not conflict on
+    /// its counter.
     async fn number_keys(&self, rows: &[WriteValues]) -> Result<std::ops::Range<i64>> {
         let Some(key) = self
             .collection
@@ -486,16 +581,30 @@ impl Repository for MongoRepository {
         let span = self.span("aggregate", Some(pipeline.as_slice()));
         let docs: Vec<Document> = self
             .traced(span, async {
+                let mut lease = self.read_lease().await;
+                let session = lease.as_mut().map(Lease::session).transpose()?;
                 let read: Result<Vec<Document>, MongoError> = async {
-                    self.raw
+                    let aggregate = self
+                        .raw
                         .aggregate(pipeline)
                         .with_options(self.aggregate_options())
-                        .with_type::<RawDocumentBuf>()
-                        .await?
-                        .map_err(MongoError::from)
-                        .and_then(|raw| async move { owned(raw) })
-                        .try_collect()
-                        .await
+                        .with_type::<RawDocumentBuf>();
+                    let mut docs = Vec::new();
+                    match session {
+                        Some(s) => {
+                            let mut cursor = aggregate.session(&mut *s).await?;
+                            while let Some(raw) = cursor.next(&mut *s).await {
+                                docs.push(owned(raw?)?);
+                            }
+                        }
+                        None => {
+                            let mut cursor = aggregate.await?;
+                            while let Some(raw) = cursor.next().await {
+                                docs.push(owned(raw?)?);
+                            }
+                        }
+                    }
+                    Ok(docs)
                 }
                 .await;
                 read.map_err(|e| self.map(&e))
@@ -506,7 +615,14 @@ impl Repository for MongoRepository {
 
     /// Reads from the aggregation's cursor, which fetches from the server a batch at a
     /// time as the stream is consumed and is closed when the stream is dropped.
+    ///
+    /// Inside a unit of work the documents are read whole with [`Repository::find`]: a
+    /// cursor on the unit's session would hold the session until the stream is dropped,
+    /// and the unit's other repositories would wait for it.
     async fn find_batches(&self, options: &FindOptions, batch: usize) -> Result<RecordBatches> {
+        if self.unit.is_some() {
+            return Ok(in_batches(self.find(options).await?, batch));
+        }
         if options.limit == Some(0) {
             return Ok(in_batches(Vec::new(), batch));
         }
@@ -545,11 +661,12 @@ impl Repository for MongoRepository {
         options.max_time = self.shared.max_time;
         let span = self.span("countDocuments", Some(std::slice::from_ref(&query)));
         self.traced(span, async {
-            self.coll
-                .count_documents(query)
-                .with_options(options)
-                .await
-                .map_err(|e| self.map(&e))
+            let mut lease = self.read_lease().await;
+            let mut count = self.coll.count_documents(query).with_options(options);
+            if let Some(lease) = &mut lease {
+                count = count.session(lease.session()?);
+            }
+            count.await.map_err(|e| self.map(&e))
         })
         .await
     }
@@ -562,6 +679,7 @@ impl Repository for MongoRepository {
         let (docs, generated) = self.new_documents(rows, numbers)?;
         let keys: Vec<Bson> = docs.iter().filter_map(|d| d.get("_id").cloned()).collect();
         let span = self.span("insertMany", docs.get(..1));
+        // A unit of work exists only where the deployment has transactions.
         if self.shared.transactions {
             let done = self
                 .traced(
@@ -649,6 +767,63 @@ impl Repository for MongoRepository {
             Done::Count(n) => n,
             Done::Documents(_) => 0,
         })
+    }
+}
+
+/// A unit of work: one session with one transaction, which every repository it hands out
+/// reads and writes in. Dropped without [`UnitOfWork::commit`], its session ends and the
+/// driver aborts the transaction.
+pub struct MongoUnit {
+    shared: Arc<Shared>,
+    session: UnitSession,
+}
+
+impl MongoUnit {
+    /// Starts a session and a transaction on it; only where the deployment has
+    /// transactions (the caller checks).
+    pub(crate) async fn begin(shared: Arc<Shared>) -> Result<Self> {
+        let names = crate::error::Names::default();
+        let mut session = shared
+            .client
+            .start_session()
+            .await
+            .map_err(|e| map_mongo(&e, &names))?;
+        start_transaction(&mut session, shared.max_time)
+            .await
+            .map_err(|e| map_mongo(&e, &names))?;
+        Ok(Self {
+            shared,
+            session: Arc::new(tokio::sync::Mutex::new(Some(session))),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl UnitOfWork for MongoUnit {
+    fn repository(&self, collection: Arc<Collection>) -> Arc<dyn Repository> {
+        Arc::new(MongoRepository::new(
+            self.shared.clone(),
+            collection,
+            Some(self.session.clone()),
+        ))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let mut session = self.session.lock().await.take().ok_or_else(ended)?;
+        commit_transaction(&mut session)
+            .await
+            .map_err(|e| map_mongo(&e, &crate::error::Names::default()))
+    }
+}
+
+impl Drop for MongoUnit {
+    /// Ends the session now, which aborts a transaction not committed, even while
+    /// repositories of the unit are still held. A session busy with an operation (a
+    /// repository running on another task) ends when its last repository goes instead.
+    fn drop(&mut self) {
+        if let Ok(mut session) = self.session.try_lock() {
+            session.take();
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use manifold_core::connector::{CollectionDefinition, Connector};
 use manifold_core::data_source::DataSourceFactory;
 use manifold_core::error::{Error, ErrorKind};
@@ -1050,6 +1051,342 @@ async fn constraint_violations_are_400s_and_a_failed_batch_writes_nothing() {
             .await
             .expect("cleanup");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Units of work
+// ---------------------------------------------------------------------------------------
+
+/// A collection created through `connector` from `definition`, holding `seed`, and its
+/// repository.
+async fn seeded(
+    connector: &MongoConnector,
+    definition: Json,
+    seed: &[Json],
+) -> (Arc<Collection>, Arc<dyn Repository>) {
+    let collection = Arc::new(
+        connector
+            .create_collection(&CollectionDefinition::from_json(&definition).expect("definition"))
+            .await
+            .expect("create collection"),
+    );
+    let repo = connector.repository(collection.clone());
+    let rows: Vec<WriteValues> = seed
+        .iter()
+        .map(|v| values(&collection, WriteKind::Create, v.clone()))
+        .collect();
+    repo.create(&rows).await.expect("seed");
+    (collection, repo)
+}
+
+/// `authors` (name: Alice, Bob) and `books` (title and n: A 1, B 2), created through
+/// `connector`, with their repositories.
+async fn authors_and_books(
+    connector: &MongoConnector,
+) -> [(Arc<Collection>, Arc<dyn Repository>); 2] {
+    let authors = seeded(
+        connector,
+        json!({"name": "authors", "timestamps": false,
+               "fields": [{"name": "name", "type": "string"}]}),
+        &[json!({"name": "Alice"}), json!({"name": "Bob"})],
+    )
+    .await;
+    let books = seeded(
+        connector,
+        json!({"name": "books", "timestamps": false,
+               "fields": [{"name": "title", "type": "string"}, {"name": "n", "type": "integer"}]}),
+        &[json!({"title": "A", "n": 1}), json!({"title": "B", "n": 2})],
+    )
+    .await;
+    [authors, books]
+}
+
+/// Every record of `repo`'s collection, in key order.
+async fn all_rows(repo: &Arc<dyn Repository>) -> Vec<Record> {
+    repo.find(&find(repo.collection(), json!({}), &[]))
+        .await
+        .expect("find all")
+}
+
+/// `filter` parsed for `collection`.
+fn filter_of(collection: &Collection, filter: Json) -> Option<manifold_core::filter::Filter> {
+    parse_filter(collection, &filter).expect("valid filter")
+}
+
+#[tokio::test]
+async fn writes_of_a_unit_in_two_collections_are_seen_by_others_only_after_commit() {
+    let server = Secantus::start();
+    let connector = server.connect("unit_commit", json!({})).await;
+    let [(authors, plain_authors), (books, plain_books)] = authors_and_books(&connector).await;
+    let before = (all_rows(&plain_authors).await, all_rows(&plain_books).await);
+
+    let unit = connector.begin().await.expect("begin");
+    let unit_authors = unit.repository(authors.clone());
+    let unit_books = unit.repository(books.clone());
+    let carol = unit_authors
+        .create(&[values(
+            &authors,
+            WriteKind::Create,
+            json!({"name": "Carol"}),
+        )])
+        .await
+        .expect("create in authors");
+    assert_eq!(column(&carol, "name"), [json!("Carol")]);
+    unit_books
+        .create(&[values(
+            &books,
+            WriteKind::Create,
+            json!({"title": "C", "n": 3}),
+        )])
+        .await
+        .expect("create in books");
+    let updated = unit_books
+        .update(
+            filter_of(&books, json!({"n": 1})).as_ref(),
+            &values(&books, WriteKind::Update, json!({"n": 10})),
+        )
+        .await
+        .expect("update in books");
+    assert_eq!(column(&updated, "n"), [json!(10)]);
+
+    assert_eq!(
+        (all_rows(&plain_authors).await, all_rows(&plain_books).await),
+        before,
+        "before the commit, nothing of the unit shows outside it"
+    );
+    assert_eq!(plain_authors.count(None).await, Ok(2));
+
+    unit.commit().await.expect("commit");
+    assert_eq!(
+        column(&all_rows(&plain_authors).await, "name"),
+        [json!("Alice"), json!("Bob"), json!("Carol")]
+    );
+    let books_after = all_rows(&plain_books).await;
+    assert_eq!(
+        column(&books_after, "title"),
+        [json!("A"), json!("B"), json!("C")]
+    );
+    assert_eq!(column(&books_after, "n"), [json!(10), json!(2), json!(3)]);
+    assert_eq!(
+        unit_authors.count(None).await.map_err(|e| e.kind()),
+        Err(ErrorKind::Internal),
+        "a repository of a committed unit runs nothing more"
+    );
+}
+
+#[tokio::test]
+async fn a_unit_dropped_without_commit_leaves_both_collections_as_they_were() {
+    let server = Secantus::start();
+    let connector = server.connect("unit_drop", json!({})).await;
+    let [(authors, plain_authors), (books, plain_books)] = authors_and_books(&connector).await;
+    let before = (all_rows(&plain_authors).await, all_rows(&plain_books).await);
+
+    let unit = connector.begin().await.expect("begin");
+    let unit_authors = unit.repository(authors.clone());
+    let unit_books = unit.repository(books.clone());
+    unit_authors
+        .create(&[values(
+            &authors,
+            WriteKind::Create,
+            json!({"name": "Carol"}),
+        )])
+        .await
+        .expect("create");
+    let renamed = unit_authors
+        .update(
+            filter_of(&authors, json!({"name": "Alice"})).as_ref(),
+            &values(&authors, WriteKind::Update, json!({"name": "Alicia"})),
+        )
+        .await
+        .expect("update");
+    assert_eq!(column(&renamed, "name"), [json!("Alicia")]);
+    assert_eq!(
+        unit_books
+            .destroy(filter_of(&books, json!({"n": 1})).as_ref())
+            .await,
+        Ok(1)
+    );
+    unit_books
+        .update(
+            filter_of(&books, json!({"n": 2})).as_ref(),
+            &values(&books, WriteKind::Update, json!({"title": "B2"})),
+        )
+        .await
+        .expect("update");
+    drop(unit);
+
+    assert_eq!(
+        (all_rows(&plain_authors).await, all_rows(&plain_books).await),
+        before,
+        "a dropped unit wrote nothing"
+    );
+    // Its repositories outlive it, but run nothing more.
+    let err = unit_books.count(None).await.expect_err("the unit ended");
+    assert_eq!(err.kind(), ErrorKind::Internal, "{err:?}");
+    // The transaction was aborted, not left open until the server's lifetime limit: the
+    // documents it wrote take other writes again (while it is open they conflict). The
+    // driver sends the abort from a task of its own, so it is given a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let renamed = loop {
+        let outcome = plain_authors
+            .update(
+                filter_of(&authors, json!({"name": "Alice"})).as_ref(),
+                &values(&authors, WriteKind::Update, json!({"name": "Alicia"})),
+            )
+            .await;
+        match outcome {
+            Err(e) if e.kind() == ErrorKind::Conflict && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => break other.expect("a plain update of a document the unit had changed"),
+        }
+    };
+    assert_eq!(column(&renamed, "name"), [json!("Alicia")]);
+    assert_eq!(
+        plain_books
+            .destroy(filter_of(&books, json!({"n": 1})).as_ref())
+            .await,
+        Ok(1)
+    );
+}
+
+#[tokio::test]
+async fn reads_in_a_unit_see_its_own_uncommitted_writes() {
+    let server = Secantus::start();
+    let connector = server.connect("unit_reads", json!({})).await;
+    let [(authors, plain_authors), (books, plain_books)] = authors_and_books(&connector).await;
+
+    let unit = connector.begin().await.expect("begin");
+    let unit_authors = unit.repository(authors.clone());
+    let unit_books = unit.repository(books.clone());
+    unit_authors
+        .create(&[values(
+            &authors,
+            WriteKind::Create,
+            json!({"name": "Carol"}),
+        )])
+        .await
+        .expect("create");
+    assert_eq!(
+        column(&all_rows(&unit_authors).await, "name"),
+        [json!("Alice"), json!("Bob"), json!("Carol")]
+    );
+    assert_eq!(unit_authors.count(None).await, Ok(3));
+    assert_eq!(
+        unit_authors
+            .count(filter_of(&authors, json!({"name": "Carol"})).as_ref())
+            .await,
+        Ok(1)
+    );
+    let batches: Vec<Vec<Record>> = unit_authors
+        .find_batches(&find(&authors, json!({}), &[]), 2)
+        .await
+        .expect("find_batches")
+        .map(|batch| batch.expect("batch"))
+        .collect()
+        .await;
+    assert_eq!(
+        batches.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 1],
+        "the uncommitted document comes in the batches too"
+    );
+    // An update finds the unit's own new document; one with no values reads it back.
+    let renamed = unit_authors
+        .update(
+            filter_of(&authors, json!({"name": "Carol"})).as_ref(),
+            &values(&authors, WriteKind::Update, json!({"name": "Caroline"})),
+        )
+        .await
+        .expect("update");
+    assert_eq!(column(&renamed, "name"), [json!("Caroline")]);
+    let same = unit_authors
+        .update(
+            filter_of(&authors, json!({"name": "Caroline"})).as_ref(),
+            &WriteValues::default(),
+        )
+        .await
+        .expect("empty update");
+    assert_eq!(column(&same, "name"), [json!("Caroline")]);
+    assert_eq!(
+        unit_books
+            .destroy(filter_of(&books, json!({"n": 1})).as_ref())
+            .await,
+        Ok(1)
+    );
+    assert_eq!(column(&all_rows(&unit_books).await, "title"), [json!("B")]);
+    assert_eq!(unit_books.count(None).await, Ok(1));
+
+    assert_eq!(
+        plain_authors.count(None).await,
+        Ok(2),
+        "nothing shows outside"
+    );
+    assert_eq!(
+        plain_books.count(None).await,
+        Ok(2),
+        "nothing shows outside"
+    );
+    unit.commit().await.expect("commit");
+    assert_eq!(
+        column(&all_rows(&plain_authors).await, "name"),
+        [json!("Alice"), json!("Bob"), json!("Caroline")]
+    );
+    assert_eq!(column(&all_rows(&plain_books).await, "title"), [json!("B")]);
+}
+
+#[tokio::test]
+async fn a_write_conflict_fails_the_later_unit_at_once_and_the_earlier_one_commits() {
+    let server = Secantus::start();
+    let connector = server.connect("unit_conflict", json!({})).await;
+    let [(authors, plain_authors), _] = authors_and_books(&connector).await;
+    let alice = filter_of(&authors, json!({"name": "Alice"}));
+
+    let first = connector.begin().await.expect("begin first");
+    first
+        .repository(authors.clone())
+        .update(
+            alice.as_ref(),
+            &values(&authors, WriteKind::Update, json!({"name": "Alicia"})),
+        )
+        .await
+        .expect("the first unit's update");
+    let second = connector.begin().await.expect("begin second");
+    let err = second
+        .repository(authors.clone())
+        .update(
+            alice.as_ref(),
+            &values(&authors, WriteKind::Update, json!({"name": "Alina"})),
+        )
+        .await
+        .expect_err("the second unit writes the same document");
+    // Not retried inside the unit: the server discarded the unit's transaction with it.
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err:?}");
+    drop(second);
+    first.commit().await.expect("the first unit commits");
+    assert_eq!(
+        column(&all_rows(&plain_authors).await, "name"),
+        [json!("Alicia"), json!("Bob")]
+    );
+}
+
+#[tokio::test]
+async fn begin_without_transactions_is_a_400() {
+    let server = Secantus::start();
+    let connector = server
+        .connect("unit_none", json!({"transactions": false}))
+        .await;
+    assert!(!connector.transactions());
+    let err = match connector.begin().await {
+        Ok(_) => panic!("begin must be refused without transactions"),
+        Err(e) => e,
+    };
+    assert_eq!(err.kind(), ErrorKind::BadRequest, "{err:?}");
+    assert!(
+        err.message()
+            .starts_with("this data source cannot run several writes in one transaction"),
+        "{err:?}"
+    );
+    assert!(err.message().contains("transactions: false"), "{err:?}");
 }
 
 #[tokio::test]
