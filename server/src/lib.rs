@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod built_in;
 pub mod cache;
 pub mod changes;
 pub mod collections;
@@ -25,7 +26,6 @@ pub mod telemetry;
 
 use std::sync::Arc;
 
-use manifold_core::actions::register_default_actions;
 use manifold_core::data_source::{DataSourceManager, DataSourceSettings};
 use manifold_core::{Acl, DataSource, DataSourceFactory, Error, Result};
 
@@ -58,12 +58,10 @@ pub async fn build_app(config: &ServeConfig) -> Result<Arc<App>> {
     AppBuilder::new(config).build().await
 }
 
-/// The plugins every application loads, before any a caller adds.
+/// The plugins every application loads, before any a caller adds: the stock binary is
+/// composed of them ([`built_in`]).
 pub fn built_in_plugins() -> Vec<Arc<dyn Plugin>> {
-    vec![
-        Arc::new(openapi::OpenApiPlugin),
-        Arc::new(auth::commands::AccountCommands),
-    ]
+    built_in::plugins()
 }
 
 /// What an application is built from: its configuration, the connectors it offers (the
@@ -168,50 +166,12 @@ async fn assemble(
     // database is touched.
     let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
     tracing::info!(cache = %cache.describe(), "cache ready");
-    // Registered before any source is added; the hook also reaches every later source.
-    manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
-        register_default_actions(source);
-    }));
-
     let (main, migrated) = open_main(config, &plugin_migrations(plugins)).await?;
     let scheduler = scheduler::Scheduler::new(&main)?;
     // Before any shared state is read: a change made meanwhile is then applied at start.
     let changes = changes::ChangeFeed::open(&main, config.change_feed_options()).await?;
     let declarations = declarations::DeclarationStore::open(&main).await?;
     declarations.apply(&main).await?;
-    // Every source answers `collections:*`; whether it can create or drop one is its
-    // connector's to say (a MongoDB source can, so its first collection needs no other
-    // client).
-    let collections_declarations = declarations.clone();
-    let collections_changes = changes.clone();
-    manager.after_add_data_source(Arc::new(move |source: &Arc<DataSource>| {
-        collections::define(source, &collections_declarations, &collections_changes);
-    }));
-    let auth = auth::Auth::install(
-        &manager,
-        &main,
-        &declarations,
-        &config.auth,
-        &changes,
-        &cache,
-    )
-    .await?;
-    // The built-in rows are written: the next process to start may go.
-    migrated.release().await;
-    let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
-        .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?
-        .allowing_unix_sockets(config.allow_unix_sockets);
-    let registry = data_sources::Registry::open(
-        manager.clone(),
-        &main,
-        hosts,
-        config.source_settings(),
-        sqlite_sources_dir(config),
-        declarations,
-        changes.clone(),
-    )
-    .await?;
-    data_sources::define(&main, &registry);
     // A file main database (SQLite) serves one process: each source's total is then its
     // own.
     let shared_main = !manager.factory(main.kind())?.file_based();
@@ -222,9 +182,15 @@ async fn assemble(
         budget
     });
     manager.add(main.clone()).await?;
-    // After main (whose ACL is closed as it is added, which would drop a plugin's grants),
-    // before the registered sources, so that the plugins' hooks reach every source.
-    let mut plugin_middleware = Vec::new();
+    // After main, before the registered sources, so that the plugins' hooks reach every
+    // source; the built-in ones first (auth's guard before anyone's grants).
+    let services = built_in::Services {
+        declarations,
+        changes: changes.clone(),
+        auth: std::sync::OnceLock::new(),
+        registry: std::sync::OnceLock::new(),
+    };
+    let mut loaded = Vec::new();
     for plugin in plugins {
         let mut context = PluginContext {
             manager: &manager,
@@ -232,6 +198,7 @@ async fn assemble(
             cache: &cache,
             scheduler: &scheduler,
             config,
+            services: Some(&services),
             middleware: Vec::new(),
             app_events: Vec::new(),
         };
@@ -239,16 +206,17 @@ async fn assemble(
             .load(&mut context)
             .await
             .map_err(|e| Error::new(e.kind(), format!("plugin {}: {e}", plugin.name())))?;
-        plugin_middleware.push((plugin.name(), context.middleware, context.app_events));
+        loaded.push((plugin.name(), context.middleware, context.app_events));
     }
-    registry.load_all().await?;
+    // The built-in rows (root, the roles) are written: the next process to start may go.
+    migrated.release().await;
+    if let Some(registry) = services.registry.get() {
+        registry.load_all().await?;
+    }
     changes.start()?;
     let app = App::new(manager, cache, scheduler);
-    let (middleware, placement) = auth.middleware();
-    app.use_middleware(middleware, placement)
-        .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
-    for (name, added, events) in plugin_middleware {
-        for (middleware, placement) in added {
+    for (name, middleware, events) in loaded {
+        for (middleware, placement) in middleware {
             app.use_middleware(middleware, placement)
                 .map_err(|e| Error::internal(format!("plugin {name}: middleware: {e}")))?;
         }
@@ -256,7 +224,9 @@ async fn assemble(
             app.events().add(event, &format!("plugin {name}"), handler);
         }
     }
-    app.set_auth(auth);
+    if let Some(auth) = services.auth.into_inner() {
+        app.set_auth(auth);
+    }
     if let Some(budget) = budget {
         app.set_connection_budget(budget);
     }
@@ -268,7 +238,7 @@ async fn assemble(
 
 /// Where SQLite sources registered over HTTP live: beside a SQLite main database, else
 /// under `./data`.
-fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
+pub(crate) fn sqlite_sources_dir(config: &ServeConfig) -> std::path::PathBuf {
     let main_file = config
         .main_db
         .strip_prefix("sqlite://")

@@ -60,6 +60,8 @@ pub struct PluginContext<'a> {
     pub(crate) cache: &'a Cache,
     pub(crate) scheduler: &'a Scheduler,
     pub(crate) config: &'a ServeConfig,
+    /// The application's own stores, for the built-in plugins.
+    pub(crate) services: Option<&'a crate::built_in::Services>,
     pub(crate) middleware: Vec<(Arc<dyn Middleware>, Placement)>,
     pub(crate) app_events: Vec<(AppEvent, AppEventHandler)>,
 }

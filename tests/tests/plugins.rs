@@ -242,6 +242,32 @@ async fn a_plugin_that_cannot_load_stops_the_start_and_is_named() {
     })])
     .await;
     assert!(e.contains("two plugins are named \"openapi\""), "{e}");
+
+    let e = start_error(vec![Arc::new(Broken {
+        name: "auth",
+        fails: false,
+    })])
+    .await;
+    assert!(e.contains("two plugins are named \"auth\""), "{e}");
+}
+
+#[test]
+fn the_stock_application_is_composed_of_the_built_in_plugins() {
+    let names: Vec<String> = manifold_server::built_in_plugins()
+        .iter()
+        .map(|p| p.name().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "auth",
+            "actions",
+            "collections",
+            "data-sources",
+            "openapi",
+            "account-commands"
+        ]
+    );
 }
 
 #[tokio::test]
