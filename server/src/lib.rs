@@ -12,6 +12,7 @@ pub mod connection_budget;
 pub mod data_sources;
 pub mod declarations;
 pub mod http;
+pub mod i18n;
 pub mod launcher;
 pub mod main_db;
 pub mod migrations;
@@ -167,6 +168,10 @@ async fn assemble(
     // database is touched.
     let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
     tracing::info!(cache = %cache.describe(), "cache ready");
+    let i18n = Arc::new(
+        i18n::I18n::built_in()
+            .map_err(|e| Error::internal(format!("the built-in messages: {e}")))?,
+    );
     // Registered before any source is added; the hook also reaches every later source.
     manager.after_add_data_source(Arc::new(|source: &Arc<DataSource>| {
         register_default_actions(source);
@@ -231,6 +236,7 @@ async fn assemble(
             cache: &cache,
             scheduler: &scheduler,
             config,
+            i18n: &i18n,
             middleware: Vec::new(),
         };
         plugin
@@ -241,7 +247,7 @@ async fn assemble(
     }
     registry.load_all().await?;
     changes.start()?;
-    let app = App::new(manager, cache, scheduler);
+    let app = App::new(manager, cache, scheduler, i18n);
     let (middleware, placement) = auth.middleware();
     app.use_middleware(middleware, placement)
         .map_err(|e| Error::internal(format!("the auth middleware: {e}")))?;
