@@ -130,11 +130,12 @@ impl I18n {
     /// translation of the error's message id into the best locale for it that is not the
     /// default; else the error's own (English) message.
     pub fn error_message<'e>(&self, requested: Option<&str>, error: &'e Error) -> Cow<'e, str> {
-        let Some(message) = error.message_ref() else {
+        // No id, or no locale asked for: English, without taking the lock.
+        let (Some(message), Some(requested)) = (error.message_ref(), requested) else {
             return Cow::Borrowed(error.message());
         };
         let locales = self.locales.read().unwrap_or_else(|e| e.into_inner());
-        let translated = candidates_for(&locales, requested)
+        let translated = candidates_for(&locales, Some(requested))
             .into_iter()
             // The code's English message is the source of truth for the default locale.
             .take_while(|&i| i != FALLBACK)
