@@ -652,27 +652,43 @@ impl SourceInScope {
 /// 401 when nobody (or nobody accepted) is signed in, else 403.
 fn refusal(ctx: &Context) -> Error {
     if let Some(Json::Object(failure)) = ctx.state.get("authError") {
-        let code = match failure.get("code").and_then(Json::as_str) {
-            Some("INVALID_TOKEN") => "INVALID_TOKEN",
-            Some("EXPIRED_SESSION") => "EXPIRED_SESSION",
-            Some("BLOCKED_TOKEN") => "BLOCKED_TOKEN",
-            Some("NOT_EXIST_USER") => "NOT_EXIST_USER",
-            Some("ROLE_NOT_FOUND_FOR_USER") => "ROLE_NOT_FOUND_FOR_USER",
-            _ => "INVALID_TOKEN",
+        // The code says why, and so which catalogue message translates the refusal
+        // (server/locales/*/manifold.ftl); the auth middleware words them the same way.
+        // A code of someone else's carries a message of theirs, which stays as it is.
+        let (code, message_id) = match failure.get("code").and_then(Json::as_str) {
+            Some("INVALID_TOKEN") => ("INVALID_TOKEN", Some("auth-session-expired")),
+            Some("EXPIRED_SESSION") => ("EXPIRED_SESSION", Some("auth-session-expired")),
+            Some("BLOCKED_TOKEN") => ("BLOCKED_TOKEN", Some("auth-session-expired")),
+            Some("NOT_EXIST_USER") => ("NOT_EXIST_USER", Some("auth-user-gone")),
+            Some("ROLE_NOT_FOUND_FOR_USER") => {
+                ("ROLE_NOT_FOUND_FOR_USER", Some("auth-role-not-of-user"))
+            }
+            _ => ("INVALID_TOKEN", None),
         };
-        let message = failure
-            .get("message")
-            .and_then(Json::as_str)
-            .unwrap_or("Your session has expired. Please sign in again.");
-        return Error::unauthorized(code, message);
+        let message = failure.get("message").and_then(Json::as_str);
+        let error = Error::unauthorized(
+            code,
+            message.unwrap_or("Your session has expired. Please sign in again."),
+        );
+        return match (message_id, message) {
+            (Some(id), _) => error.with_message_id(id, Vec::new()),
+            (None, None) => error.with_message_id("auth-session-expired", Vec::new()),
+            (None, Some(_)) => error,
+        };
     }
     if !ctx.state.contains_key("currentUser") {
         return Error::unauthorized(
             "EMPTY_TOKEN",
             "Unauthenticated. Please sign in to continue.",
-        );
+        )
+        .with_message_id("auth-sign-in-required", Vec::new());
     }
-    Error::forbidden("No permissions")
+    no_permission()
+}
+
+/// The 403 of a caller who is signed in but not granted the action.
+fn no_permission() -> Error {
+    Error::forbidden("No permissions").with_message_id("acl-no-permission", Vec::new())
 }
 
 /// Merges a permission into the action's params: the row filter (variables resolved) into
@@ -688,7 +704,7 @@ fn narrow(ctx: &mut Context, permission: Permission, appends: Option<Vec<String>
         if let (Some(collection), Some(fields)) = (&action.collection, filter.as_object()) {
             // An `:own` permission on a collection that records no creator admits nothing.
             if fields.contains_key("createdById") && collection.field("createdById").is_none() {
-                return Err(Error::forbidden("No permissions"));
+                return Err(no_permission());
             }
         }
         let merged = match action.params.remove("filter") {

@@ -44,6 +44,36 @@ pub struct Error {
     kind: ErrorKind,
     message: String,
     code: Option<&'static str>,
+    /// Boxed: most errors have none, and `Result<T, Error>` stays small.
+    localized: Option<Box<MessageRef>>,
+}
+
+/// The catalogue message that says what an [`Error`]'s English message says, so that the
+/// service can answer in the client's language (`X-Locale`). The English message stays
+/// the source of truth: a locale without this id gets it unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef {
+    id: &'static str,
+    args: Vec<(&'static str, String)>,
+    prefix: String,
+}
+
+impl MessageRef {
+    /// The message id in the catalogues (`acl-no-permission`).
+    pub fn id(&self) -> &'static str {
+        self.id
+    }
+
+    /// The message's arguments, by name (`$path` is `("path", …)`).
+    pub fn args(&self) -> &[(&'static str, String)] {
+        &self.args
+    }
+
+    /// What [`Error::context`] put in front of the message since the id was given, kept
+    /// verbatim before the translation: contexts name places in the request, not words.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
 }
 
 impl fmt::Display for Error {
@@ -59,7 +89,24 @@ impl Error {
             kind,
             message: message.into(),
             code: None,
+            localized: None,
         }
+    }
+
+    /// The same error naming the catalogue message `id` that translates its message, with
+    /// the values of the message's arguments (`vec![("key", key.to_owned())]`).
+    pub fn with_message_id(mut self, id: &'static str, args: Vec<(&'static str, String)>) -> Self {
+        self.localized = Some(Box::new(MessageRef {
+            id,
+            args,
+            prefix: String::new(),
+        }));
+        self
+    }
+
+    /// The catalogue message that translates this error, where it names one.
+    pub fn message_ref(&self) -> Option<&MessageRef> {
+        self.localized.as_deref()
     }
 
     /// 401: the caller must sign in (again); `code` says why (`EMPTY_TOKEN`, …).
@@ -121,9 +168,34 @@ impl Error {
     /// The same error with `context: ` in front of its message.
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
+        if let Some(localized) = &mut self.localized {
+            localized.prefix = format!("{context}: {}", localized.prefix);
+        }
         self
     }
 }
 
 /// Result with the core [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_id_keeps_the_english_message_and_collects_contexts() {
+        let e = Error::bad_request("x: expected an integer, got \"a\"")
+            .with_message_id("value-type-mismatch", vec![("path", "x".into())])
+            .context("values.1")
+            .context("batch 2");
+        assert_eq!(
+            e.message(),
+            "batch 2: values.1: x: expected an integer, got \"a\""
+        );
+        let localized = e.message_ref().expect("an id");
+        assert_eq!(localized.id(), "value-type-mismatch");
+        assert_eq!(localized.args(), [("path", "x".to_owned())]);
+        assert_eq!(localized.prefix(), "batch 2: values.1: ");
+        assert!(Error::bad_request("plain").message_ref().is_none());
+    }
+}

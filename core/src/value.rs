@@ -46,7 +46,10 @@ pub enum Value {
 /// JSON numbers are exact only up to 2^53 - 1; larger integers are sent as strings.
 const MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-fn type_error(path: &str, expected: &str, got: &Json) -> Error {
+/// The 400 of an input that is not of its field's type. `expected` is the key of the type
+/// in the catalogues' `value-type-mismatch` (`integer`, `date`, …), whose translations
+/// each word it their own way; the English message words it here.
+fn type_error(path: &str, expected: &'static str, got: &Json) -> Error {
     let mut shown = got.to_string();
     if shown.len() > 60 {
         let mut cut = 57;
@@ -56,7 +59,29 @@ fn type_error(path: &str, expected: &str, got: &Json) -> Error {
         shown.truncate(cut);
         shown.push_str("...");
     }
-    Error::bad_request(format!("{path}: expected {expected}, got {shown}"))
+    let phrase = match expected {
+        "string" => "a string",
+        "integer" => "an integer",
+        "number" => "a number",
+        "decimal" => "a decimal number",
+        "boolean" => "a boolean",
+        "date" => "a date (YYYY-MM-DD)",
+        "datetime" => "an ISO-8601 date-time",
+        "datetime-no-tz" => "a date-time (YYYY-MM-DD HH:mm:ss)",
+        "time" => "a time (HH:mm:ss)",
+        "array" => "an array",
+        "uuid" => "a UUID",
+        "base64" => "base64 data",
+        other => other,
+    };
+    Error::bad_request(format!("{path}: expected {phrase}, got {shown}")).with_message_id(
+        "value-type-mismatch",
+        vec![
+            ("path", path.to_owned()),
+            ("expected", expected.to_owned()),
+            ("got", shown),
+        ],
+    )
 }
 
 impl Value {
@@ -75,7 +100,7 @@ impl Value {
                 Json::String(s) => Ok(Value::Text(s.clone())),
                 Json::Number(n) => Ok(Value::Text(n.to_string())),
                 Json::Bool(b) => Ok(Value::Text(b.to_string())),
-                other => Err(type_error(path, "a string", other)),
+                other => Err(type_error(path, "string", other)),
             },
             FieldType::Integer | FieldType::BigInt => {
                 let parsed = match input {
@@ -89,7 +114,7 @@ impl Value {
                 };
                 parsed
                     .map(Value::Int)
-                    .ok_or_else(|| type_error(path, "an integer", input))
+                    .ok_or_else(|| type_error(path, "integer", input))
             }
             FieldType::Float | FieldType::Double => {
                 let parsed = match input {
@@ -99,14 +124,14 @@ impl Value {
                 };
                 parsed
                     .map(Value::Float)
-                    .ok_or_else(|| type_error(path, "a number", input))
+                    .ok_or_else(|| type_error(path, "number", input))
             }
             FieldType::Decimal => match input {
                 Json::Number(n) => Ok(Value::Decimal(n.to_string())),
                 Json::String(s) if is_decimal_literal(s.trim()) => {
                     Ok(Value::Decimal(s.trim().to_owned()))
                 }
-                other => Err(type_error(path, "a decimal number", other)),
+                other => Err(type_error(path, "decimal", other)),
             },
             FieldType::Boolean => {
                 let parsed = match input {
@@ -125,55 +150,55 @@ impl Value {
                 };
                 parsed
                     .map(Value::Bool)
-                    .ok_or_else(|| type_error(path, "a boolean", input))
+                    .ok_or_else(|| type_error(path, "boolean", input))
             }
             FieldType::Date => match input {
                 Json::String(s) => parse_date(s)
                     .map(Value::Date)
-                    .ok_or_else(|| type_error(path, "a date (YYYY-MM-DD)", input)),
-                other => Err(type_error(path, "a date (YYYY-MM-DD)", other)),
+                    .ok_or_else(|| type_error(path, "date", input)),
+                other => Err(type_error(path, "date", other)),
             },
             FieldType::DateTime => match input {
                 Json::String(s) => parse_instant(s)
                     .map(Value::DateTime)
-                    .ok_or_else(|| type_error(path, "an ISO-8601 date-time", input)),
+                    .ok_or_else(|| type_error(path, "datetime", input)),
                 Json::Number(n) => n
                     .as_i64()
                     .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
                     .and_then(four_digit_year)
                     .map(Value::DateTime)
-                    .ok_or_else(|| type_error(path, "an ISO-8601 date-time", input)),
-                other => Err(type_error(path, "an ISO-8601 date-time", other)),
+                    .ok_or_else(|| type_error(path, "datetime", input)),
+                other => Err(type_error(path, "datetime", other)),
             },
             FieldType::DateTimeNoTz => match input {
                 Json::String(s) => parse_wall_clock(s)
                     .map(Value::DateTimeNoTz)
-                    .ok_or_else(|| type_error(path, "a date-time (YYYY-MM-DD HH:mm:ss)", input)),
-                other => Err(type_error(path, "a date-time (YYYY-MM-DD HH:mm:ss)", other)),
+                    .ok_or_else(|| type_error(path, "datetime-no-tz", input)),
+                other => Err(type_error(path, "datetime-no-tz", other)),
             },
             FieldType::Time => match input {
                 Json::String(s) => parse_time(s)
                     .map(Value::Time)
-                    .ok_or_else(|| type_error(path, "a time (HH:mm:ss)", input)),
-                other => Err(type_error(path, "a time (HH:mm:ss)", other)),
+                    .ok_or_else(|| type_error(path, "time", input)),
+                other => Err(type_error(path, "time", other)),
             },
             FieldType::Json => Ok(Value::Json(input.clone())),
             FieldType::Array => match input {
                 Json::Array(_) => Ok(Value::Json(input.clone())),
-                other => Err(type_error(path, "an array", other)),
+                other => Err(type_error(path, "array", other)),
             },
             FieldType::Uuid => match input {
                 Json::String(s) => uuid::Uuid::parse_str(s.trim())
                     .map(Value::Uuid)
-                    .map_err(|_| type_error(path, "a UUID", input)),
-                other => Err(type_error(path, "a UUID", other)),
+                    .map_err(|_| type_error(path, "uuid", input)),
+                other => Err(type_error(path, "uuid", other)),
             },
             FieldType::Binary => match input {
                 Json::String(s) => base64::engine::general_purpose::STANDARD
                     .decode(s)
                     .map(Value::Bytes)
-                    .map_err(|_| type_error(path, "base64 data", input)),
-                other => Err(type_error(path, "base64 data", other)),
+                    .map_err(|_| type_error(path, "base64", input)),
+                other => Err(type_error(path, "base64", other)),
             },
         }
     }

@@ -343,6 +343,13 @@ fn missing(source: &DataSource, collection: &str) -> Error {
         "collection {collection} does not exist in data source {}",
         source.key()
     ))
+    .with_message_id(
+        "collection-not-found",
+        vec![
+            ("collection", collection.to_owned()),
+            ("key", source.key().to_owned()),
+        ],
+    )
 }
 
 fn not_declared(source: &DataSource, collection: &str, name: &str) -> Error {

@@ -13,6 +13,7 @@ pub mod connection_budget;
 pub mod data_sources;
 pub mod declarations;
 pub mod http;
+pub mod i18n;
 pub mod launcher;
 pub mod lifecycle;
 pub mod main_db;
@@ -166,6 +167,10 @@ async fn assemble(
     // database is touched.
     let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
     tracing::info!(cache = %cache.describe(), "cache ready");
+    let i18n = Arc::new(
+        i18n::I18n::built_in()
+            .map_err(|e| Error::internal(format!("the built-in messages: {e}")))?,
+    );
     let (main, migrated) = open_main(config, &plugin_migrations(plugins)).await?;
     let scheduler = scheduler::Scheduler::new(&main)?;
     // Before any shared state is read: a change made meanwhile is then applied at start.
@@ -198,6 +203,7 @@ async fn assemble(
             cache: &cache,
             scheduler: &scheduler,
             config,
+            i18n: &i18n,
             services: Some(&services),
             middleware: Vec::new(),
             app_events: Vec::new(),
@@ -214,7 +220,7 @@ async fn assemble(
         registry.load_all().await?;
     }
     changes.start()?;
-    let app = App::new(manager, cache, scheduler);
+    let app = App::new(manager, cache, scheduler, i18n);
     for (name, middleware, events) in loaded {
         for (middleware, placement) in middleware {
             app.use_middleware(middleware, placement)

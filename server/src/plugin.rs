@@ -17,6 +17,7 @@ use manifold_core::{DataSource, DataSourceFactory, Result};
 use crate::ServeConfig;
 use crate::cache::Cache;
 use crate::commands::CliCommand;
+use crate::i18n::I18n;
 use crate::lifecycle::{AppEvent, AppEventHandler};
 use crate::migrations::Migration;
 use crate::scheduler::Scheduler;
@@ -60,6 +61,7 @@ pub struct PluginContext<'a> {
     pub(crate) cache: &'a Cache,
     pub(crate) scheduler: &'a Scheduler,
     pub(crate) config: &'a ServeConfig,
+    pub(crate) i18n: &'a Arc<I18n>,
     /// The application's own stores, for the built-in plugins.
     pub(crate) services: Option<&'a crate::built_in::Services>,
     pub(crate) middleware: Vec<(Arc<dyn Middleware>, Placement)>,
@@ -94,6 +96,14 @@ impl PluginContext<'_> {
     /// The service's configuration.
     pub fn config(&self) -> &ServeConfig {
         self.config
+    }
+
+    /// The message catalogues: `add_messages(locale, ftl)` adds the plugin's own, so that
+    /// its errors ([`manifold_core::Error::with_message_id`]) are answered in the
+    /// client's language; `translate` words its own answers. Keep a clone to translate
+    /// while serving.
+    pub fn i18n(&self) -> &Arc<I18n> {
+        self.i18n
     }
 
     /// Adds app-level middleware (level 1), which runs for every request. Its placement is

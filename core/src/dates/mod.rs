@@ -285,7 +285,9 @@ fn invalid_json(piece: &Json, reason: &str) -> Error {
 
 /// The error for a `$date…` operator that does not exist.
 pub(crate) fn unknown_operator(op: &str) -> Error {
-    Error::bad_request(format!("Unknown date operator {}", show_str(op)))
+    let shown = show_str(op);
+    Error::bad_request(format!("Unknown date operator {shown}"))
+        .with_message_id("filter-unknown-date-operator", vec![("operator", shown)])
 }
 
 fn out_of_range(piece: &str, detail: &str) -> Error {

@@ -212,7 +212,15 @@ impl OperatorSupport {
         Err(Error::bad_request(format!(
             "{at}: operator {op} is not supported by {} sources",
             self.kind
-        )))
+        ))
+        .with_message_id(
+            "filter-operator-unsupported",
+            vec![
+                ("path", at.to_owned()),
+                ("operator", op.to_string()),
+                ("kind", self.kind.clone()),
+            ],
+        ))
     }
 }
 

@@ -91,7 +91,8 @@ pub fn parse_filter_across(
         other => {
             return Err(Error::bad_request(format!(
                 "Invalid filter: expected a JSON object, got {other}"
-            )));
+            ))
+            .with_message_id("filter-not-object", vec![("got", other.to_string())]));
         }
     };
     let mut budget = MAX_FILTER_VALUES;
@@ -325,6 +326,14 @@ impl Parser<'_> {
                 "{at}: unknown field {name:?} in collection {}",
                 collection.name()
             ))
+            .with_message_id(
+                "filter-unknown-field",
+                vec![
+                    ("path", at.to_owned()),
+                    ("field", format!("{name:?}")),
+                    ("collection", collection.name().to_owned()),
+                ],
+            )
         };
         match path {
             [] => Err(Error::bad_request(format!(
@@ -419,11 +428,18 @@ fn unknown_operator(name: &str, at: &str) -> Error {
     if name.starts_with("$date") {
         return crate::dates::unknown_operator(name).context(at);
     }
-    let supported: Vec<&str> = Operator::names().collect();
+    let supported = Operator::names().collect::<Vec<&str>>().join(" ");
     Error::bad_request(format!(
-        "{at}: unknown operator {name:?}; supported: {}",
-        supported.join(" ")
+        "{at}: unknown operator {name:?}; supported: {supported}"
     ))
+    .with_message_id(
+        "filter-unknown-operator",
+        vec![
+            ("path", at.to_owned()),
+            ("operator", format!("{name:?}")),
+            ("supported", supported),
+        ],
+    )
 }
 
 /// The elements an array operator compares with: JSON scalars, typed by their JSON type

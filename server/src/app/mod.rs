@@ -46,6 +46,7 @@ pub struct App {
     manager: Arc<DataSourceManager>,
     cache: crate::cache::Cache,
     scheduler: crate::scheduler::Scheduler,
+    i18n: Arc<crate::i18n::I18n>,
     chain: RwLock<MiddlewareChain>,
     auth: std::sync::OnceLock<Arc<crate::auth::Auth>>,
     budget: std::sync::OnceLock<Arc<crate::connection_budget::ReplicaBudget>>,
@@ -53,17 +54,19 @@ pub struct App {
 }
 
 impl App {
-    /// An app over `manager` with the built-in middleware installed, sharing `cache` and
-    /// running the jobs of `scheduler`.
+    /// An app over `manager` with the built-in middleware installed, sharing `cache`,
+    /// running the jobs of `scheduler`, and answering errors in the client's language
+    /// from `i18n`.
     pub fn new(
         manager: Arc<DataSourceManager>,
         cache: crate::cache::Cache,
         scheduler: crate::scheduler::Scheduler,
+        i18n: Arc<crate::i18n::I18n>,
     ) -> Self {
         let mut chain = MiddlewareChain::new();
         let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
             (
-                Arc::new(error_handler::ErrorHandler),
+                Arc::new(error_handler::ErrorHandler(i18n.clone())),
                 Placement::tag("errorHandler"),
             ),
             (
@@ -84,6 +87,7 @@ impl App {
             manager,
             cache,
             scheduler,
+            i18n,
             chain: RwLock::new(chain),
             auth: std::sync::OnceLock::new(),
             budget: std::sync::OnceLock::new(),
@@ -112,6 +116,12 @@ impl App {
     /// job runs once across the replicas sharing the main database.
     pub fn scheduler(&self) -> &crate::scheduler::Scheduler {
         &self.scheduler
+    }
+
+    /// The message catalogues (the built-in ones and the plugins'), for answers in the
+    /// client's language.
+    pub fn i18n(&self) -> &Arc<crate::i18n::I18n> {
+        &self.i18n
     }
 
     /// Records the authentication service (once).
@@ -175,7 +185,7 @@ impl App {
         // The error handler is the outermost layer; anything that still escapes it (a
         // middleware placed before it) is rendered the same way here.
         if let Err(e) = Next::new(&chain).run(&mut ctx).instrument(span).await {
-            error_handler::render(&mut ctx, &e);
+            error_handler::render(&mut ctx, &e, &self.i18n);
         }
         let route = ctx.route.take();
         let data_source = ctx.data_source.as_ref().map(|s| s.key().to_owned());
@@ -200,10 +210,17 @@ impl App {
                 headers,
             },
             None => {
-                let message = ctx
-                    .not_found_reason
-                    .take()
-                    .unwrap_or_else(|| "Not Found".to_owned());
+                let message = match ctx.not_found_reason.take() {
+                    Some(reason) => reason,
+                    None => {
+                        let not_found = manifold_core::Error::not_found("Not Found")
+                            .with_message_id("not-found", Vec::new());
+                        let locale = crate::i18n::requested_locale(&ctx.request);
+                        self.i18n
+                            .error_message(locale.as_deref(), &not_found)
+                            .into_owned()
+                    }
+                };
                 Response {
                     status: 404,
                     body: json!({ "errors": [{ "message": message }] }),

@@ -14,7 +14,14 @@ use super::store::{BUILT_IN_ROLES, ISSUED_TOKENS, ROLES, USERS};
 use super::throttle::Verdict;
 use super::{Auth, api_keys, as_i64, password};
 
-const WRONG_CREDENTIALS: &str = "The username/email or password is incorrect, please re-enter";
+/// The one answer to a wrong account or password, so that it tells neither apart.
+fn wrong_credentials() -> Error {
+    Error::new(
+        ErrorKind::Unauthorized,
+        "The username/email or password is incorrect, please re-enter",
+    )
+    .with_message_id("auth-wrong-credentials", Vec::new())
+}
 
 /// Defines the actions on `main`.
 pub fn define(auth: &Arc<Auth>, main: &DataSource) {
@@ -73,6 +80,7 @@ pub fn current_user_id(ctx: &Context) -> Result<i64> {
             "EMPTY_TOKEN",
             "Unauthenticated. Please sign in to continue.",
         )
+        .with_message_id("auth-sign-in-required", Vec::new())
     })
 }
 
@@ -87,10 +95,13 @@ impl Middleware for SignIn {
             .find_map(|k| text(&values, k))
             .map(str::trim)
             .filter(|a| !a.is_empty())
-            .ok_or_else(|| Error::bad_request("Please enter your username or email"))?
+            .ok_or_else(|| {
+                Error::bad_request("Please enter your username or email")
+                    .with_message_id("auth-account-required", Vec::new())
+            })?
             .to_owned();
         if account.len() > 255 {
-            return Err(Error::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
+            return Err(wrong_credentials());
         }
         let password = text(&values, "password").unwrap_or_default().to_owned();
         let auth = &self.0;
@@ -103,6 +114,10 @@ impl Middleware for SignIn {
                 return Err(Error::new(
                     ErrorKind::TooManyRequests,
                     format!("Too many failed sign-in attempts; try again in {seconds} seconds"),
+                )
+                .with_message_id(
+                    "auth-too-many-attempts",
+                    vec![("seconds", seconds.to_string())],
                 ));
             }
             Verdict::Proceed(delay) => tokio::time::sleep(delay).await,
@@ -122,7 +137,7 @@ impl Middleware for SignIn {
         let matched = password::verify(password, hash).await?;
         let Some(user) = user.filter(|_| matched) else {
             auth.throttle.failed(&account, peer).await?;
-            return Err(Error::new(ErrorKind::Unauthorized, WRONG_CREDENTIALS));
+            return Err(wrong_credentials());
         };
         auth.throttle.succeeded(&account).await?;
         let id = as_i64(user.get("id")).ok_or_else(|| Error::internal("a user without an id"))?;

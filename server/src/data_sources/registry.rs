@@ -268,10 +268,7 @@ impl Registry {
     /// Changes `displayName`, `options` (merged over the stored ones, so a write-only
     /// password survives) or `enabled`. New options are tested before they are saved.
     pub async fn update(self: &Arc<Self>, key: &str, values: &Json) -> Result<Record> {
-        let old = self
-            .get(key)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        let old = self.get(key).await?.ok_or_else(|| no_such_source(key))?;
         let kind = str_of(&old, "type").to_owned();
         let mut row = Map::new();
         if let Some(name) = values.get("displayName") {
@@ -337,7 +334,7 @@ impl Registry {
             .update(self.by_key(key)?.as_ref(), &write)
             .await?
             .pop()
-            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+            .ok_or_else(|| no_such_source(key))?;
         if !enabled {
             self.disable(key).await;
         } else if options_changed || !was_enabled {
@@ -449,10 +446,7 @@ impl Registry {
             });
             return Ok(DataSourceStatus::Reloading);
         }
-        let record = self
-            .get(key)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("data source {key} does not exist")))?;
+        let record = self.get(key).await?.ok_or_else(|| no_such_source(key))?;
         // No status: this replica has not heard of the record yet, and nobody here is
         // loading it; a refresh starts that.
         let enabled = record.get("enabled") != Some(&Json::Bool(false));
@@ -700,6 +694,12 @@ fn validate_key(key: &str) -> Result<()> {
         return Err(Error::conflict("data source main already exists"));
     }
     Ok(())
+}
+
+/// The 404 of a data source that is not registered.
+fn no_such_source(key: &str) -> Error {
+    Error::not_found(format!("data source {key} does not exist"))
+        .with_message_id("data-source-not-found", vec![("key", key.to_owned())])
 }
 
 #[cfg(test)]

@@ -393,6 +393,10 @@ fn collection_of(registry: &Registry, params: &Params) -> Result<Json> {
             Error::not_found(format!(
                 "collection {name} does not exist in data source {key}"
             ))
+            .with_message_id(
+                "collection-not-found",
+                vec![("collection", name.to_owned()), ("key", key.to_owned())],
+            )
         })
 }
 
