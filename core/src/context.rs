@@ -114,8 +114,9 @@ pub struct Context {
     /// (`/api/posts:list`, `/api/posts/{associatedIndex}/tags:add`), set by the router for
     /// the HTTP span's `http.route` and the metrics.
     pub route: Option<String>,
-    /// Why a request did not resolve to an action, set by the router for the 404 body.
-    pub not_found_reason: Option<String>,
+    /// Why a request did not resolve to an action, set by the router for the 404 body
+    /// (an error, so that it is answered in the caller's language).
+    pub not_found_reason: Option<Error>,
     /// Headers to send with the response (`x-new-token`, `retry-after`, …).
     pub response_headers: Vec<(String, String)>,
 }

@@ -313,3 +313,55 @@ async fn a_plugin_catalogue_that_does_not_parse_stops_the_start() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn routing_errors_and_the_write_guard_are_translated() {
+    let t = TestApp::new().await;
+    t.collection(posts_definition()).await;
+
+    let r = get_in(&t, Some("zh-CN"), "/api/nothing:list").await;
+    assert_eq!((r.status, r.error()), (404, "资源 nothing 不存在"));
+    let r = t
+        .send(
+            Method::POST,
+            "/api/posts:fly",
+            &[("x-locale", "fr-FR")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "la ressource posts n’a pas d’action fly")
+    );
+    let r = t.send(Method::POST, "/api/posts:fly", &[], None).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "resource posts has no action fly")
+    );
+
+    let r = t
+        .send(
+            Method::GET,
+            "/api/posts:list",
+            &[("x-locale", "fr-FR"), ("x-data-source", "nowhere")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (404, "la source de données nowhere n’existe pas")
+    );
+
+    let r = t
+        .send(
+            Method::POST,
+            "/api/posts:destroy",
+            &[("x-locale", "zh-CN")],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (400, "执行 destroy 操作需要 filter 或 filterByTk")
+    );
+}

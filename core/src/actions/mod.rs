@@ -106,7 +106,11 @@ impl Middleware for ValidateFilterParams {
             {
                 return Err(Error::bad_request(format!(
                     "Invalid filter: {f} has no condition; to {name} by key use filterByTk alone"
-                )));
+                ))
+                .with_message_id(
+                    "filter-without-condition",
+                    vec![("filter", f.to_string()), ("action", name.to_owned())],
+                ));
             }
             let has_filter = params.get("filter").is_some_and(has_condition);
             let has_key = params
@@ -116,7 +120,8 @@ impl Middleware for ValidateFilterParams {
             if !has_filter && !has_key && !forced {
                 return Err(Error::bad_request(format!(
                     "to do {name} action, filter or filterByTk is required"
-                )));
+                ))
+                .with_message_id("filter-required", vec![("action", name.to_owned())]));
             }
         }
         next.run(ctx).await

@@ -306,7 +306,8 @@ impl DataSourceManager {
             return Ok(source);
         }
         Err(match self.status(key) {
-            None => Error::not_found(format!("data source {key} does not exist")),
+            None => Error::not_found(format!("data source {key} does not exist"))
+                .with_message_id("data-source-not-found", vec![("key", key.to_owned())]),
             Some(DataSourceStatus::Disabled) => {
                 Error::unavailable(format!("data source {key} is disabled"))
             }

@@ -58,10 +58,19 @@ impl DataSourceRouter {
             return next.run(ctx).await;
         };
         let Some(action_name) = path.action_for(&ctx.request.method) else {
-            ctx.not_found_reason = Some(format!(
-                "{} {} names no action",
-                ctx.request.method, ctx.request.path
-            ));
+            ctx.not_found_reason = Some(
+                Error::not_found(format!(
+                    "{} {} names no action",
+                    ctx.request.method, ctx.request.path
+                ))
+                .with_message_id(
+                    "route-no-action",
+                    vec![
+                        ("method", ctx.request.method.clone()),
+                        ("path", ctx.request.path.clone()),
+                    ],
+                ),
+            );
             return next.run(ctx).await;
         };
         // `posts/1/comments`: the rows are the association's target, read through it.
@@ -96,12 +105,7 @@ impl DataSourceRouter {
         ) {
             Ok(r) => r,
             Err(why) => {
-                let reason = if key == "main" {
-                    why.to_string()
-                } else {
-                    format!("{why} in data source {key}")
-                };
-                ctx.not_found_reason = Some(reason);
+                ctx.not_found_reason = Some(unresolved(&why, &key));
                 return next.run(ctx).await;
             }
         };
@@ -338,4 +342,35 @@ mod tests {
             "/api/posts/{associatedIndex}/tags/{filterByTk}"
         );
     }
+}
+
+/// The 404 of a request that names no resource or action of source `key` (named unless
+/// it is `main`).
+fn unresolved(why: &crate::resource::Unresolved, key: &str) -> Error {
+    use crate::resource::Unresolved;
+    let on_main = key == "main";
+    let message = if on_main {
+        why.to_string()
+    } else {
+        format!("{why} in data source {key}")
+    };
+    let (id, mut args) = match (why, on_main) {
+        (Unresolved::NoResource(resource), true) => {
+            ("route-no-resource", vec![("resource", resource.clone())])
+        }
+        (Unresolved::NoResource(resource), false) => (
+            "route-no-resource-in-source",
+            vec![("resource", resource.clone())],
+        ),
+        (Unresolved::NoAction { resource, action }, main) => (
+            if main {
+                "route-no-action-of-resource"
+            } else {
+                "route-no-action-of-resource-in-source"
+            },
+            vec![("resource", resource.clone()), ("action", action.clone())],
+        ),
+    };
+    args.push(("key", key.to_owned()));
+    Error::not_found(message).with_message_id(id, args)
 }

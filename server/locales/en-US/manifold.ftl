@@ -57,3 +57,16 @@ filter-unknown-date-operator = Unknown date operator { $operator }
 filter-unknown-field = { $path }: unknown field { $field } in collection { $collection }
 # $path: where in the filter; $operator: the operator; $kind: the data source's type
 filter-operator-unsupported = { $path }: operator { $operator } is not supported by { $kind } sources
+
+## Routing and guarded writes
+
+# $method, $path: the request's
+route-no-action = { $method } { $path } names no action
+# $resource: the resource asked for; $action: the action; $key: the data source's key
+route-no-resource = resource { $resource } does not exist
+route-no-resource-in-source = resource { $resource } does not exist in data source { $key }
+route-no-action-of-resource = resource { $resource } has no action { $action }
+route-no-action-of-resource-in-source = resource { $resource } has no action { $action } in data source { $key }
+# $filter: the filter as JSON; $action: update or destroy
+filter-without-condition = Invalid filter: { $filter } has no condition; to { $action } by key use filterByTk alone
+filter-required = to do { $action } action, filter or filterByTk is required

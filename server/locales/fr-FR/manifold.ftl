@@ -46,3 +46,13 @@ filter-unknown-operator = { $path } : opérateur inconnu { $operator } ; opérat
 filter-unknown-date-operator = Opérateur de date inconnu { $operator }
 filter-unknown-field = { $path } : champ inconnu { $field } dans la collection { $collection }
 filter-operator-unsupported = { $path } : l’opérateur { $operator } n’est pas pris en charge par les sources de type { $kind }
+
+## Routage et écritures protégées
+
+route-no-action = { $method } { $path } ne désigne aucune action
+route-no-resource = la ressource { $resource } n’existe pas
+route-no-resource-in-source = la ressource { $resource } n’existe pas dans la source de données { $key }
+route-no-action-of-resource = la ressource { $resource } n’a pas d’action { $action }
+route-no-action-of-resource-in-source = la ressource { $resource } n’a pas d’action { $action } dans la source de données { $key }
+filter-without-condition = Filtre invalide : { $filter } ne contient aucune condition ; pour { $action } par clé, utilisez filterByTk seul
+filter-required = l’action { $action } exige filter ou filterByTk

@@ -43,3 +43,13 @@ filter-unknown-operator = { $path }：未知的运算符 { $operator }；支持�
 filter-unknown-date-operator = 未知的日期运算符 { $operator }
 filter-unknown-field = { $path }：数据表 { $collection } 中没有字段 { $field }
 filter-operator-unsupported = { $path }：{ $kind } 类型的数据源不支持运算符 { $operator }
+
+## 路由与受保护的写入
+
+route-no-action = { $method } { $path } 没有对应的操作
+route-no-resource = 资源 { $resource } 不存在
+route-no-resource-in-source = 数据源 { $key } 中不存在资源 { $resource }
+route-no-action-of-resource = 资源 { $resource } 没有操作 { $action }
+route-no-action-of-resource-in-source = 数据源 { $key } 中的资源 { $resource } 没有操作 { $action }
+filter-without-condition = 无效的筛选条件：{ $filter } 不含任何条件；如需按主键执行 { $action }，请只使用 filterByTk
+filter-required = 执行 { $action } 操作需要 filter 或 filterByTk

@@ -210,17 +210,15 @@ impl App {
                 headers,
             },
             None => {
-                let message = match ctx.not_found_reason.take() {
-                    Some(reason) => reason,
-                    None => {
-                        let not_found = manifold_core::Error::not_found("Not Found")
-                            .with_message_id("not-found", Vec::new());
-                        let locale = crate::i18n::requested_locale(&ctx.request);
-                        self.i18n
-                            .error_message(locale.as_deref(), &not_found)
-                            .into_owned()
-                    }
-                };
+                let not_found = ctx.not_found_reason.take().unwrap_or_else(|| {
+                    manifold_core::Error::not_found("Not Found")
+                        .with_message_id("not-found", Vec::new())
+                });
+                let locale = crate::i18n::requested_locale(&ctx.request);
+                let message = self
+                    .i18n
+                    .error_message(locale.as_deref(), &not_found)
+                    .into_owned();
                 Response {
                     status: 404,
                     body: json!({ "errors": [{ "message": message }] }),

@@ -51,6 +51,11 @@ mod tests {
         ("supported", "$eq $ne"),
         ("field", "\"agee\""),
         ("kind", "mongodb"),
+        ("method", "GET"),
+        ("resource", "posts"),
+        ("action", "destroy"),
+        // A filter is JSON, whose braces the check below would take for a placeholder.
+        ("filter", "[]"),
     ];
 
     #[test]
