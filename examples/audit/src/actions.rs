@@ -28,10 +28,11 @@ impl Middleware for History {
             Some(Json::String(s)) => s.clone(),
             Some(Json::Number(n)) => n.to_string(),
             _ => {
+                let resource = action.resource_name.clone();
                 return Err(Error::bad_request(format!(
-                    "{}:history needs filterByTk, the key of one record",
-                    action.resource_name
-                )));
+                    "{resource}:history needs filterByTk, the key of one record"
+                ))
+                .with_message_id("audit-history-needs-key", vec![("resource", resource)]));
             }
         };
         let source = ctx

@@ -40,6 +40,13 @@ impl Default for AuditPlugin {
     }
 }
 
+/// The plugin's message catalogues, one FTL source per locale.
+const MESSAGES: [(&str, &str); 3] = [
+    ("en-US", include_str!("../locales/en-US/audit.ftl")),
+    ("zh-CN", include_str!("../locales/zh-CN/audit.ftl")),
+    ("fr-FR", include_str!("../locales/fr-FR/audit.ftl")),
+];
+
 #[async_trait::async_trait]
 impl Plugin for AuditPlugin {
     fn name(&self) -> &str {
@@ -56,6 +63,11 @@ impl Plugin for AuditPlugin {
 
     async fn load(&self, app: &mut PluginContext<'_>) -> Result<()> {
         let log = AuditLog::open(app.main())?;
+
+        // Its messages, in the languages it speaks; other callers get the English.
+        for (locale, messages) in MESSAGES {
+            app.i18n().add_messages(locale, messages)?;
+        }
 
         // Every create on every source, once it has committed: a write that rolled back
         // is never audited.

@@ -85,6 +85,18 @@ async fn every_committed_create_is_recorded_and_readable() {
         r.error(),
         "posts:history needs filterByTk, the key of one record"
     );
+    // In the caller's language.
+    let french = agent.clone().with_header("X-Locale", "fr-FR");
+    let r = french
+        .resource("posts")
+        .action("history", json!({}), None)
+        .await
+        .expect("history");
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(
+        r.error(),
+        "posts:history exige filterByTk, la clé d’un enregistrement"
+    );
 }
 
 #[tokio::test]
