@@ -32,6 +32,8 @@ pub fn plugins() -> Vec<Arc<dyn Plugin>> {
 /// The application's own stores, shared by the built-in plugins, and what they leave
 /// for the application to pick up once every plugin is loaded.
 pub(crate) struct Services {
+    /// The host rules of `--allowed-hosts`/`--denied-hosts`, read before anything starts.
+    pub hosts: HostPolicy,
     pub declarations: Arc<DeclarationStore>,
     pub changes: Arc<ChangeFeed>,
     pub auth: OnceLock<Arc<Auth>>,
@@ -130,13 +132,10 @@ impl Plugin for DataSources {
     async fn load(&self, app: &mut PluginContext<'_>) -> Result<()> {
         let services = Services::of(app, self.name())?;
         let config = app.config();
-        let hosts = HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
-            .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?
-            .allowing_unix_sockets(config.allow_unix_sockets);
         let registry = Registry::open(
             app.data_sources().clone(),
             app.main(),
-            hosts,
+            services.hosts.clone(),
             config.source_settings(),
             crate::sqlite_sources_dir(config),
             services.declarations.clone(),

@@ -163,8 +163,11 @@ async fn assemble(
     plugins: &[Arc<dyn Plugin>],
     jobs: bool,
 ) -> Result<Arc<App>> {
-    // First: a bad cache option or an unreachable Redis stops the start before the main
-    // database is touched.
+    // First: a bad host rule, a bad cache option or an unreachable Redis stops the start
+    // before the main database is touched.
+    let hosts = data_sources::HostPolicy::parse(&config.allowed_hosts, &config.denied_hosts)
+        .map_err(|e| Error::bad_request(format!("--allowed-hosts/--denied-hosts: {e}")))?
+        .allowing_unix_sockets(config.allow_unix_sockets);
     let cache = cache::Cache::open(&cache::CacheOptions::from_config(config)).await?;
     tracing::info!(cache = %cache.describe(), "cache ready");
     let i18n = Arc::new(
@@ -190,6 +193,7 @@ async fn assemble(
     // After main, before the registered sources, so that the plugins' hooks reach every
     // source; the built-in ones first (auth's guard before anyone's grants).
     let services = built_in::Services {
+        hosts,
         declarations,
         changes: changes.clone(),
         auth: std::sync::OnceLock::new(),

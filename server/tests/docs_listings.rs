@@ -66,15 +66,22 @@ fn every_rust_listing_of_the_architecture_page_is_in_the_file_it_names() {
 }
 
 #[test]
-fn the_plugins_page_listings_that_name_a_file_are_in_it() {
+fn every_rust_listing_of_the_plugins_page_is_the_example_s_or_a_test_s_code() {
     let page = std::fs::read_to_string(root().join("docs/plugins.md"))
         .expect("docs/plugins.md is readable");
     let listings = listings(&page);
+    let from_the_example = listings
+        .iter()
+        .filter(|(_, path, _)| {
+            path.as_deref()
+                .is_some_and(|p| p.starts_with("examples/audit/"))
+        })
+        .count();
     assert!(
-        listings.iter().any(|(_, path, _)| path.is_some()),
-        "the Commands section's listing names its test"
+        from_the_example >= 12,
+        "the walk-through shows the example's code ({from_the_example} listings)"
     );
-    let wrong = drifted(&listings, false);
+    let wrong = drifted(&listings, true);
     assert!(wrong.is_empty(), "docs/plugins.md: {}", wrong.join("\n"));
 }
 
