@@ -99,17 +99,18 @@ pub struct WriteEvent {
     pub changes: Option<Record>,
 }
 
+/// Finds the repository of a collection by name, for [`Transaction::repository`].
+pub(crate) type RepositoryLookup<'a> =
+    dyn Fn(&str) -> Result<Arc<dyn Repository>> + Send + Sync + 'a;
+
 /// The write's transaction as a handler sees it.
 pub struct Transaction<'a> {
-    repositories: &'a (dyn Fn(&str) -> Result<Arc<dyn Repository>> + Send + Sync),
+    repositories: &'a RepositoryLookup<'a>,
     transactional: bool,
 }
 
 impl<'a> Transaction<'a> {
-    pub(crate) fn new(
-        repositories: &'a (dyn Fn(&str) -> Result<Arc<dyn Repository>> + Send + Sync),
-        transactional: bool,
-    ) -> Self {
+    pub(crate) fn new(repositories: &'a RepositoryLookup<'a>, transactional: bool) -> Self {
         Self {
             repositories,
             transactional,
@@ -301,18 +302,18 @@ mod tests {
     #[test]
     fn names_parse_with_and_without_a_collection() {
         assert_eq!(
-            parse_key("posts.afterCreate").unwrap(),
+            parse_key("posts.afterCreate").expect("known"),
             (Some("posts".into()), DbEvent::AfterCreate)
         );
         assert_eq!(
-            parse_key("afterSaveWithAssociations").unwrap(),
+            parse_key("afterSaveWithAssociations").expect("known"),
             (None, DbEvent::AfterSaveWithAssociations)
         );
         assert_eq!(
-            parse_key("my.table.beforeDestroy").unwrap(),
+            parse_key("my.table.beforeDestroy").expect("known"),
             (Some("my.table".into()), DbEvent::BeforeDestroy)
         );
-        let e = parse_key("posts.afterCreat").unwrap_err();
+        let e = parse_key("posts.afterCreat").expect_err("unknown");
         assert!(e.message().contains("posts.afterCreat"), "{}", e.message());
         assert!(e.message().contains("afterCreate"), "{}", e.message());
     }

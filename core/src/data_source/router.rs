@@ -311,6 +311,37 @@ fn abbreviate(s: &str) -> String {
     }
 }
 
+/// The 404 of a request that names no resource or action of source `key` (named unless
+/// it is `main`).
+fn unresolved(why: &crate::resource::Unresolved, key: &str) -> Error {
+    use crate::resource::Unresolved;
+    let on_main = key == "main";
+    let message = if on_main {
+        why.to_string()
+    } else {
+        format!("{why} in data source {key}")
+    };
+    let (id, mut args) = match (why, on_main) {
+        (Unresolved::NoResource(resource), true) => {
+            ("route-no-resource", vec![("resource", resource.clone())])
+        }
+        (Unresolved::NoResource(resource), false) => (
+            "route-no-resource-in-source",
+            vec![("resource", resource.clone())],
+        ),
+        (Unresolved::NoAction { resource, action }, main) => (
+            if main {
+                "route-no-action-of-resource"
+            } else {
+                "route-no-action-of-resource-in-source"
+            },
+            vec![("resource", resource.clone()), ("action", action.clone())],
+        ),
+    };
+    args.push(("key", key.to_owned()));
+    Error::not_found(message).with_message_id(id, args)
+}
+
 #[cfg(test)]
 mod tests {
     use super::route_of;
@@ -342,35 +373,4 @@ mod tests {
             "/api/posts/{associatedIndex}/tags/{filterByTk}"
         );
     }
-}
-
-/// The 404 of a request that names no resource or action of source `key` (named unless
-/// it is `main`).
-fn unresolved(why: &crate::resource::Unresolved, key: &str) -> Error {
-    use crate::resource::Unresolved;
-    let on_main = key == "main";
-    let message = if on_main {
-        why.to_string()
-    } else {
-        format!("{why} in data source {key}")
-    };
-    let (id, mut args) = match (why, on_main) {
-        (Unresolved::NoResource(resource), true) => {
-            ("route-no-resource", vec![("resource", resource.clone())])
-        }
-        (Unresolved::NoResource(resource), false) => (
-            "route-no-resource-in-source",
-            vec![("resource", resource.clone())],
-        ),
-        (Unresolved::NoAction { resource, action }, main) => (
-            if main {
-                "route-no-action-of-resource"
-            } else {
-                "route-no-action-of-resource-in-source"
-            },
-            vec![("resource", resource.clone()), ("action", action.clone())],
-        ),
-    };
-    args.push(("key", key.to_owned()));
-    Error::not_found(message).with_message_id(id, args)
 }

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 use super::source::{Catalog, Counted};
 use crate::connector::{Connector, UnitOfWork};
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::{DbEvent, DbEvents, Transaction, WriteEvent};
+use crate::events::{DbEvent, DbEvents, RepositoryLookup, Transaction, WriteEvent};
 use crate::filter::{FieldRef, Filter, key_filter};
 use crate::query::FindOptions;
 use crate::repository::{Link, Record, RecordBatches, Repository, WriteValues};
@@ -212,7 +212,7 @@ enum Scope {
 
 /// Where one write's handlers find repositories and leave after-commit events.
 struct Sink<'a> {
-    repositories: Box<dyn Fn(&str) -> Result<Arc<dyn Repository>> + Send + Sync + 'a>,
+    repositories: Box<RepositoryLookup<'a>>,
     transactional: bool,
     committed: &'a Mutex<Vec<WriteEvent>>,
 }
