@@ -130,9 +130,19 @@ impl Drop for TestDb {
     }
 }
 
-/// Counts the statements sqlx runs (its `sqlx::query` events).
+/// Counts the statements sqlx runs (its `sqlx::query` events), and keeps what each
+/// event says (its fields, the statement's text among them).
 #[derive(Default)]
-pub struct QueryCounter(pub Arc<AtomicUsize>);
+pub struct QueryCounter(pub Arc<AtomicUsize>, pub Arc<std::sync::Mutex<Vec<String>>>);
+
+/// An event's fields as one line of text.
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={value:?} ", field.name()));
+    }
+}
 
 impl tracing::Subscriber for QueryCounter {
     fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
@@ -146,6 +156,12 @@ impl tracing::Subscriber for QueryCounter {
     fn event(&self, event: &tracing::Event<'_>) {
         if event.metadata().target() == "sqlx::query" {
             self.0.fetch_add(1, Ordering::SeqCst);
+            let mut fields = Fields(String::new());
+            event.record(&mut fields);
+            self.1
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(fields.0);
         }
     }
     fn enter(&self, _: &tracing::span::Id) {}
@@ -154,9 +170,14 @@ impl tracing::Subscriber for QueryCounter {
 
 /// Statements `work` runs, counted from sqlx's query events.
 pub async fn statements_of<F: std::future::Future>(work: F) -> (usize, F::Output) {
-    use std::sync::atomic::Ordering;
+    let (texts, output) = statement_texts_of(work).await;
+    (texts.len(), output)
+}
+
+/// What sqlx said of each statement `work` runs (the statement's text among it).
+pub async fn statement_texts_of<F: std::future::Future>(work: F) -> (Vec<String>, F::Output) {
     let counter = QueryCounter::default();
-    let statements = counter.0.clone();
+    let statements = counter.1.clone();
     let counting = tracing::Dispatch::new(counter);
     // With a single live dispatcher, tracing caches a call site's interest from the
     // default subscriber of whichever thread first reaches it: another test's thread,
@@ -165,5 +186,10 @@ pub async fn statements_of<F: std::future::Future>(work: F) -> (usize, F::Output
     let _second = tracing::Dispatch::new(QueryCounter::default());
     let _guard = tracing::dispatcher::set_default(&counting);
     let output = work.await;
-    (statements.load(Ordering::SeqCst), output)
+    let texts = std::mem::take(
+        &mut *statements
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    (texts, output)
 }
