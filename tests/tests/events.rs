@@ -334,3 +334,42 @@ fn an_unknown_event_name_is_refused_with_the_names_there_are() {
     assert!(e.message().contains("posts.afterInsert"), "{}", e.message());
     assert!(e.message().contains("afterCreate"), "{}", e.message());
 }
+
+#[tokio::test]
+async fn a_handler_that_sets_itself_off_stops_at_the_depth_limit() {
+    let app = app_with_posts().await;
+    let source = app.source();
+    let echoes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (seen, weak) = (echoes.clone(), Arc::downgrade(&source));
+    // Each committed post writes another through the source's repository, which fires
+    // the same event again: without a limit this never ends.
+    source
+        .events()
+        .after_commit("posts.afterCreate", move |_event| {
+            let (seen, weak) = (seen.clone(), weak.clone());
+            async move {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let source = weak.upgrade().ok_or_else(|| Error::internal("gone"))?;
+                let (_, posts) = source
+                    .collection("posts")
+                    .ok_or_else(|| Error::internal("no posts"))?;
+                let row = WriteValues::from_json(
+                    posts.collection(),
+                    &json!({"title": "echo"}),
+                    WriteKind::Create,
+                    &WriteFilter::default(),
+                    "values",
+                )?;
+                posts.create(&[row]).await.map(|_| ())
+            }
+        })
+        .expect("known event");
+
+    app.insert("posts", json!({"title": "first"})).await;
+    let stored = titles(&app, "posts").await;
+    assert_eq!(stored.len(), manifold_core::data_source::MAX_EVENT_DEPTH);
+    assert_eq!(
+        echoes.load(std::sync::atomic::Ordering::SeqCst),
+        manifold_core::data_source::MAX_EVENT_DEPTH
+    );
+}

@@ -202,6 +202,15 @@ impl Unit {
     }
 }
 
+/// How many writes with events deep one task may go: a write whose handler writes, whose
+/// handler writes, … Beyond it the write fails.
+pub const MAX_EVENT_DEPTH: usize = 8;
+
+tokio::task_local! {
+    /// The depth of the write with events the current task is in.
+    static EVENT_DEPTH: usize;
+}
+
 /// Where an [`Evented`] repository's writes run.
 enum Scope {
     /// Inside a unit, whose transaction the handlers share.
@@ -344,6 +353,25 @@ impl Evented {
     /// own (committed here), or, where the database runs no transactions, around the
     /// plain write with the after-commit events delivered once it is done.
     async fn write(&self, write: Write<'_>) -> Result<Written> {
+        if !self.events.listens_to(self.collection_arc().name()) {
+            return self.pass(write).await;
+        }
+        // A handler whose write sets off its own event again (directly, or through an
+        // after-commit handler) would recurse until the stack overflowed.
+        let depth = EVENT_DEPTH.try_with(|d| *d).unwrap_or(0);
+        if depth >= MAX_EVENT_DEPTH {
+            return Err(Error::internal(format!(
+                "writes set off by database events are nested more than {MAX_EVENT_DEPTH} deep \
+                 (at collection {}): a handler's write sets off its own event again",
+                self.collection_arc().name()
+            )));
+        }
+        EVENT_DEPTH
+            .scope(depth + 1, self.write_with_events(write))
+            .await
+    }
+
+    async fn write_with_events(&self, write: Write<'_>) -> Result<Written> {
         match &self.scope {
             Scope::InUnit(core) => {
                 let core = upgrade(core)?;
