@@ -70,9 +70,9 @@ impl Agent {
     }
 
     /// The actions of resource `name` (`posts`, or an association such as `posts/1/tags`).
-    pub fn resource(&self, name: &str) -> Resource<'_> {
+    pub fn resource(&self, name: &str) -> Resource {
         Resource {
-            agent: self,
+            agent: self.clone(),
             name: name.to_owned(),
         }
     }
@@ -139,13 +139,14 @@ impl Agent {
     }
 }
 
-/// The actions of one resource, as NocoBase's `agent.resource('posts')` offers them.
-pub struct Resource<'a> {
-    agent: &'a Agent,
+/// The actions of one resource, as NocoBase's `agent.resource('posts')` offers them,
+/// sent as the agent it came from.
+pub struct Resource {
+    agent: Agent,
     name: String,
 }
 
-impl Resource<'_> {
+impl Resource {
     /// `name:action` with `params` (a JSON object: `filter`, `appends`, `filterByTk`, …)
     /// in the query string and `values` as the body (`None`: a `GET`).
     pub async fn action(
