@@ -145,21 +145,57 @@ pub trait EventHandler: Send + Sync {
 /// the response waits for the handler, so slow work belongs in a task it spawns.
 pub type CommitHandler = Arc<dyn Fn(WriteEvent) -> BoxFuture<'static, Result<()>> + Send + Sync>;
 
-/// What listens to one event: `(collection or None for every collection, event)`.
-type Key = (Option<String>, DbEvent);
+/// One handler and the collection it listens to (`None`: every collection).
+#[derive(Clone)]
+struct Listener<H> {
+    collection: Option<String>,
+    handler: H,
+}
 
+impl<H> Listener<H> {
+    fn hears(&self, collection: &str) -> bool {
+        self.collection.as_deref().is_none_or(|c| c == collection)
+    }
+}
+
+/// The handlers of `collection` among `listeners`: the collection's own first, then those
+/// of every collection, each in the order they were added.
+fn in_order<'a, H>(
+    listeners: Option<&'a Vec<Listener<H>>>,
+    collection: &'a str,
+) -> impl Iterator<Item = &'a H> {
+    let all = listeners.map(Vec::as_slice).unwrap_or_default();
+    let own = all
+        .iter()
+        .filter(move |l| l.collection.as_deref() == Some(collection));
+    let every = all.iter().filter(|l| l.collection.is_none());
+    own.chain(every).map(|l| &l.handler)
+}
+
+/// Every handler by event: looked up per write without allocating.
 #[derive(Default, Clone)]
 struct Listeners {
-    in_transaction: HashMap<Key, Vec<Arc<dyn EventHandler>>>,
-    after_commit: HashMap<Key, Vec<CommitHandler>>,
+    in_transaction: HashMap<DbEvent, Vec<Listener<Arc<dyn EventHandler>>>>,
+    after_commit: HashMap<DbEvent, Vec<Listener<CommitHandler>>>,
 }
 
 impl Listeners {
-    fn listens_to(&self, collection: &str) -> bool {
-        self.in_transaction
-            .keys()
-            .chain(self.after_commit.keys())
-            .any(|(c, _)| c.as_deref().is_none_or(|c| c == collection))
+    fn is_empty(&self) -> bool {
+        self.in_transaction.is_empty() && self.after_commit.is_empty()
+    }
+
+    fn commit_heard(&self, collection: &str, event: DbEvent) -> bool {
+        self.after_commit
+            .get(&event)
+            .is_some_and(|ls| ls.iter().any(|l| l.hears(collection)))
+    }
+
+    fn heard(&self, collection: &str, event: DbEvent) -> bool {
+        self.commit_heard(collection, event)
+            || self
+                .in_transaction
+                .get(&event)
+                .is_some_and(|ls| ls.iter().any(|l| l.hears(collection)))
     }
 }
 
@@ -177,7 +213,7 @@ impl std::fmt::Debug for DbEvents {
 
 /// Splits `posts.afterCreate` into its collection and event; `afterCreate` names every
 /// collection's.
-fn parse_key(name: &str) -> Result<Key> {
+fn parse_key(name: &str) -> Result<(Option<String>, DbEvent)> {
     let (collection, event) = match name.rsplit_once('.') {
         Some((collection, event)) if !collection.is_empty() => (Some(collection.to_owned()), event),
         _ => (None, name),
@@ -196,13 +232,17 @@ impl DbEvents {
     /// `posts.afterCreate` (one collection) or `afterCreate` (every collection). An
     /// unknown event name is an error.
     pub fn on(&self, name: &str, handler: Arc<dyn EventHandler>) -> Result<()> {
-        let key = parse_key(name)?;
+        let (collection, event) = parse_key(name)?;
+        let listener = Listener {
+            collection,
+            handler,
+        };
         self.listeners.rcu(|old| {
             let mut new = Listeners::clone(old);
             new.in_transaction
-                .entry(key.clone())
+                .entry(event)
                 .or_default()
-                .push(handler.clone());
+                .push(listener.clone());
             new
         });
         Ok(())
@@ -214,14 +254,18 @@ impl DbEvents {
         F: Fn(WriteEvent) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
     {
-        let key = parse_key(name)?;
-        let handler: CommitHandler = Arc::new(move |event| Box::pin(handler(event)));
+        let (collection, event) = parse_key(name)?;
+        let listener = Listener {
+            collection,
+            handler: Arc::new(move |event| Box::pin(handler(event)) as BoxFuture<'static, _>)
+                as CommitHandler,
+        };
         self.listeners.rcu(|old| {
             let mut new = Listeners::clone(old);
             new.after_commit
-                .entry(key.clone())
+                .entry(event)
                 .or_default()
-                .push(handler.clone());
+                .push(listener.clone());
             new
         });
         Ok(())
@@ -230,31 +274,25 @@ impl DbEvents {
     /// Whether any handler listens to writes of `collection`.
     pub fn listens_to(&self, collection: &str) -> bool {
         let listeners = self.listeners.load();
-        (!listeners.in_transaction.is_empty() || !listeners.after_commit.is_empty())
-            && listeners.listens_to(collection)
+        !listeners.is_empty()
+            && DbEvent::ALL
+                .into_iter()
+                .any(|event| listeners.heard(collection, event))
     }
 
-    /// Whether any in-transaction handler listens to `event` of `collection`.
+    /// Whether any handler, in the transaction or after the commit, listens to `event` of
+    /// `collection`.
     pub(crate) fn has(&self, collection: &str, event: DbEvent) -> bool {
-        let listeners = self.listeners.load();
-        listeners
-            .in_transaction
-            .contains_key(&(Some(collection.to_owned()), event))
-            || listeners.in_transaction.contains_key(&(None, event))
-            || listeners
-                .after_commit
-                .contains_key(&(Some(collection.to_owned()), event))
-            || listeners.after_commit.contains_key(&(None, event))
+        self.listeners.load().heard(collection, event)
     }
 
     /// Runs the in-transaction handlers of `event`: the collection's first, then those of
     /// every collection, each in the order they were added. The first error stops them.
     pub(crate) async fn emit(&self, event: &WriteEvent, tx: &Transaction<'_>) -> Result<()> {
         let listeners = self.listeners.load_full();
-        for key in keys(event) {
-            for handler in listeners.in_transaction.get(&key).into_iter().flatten() {
-                handler.handle(event, tx).await?;
-            }
+        let handlers = listeners.in_transaction.get(&event.event);
+        for handler in in_order(handlers, event.collection.name()) {
+            handler.handle(event, tx).await?;
         }
         Ok(())
     }
@@ -263,16 +301,15 @@ impl DbEvents {
     pub(crate) async fn committed(&self, events: Vec<WriteEvent>) {
         let listeners = self.listeners.load_full();
         for event in events {
-            for key in keys(&event) {
-                for handler in listeners.after_commit.get(&key).into_iter().flatten() {
-                    if let Err(e) = handler(event.clone()).await {
-                        tracing::warn!(
-                            collection = %event.collection.name(),
-                            event = event.event.name(),
-                            error = %e.message(),
-                            "an after-commit handler failed; the write stays committed"
-                        );
-                    }
+            let handlers = listeners.after_commit.get(&event.event);
+            for handler in in_order(handlers, event.collection.name()) {
+                if let Err(e) = handler(event.clone()).await {
+                    tracing::warn!(
+                        collection = %event.collection.name(),
+                        event = event.event.name(),
+                        error = %e.message(),
+                        "an after-commit handler failed; the write stays committed"
+                    );
                 }
             }
         }
@@ -280,19 +317,10 @@ impl DbEvents {
 
     /// Whether any after-commit handler would receive `event`.
     pub(crate) fn awaits_commit(&self, event: &WriteEvent) -> bool {
-        let listeners = self.listeners.load();
-        !listeners.after_commit.is_empty()
-            && keys(event)
-                .iter()
-                .any(|k| listeners.after_commit.contains_key(k))
+        self.listeners
+            .load()
+            .commit_heard(event.collection.name(), event.event)
     }
-}
-
-fn keys(event: &WriteEvent) -> [Key; 2] {
-    [
-        (Some(event.collection.name().to_owned()), event.event),
-        (None, event.event),
-    ]
 }
 
 #[cfg(test)]

@@ -373,3 +373,67 @@ async fn a_handler_that_sets_itself_off_stops_at_the_depth_limit() {
         manifold_core::data_source::MAX_EVENT_DEPTH
     );
 }
+
+#[tokio::test]
+async fn an_update_or_destroy_past_the_event_row_limit_is_refused_and_changes_nothing() {
+    use manifold_core::data_source::MAX_EVENT_ROWS;
+    let app = app_with_posts().await;
+    let source = app.source();
+    let (_, posts) = source.collection("posts").expect("posts");
+    // Written before anyone listens: no events, no limit.
+    for chunk in 0..=MAX_EVENT_ROWS / 1000 {
+        let rows: Vec<WriteValues> = (0..1000)
+            .map(|i| {
+                WriteValues::from_json(
+                    posts.collection(),
+                    &json!({"title": format!("p{}", chunk * 1000 + i)}),
+                    WriteKind::Create,
+                    &WriteFilter::default(),
+                    "values",
+                )
+                .expect("values")
+            })
+            .collect();
+        posts.create(&rows).await.expect("create");
+    }
+    let stored = posts.count(None).await.expect("count");
+    assert!(stored > MAX_EVENT_ROWS as u64, "{stored}");
+
+    let log: Log = Arc::default();
+    for event in ["posts.afterUpdate", "posts.beforeDestroy"] {
+        let handler = Arc::new(Record {
+            log: log.clone(),
+            prefix: "",
+        });
+        source.events().on(event, handler).expect("known event");
+    }
+    let every = manifold_tests::filter(json!({"title": {"$ne": null}}));
+    let expected = format!(
+        "this write matches more than {MAX_EVENT_ROWS} rows of collection posts, whose \
+         database events run for each row; narrow filter or filterByTk"
+    );
+    let r = app
+        .post(
+            &format!("/api/posts:update?{every}"),
+            json!({"title": "same"}),
+        )
+        .await;
+    assert_eq!((r.status, r.error()), (400, expected.as_str()));
+    let r = app.post_empty(&format!("/api/posts:destroy?{every}")).await;
+    assert_eq!((r.status, r.error()), (400, expected.as_str()));
+    assert_eq!(posts.count(None).await.expect("count"), stored);
+    assert!(lines(&log).is_empty(), "{:?}", lines(&log));
+
+    // Within the limit, the same write goes through with its events.
+    let r = app
+        .post(
+            &format!(
+                "/api/posts:update?{}",
+                manifold_tests::filter(json!({"title": "p1"}))
+            ),
+            json!({"title": "renamed"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(lines(&log), ["afterUpdate renamed"]);
+}

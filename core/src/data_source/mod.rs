@@ -15,4 +15,4 @@ pub use manager::{
 };
 pub use router::DataSourceRouter;
 pub use source::{DataSource, DataSourceSettings, INTERNAL_PREFIX};
-pub use unit::{AssociationEvents, MAX_EVENT_DEPTH, Unit};
+pub use unit::{AssociationEvents, MAX_EVENT_DEPTH, MAX_EVENT_ROWS, Unit};

@@ -202,6 +202,20 @@ impl Unit {
     }
 }
 
+/// The most rows one `update` or `destroy` of a collection with event handlers may
+/// touch: each row is read first, and given to the handlers.
+pub const MAX_EVENT_ROWS: usize = 10_000;
+
+/// Every event an `update` fires; one heard makes the rows be read first.
+const UPDATE_EVENTS: [DbEvent; 6] = [
+    DbEvent::BeforeUpdate,
+    DbEvent::BeforeSave,
+    DbEvent::AfterUpdate,
+    DbEvent::AfterSave,
+    DbEvent::AfterUpdateWithAssociations,
+    DbEvent::AfterSaveWithAssociations,
+];
+
 /// How many writes with events deep one task may go: a write whose handler writes, whose
 /// handler writes, … Beyond it the write fails.
 pub const MAX_EVENT_DEPTH: usize = 8;
@@ -378,42 +392,37 @@ impl Evented {
                 let sink = Sink::of_unit(&core);
                 self.write_in(&sink, write).await
             }
-            Scope::Alone(starter) => {
-                if !self.events.listens_to(self.collection_arc().name()) {
-                    return self.pass(write).await;
-                }
-                match starter.begin().await? {
-                    Some(unit) => {
-                        let out = {
-                            let core = unit.core.clone();
-                            let sink = Sink::of_unit(&core);
-                            let repository = Evented {
-                                inner: core.counted(self.collection_arc().clone()),
-                                events: self.events.clone(),
-                                scope: Scope::InUnit(Arc::downgrade(&core)),
-                                associations: self.associations,
-                            };
-                            repository.write_in(&sink, write).await?
+            Scope::Alone(starter) => match starter.begin().await? {
+                Some(unit) => {
+                    let out = {
+                        let core = unit.core.clone();
+                        let sink = Sink::of_unit(&core);
+                        let repository = Evented {
+                            inner: core.counted(self.collection_arc().clone()),
+                            events: self.events.clone(),
+                            scope: Scope::InUnit(Arc::downgrade(&core)),
+                            associations: self.associations,
                         };
-                        unit.commit().await?;
-                        Ok(out)
-                    }
-                    None => {
-                        let committed = Mutex::new(Vec::new());
-                        let out = {
-                            let sink = Sink::untransacted(starter, &committed);
-                            self.write_in(&sink, write).await?
-                        };
-                        let events = committed
-                            .into_inner()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        if !events.is_empty() {
-                            self.events.committed(events).await;
-                        }
-                        Ok(out)
-                    }
+                        repository.write_in(&sink, write).await?
+                    };
+                    unit.commit().await?;
+                    Ok(out)
                 }
-            }
+                None => {
+                    let committed = Mutex::new(Vec::new());
+                    let out = {
+                        let sink = Sink::untransacted(starter, &committed);
+                        self.write_in(&sink, write).await?
+                    };
+                    let events = committed
+                        .into_inner()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if !events.is_empty() {
+                        self.events.committed(events).await;
+                    }
+                    Ok(out)
+                }
+            },
         }
     }
 
@@ -427,12 +436,11 @@ impl Evented {
         })
     }
 
+    /// Runs `write` with its events; someone listens to the collection.
     async fn write_in(&self, sink: &Sink<'_>, write: Write<'_>) -> Result<Written> {
         let c = self.collection_arc();
         let events = self.events.as_ref();
-        if !events.listens_to(c.name()) {
-            return self.pass(write).await;
-        }
+        let heard = |of: &[DbEvent]| of.iter().any(|e| events.has(c.name(), *e));
         let with_associations = self.associations == AssociationEvents::Fire;
         match write {
             Write::Create(rows) => {
@@ -458,23 +466,24 @@ impl Evented {
                 Ok(Written::Records(created))
             }
             Write::Update(filter, values) => {
-                let changes = values_record(values);
-                let mut filter = filter.cloned();
-                if events.has(c.name(), DbEvent::BeforeUpdate)
-                    || events.has(c.name(), DbEvent::BeforeSave)
-                {
-                    let before = self.matching(filter.as_ref()).await?;
-                    if before.is_empty() {
-                        return Ok(Written::Records(Vec::new()));
-                    }
-                    for record in &before {
-                        for event in [DbEvent::BeforeUpdate, DbEvent::BeforeSave] {
-                            fire_in(events, sink, c, event, record, Some(&changes)).await?;
-                        }
-                    }
-                    filter = self.by_keys(&before)?.or(filter);
+                if !heard(&UPDATE_EVENTS) {
+                    return self.pass(Write::Update(filter, values)).await;
                 }
-                let updated = self.inner.update(filter.as_ref(), values).await?;
+                let changes = values_record(values);
+                let before = self.matching(filter).await?;
+                if before.is_empty() {
+                    return Ok(Written::Records(Vec::new()));
+                }
+                for record in &before {
+                    for event in [DbEvent::BeforeUpdate, DbEvent::BeforeSave] {
+                        fire_in(events, sink, c, event, record, Some(&changes)).await?;
+                    }
+                }
+                let by_keys = self.by_keys(&before)?;
+                let updated = self
+                    .inner
+                    .update(by_keys.as_ref().or(filter), values)
+                    .await?;
                 for record in &updated {
                     let mut after = vec![DbEvent::AfterUpdate, DbEvent::AfterSave];
                     if with_associations {
@@ -490,9 +499,7 @@ impl Evented {
                 Ok(Written::Records(updated))
             }
             Write::Destroy(filter) => {
-                if !events.has(c.name(), DbEvent::BeforeDestroy)
-                    && !events.has(c.name(), DbEvent::AfterDestroy)
-                {
+                if !heard(&[DbEvent::BeforeDestroy, DbEvent::AfterDestroy]) {
                     return self.pass(Write::Destroy(filter)).await;
                 }
                 let doomed = self.matching(filter).await?;
@@ -512,13 +519,23 @@ impl Evented {
         }
     }
 
-    /// The rows `filter` matches now, whole, so handlers see each one.
+    /// The rows `filter` matches now, whole, so handlers see each one; at most
+    /// [`MAX_EVENT_ROWS`], beyond which the write is refused before anything changes.
     async fn matching(&self, filter: Option<&Filter>) -> Result<Vec<Record>> {
         let options = FindOptions {
             filter: filter.cloned(),
+            limit: Some(MAX_EVENT_ROWS as u64 + 1),
             ..FindOptions::default()
         };
-        self.inner.find(&options).await
+        let rows = self.inner.find(&options).await?;
+        if rows.len() > MAX_EVENT_ROWS {
+            return Err(Error::bad_request(format!(
+                "this write matches more than {MAX_EVENT_ROWS} rows of collection {}, whose \
+                 database events run for each row; narrow filter or filterByTk",
+                self.collection_arc().name()
+            )));
+        }
+        Ok(rows)
     }
 
     /// A filter on the keys of `rows`, so the write touches exactly the rows its
