@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use manifold_example_audit::AuditPlugin;
-use manifold_testing::{MockServer, Reply};
+use manifold_testing::{MockServer, MockServerBuilder, Reply};
 use serde_json::{Value as Json, json};
 
-async fn server(plugin: AuditPlugin) -> MockServer {
-    let server = MockServer::start(vec![Arc::new(plugin)])
+/// The app `builder` makes, with a `posts` collection.
+async fn with_posts(builder: MockServerBuilder) -> MockServer {
+    let server = builder
+        .start()
         .await
         .expect("the app starts with the audit plugin");
     let r = server
@@ -18,8 +20,13 @@ async fn server(plugin: AuditPlugin) -> MockServer {
         )
         .await
         .expect("collections:create");
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text);
     server
+}
+
+/// `plugin` on a temporary SQLite main database, with a `posts` collection.
+async fn server(plugin: AuditPlugin) -> MockServer {
+    with_posts(MockServer::builder().plugin(Arc::new(plugin))).await
 }
 
 fn ok(r: Reply) -> Json {
@@ -176,21 +183,12 @@ async fn the_command_prunes_from_the_command_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("main.sqlite").display());
     {
-        let server = MockServer::builder()
-            .plugin(Arc::new(AuditPlugin::default()))
-            .main_db(&url)
-            .start()
-            .await
-            .expect("starts");
-        let r = server
-            .agent()
-            .post(
-                "/api/collections:create",
-                json!({"name": "posts", "fields": [{"name": "title", "type": "string"}]}),
-            )
-            .await
-            .expect("collections:create");
-        assert_eq!(r.status, 200, "{}", r.text);
+        let server = with_posts(
+            MockServer::builder()
+                .plugin(Arc::new(AuditPlugin::default()))
+                .main_db(&url),
+        )
+        .await;
         ok(server
             .agent()
             .resource("posts")
