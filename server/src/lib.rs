@@ -218,7 +218,8 @@ async fn assemble(
             .map_err(|e| Error::new(e.kind(), format!("plugin {}: {e}", plugin.name())))?;
         loaded.push((plugin.name(), context.middleware, context.app_events));
     }
-    // The built-in rows (root, the roles) are written: the next process to start may go.
+    // Every plugin has loaded (the built-in `auth` wrote root and the roles; a plugin may
+    // seed rows of its own): the next process to start may go.
     migrated.release().await;
     if let Some(registry) = services.registry.get() {
         registry.load_all().await?;
