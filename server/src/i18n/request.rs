@@ -2,7 +2,6 @@
 //! `?locale=`, which NocoBase's server reads next (for links, where no header can be set).
 
 use manifold_core::RequestInfo;
-use percent_encoding::percent_decode_str;
 
 /// The longest locale value read; a longer one is ignored (the answer is English). Real
 /// tags are short (`zh-Hant-TW`); this bounds the work a hostile header can cause.
@@ -22,22 +21,16 @@ pub fn requested_locale(request: &RequestInfo) -> Option<String> {
     }
 }
 
-/// The first `locale=` of a raw query string, percent-decoded (`+` is a space, as qs
-/// reads it).
+/// The `locale` parameter of a raw query string, read as every parameter is (`qs`'s
+/// rules, percent-decoding included); one that does not parse, or is not one string,
+/// names no locale.
 fn query_locale(query: &str) -> Option<String> {
-    let raw = query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("locale="))?;
-    // Encoded, a tag is at most three times as long.
-    if raw.is_empty() || raw.len() > 3 * MAX_LOCALE_LEN {
+    if !query.contains("locale=") {
         return None;
     }
-    let decoded = percent_decode_str(&raw.replace('+', " "))
-        .decode_utf8()
-        .ok()?
-        .trim()
-        .to_owned();
-    (!decoded.is_empty() && decoded.len() <= MAX_LOCALE_LEN).then_some(decoded)
+    let params = manifold_core::request::parse_query(query).ok()?;
+    let decoded = params.get("locale")?.as_str()?.trim();
+    (!decoded.is_empty() && decoded.len() <= MAX_LOCALE_LEN).then(|| decoded.to_owned())
 }
 
 #[cfg(test)]
