@@ -15,6 +15,55 @@ use crate::value::Value;
 /// A record as the API renders it: attribute name to JSON value, in schema order.
 pub type Record = Map<String, Json>;
 
+/// Makes the records of one statement, whose rows all share the same columns.
+///
+/// A record is a map keyed by name, and inserting a name hashes it. The names are
+/// inserted once, into an empty record that every row's record is cloned from, so a page
+/// of rows hashes each name once rather than once per row.
+#[derive(Debug, Clone)]
+pub struct RecordTemplate {
+    fields: Vec<FieldRef>,
+    empty: Record,
+}
+
+impl RecordTemplate {
+    /// The template for rows whose columns are `fields`, in order.
+    pub fn new(fields: &[FieldRef]) -> Self {
+        Self {
+            fields: fields.to_vec(),
+            empty: fields
+                .iter()
+                .map(|f| (f.name.clone(), Json::Null))
+                .collect(),
+        }
+    }
+
+    /// The fields each row holds, in column order.
+    pub fn fields(&self) -> &[FieldRef] {
+        &self.fields
+    }
+
+    /// A record whose value for the field at each position is `cell(position, field)`.
+    pub fn try_record<E>(
+        &self,
+        mut cell: impl FnMut(usize, &FieldRef) -> std::result::Result<Json, E>,
+    ) -> std::result::Result<Record, E> {
+        if self.empty.len() != self.fields.len() {
+            // A name selected twice: the record holds it once, the later value winning.
+            let mut out = Record::with_capacity(self.fields.len());
+            for (i, f) in self.fields.iter().enumerate() {
+                out.insert(f.name.clone(), cell(i, f)?);
+            }
+            return Ok(out);
+        }
+        let mut out = self.empty.clone();
+        for ((i, f), slot) in self.fields.iter().enumerate().zip(out.values_mut()) {
+            *slot = cell(i, f)?;
+        }
+        Ok(out)
+    }
+}
+
 /// Batches of records, read as they are asked for ([`Repository::find_batches`]).
 pub type RecordBatches = BoxStream<'static, Result<Vec<Record>>>;
 

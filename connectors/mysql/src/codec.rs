@@ -10,7 +10,6 @@ use base64::Engine as _;
 use chrono::{NaiveDate, NaiveDateTime};
 use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
-use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
 use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, text_to_json};
 use serde_json::Value as Json;
@@ -39,8 +38,8 @@ impl manifold_sql::sqlx_repository::SqlxDriver for MySqlDriver {
         prepare(sql)
     }
 
-    fn record(row: &MySqlRow, fields: &[FieldRef]) -> Result<Record> {
-        record(row, fields)
+    fn cell(row: &MySqlRow, index: usize, field: &FieldRef) -> Result<Json> {
+        decode_cell(row, index, field)
     }
 
     fn map_error(e: sqlx::Error) -> manifold_core::Error {
@@ -294,18 +293,13 @@ fn int_json(u: u64) -> Json {
     i64::try_from(u).map_or(Json::String(u.to_string()), int_to_json)
 }
 
-/// Decodes a row whose columns are `fields`, in order.
-pub fn record(row: &MySqlRow, fields: &[FieldRef]) -> Result<Record> {
-    let mut out = Record::with_capacity(fields.len());
-    for (i, f) in fields.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(map_sqlx)?;
-        let value = match cell(raw.clone()) {
-            Ok(c) => render(f.field_type, c),
-            Err(e) => fallback(raw, f, &e),
-        };
-        out.insert(f.name.clone(), value);
-    }
-    Ok(out)
+/// Decodes the cell at `index` of `row`, a column of `field`.
+fn decode_cell(row: &MySqlRow, index: usize, field: &FieldRef) -> Result<Json> {
+    let raw = row.try_get_raw(index).map_err(map_sqlx)?;
+    Ok(match cell(raw.clone()) {
+        Ok(c) => render(field.field_type, c),
+        Err(e) => fallback(raw, field, &e),
+    })
 }
 
 /// A cell sqlx could not decode as its type (a date with a zero month, say): its text when

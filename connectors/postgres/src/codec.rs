@@ -9,7 +9,6 @@ use std::sync::{Mutex, OnceLock};
 
 use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
-use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
 use manifold_core::value::{Value, text_to_json};
 use serde_json::Value as Json;
@@ -36,8 +35,8 @@ impl manifold_sql::sqlx_repository::SqlxDriver for PostgresDriver {
         prepare(sql)
     }
 
-    fn record(row: &PgRow, fields: &[FieldRef]) -> Result<Record> {
-        record(row, fields)
+    fn cell(row: &PgRow, index: usize, field: &FieldRef) -> Result<Json> {
+        decode_cell(row, index, field)
     }
 
     fn map_error(e: sqlx::Error) -> manifold_core::Error {
@@ -139,14 +138,10 @@ fn bind_all<'q>(mut q: PgQuery<'q>, values: &[Value]) -> PgQuery<'q> {
     q
 }
 
-/// Decodes a row whose columns are `fields`, in order.
-pub fn record(row: &PgRow, fields: &[FieldRef]) -> Result<Record> {
-    let mut out = Record::with_capacity(fields.len());
-    for (i, f) in fields.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(map_sqlx)?;
-        out.insert(f.name.clone(), cell(&raw, f.field_type));
-    }
-    Ok(out)
+/// Decodes the cell at `index` of `row`, a column of `field`.
+fn decode_cell(row: &PgRow, index: usize, field: &FieldRef) -> Result<Json> {
+    let raw = row.try_get_raw(index).map_err(map_sqlx)?;
+    Ok(cell(&raw, field.field_type))
 }
 
 /// One cell as API JSON; never fails: what cannot be decoded is logged and becomes null.

@@ -10,7 +10,9 @@ use futures_util::StreamExt as _;
 use manifold_core::error::{Error, Result};
 use manifold_core::filter::{Condition, FieldRef, Filter, Predicate, pins_one_row};
 use manifold_core::query::FindOptions;
-use manifold_core::repository::{Record, RecordBatches, Repository, WriteValues, in_batches};
+use manifold_core::repository::{
+    Record, RecordBatches, RecordTemplate, Repository, WriteValues, in_batches,
+};
 use manifold_core::schema::{Collection, FieldType};
 use manifold_core::telemetry::{DbAttributes, record_error};
 use manifold_core::value::Value;
@@ -36,8 +38,13 @@ pub trait SqlxDriver: Send + Sync + 'static {
         sql: &Sql,
     ) -> sqlx::query::Query<'static, Self::Db, <Self::Db as Database>::Arguments>;
 
-    /// Decodes a row whose columns are `fields`, in order.
-    fn record(row: &<Self::Db as Database>::Row, fields: &[FieldRef]) -> Result<Record>;
+    /// Decodes the cell at `index` of `row`, a column of `field`.
+    fn cell(row: &<Self::Db as Database>::Row, index: usize, field: &FieldRef) -> Result<Json>;
+
+    /// Decodes a row whose columns are the template's fields, in order.
+    fn record(row: &<Self::Db as Database>::Row, columns: &RecordTemplate) -> Result<Record> {
+        columns.try_record(|i, field| Self::cell(row, i, field))
+    }
 
     /// Maps a driver error to a client-facing one.
     fn map_error(e: sqlx::Error) -> Error;
@@ -75,6 +82,8 @@ pub struct SqlxRepository<D: SqlxDriver> {
     runner: Runner<D::Db>,
     collection: Arc<Collection>,
     visible: Vec<FieldRef>,
+    /// The records of rows holding every visible field.
+    visible_columns: RecordTemplate,
     keys: Vec<FieldRef>,
     /// What its statement spans say about the database.
     target: Arc<DbAttributes>,
@@ -124,6 +133,7 @@ impl<D: SqlxDriver> SqlxRepository<D> {
         Self {
             runner,
             collection,
+            visible_columns: RecordTemplate::new(&visible),
             visible,
             keys,
             target,
@@ -413,7 +423,7 @@ where
         .await
         .map_err(D::map_error)?;
     unit.acquiring = false;
-    Ok(D::record(&row, &field)?.get("granted") == Some(&Json::from(1)))
+    Ok(D::cell(&row, 0, &field[0])? == Json::from(1))
 }
 
 fn lock_timeout() -> Error {
@@ -559,6 +569,7 @@ async fn read_batches<D: SqlxDriver>(
     <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
     use futures_util::TryStreamExt as _;
+    let columns = RecordTemplate::new(&fields);
     let read = async {
         let connection = checkout.connection()?;
         let mut rows = D::prepare(&sql).fetch(connection);
@@ -580,7 +591,7 @@ async fn read_batches<D: SqlxDriver>(
                     return Err(D::map_error(e));
                 }
             };
-            next.push(D::record(&row, &fields)?);
+            next.push(D::record(&row, &columns)?);
             if next.len() == batch
                 && sender
                     .send(Ok(std::mem::replace(&mut next, Vec::with_capacity(batch))))
@@ -647,7 +658,8 @@ where
         let rows = self
             .traced(sql.operation(), sql, D::prepare(sql).fetch_all(conn))
             .await?;
-        rows.iter().map(|r| D::record(r, fields)).collect()
+        let columns = RecordTemplate::new(fields);
+        rows.iter().map(|r| D::record(r, &columns)).collect()
     }
 
     /// Inserts one row with `INSERT … RETURNING` and decodes what it returns.
@@ -660,7 +672,7 @@ where
         let row = self
             .traced("INSERT", &sql, D::prepare(&sql).fetch_one(conn))
             .await?;
-        D::record(&row, &self.visible)
+        D::record(&row, &self.visible_columns)
     }
 
     /// Inserts every row in one transaction on `conn`.
@@ -720,7 +732,7 @@ where
             let row = self
                 .traced("SELECT", &sql, D::prepare(&sql).fetch_one(&mut *tx))
                 .await?;
-            out.push(D::record(&row, &self.visible)?);
+            out.push(D::record(&row, &self.visible_columns)?);
         }
         tx.commit().await.map_err(D::map_error)?;
         Ok(out)

@@ -6,7 +6,6 @@
 use base64::Engine as _;
 use manifold_core::error::Result;
 use manifold_core::filter::FieldRef;
-use manifold_core::repository::Record;
 use manifold_core::schema::FieldType;
 use manifold_core::value::{Value, float_to_json, format_instant, int_to_json, text_to_json};
 use serde_json::Value as Json;
@@ -29,8 +28,8 @@ impl manifold_sql::sqlx_repository::SqlxDriver for SqliteDriver {
         prepare(sql)
     }
 
-    fn record(row: &SqliteRow, fields: &[FieldRef]) -> Result<Record> {
-        record(row, fields)
+    fn cell(row: &SqliteRow, index: usize, field: &FieldRef) -> Result<Json> {
+        decode_cell(row, index, field)
     }
 
     fn map_error(e: sqlx::Error) -> manifold_core::Error {
@@ -111,13 +110,9 @@ fn render(field_type: FieldType, c: Cell) -> Json {
     }
 }
 
-/// Decodes a row whose columns are `fields`, in order.
-pub fn record(row: &SqliteRow, fields: &[FieldRef]) -> Result<Record> {
-    let mut out = Record::with_capacity(fields.len());
-    for (i, f) in fields.iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(map_sqlx)?;
-        let c = cell(raw).map_err(|e| map_sqlx(sqlx::Error::Decode(e)))?;
-        out.insert(f.name.clone(), render(f.field_type, c));
-    }
-    Ok(out)
+/// Decodes the cell at `index` of `row`, a column of `field`.
+fn decode_cell(row: &SqliteRow, index: usize, field: &FieldRef) -> Result<Json> {
+    let raw = row.try_get_raw(index).map_err(map_sqlx)?;
+    let c = cell(raw).map_err(|e| map_sqlx(sqlx::Error::Decode(e)))?;
+    Ok(render(field.field_type, c))
 }

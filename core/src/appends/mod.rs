@@ -7,7 +7,9 @@
 //! each comment. Keys needed to match rows are read even when not asked for, and removed
 //! from the answer.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+mod key;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
@@ -20,6 +22,7 @@ use crate::query::{FindOptions, SortKey, add_key_tiebreaker, parse_sort};
 use crate::repository::{Record, Repository};
 use crate::schema::{Association, AssociationKind, Collection};
 use crate::value::Value;
+use key::{Key, KeyMap, KeySet};
 
 /// Keys per `IN` query; more are read in several batches.
 const BATCH: usize = 1000;
@@ -303,7 +306,7 @@ fn trim(
         record.retain(|k, _| wanted.contains(k) || children.contains_key(k));
     }
     for e in except {
-        record.remove(e);
+        record.shift_remove(e);
     }
 }
 
@@ -331,21 +334,13 @@ fn too_many_embedded(limit: usize) -> Error {
     ))
 }
 
-/// The canonical text of a key, so keys compare equal whatever JSON shape they arrived in.
-fn key_of(v: &Json) -> Option<String> {
-    match v {
-        Json::Null => None,
-        Json::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
+/// The distinct, non-null values of `column` in `records`, in first-seen order.
 fn distinct(records: &[Record], column: &str) -> Vec<Json> {
-    let mut seen = HashSet::new();
+    let mut seen = KeySet::with_capacity_and_hasher(records.len(), Default::default());
     records
         .iter()
         .filter_map(|r| r.get(column))
-        .filter(|v| key_of(v).is_some_and(|k| seen.insert(k)))
+        .filter(|v| Key::of(v).is_some_and(|k| seen.insert(k)))
         .cloned()
         .collect()
 }
@@ -418,6 +413,9 @@ async fn read_targets(node: &Node, column: &str, keys: &[Json]) -> Result<Vec<Re
     rows_where_in(&node.repository, column, keys, node_fields(node, column)).await
 }
 
+/// A belongsToMany link: the source key and the target key it joins.
+type LinkPair = (Key, Key);
+
 /// belongsToMany targets and their links in one joined query per batch, where the
 /// connector can (`None` otherwise). Targets come back once each, in primary-key order.
 async fn linked(
@@ -426,7 +424,7 @@ async fn linked(
     other: &str,
     sources: &[Json],
     target_column: &str,
-) -> Result<Option<(Vec<(String, String)>, Vec<Record>)>> {
+) -> Result<Option<(Vec<LinkPair>, Vec<Record>)>> {
     let a = &node.association;
     let junction = through.collection();
     let target = &node.target;
@@ -449,7 +447,7 @@ async fn linked(
     };
     let mut pairs = Vec::new();
     let mut rows: Vec<Record> = Vec::new();
-    let mut seen = HashSet::new();
+    let mut seen = KeySet::default();
     for batch in sources.chunks(BATCH) {
         let values = batch
             .iter()
@@ -463,25 +461,27 @@ async fn linked(
             return Ok(None);
         };
         for (source, row) in found {
-            let (Some(s), Some(t)) = (key_of(&source), row.get(target_column).and_then(key_of))
+            let (Some(s), Some(t)) = (Key::of(&source), row.get(target_column).and_then(Key::of))
             else {
                 continue;
             };
-            pairs.push((s, t.clone()));
-            if seen.insert(t) {
+            if seen.insert(t.clone()) {
                 rows.push(row);
             }
+            pairs.push((s, t));
         }
     }
-    // Batches each come back in key order; merge them.
-    let by_key: Vec<crate::query::SortKey> = target
-        .primary_key()
-        .map(|k| crate::query::SortKey {
-            field: FieldRef::new(k),
-            descending: false,
-        })
-        .collect();
-    rows.sort_by(|x, y| crate::filter::compare_records(x, y, &by_key));
+    // Each batch comes back in key order; several must be merged.
+    if sources.len() > BATCH {
+        let by_key: Vec<crate::query::SortKey> = target
+            .primary_key()
+            .map(|k| crate::query::SortKey {
+                field: FieldRef::new(k),
+                descending: false,
+            })
+            .collect();
+        rows.sort_by(|x, y| crate::filter::compare_records(x, y, &by_key));
+    }
     Ok(Some((pairs, rows)))
 }
 
@@ -506,7 +506,7 @@ async fn embed(
     let keys = distinct(records, source_column);
 
     // For belongsToMany, the junction says which targets belong to which source key.
-    let mut links: Vec<(String, String)> = Vec::new();
+    let mut links: Vec<LinkPair> = Vec::new();
     let mut targets = match (&a.kind, &node.through, &a.other_key) {
         (AssociationKind::BelongsToMany, Some(through), Some(other)) => {
             match linked(node, through, other, &keys, target_column).await? {
@@ -525,7 +525,7 @@ async fn embed(
                     links = pairs
                         .iter()
                         .filter_map(|p| {
-                            Some((key_of(p.get(&a.foreign_key)?)?, key_of(p.get(other)?)?))
+                            Some((Key::of(p.get(&a.foreign_key)?)?, Key::of(p.get(other)?)?))
                         })
                         .collect();
                     let target_keys = distinct(&pairs, other);
@@ -546,75 +546,79 @@ async fn embed(
         targets.sort_by(|x, y| crate::filter::compare_records(&x.0, &y.0, &node.sort));
     }
 
-    // Match, then trim each target to what was asked. Targets arrive in primary-key
-    // order, or the append's sort, which every embedded list keeps.
-    let mut by_key: HashMap<String, Vec<(Record, usize)>> = HashMap::new();
-    let mut ordered: Vec<String> = Vec::with_capacity(targets.len());
-    for (t, weight) in targets {
-        let Some(k) = t.get(target_column).and_then(key_of) else {
-            continue;
-        };
-        let mut shown = t;
-        trim(
-            &mut shown,
-            node.fields.as_deref(),
-            &node.except,
-            &node.children,
-        );
-        ordered.push(k.clone());
-        by_key.entry(k).or_default().push((shown, weight));
+    // Targets arrive in primary-key order, or the append's sort, which every embedded
+    // list keeps; each is indexed by its key before trimming may drop that key.
+    let mut by_key: KeyMap<Vec<usize>> =
+        KeyMap::with_capacity_and_hasher(targets.len(), Default::default());
+    for (i, (t, _)) in targets.iter().enumerate() {
+        if let Some(k) = t.get(target_column).and_then(Key::of) {
+            by_key.entry(k).or_default().push(i);
+        }
     }
-    let mut linked_to: HashMap<&str, HashSet<&str>> = HashMap::new();
-    for (s, t) in &links {
-        linked_to.entry(s.as_str()).or_default().insert(t.as_str());
+    for (t, _) in &mut targets {
+        trim(t, node.fields.as_deref(), &node.except, &node.children);
     }
-    // What each record gets, as references into `by_key`; counted in full before any copy.
-    let placed: Vec<Vec<&(Record, usize)>> = records
+    let first = |k: &Key| by_key.get(k).and_then(|rows| rows.first().copied());
+    // belongsToMany: each source key's targets, as positions in `targets`.
+    let mut linked_to: KeyMap<Vec<usize>> = KeyMap::default();
+    for (s, t) in links {
+        if let Some(i) = first(&t) {
+            linked_to.entry(s).or_default().push(i);
+        }
+    }
+    for positions in linked_to.values_mut() {
+        positions.sort_unstable();
+        positions.dedup();
+    }
+    // What each record gets, as positions in `targets`; counted in full before any copy.
+    let placed: Vec<Vec<usize>> = records
         .iter()
         .map(|record| {
-            let own = record.get(source_column).and_then(key_of);
+            let Some(own) = record.get(source_column).and_then(Key::of) else {
+                return Vec::new();
+            };
             match a.kind {
-                AssociationKind::BelongsTo | AssociationKind::HasOne => own
-                    .and_then(|k| by_key.get(&k))
-                    .and_then(|rows| rows.first())
-                    .into_iter()
-                    .collect(),
-                AssociationKind::HasMany => own
-                    .and_then(|k| by_key.get(&k))
-                    .map(|rows| rows.iter().collect())
-                    .unwrap_or_default(),
-                AssociationKind::BelongsToMany => {
-                    let mine = own.as_deref().and_then(|k| linked_to.get(k));
-                    ordered
-                        .iter()
-                        .filter(|t| mine.is_some_and(|m| m.contains(t.as_str())))
-                        .filter_map(|t| by_key.get(t).and_then(|rows| rows.first()))
-                        .collect()
+                AssociationKind::BelongsTo | AssociationKind::HasOne => {
+                    first(&own).into_iter().collect()
                 }
+                AssociationKind::HasMany => by_key.get(&own).cloned().unwrap_or_default(),
+                AssociationKind::BelongsToMany => linked_to.get(&own).cloned().unwrap_or_default(),
             }
         })
         .collect();
     let mut total = embedded
         .iter()
         .fold(0usize, |sum, n| sum.saturating_add(*n));
-    for (count, rows) in embedded.iter_mut().zip(&placed) {
-        let weight = rows
-            .iter()
-            .fold(0usize, |sum, (_, w)| sum.saturating_add(*w));
+    let mut uses = vec![0usize; targets.len()];
+    for (count, positions) in embedded.iter_mut().zip(&placed) {
+        let weight = positions.iter().fold(0usize, |sum, &i| {
+            uses[i] += 1;
+            sum.saturating_add(targets[i].1)
+        });
         *count = count.saturating_add(weight);
         total = total.saturating_add(weight);
         if total > limit {
             return Err(too_many_embedded(limit));
         }
     }
-    for (record, rows) in records.iter_mut().zip(placed) {
-        let mut copies = rows.into_iter().map(|(r, _)| Json::Object(r.clone()));
+    // A target placed once (every hasMany row, most to-one rows) is moved, not copied.
+    let mut targets: Vec<Option<Record>> = targets.into_iter().map(|(t, _)| Some(t)).collect();
+    let mut place = |i: usize| {
+        uses[i] -= 1;
+        let record = if uses[i] == 0 {
+            targets[i].take()
+        } else {
+            targets[i].clone()
+        };
+        record.map(Json::Object).unwrap_or(Json::Null)
+    };
+    for (record, positions) in records.iter_mut().zip(placed) {
         let value = match a.kind {
             AssociationKind::BelongsTo | AssociationKind::HasOne => {
-                copies.next().unwrap_or(Json::Null)
+                positions.first().map_or(Json::Null, |&i| place(i))
             }
             AssociationKind::HasMany | AssociationKind::BelongsToMany => {
-                Json::Array(copies.collect())
+                Json::Array(positions.into_iter().map(&mut place).collect())
             }
         };
         record.insert(name.to_owned(), value);
