@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 use serde_json::{Value as Json, json};
 
 use crate::context::Context;
+use crate::data_source::DataSource;
 use crate::error::{Error, Result};
 use crate::middleware::{Middleware, MiddlewareChain, MiddlewareError, Next, Placement};
 
@@ -573,20 +574,32 @@ impl Acl {
         let (Some(collection), Some(source)) = (&action.collection, &ctx.data_source) else {
             return Ok(Some(requested));
         };
+        // Each hop is granted by the ACL of the source its target lives in: a relation to
+        // another source is seen only by roles that may list its target there.
         let viewable = |path: &str| {
             let mut current = collection.clone();
+            let mut at: Arc<DataSource> = source.clone();
             for hop in path.split('.') {
-                let Some(association) = current.association(hop) else {
+                let Some(association) = current.relation(hop) else {
                     // Not a relation: the action reports it.
                     return true;
                 };
-                if self
-                    .permission(roles, &association.target, "list")
-                    .is_none()
-                {
+                if let Some(key) = &association.target_source {
+                    match at.peer(key) {
+                        Ok(peer) => at = peer,
+                        // The action reports the source's absence.
+                        Err(_) => return true,
+                    }
+                }
+                let acl: &Acl = if Arc::ptr_eq(&at, source) {
+                    self
+                } else {
+                    at.acl()
+                };
+                if acl.permission(roles, &association.target, "list").is_none() {
                     return false;
                 }
-                match crate::filter::CollectionLookup::lookup(&**source, &association.target) {
+                match crate::filter::CollectionLookup::lookup(&*at, &association.target) {
                     Some(next) => current = next,
                     None => return true,
                 }

@@ -49,6 +49,7 @@ pub fn derive(collections: &mut [Collection]) {
                     target_key: target_key.clone(),
                     through: None,
                     other_key: None,
+                    target_source: None,
                 },
             ));
             let unique = a.field(column).is_some_and(|f| f.unique);
@@ -76,6 +77,7 @@ pub fn derive(collections: &mut [Collection]) {
                         .unwrap_or_else(|| column.clone()),
                     through: None,
                     other_key: None,
+                    target_source: None,
                 },
             ));
         }
@@ -102,6 +104,7 @@ pub fn derive(collections: &mut [Collection]) {
                         target_key: to.target_columns[0].clone(),
                         through: Some(a.name().to_owned()),
                         other_key: Some(to.columns[0].clone()),
+                        target_source: None,
                     },
                 ));
             }

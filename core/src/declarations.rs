@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value as Json};
 
 use crate::error::{Error, Result};
-use crate::schema::{Association, AssociationKind, Collection};
+use crate::schema::{Association, AssociationKind, Collection, FieldType};
 
 /// The declarations for every collection of one data source.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,14 +55,23 @@ impl Declarations {
                 }
             }
             for field in &declarations.fields {
-                match declared_association(&collections[index], field, collections) {
+                let association = if is_remote(field) {
+                    remote_association(&collections[index], field, None)
+                } else {
+                    declared_association(&collections[index], field, collections)
+                };
+                match association {
                     Ok(a) => declared.push((index, a)),
                     Err(e) => problems.push(format!("collection {name}: {e}")),
                 }
             }
         }
         for (index, association) in declared {
-            collections[index].associations.push(association);
+            if association.target_source.is_some() {
+                collections[index].remote_associations.push(association);
+            } else {
+                collections[index].associations.push(association);
+            }
         }
         problems
     }
@@ -91,7 +100,7 @@ pub fn declared_association(
             )));
         }
     };
-    if source.field(name).is_some() || source.association(name).is_some() {
+    if source.has_name(name) {
         return Err(Error::conflict(format!(
             "Field name {name} already exists in collection {}",
             source.name()
@@ -141,6 +150,7 @@ pub fn declared_association(
         target_key,
         through,
         other_key,
+        target_source: None,
     };
     Ok(match kind {
         AssociationKind::BelongsTo => {
@@ -174,6 +184,163 @@ pub fn declared_association(
             )
         }
     })
+}
+
+/// Whether a relation field declaration names a target in another data source.
+pub fn is_remote(declaration: &Json) -> bool {
+    declaration
+        .get("targetDataSource")
+        .and_then(Json::as_str)
+        .is_some_and(|s| !s.is_empty())
+}
+
+/// The relation to a collection of another data source that `declaration` describes
+/// (`{"name": "customer", "type": "belongsTo", "target": "customers",
+/// "targetDataSource": "crm", "foreignKey": "customerId"}`), checked against `source` and,
+/// when given, against `target`, the live collection in the other source: every key
+/// names a real field and the two keys can hold the same values.
+///
+/// Without `target` (a refresh while the other source is away) only this side is
+/// checked, and every key must be named: the service stores declarations with their
+/// keys filled in. belongsToMany across sources is refused for now.
+pub fn remote_association(
+    source: &Collection,
+    declaration: &Json,
+    target: Option<&Collection>,
+) -> Result<Association> {
+    let text = |key: &str| declaration.get(key).and_then(Json::as_str);
+    let name = text("name")
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Error::bad_request("values.name: a field needs a name"))?;
+    let target_source = text("targetDataSource")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::bad_request("values.targetDataSource: name the data source"))?;
+    let target_name = text("target")
+        .ok_or_else(|| Error::bad_request("values.target: a relation field needs a target"))?;
+    let kind = match text("type") {
+        Some("belongsTo") => AssociationKind::BelongsTo,
+        Some("hasOne") => AssociationKind::HasOne,
+        Some("hasMany") => AssociationKind::HasMany,
+        Some("belongsToMany") => {
+            return Err(Error::bad_request(
+                "values.type: belongsToMany across data sources is not supported yet",
+            ));
+        }
+        other => {
+            return Err(Error::bad_request(format!(
+                "values.type: {other:?} is not a relation type; use belongsTo, hasOne or hasMany"
+            )));
+        }
+    };
+    if source.has_name(name) {
+        return Err(Error::conflict(format!(
+            "Field name {name} already exists in collection {}",
+            source.name()
+        )));
+    }
+    // A key as named, else (when `on` is known) its single primary key.
+    let key = |key: &str, on: Option<&Collection>| -> Result<String> {
+        match (text(key), on) {
+            (Some(n), _) => Ok(n.to_owned()),
+            (None, Some(c)) => c.single_key().map(|f| f.name.clone()).ok_or_else(|| {
+                Error::bad_request(format!(
+                    "values.{key}: collection {} has no single primary key; name the key",
+                    c.name()
+                ))
+            }),
+            (None, None) => Err(Error::bad_request(format!(
+                "values.{key}: a {} field to another data source needs {key}",
+                kind.name()
+            ))),
+        }
+    };
+    let foreign_key = text("foreignKey").ok_or_else(|| {
+        Error::bad_request(format!(
+            "values.foreignKey: a {} field needs foreignKey",
+            kind.name()
+        ))
+    })?;
+    let (source_key, target_key) = match kind {
+        AssociationKind::BelongsTo => {
+            let target_key = key("targetKey", target)?;
+            (target_key.clone(), target_key)
+        }
+        _ => {
+            let source_key = key("sourceKey", Some(source))?;
+            (source_key.clone(), source_key)
+        }
+    };
+    let association = Association {
+        name: name.to_owned(),
+        kind,
+        target: target_name.to_owned(),
+        foreign_key: foreign_key.to_owned(),
+        source_key,
+        target_key,
+        through: None,
+        other_key: None,
+        target_source: Some(target_source.to_owned()),
+    };
+    // This side always; the other when it is at hand.
+    let (own, _) = remote_keys(&association);
+    source.require_field(own.1, &format!("values.{}", own.0))?;
+    if let Some(target) = target {
+        check_remote(source, &association, target)?;
+    }
+    Ok(association)
+}
+
+/// The keys of a relation to another source, each as (option name, field): the one on
+/// the relation's own collection, then the one on its target.
+fn remote_keys(a: &Association) -> ((&'static str, &str), (&'static str, &str)) {
+    match a.kind {
+        AssociationKind::BelongsTo => {
+            (("foreignKey", &a.foreign_key), ("targetKey", &a.target_key))
+        }
+        _ => (("sourceKey", &a.source_key), ("foreignKey", &a.foreign_key)),
+    }
+}
+
+/// Checks a relation of `source` to another source against `target`, its target's live
+/// schema there: both keys name real fields that can hold the same values. Run when the
+/// relation is declared and whenever its source refreshes with the other one serving.
+pub fn check_remote(source: &Collection, a: &Association, target: &Collection) -> Result<()> {
+    let ((own_option, own_key), (their_option, their_key)) = remote_keys(a);
+    let own = source.require_field(own_key, &format!("values.{own_option}"))?;
+    let theirs = target.require_field(their_key, &format!("values.{their_option}"))?;
+    comparable(
+        (own_option, own_key, Some(own.field_type)),
+        (their_option, their_key, Some(theirs.field_type)),
+    )
+}
+
+/// A key named `what` (`foreignKey`), its field, and the field's type when known.
+type KeySide<'a> = (&'a str, &'a str, Option<FieldType>);
+
+/// Refuses two keys that cannot hold the same values. Integers and text compare (a text
+/// key of digits matches an integer one, an ObjectId's hex text its ObjectId); other
+/// types would match nothing or by accident.
+fn comparable(a: KeySide<'_>, b: KeySide<'_>) -> Result<()> {
+    let key_like = |t: FieldType| {
+        matches!(
+            t,
+            FieldType::Integer
+                | FieldType::BigInt
+                | FieldType::String
+                | FieldType::Text
+                | FieldType::Uuid
+        )
+    };
+    for (what, name, field_type) in [a, b] {
+        if let Some(t) = field_type.filter(|t| !key_like(*t)) {
+            return Err(Error::bad_request(format!(
+                "values.{what}: field {name} is of type {}, which cannot key a relation \
+                 to another data source; use an integer, text or UUID field",
+                t.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

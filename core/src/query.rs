@@ -177,7 +177,15 @@ fn sort_field(
             .map(FieldRef::new)
             .ok_or_else(|| unknown(collection));
     }
-    let (path, target) = walk(collection, associations, lookup).map_err(|_| unknown(collection))?;
+    let (path, target) = walk(collection, associations, lookup).map_err(|e| match e {
+        crate::filter::path::WalkError::CrossSource {
+            association,
+            source,
+        } => Error::bad_request(format!(
+            "sort: {name:?} crosses {association}, a relation to data source {source}; a page cannot be sorted by another data source's fields"
+        )),
+        _ => unknown(collection),
+    })?;
     if path.is_to_many() {
         return Err(Error::bad_request(format!(
             "sort: {name:?} crosses a to-many association; only belongsTo and hasOne fields can be sorted by"

@@ -282,6 +282,11 @@ pub struct Collection {
     /// Relations to other collections, derived from foreign keys (see
     /// [`crate::associations`]) or declared by users.
     pub associations: Vec<Association>,
+    /// Relations declared to collections of other data sources. They are kept apart from
+    /// [`Collection::associations`], which every same-source path (joins, association
+    /// resources, nested writes) resolves in this collection's own source; only what
+    /// knows how to reach another source follows these.
+    pub remote_associations: Vec<Association>,
 }
 
 /// A foreign key of a table: its columns reference columns of another table.
@@ -345,6 +350,9 @@ pub struct Association {
     pub through: Option<String>,
     /// The junction column pointing at the target (belongsToMany).
     pub other_key: Option<String>,
+    /// The data source the target lives in, for a relation to another source
+    /// (`targetDataSource`); `None` for the collection's own source.
+    pub target_source: Option<String>,
 }
 
 impl Association {
@@ -362,6 +370,9 @@ impl Association {
         }
         if let Some(other) = &self.other_key {
             out.insert("otherKey".into(), json!(other));
+        }
+        if let Some(source) = &self.target_source {
+            out.insert("targetDataSource".into(), json!(source));
         }
         Json::Object(out)
     }
@@ -426,6 +437,7 @@ impl Collection {
             is_view: false,
             foreign_keys: Vec::new(),
             associations: Vec::new(),
+            remote_associations: Vec::new(),
         })
     }
 
@@ -506,6 +518,24 @@ impl Collection {
         self.associations.iter().find(|a| a.name == name)
     }
 
+    /// The relation to another data source called `name`, if any.
+    pub fn remote_association(&self, name: &str) -> Option<&Association> {
+        self.remote_associations.iter().find(|a| a.name == name)
+    }
+
+    /// The relation called `name`, to this source or another.
+    pub fn relation(&self, name: &str) -> Option<&Association> {
+        self.association(name)
+            .or_else(|| self.remote_association(name))
+    }
+
+    /// Whether a field or a relation of either kind is called `name`.
+    pub fn has_name(&self, name: &str) -> bool {
+        self.field(name).is_some()
+            || self.association(name).is_some()
+            || self.remote_association(name).is_some()
+    }
+
     /// The collection as clients see it in `collections:list`.
     pub fn to_json(&self) -> Json {
         let key: Vec<&str> = self.primary_key().map(|f| f.name.as_str()).collect();
@@ -532,6 +562,7 @@ impl Collection {
                     .iter()
                     .map(Field::to_json)
                     .chain(self.associations.iter().map(Association::to_json))
+                    .chain(self.remote_associations.iter().map(Association::to_json))
                     .collect(),
             ),
         );

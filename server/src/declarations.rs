@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use manifold_core::declarations::{CollectionDeclarations, Declarations, declared_association};
+use manifold_core::declarations::{
+    CollectionDeclarations, Declarations, declared_association, is_remote, remote_association,
+};
 use manifold_core::filter::{key_filter, parse_filter};
 use manifold_core::query::FindOptions;
 use manifold_core::repository::{Record, Repository, WriteFilter, WriteKind, WriteValues};
+use manifold_core::schema::{Association, Collection};
 use manifold_core::{DataSource, Error, Result};
 use serde_json::{Map, Value as Json, json};
 
@@ -143,15 +146,14 @@ impl DeclarationStore {
         collection: &str,
         declaration: &Json,
     ) -> Result<Json> {
-        let declaration = clean(declaration)?;
+        let mut declaration = clean(declaration)?;
         let _one = self.writing.lock().await;
         let schema = source.collections_snapshot();
         let on = schema
             .iter()
             .find(|c| c.name() == collection)
             .ok_or_else(|| missing(source, collection))?;
-        let association = declared_association(on, &Json::Object(declaration.clone()), &schema)
-            .map_err(|e| e.context(format!("data source {}", source.key())))?;
+        let association = checked(source, on, &schema, &mut declaration)?;
         let key = format!("{}:{collection}:{}", source.key(), association.name);
         self.upsert(
             &self.fields,
@@ -191,8 +193,9 @@ impl DeclarationStore {
             return Err(missing(source, collection));
         };
         on.associations.retain(|a| a.name != name);
+        on.remote_associations.retain(|a| a.name != name);
         let on = on.clone();
-        declared_association(&on, &Json::Object(declaration.clone()), &schema)?;
+        checked(source, &on, &schema, &mut declaration)?;
         self.upsert(
             &self.fields,
             &key,
@@ -303,6 +306,49 @@ fn field_row(
     })
 }
 
+/// The relation `declaration` describes on `on`, checked against the live schemas: its
+/// own source's (`schema`), and for a relation to another source, that source's.
+///
+/// A relation to another source is stored with its keys named, so that a refresh while
+/// that source is away still applies it; one naming its own source is a plain relation.
+fn checked(
+    source: &DataSource,
+    on: &Collection,
+    schema: &[Collection],
+    declaration: &mut Map<String, Json>,
+) -> Result<Association> {
+    if declaration.get("targetDataSource").and_then(Json::as_str) == Some(source.key()) {
+        declaration.remove("targetDataSource");
+    }
+    let json = Json::Object(declaration.clone());
+    if !is_remote(&json) {
+        return declared_association(on, &json, schema)
+            .map_err(|e| e.context(format!("data source {}", source.key())));
+    }
+    let key = declaration
+        .get("targetDataSource")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
+    let peer = source.peer(key)?;
+    let target = match declaration.get("target").and_then(Json::as_str) {
+        Some(name) => Some(peer.collection(name).map(|(c, _)| c).ok_or_else(|| {
+            Error::bad_request(format!(
+                "values.target: collection {name} does not exist in data source {key}"
+            ))
+        })?),
+        None => None,
+    };
+    let association = remote_association(on, &json, target.as_deref())?;
+    for (option, value) in [
+        ("foreignKey", &association.foreign_key),
+        ("sourceKey", &association.source_key),
+        ("targetKey", &association.target_key),
+    ] {
+        declaration.insert(option.into(), json!(value));
+    }
+    Ok(association)
+}
+
 /// A declaration as stored: an object without transient keys.
 fn clean(declaration: &Json) -> Result<Map<String, Json>> {
     let mut map = declaration
@@ -380,7 +426,7 @@ fn live_field(source: &DataSource, collection: &str, name: &str) -> Result<Json>
     let (c, _) = source
         .collection(collection)
         .ok_or_else(|| missing(source, collection))?;
-    c.association(name)
+    c.relation(name)
         .map(|a| a.to_json())
         .ok_or_else(|| Error::internal(format!("declared field {name} did not apply")))
 }

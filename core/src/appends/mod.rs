@@ -33,6 +33,9 @@ struct Node {
     target: Arc<Collection>,
     repository: Arc<dyn Repository>,
     through: Option<Arc<dyn Repository>>,
+    /// The target's source when it is not the parent's (a relation to another source):
+    /// what the target embeds is resolved there.
+    peer: Option<Arc<DataSource>>,
     /// Target attributes asked for; `None` is all.
     fields: Option<Vec<String>>,
     except: Vec<String>,
@@ -83,7 +86,7 @@ pub fn shape(
     }
     for item in fields.iter().flatten() {
         let segments: Vec<&str> = item.split('.').collect();
-        if collection.association(segments[0]).is_some() {
+        if collection.relation(segments[0]).is_some() {
             insert(source, collection, &mut children, &segments, true)?;
         } else if let Some(root) = root_fields.as_mut() {
             root.push(item.clone());
@@ -93,7 +96,7 @@ pub fn shape(
         let segments: Vec<&str> = item.split('.').collect();
         match segments.split_last() {
             Some((last, path)) if !path.is_empty() => {
-                if collection.association(path[0]).is_none() {
+                if collection.relation(path[0]).is_none() {
                     return Err(Error::bad_request(format!(
                         "except: unknown field {item:?} in collection {}",
                         collection.name()
@@ -202,7 +205,7 @@ fn insert(
     let Some((first, rest)) = segments.split_first() else {
         return Ok(());
     };
-    let Some(association) = collection.association(first) else {
+    let Some(association) = collection.relation(first) else {
         if as_field {
             return Err(Error::bad_request(format!(
                 "fields: {first:?} is not an association of collection {}",
@@ -217,36 +220,24 @@ fn insert(
         return Ok(());
     };
     if !children.contains_key(*first) {
-        let Some((target, repository)) = source.collection(&association.target) else {
+        let node = match &association.target_source {
+            None => local_node(source, association),
+            Some(key) => Some(
+                remote_node(source, key, association)
+                    .map_err(|e| e.context(format!("appends {first}")))?,
+            ),
+        };
+        let Some(node) = node else {
             return Ok(());
         };
-        let through = match &association.through {
-            Some(name) => match source.collection(name) {
-                Some((_, repo)) => Some(repo),
-                None => return Ok(()),
-            },
-            None => None,
-        };
-        children.insert(
-            (*first).to_owned(),
-            Node {
-                association: association.clone(),
-                target,
-                repository,
-                through,
-                fields: None,
-                except: Vec::new(),
-                sort: Vec::new(),
-                children: BTreeMap::new(),
-            },
-        );
+        children.insert((*first).to_owned(), node);
     }
     let Some(node) = children.get_mut(*first) else {
         return Ok(());
     };
     match rest {
         [] => Ok(()),
-        [attribute] if as_field && node.target.association(attribute).is_none() => {
+        [attribute] if as_field && node.target.relation(attribute).is_none() => {
             node.target.require_field(attribute, "fields")?;
             node.fields
                 .get_or_insert_with(Vec::new)
@@ -255,7 +246,56 @@ fn insert(
         }
         _ => {
             let target = node.target.clone();
-            insert(source, &target, &mut node.children, rest, as_field)
+            let peer = node.peer.clone();
+            let at = peer.as_deref().unwrap_or(source);
+            insert(at, &target, &mut node.children, rest, as_field)
+        }
+    }
+}
+
+/// A node for a relation within `source`; `None` when its target or junction is gone
+/// from the schema (the append is ignored, as an unknown one is).
+fn local_node(source: &DataSource, association: &Association) -> Option<Node> {
+    let (target, repository) = source.collection(&association.target)?;
+    let through = match &association.through {
+        Some(name) => Some(source.collection(name)?.1),
+        None => None,
+    };
+    Some(Node::new(association, target, repository, through, None))
+}
+
+/// A node for a relation to the source called `key`: that source must be serving and
+/// hold the target, or the request gets the reason (404 or 503) rather than an answer
+/// silently missing the relation.
+fn remote_node(source: &DataSource, key: &str, association: &Association) -> Result<Node> {
+    let peer = source.peer(key)?;
+    let (target, repository) = peer.collection(&association.target).ok_or_else(|| {
+        Error::not_found(format!(
+            "collection {} does not exist in data source {key}",
+            association.target
+        ))
+    })?;
+    Ok(Node::new(association, target, repository, None, Some(peer)))
+}
+
+impl Node {
+    fn new(
+        association: &Association,
+        target: Arc<Collection>,
+        repository: Arc<dyn Repository>,
+        through: Option<Arc<dyn Repository>>,
+        peer: Option<Arc<DataSource>>,
+    ) -> Self {
+        Node {
+            association: association.clone(),
+            target,
+            repository,
+            through,
+            peer,
+            fields: None,
+            except: Vec::new(),
+            sort: Vec::new(),
+            children: BTreeMap::new(),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 use dashmap::DashMap;
 use serde_json::Value as Json;
 
+use super::peers::SourceTable;
 use super::source::{DataSource, DataSourceSettings};
 use crate::acl::Acl;
 use crate::connection_share::{
@@ -119,13 +120,13 @@ pub type DataSourceHook = Arc<dyn Fn(&Arc<DataSource>) + Send + Sync>;
 /// Holds every data source by key; lookups never take a global lock.
 #[derive(Default)]
 pub struct DataSourceManager {
-    sources: DashMap<String, Arc<DataSource>>,
+    /// The sources and their statuses; each added source holds it weakly (its peers).
+    table: Arc<SourceTable>,
     factories: DashMap<String, Arc<dyn DataSourceFactory>>,
     before_add: Mutex<Vec<DataSourceHook>>,
     after_add: Mutex<Vec<DataSourceHook>>,
     after_remove: Mutex<Vec<DataSourceHook>>,
     middlewares: Mutex<Vec<(Arc<dyn Middleware>, Placement)>>,
-    statuses: DashMap<String, DataSourceStatus>,
     budget: std::sync::RwLock<Option<Arc<dyn ConnectionBudget>>>,
     read_actions: std::sync::RwLock<Vec<String>>,
 }
@@ -253,7 +254,11 @@ impl DataSourceManager {
                 .use_middleware(mw, placement)
                 .map_err(|e| Error::internal(format!("data source {}: {e}", source.key())))?;
         }
-        let old = self.sources.insert(source.key().to_owned(), source.clone());
+        source.join(Arc::downgrade(&self.table));
+        let old = self
+            .table
+            .sources
+            .insert(source.key().to_owned(), source.clone());
         if let Some(old) = old
             && !Arc::ptr_eq(&old, &source)
         {
@@ -267,28 +272,25 @@ impl DataSourceManager {
 
     /// Records where the source called `key` is in its life.
     pub fn set_status(&self, key: &str, status: DataSourceStatus) {
-        self.statuses.insert(key.to_owned(), status);
+        self.table.statuses.insert(key.to_owned(), status);
     }
 
     /// Where the source called `key` is: its recorded status, `Loaded` for a source added
     /// without one (main), `None` when nothing is known of it.
     pub fn status(&self, key: &str) -> Option<DataSourceStatus> {
-        self.statuses.get(key).map(|s| s.clone()).or_else(|| {
-            self.sources
-                .contains_key(key)
-                .then_some(DataSourceStatus::Loaded)
-        })
+        self.table.status(key)
     }
 
     /// Every known source with its status, by key: those with a recorded status and those
     /// added without one (main, `Loaded`). For readiness probes.
     pub fn statuses(&self) -> Vec<(String, DataSourceStatus)> {
         let mut all: std::collections::BTreeMap<String, DataSourceStatus> = self
+            .table
             .sources
             .iter()
             .map(|s| (s.key().clone(), DataSourceStatus::Loaded))
             .collect();
-        for s in self.statuses.iter() {
+        for s in self.table.statuses.iter() {
             all.insert(s.key().clone(), s.value().clone());
         }
         all.into_iter().collect()
@@ -296,38 +298,23 @@ impl DataSourceManager {
 
     /// Forgets the status of `key` (after its record is destroyed).
     pub fn clear_status(&self, key: &str) {
-        self.statuses.remove(key);
+        self.table.statuses.remove(key);
     }
 
     /// The source called `key`, or the error a request for it should get: 404 when no such
     /// source is registered, 503 while it loads or after it failed or was disabled.
     pub fn route(&self, key: &str) -> Result<Arc<DataSource>> {
-        if let Some(source) = self.get(key) {
-            return Ok(source);
-        }
-        Err(match self.status(key) {
-            None => Error::not_found(format!("data source {key} does not exist"))
-                .with_message_id("data-source-not-found", vec![("key", key.to_owned())]),
-            Some(DataSourceStatus::Disabled) => {
-                Error::unavailable(format!("data source {key} is disabled"))
-            }
-            Some(DataSourceStatus::LoadingFailed(m) | DataSourceStatus::ReloadingFailed(m)) => {
-                Error::unavailable(format!("data source {key} failed to load: {m}"))
-            }
-            Some(_) => {
-                Error::unavailable(format!("data source {key} is loading; retry in a moment"))
-            }
-        })
+        self.table.route(key)
     }
 
     /// The source called `key`.
     pub fn get(&self, key: &str) -> Option<Arc<DataSource>> {
-        self.sources.get(key).map(|s| s.clone())
+        self.table.sources.get(key).map(|s| s.clone())
     }
 
     /// Every source, main first, then by key.
     pub fn list(&self) -> Vec<Arc<DataSource>> {
-        let mut all: Vec<_> = self.sources.iter().map(|s| s.clone()).collect();
+        let mut all: Vec<_> = self.table.sources.iter().map(|s| s.clone()).collect();
         all.sort_by(|a, b| (a.key() != "main", a.key()).cmp(&(b.key() != "main", b.key())));
         all
     }
@@ -335,7 +322,7 @@ impl DataSourceManager {
     /// Removes and closes the source called `key`, then runs the after-remove hooks;
     /// returns it if it existed.
     pub async fn remove(&self, key: &str) -> Option<Arc<DataSource>> {
-        let (_, source) = self.sources.remove(key)?;
+        let (_, source) = self.table.sources.remove(key)?;
         source.close().await;
         for hook in self.hooks(&self.after_remove) {
             hook(&source);

@@ -6,6 +6,7 @@
 //! registered once (the default actions, a plugin's actions) reaches every source.
 
 mod manager;
+mod peers;
 mod router;
 mod source;
 mod unit;

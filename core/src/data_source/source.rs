@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use arc_swap::ArcSwap;
 
@@ -13,8 +13,9 @@ use crate::key_lock::KeyLocks;
 use crate::middleware::{Middleware, Placement};
 use crate::repository::Repository;
 use crate::resource::ResourceManager;
-use crate::schema::Collection;
+use crate::schema::{Association, Collection};
 
+use super::peers::SourceTable;
 use super::unit::{Evented, Starter, Unit};
 
 /// Per-source limits and defaults.
@@ -175,6 +176,9 @@ pub struct DataSource {
     operators: Arc<OperatorSupport>,
     /// The handlers of its database events.
     events: Arc<DbEvents>,
+    /// The manager's sources, once this one is added: relations to other sources reach
+    /// them through it.
+    peers: std::sync::OnceLock<Weak<SourceTable>>,
 }
 
 impl std::fmt::Debug for DataSource {
@@ -239,6 +243,7 @@ impl DataSource {
             declarations: ArcSwap::from_pointee(declarations),
             key_locks: KeyLocks::default(),
             events: Arc::default(),
+            peers: std::sync::OnceLock::new(),
         };
         source.install_built_in_middleware();
         source.refresh().await?;
@@ -261,6 +266,53 @@ impl DataSource {
                 unreachable!("built-in resource chain is acyclic: {e}");
             }
         }
+    }
+
+    /// Joins the manager's sources: called once, when the manager adds this source.
+    pub(super) fn join(&self, table: Weak<SourceTable>) {
+        // A source is added once; a second add of the same instance keeps the first table.
+        let _ = self.peers.set(table);
+    }
+
+    /// The source called `key` registered beside this one, for a relation declared to
+    /// it: what a request routed to `key` would get (404 when no such source exists,
+    /// 503 while it loads, failed or is disabled).
+    pub fn peer(&self, key: &str) -> Result<Arc<DataSource>> {
+        match self.peers.get().and_then(Weak::upgrade) {
+            Some(table) => table.route(key),
+            None => Err(Error::unavailable(format!(
+                "data source {key} cannot be reached: data source {} is not registered",
+                self.key
+            ))),
+        }
+    }
+
+    /// Whether a relation of `c` to another source still fits that source's schema. A
+    /// source that is not serving keeps its relations: their requests answer why.
+    fn fits(&self, c: &Collection, a: &Association) -> bool {
+        let Some(key) = &a.target_source else {
+            return true;
+        };
+        let Ok(peer) = self.peer(key) else {
+            return true;
+        };
+        let problem = match peer.collection(&a.target) {
+            None => format!(
+                "collection {} does not exist in data source {key}",
+                a.target
+            ),
+            Some((target, _)) => match crate::declarations::check_remote(c, a, &target) {
+                Ok(()) => return true,
+                Err(e) => e.message().to_owned(),
+            },
+        };
+        tracing::warn!(
+            data_source = %self.key,
+            "declaration skipped: collection {}: relation {}: {problem}",
+            c.name(),
+            a.name
+        );
+        false
     }
 
     /// How many repository calls (each read is one statement) this source has served.
@@ -331,6 +383,10 @@ impl DataSource {
             tracing::warn!(data_source = %self.key, "declaration skipped: {problem}");
         }
         crate::associations::derive(&mut collections);
+        for c in &mut collections {
+            let remote = std::mem::take(&mut c.remote_associations);
+            c.remote_associations = remote.into_iter().filter(|a| self.fits(c, a)).collect();
+        }
         let mut catalog = Catalog::default();
         let starter = Arc::new(Starter {
             connector: self.connector.clone(),

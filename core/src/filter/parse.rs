@@ -417,6 +417,12 @@ impl Parser<'_> {
                 } => format!(
                     "{at}: association {association} points at {target}, which this data source does not have"
                 ),
+                path::WalkError::CrossSource {
+                    association,
+                    source,
+                } => format!(
+                    "{at}: {association} is a relation to data source {source}; filtering or sorting through it is not supported yet"
+                ),
                 path::WalkError::Empty => format!("{at}: empty path"),
             })
         })

@@ -117,6 +117,12 @@ pub fn walk(
     for (i, segment) in segments.iter().enumerate() {
         let current: &Collection = here.as_deref().unwrap_or(collection);
         let Some(a) = current.association(segment) else {
+            if let Some(remote) = current.remote_association(segment) {
+                return Err(WalkError::CrossSource {
+                    association: remote.name.clone(),
+                    source: remote.target_source.clone().unwrap_or_default(),
+                });
+            }
             return Err(WalkError::NotAnAssociation {
                 segment: (*segment).to_owned(),
                 collection: current.name().to_owned(),
@@ -201,6 +207,13 @@ pub enum WalkError {
         collection: String,
         /// How many associations were crossed before it.
         depth: usize,
+    },
+    /// The association leads to another data source, which a join cannot reach.
+    CrossSource {
+        /// The association.
+        association: String,
+        /// The data source its target lives in.
+        source: String,
     },
     /// The association's target (or junction, or key) is not in the source's schema.
     MissingTarget {

@@ -57,6 +57,7 @@ pub fn assoc(name: &str, kind: AssociationKind, target: &str, foreign_key: &str)
         target_key: "id".to_owned(),
         through: None,
         other_key: None,
+        target_source: None,
     }
 }
 
@@ -70,6 +71,7 @@ pub fn through_posts_tags(
     Association {
         through: Some("posts_tags".to_owned()),
         other_key: Some(other_key.to_owned()),
+        target_source: None,
         ..assoc(name, AssociationKind::BelongsToMany, target, foreign_key)
     }
 }

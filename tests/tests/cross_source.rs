@@ -1,0 +1,385 @@
+//! Relations across data sources: posts in the main SQLite database, their authors in
+//! PostgreSQL (`crm`), their tags in MariaDB (`shop`) and their comments and editors in
+//! MongoDB (`docs`), all four at once. Relations are declared with `targetDataSource`
+//! through the same field API as other declared relations; `appends` follows them with
+//! one batched read per relation per level on the target source.
+
+use manifold_tests::{Backend, Reply, ScratchDatabase, TestApp};
+use poem::http::Method;
+use serde_json::{Value as Json, json};
+
+#[path = "../../connectors/mongo/tests/support/secantus.rs"]
+mod secantus;
+use secantus::Secantus;
+
+/// The four databases, loaded and related.
+struct World {
+    t: TestApp,
+    _crm: ScratchDatabase,
+    _shop: ScratchDatabase,
+    docs: Option<Secantus>,
+    /// The ObjectIds of the MongoDB editors, in insertion order.
+    editors: Vec<String>,
+}
+
+async fn declare(t: &TestApp, source: &str, collection: &str, field: Json) -> Reply {
+    t.post(
+        &format!("/api/dataSourcesCollections/{source}.{collection}/fields:create"),
+        field,
+    )
+    .await
+}
+
+async fn world() -> World {
+    use mongodb::bson::{Document, doc, oid::ObjectId};
+
+    let t = TestApp::new().await;
+    assert_eq!(t.backend, Backend::Sqlite);
+    t.sql(&[
+        "CREATE TABLE blogs (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT, \
+         authorId INTEGER, editorRef TEXT, blogId INTEGER REFERENCES blogs (id))",
+        "INSERT INTO blogs (id, name) VALUES (1, 'news'), (2, 'notes')",
+    ])
+    .await;
+
+    let crm = ScratchDatabase::create(Backend::Postgres).await;
+    crm.execute(&[
+        "CREATE TABLE countries (id SERIAL PRIMARY KEY, name TEXT)",
+        "CREATE TABLE authors (id SERIAL PRIMARY KEY, name TEXT, \
+         \"countryId\" INTEGER REFERENCES countries (id))",
+        "INSERT INTO countries (name) VALUES ('FR'), ('DE')",
+        "INSERT INTO authors (name, \"countryId\") VALUES ('ann', 1), ('bo', 2), ('cy', 1)",
+    ])
+    .await;
+    let shop = ScratchDatabase::create(Backend::MariaDb).await;
+    shop.execute(&[
+        // The shop keeps posts' integer keys as text: the keys still match.
+        "CREATE TABLE tags (id INTEGER AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), \
+         postId VARCHAR(20))",
+        "INSERT INTO tags (name, postId) VALUES ('rust', '1'), ('db', '1'), ('web', '2'), ('misc', NULL)",
+    ])
+    .await;
+
+    let docs = Secantus::start();
+    let client = mongodb::Client::with_uri_str(docs.url())
+        .await
+        .expect("driver client");
+    let db = client.database("manifold_cross");
+    let editors: Vec<ObjectId> = (0..2).map(|_| ObjectId::new()).collect();
+    db.collection::<Document>("editors")
+        .insert_many(
+            ["eve", "fay"]
+                .iter()
+                .zip(&editors)
+                .map(|(name, id)| doc! {"_id": id, "name": *name}),
+        )
+        .await
+        .expect("insert editors");
+    db.collection::<Document>("comments")
+        .insert_many([
+            doc! {"body": "first!", "postId": 1_i64},
+            doc! {"body": "agreed", "postId": 1_i64},
+            doc! {"body": "hm", "postId": 3_i64},
+        ])
+        .await
+        .expect("insert comments");
+    let editors: Vec<String> = editors.iter().map(|id| id.to_hex()).collect();
+
+    // Posts 1–3 by ann, bo and ann; post 4 has no author. Editors by ObjectId text.
+    t.sql(&[&format!(
+        "INSERT INTO posts (id, title, authorId, editorRef, blogId) VALUES \
+         (1, 'one', 1, '{e0}', 1), (2, 'two', 2, '{e1}', 1), (3, 'three', 1, NULL, 2), \
+         (4, 'four', NULL, '{e0}', 2)",
+        e0 = editors[0],
+        e1 = editors[1]
+    )])
+    .await;
+    let r = t.post_empty("/api/dataSources:refresh/main").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    t.register_source("crm", "postgres", json!({"url": crm.url()}))
+        .await;
+    t.register_source("shop", "mariadb", json!({"url": shop.url()}))
+        .await;
+    t.register_source(
+        "docs",
+        "mongodb",
+        json!({"url": docs.url(), "database": "manifold_cross", "serverSelectionTimeoutMs": 500}),
+    )
+    .await;
+
+    for (source, collection, field) in [
+        (
+            "main",
+            "posts",
+            json!({"name": "author", "type": "belongsTo", "target": "authors",
+                   "targetDataSource": "crm", "foreignKey": "authorId"}),
+        ),
+        (
+            "main",
+            "posts",
+            json!({"name": "tags", "type": "hasMany", "target": "tags",
+                   "targetDataSource": "shop", "foreignKey": "postId"}),
+        ),
+        (
+            "main",
+            "posts",
+            json!({"name": "comments", "type": "hasMany", "target": "comments",
+                   "targetDataSource": "docs", "foreignKey": "postId"}),
+        ),
+        (
+            "main",
+            "posts",
+            json!({"name": "editor", "type": "belongsTo", "target": "editors",
+                   "targetDataSource": "docs", "foreignKey": "editorRef"}),
+        ),
+        (
+            "crm",
+            "authors",
+            json!({"name": "posts", "type": "hasMany", "target": "posts",
+                   "targetDataSource": "main", "foreignKey": "authorId"}),
+        ),
+        (
+            "crm",
+            "authors",
+            json!({"name": "latest", "type": "hasOne", "target": "posts",
+                   "targetDataSource": "main", "foreignKey": "authorId"}),
+        ),
+    ] {
+        let r = declare(&t, source, collection, field).await;
+        assert_eq!(r.status, 200, "{source}.{collection}: {:?}", r.body);
+    }
+    World {
+        t,
+        _crm: crm,
+        _shop: shop,
+        docs: Some(docs),
+        editors,
+    }
+}
+
+fn statements(t: &TestApp, key: &str) -> u64 {
+    t.app
+        .data_sources()
+        .get(key)
+        .unwrap_or_else(|| panic!("{key} is registered"))
+        .statements()
+}
+
+/// Statements each source ran while `f` ran, as `[main, crm, shop, docs]`.
+async fn counted<F: std::future::Future<Output = Reply>>(t: &TestApp, f: F) -> (Reply, [u64; 4]) {
+    let keys = ["main", "crm", "shop", "docs"];
+    let before = keys.map(|k| statements(t, k));
+    let r = f.await;
+    let after = keys.map(|k| statements(t, k));
+    let mut used = [0; 4];
+    for i in 0..4 {
+        used[i] = after[i] - before[i];
+    }
+    (r, used)
+}
+
+#[tokio::test]
+async fn appends_follow_relations_into_three_other_databases() {
+    let w = world().await;
+    let t = &w.t;
+
+    let (r, used) = counted(
+        t,
+        t.get("/api/posts:list?sort=id&appends=author,tags,comments,editor"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // Count and page on main; one batched read per relation on its own source.
+    assert_eq!(used, [2, 1, 1, 2], "{:?}", r.body);
+    let rows = r.data().as_array().expect("rows");
+    assert_eq!(rows[0]["author"]["name"], json!("ann"));
+    assert_eq!(rows[1]["author"]["name"], json!("bo"));
+    assert_eq!(rows[3]["author"], Json::Null, "no authorId, no author");
+    let names = |v: &Json, key: &str| -> Vec<Json> {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x[key].clone()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        names(&rows[0]["tags"], "name"),
+        [json!("rust"), json!("db")]
+    );
+    assert_eq!(names(&rows[1]["tags"], "name"), [json!("web")]);
+    assert_eq!(rows[2]["tags"], json!([]));
+    assert_eq!(
+        names(&rows[0]["comments"], "body"),
+        [json!("first!"), json!("agreed")]
+    );
+    assert_eq!(names(&rows[2]["comments"], "body"), [json!("hm")]);
+    // An ObjectId held as hex text in SQLite finds its MongoDB document.
+    assert_eq!(rows[0]["editor"]["_id"], json!(w.editors[0]));
+    assert_eq!(rows[1]["editor"]["name"], json!("fay"));
+    assert_eq!(rows[2]["editor"], Json::Null);
+    assert_eq!(rows[3]["editor"]["name"], json!("eve"));
+}
+
+#[tokio::test]
+async fn nested_appends_cross_sources_in_both_directions() {
+    let w = world().await;
+    let t = &w.t;
+
+    // A local relation below a cross-source one: the author's country, on crm.
+    let (r, used) = counted(t, t.get("/api/posts:list?sort=id&appends=author.country")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(used, [2, 2, 0, 0]);
+    assert_eq!(r.data()[0]["author"]["country"]["name"], json!("FR"));
+    assert_eq!(r.data()[1]["author"]["country"]["name"], json!("DE"));
+
+    // A cross-source relation below a local one: each blog's posts and their authors.
+    let (r, used) = counted(t, t.get("/api/blogs:list?sort=id&appends=posts.author")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(used, [3, 1, 0, 0]);
+    let posts = &r.data()[1]["posts"];
+    assert_eq!(posts[0]["title"], json!("three"));
+    assert_eq!(posts[0]["author"]["name"], json!("ann"));
+    assert_eq!(posts[1]["author"], Json::Null);
+
+    // From the other side, through two sources: authors → posts (main) → comments (docs).
+    let (r, used) = counted(
+        t,
+        t.send(
+            Method::GET,
+            "/api/authors:list?sort=id&appends=posts.comments,latest",
+            &[("x-data-source", "crm")],
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(used, [2, 2, 0, 1]);
+    let ann = &r.data()[0];
+    assert_eq!(
+        ann["posts"]
+            .as_array()
+            .map(|p| p.iter().map(|x| x["title"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("one"), json!("three")])
+    );
+    assert_eq!(ann["posts"][0]["comments"][1]["body"], json!("agreed"));
+    assert_eq!(
+        ann["latest"]["title"],
+        json!("one"),
+        "hasOne: the first by key"
+    );
+    assert_eq!(r.data()[2]["posts"], json!([]));
+    assert_eq!(r.data()[2]["latest"], Json::Null);
+}
+
+#[tokio::test]
+async fn fields_except_and_sort_reach_inside_a_cross_source_append() {
+    let w = world().await;
+    let t = &w.t;
+    let r = t
+        .get("/api/posts:list?sort=id&appends=tags(sort=-name)&fields=title,tags.name")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.data()[0],
+        json!({"title": "one", "tags": [{"name": "rust"}, {"name": "db"}]})
+    );
+    let r = t
+        .get("/api/posts:list?sort=id&appends=author&except=author.countryId,authorId")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()[0]["author"], json!({"id": 1, "name": "ann"}));
+    assert!(r.data()[0].get("authorId").is_none());
+}
+
+#[tokio::test]
+async fn filtering_and_sorting_through_another_source_are_clear_400s() {
+    let w = world().await;
+    let t = &w.t;
+    let f = manifold_tests::filter(json!({"author.name": "ann"}));
+    let r = t.get(&format!("/api/posts:list?{f}")).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter.author.name: author is a relation to data source crm; filtering or sorting through it is not supported yet"
+    );
+    let r = t.get("/api/posts:list?sort=author.name").await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "sort: \"author.name\" crosses author, a relation to data source crm; a page cannot be sorted by another data source's fields"
+    );
+}
+
+#[tokio::test]
+async fn declarations_are_checked_against_the_other_source() {
+    let w = world().await;
+    let t = &w.t;
+    let cases = [
+        (
+            json!({"name": "x", "type": "belongsTo", "target": "authors",
+                   "targetDataSource": "nowhere", "foreignKey": "authorId"}),
+            404,
+            "data source nowhere does not exist",
+        ),
+        (
+            json!({"name": "x", "type": "belongsTo", "target": "people",
+                   "targetDataSource": "crm", "foreignKey": "authorId"}),
+            400,
+            "values.target: collection people does not exist in data source crm",
+        ),
+        (
+            json!({"name": "x", "type": "belongsTo", "target": "authors",
+                   "targetDataSource": "crm", "foreignKey": "authorId", "targetKey": "nope"}),
+            400,
+            "values.targetKey: unknown field \"nope\" in collection authors",
+        ),
+        (
+            json!({"name": "x", "type": "belongsToMany", "target": "authors",
+                   "targetDataSource": "crm", "through": "posts"}),
+            400,
+            "values.type: belongsToMany across data sources is not supported yet",
+        ),
+        (
+            // A text key against an integer one is comparable; a float one is not.
+            json!({"name": "x", "type": "belongsTo", "target": "authors",
+                   "targetDataSource": "crm", "foreignKey": "title", "targetKey": "name"}),
+            200,
+            "",
+        ),
+    ];
+    for (field, status, message) in cases {
+        let r = declare(t, "main", "posts", field.clone()).await;
+        assert_eq!(r.status, status, "{field}: {:?}", r.body);
+        if status != 200 {
+            assert_eq!(r.error(), message, "{field}");
+        }
+    }
+    let r = t
+        .get("/api/dataSourcesCollections/main.posts/fields:get/author")
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["targetDataSource"], json!("crm"));
+    assert_eq!(r.data()["targetKey"], json!("id"));
+}
+
+#[tokio::test]
+async fn a_target_source_that_is_down_answers_503_and_the_rest_still_works() {
+    let mut w = world().await;
+    let t = &w.t;
+    drop(w.docs.take());
+    let r = t.get("/api/posts:list?appends=comments").await;
+    assert_eq!(r.status, 503, "{:?}", r.body);
+    assert_eq!(r.error(), "the data source cannot be reached");
+    let r = t.get("/api/posts:list?sort=id&appends=author").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()[0]["author"]["name"], json!("ann"));
+
+    // A removed source: its relations answer 404 naming it, others still answer.
+    let r = t.post_empty("/api/dataSources:destroy/shop").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.get("/api/posts:list?appends=tags").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    assert_eq!(r.error(), "appends tags: data source shop does not exist");
+    let r = t.get("/api/posts:list?sort=id&appends=author").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
