@@ -138,6 +138,12 @@ pub struct ServeConfig {
     #[arg(long, env = "MANIFOLD_MAX_EMBEDDED_RECORDS", default_value_t = 50_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_embedded_records: u64,
 
+    /// The most keys one filter condition through a relation to another data source may
+    /// collect there (`{"customer.country": "FR"}` reads the matching customers' keys
+    /// first); more is a 400 that says to narrow the condition.
+    #[arg(long, env = "MANIFOLD_MAX_RELATION_FILTER_KEYS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_relation_filter_keys: u64,
+
     /// The largest request body accepted, in bytes; larger is a 413.
     #[arg(long, env = "MANIFOLD_BODY_LIMIT", default_value_t = 10 * 1024 * 1024)]
     pub body_limit: usize,
@@ -274,6 +280,7 @@ impl Default for ServeConfig {
             max_page_size: 1000,
             max_append_depth: 4,
             max_embedded_records: 50_000,
+            max_relation_filter_keys: 5_000,
             body_limit: 10 * 1024 * 1024,
             main_db_max_connections: 8,
             migrations: MigrationMode::Apply,
@@ -312,6 +319,8 @@ impl ServeConfig {
             request_timeout: std::time::Duration::from_secs(self.request_timeout.max(1)),
             max_append_depth: usize::try_from(self.max_append_depth).unwrap_or(4),
             max_embedded_records: usize::try_from(self.max_embedded_records).unwrap_or(usize::MAX),
+            max_relation_filter_keys: usize::try_from(self.max_relation_filter_keys)
+                .unwrap_or(5_000),
             internal_prefix: manifold_core::data_source::INTERNAL_PREFIX,
         }
     }

@@ -31,9 +31,13 @@ async fn declare(t: &TestApp, source: &str, collection: &str, field: Json) -> Re
 }
 
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(tweak: impl FnOnce(&mut manifold_server::ServeConfig)) -> World {
     use mongodb::bson::{Document, doc, oid::ObjectId};
 
-    let t = TestApp::new().await;
+    let t = TestApp::with(tweak).await;
     assert_eq!(t.backend, Backend::Sqlite);
     t.sql(&[
         "CREATE TABLE blogs (id INTEGER PRIMARY KEY, name TEXT)",
@@ -291,16 +295,67 @@ async fn fields_except_and_sort_reach_inside_a_cross_source_append() {
     assert!(r.data()[0].get("authorId").is_none());
 }
 
+fn titles(r: &Reply) -> Vec<Json> {
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.column("title")
+}
+
 #[tokio::test]
-async fn filtering_and_sorting_through_another_source_are_clear_400s() {
-    let w = world().await;
+async fn filters_through_a_to_one_relation_read_the_keys_there_first() {
+    let w = world_with(|c| c.max_relation_filter_keys = 2).await;
     let t = &w.t;
-    let f = manifold_tests::filter(json!({"author.name": "ann"}));
-    let r = t.get(&format!("/api/posts:list?{f}")).await;
+    let list = |f: Json| {
+        let f = manifold_tests::filter(f);
+        async move { t.get(&format!("/api/posts:list?sort=id&{f}")).await }
+    };
+
+    // One read of the matching authors on crm, then the page and count on main.
+    let (r, used) = counted(t, list(json!({"author.name": "ann"}))).await;
+    assert_eq!(titles(&r), [json!("one"), json!("three")]);
+    assert_eq!(used, [2, 1, 0, 0]);
+    // The nested form, an operator, and a relation inside the other source.
+    let r = list(json!({"author": {"name": {"$in": ["bo", "cy"]}}})).await;
+    assert_eq!(titles(&r), [json!("two")]);
+    let r = list(json!({"author.country.name": "DE"})).await;
+    assert_eq!(titles(&r), [json!("two")]);
+    // ObjectId keys held as text, in MongoDB.
+    let r = list(json!({"editor.name": "eve"})).await;
+    assert_eq!(titles(&r), [json!("one"), json!("four")]);
+    // Inside $and/$or, beside local conditions on the same key.
+    let r = list(json!({"$or": [{"author.name": "bo"}, {"title": "four"}]})).await;
+    assert_eq!(titles(&r), [json!("two"), json!("four")]);
+    let r = list(
+        json!({"author.name": "ann", "authorId": {"$ne": 3}, "$and": [{"title": {"$ne": "one"}}]}),
+    )
+    .await;
+    assert_eq!(titles(&r), [json!("three")]);
+    let r = list(json!({"$and": [{"author.name": "ann"}, {"editor.name": "eve"}]})).await;
+    assert_eq!(titles(&r), [json!("one")]);
+    // Nothing matches there: nothing here.
+    let r = list(json!({"author.name": "nobody"})).await;
+    assert_eq!(titles(&r), Vec::<Json>::new());
+    // More keys than the cap (2 here): a 400 that says so, before the local read.
+    let r = list(json!({"author.name": {"$ne": "nobody"}})).await;
     assert_eq!(r.status, 400, "{:?}", r.body);
     assert_eq!(
         r.error(),
-        "filter.author.name: author is a relation to data source crm; filtering or sorting through it is not supported yet"
+        "filter.author: more than 2 records of authors in data source crm match; \
+         narrow the condition (the limit, MANIFOLD_MAX_RELATION_FILTER_KEYS)"
+    );
+    // A bad condition there is named as the request wrote it.
+    let r = list(json!({"author.nope": 1})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter.author.nope: unknown field \"nope\" in collection authors"
+    );
+
+    // To-many relations and sorting cannot cross: clear 400s.
+    let r = list(json!({"tags.name": "rust"})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter.tags.name: tags is a relation to data source shop; filtering or sorting through it is not supported yet"
     );
     let r = t.get("/api/posts:list?sort=author.name").await;
     assert_eq!(r.status, 400, "{:?}", r.body);

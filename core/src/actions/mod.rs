@@ -85,6 +85,47 @@ pub fn has_condition(filter: &Json) -> bool {
     }
 }
 
+/// Rewrites conditions through relations to other data sources into local `$in`
+/// conditions on keys read from those sources ([`crate::filter::remote`]), after the ACL
+/// has let the request through, so every action reads a filter of local conditions.
+pub struct ResolveRemoteFilters;
+
+#[async_trait::async_trait]
+impl Middleware for ResolveRemoteFilters {
+    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
+        let resolved = {
+            let action = ctx.action()?;
+            match (
+                &action.collection,
+                &ctx.data_source,
+                action.params.get("filter"),
+            ) {
+                (Some(collection), Some(source), Some(filter))
+                    if !collection.remote_associations.is_empty() && filter.is_object() =>
+                {
+                    let context = ctx.filter_context()?;
+                    let roles = crate::acl::current_roles(ctx);
+                    let remote = crate::filter::remote::RemoteFilters {
+                        collection,
+                        source,
+                        context: &context,
+                        roles: &roles,
+                        max_keys: source.settings().max_relation_filter_keys,
+                    };
+                    Some(remote.resolve(filter).await?)
+                }
+                _ => None,
+            }
+        };
+        if let Some(filter) = resolved
+            && let Some(action) = ctx.action.as_mut()
+        {
+            action.params.set("filter", filter);
+        }
+        next.run(ctx).await
+    }
+}
+
 /// Refuses `update`/`destroy` without a filter or `filterByTk` (before authentication, as
 /// NocoBase orders it), so a forgotten parameter can never rewrite or empty a table.
 pub struct ValidateFilterParams;

@@ -34,6 +34,10 @@ pub struct DataSourceSettings {
     /// The most related records one answer may embed through `appends`, counting each copy
     /// (a record embedded under ten parents counts ten times, with what it embeds itself).
     pub max_embedded_records: usize,
+    /// The most keys one filter condition through a relation to another source may
+    /// collect there (`{"author.country": "FR"}` reads the French authors' keys); more is
+    /// a 400.
+    pub max_relation_filter_keys: usize,
     /// Tables whose names start with this are bookkeeping reachable from code
     /// ([`DataSource::internal_table`]), never resources: [`INTERNAL_PREFIX`] on a
     /// registered source, `_` on the main one, whose `_` names belong to Manifold and its
@@ -50,6 +54,7 @@ impl Default for DataSourceSettings {
             request_timeout: std::time::Duration::from_secs(35),
             max_append_depth: 4,
             max_embedded_records: 50_000,
+            max_relation_filter_keys: 5_000,
             internal_prefix: INTERNAL_PREFIX,
         }
     }
@@ -193,6 +198,7 @@ impl std::fmt::Debug for DataSource {
 /// Tags of the built-in nodes of every resource manager chain.
 pub(crate) const VALIDATE_FILTER_TAG: &str = "validate-filter-params";
 pub(crate) const ACL_TAG: &str = "acl";
+pub(crate) const REMOTE_FILTERS_TAG: &str = "remote-filters";
 
 impl crate::filter::CollectionLookup for DataSource {
     fn lookup(&self, name: &str) -> Option<Arc<Collection>> {
@@ -251,7 +257,7 @@ impl DataSource {
     }
 
     fn install_built_in_middleware(&self) {
-        let built_ins: [(Arc<dyn Middleware>, Placement); 2] = [
+        let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
             (
                 Arc::new(crate::actions::ValidateFilterParams),
                 Placement::tag(VALIDATE_FILTER_TAG),
@@ -259,6 +265,10 @@ impl DataSource {
             (
                 self.acl.node(),
                 Placement::tag(ACL_TAG).after(VALIDATE_FILTER_TAG),
+            ),
+            (
+                Arc::new(crate::actions::ResolveRemoteFilters),
+                Placement::tag(REMOTE_FILTERS_TAG).after(ACL_TAG),
             ),
         ];
         for (mw, placement) in built_ins {

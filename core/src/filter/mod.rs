@@ -13,6 +13,7 @@ mod like;
 mod operator;
 mod parse;
 pub mod path;
+pub mod remote;
 #[cfg(test)]
 mod tests;
 

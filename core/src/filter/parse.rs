@@ -85,6 +85,19 @@ pub fn parse_filter_across(
     context: &FilterContext,
     lookup: &dyn CollectionLookup,
 ) -> Result<Option<Filter>> {
+    parse_filter_at(collection, filter, context, lookup, "filter")
+}
+
+/// [`parse_filter_across`] for a filter found at `at` inside a larger one (the part of
+/// `{"author.name": …}` read against `author`'s collection), so errors name the path as
+/// the request wrote it.
+pub(crate) fn parse_filter_at(
+    collection: &Collection,
+    filter: &Json,
+    context: &FilterContext,
+    lookup: &dyn CollectionLookup,
+    at: &str,
+) -> Result<Option<Filter>> {
     let object = match filter {
         Json::Null => return Ok(None),
         Json::Object(map) => map,
@@ -107,11 +120,7 @@ pub fn parse_filter_across(
         context,
         lookup,
     };
-    Ok(simplify(Filter::And(parser.object(
-        object,
-        "filter",
-        &[],
-    )?)))
+    Ok(simplify(Filter::And(parser.object(object, at, &[])?)))
 }
 
 /// Builds the filter that `filterByTk` means: the key equals the value, or is in the list.
