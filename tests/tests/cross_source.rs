@@ -438,3 +438,52 @@ async fn a_target_source_that_is_down_answers_503_and_the_rest_still_works() {
     let r = t.get("/api/posts:list?sort=id&appends=author").await;
     assert_eq!(r.status, 200, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn the_callers_grants_on_the_other_source_decide_what_crosses() {
+    let w = world().await;
+    let t = &w.t;
+    let r = t
+        .main(
+            Method::POST,
+            "/api/roles:create",
+            Some(json!({"name": "reader"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // `reader` may list posts on main and editors on docs, and nothing on crm.
+    for (source, resource) in [("main", "posts"), ("docs", "editors")] {
+        let r = t
+            .main(
+                Method::POST,
+                &format!("/api/dataSources/{source}/roles:update?filterByTk=reader"),
+                Some(
+                    json!({"resources": [{"name": resource, "usingActionsConfig": true,
+                    "actions": [{"name": "view"}]}]}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{source}: {:?}", r.body);
+    }
+    let token = t.new_user("rita", &["reader"]).await;
+    let as_rita = |path: String| {
+        let auth = format!("Bearer {token}");
+        async move { t.send_as(&auth, Method::GET, &path, &[], None).await }
+    };
+    let (r, used) = counted(
+        t,
+        as_rita("/api/posts:list?sort=id&appends=author,editor".into()),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(r.data()[0].get("author").is_none(), "{:?}", r.body);
+    assert_eq!(r.data()[0]["editor"]["name"], json!("eve"));
+    assert_eq!(used[1], 0, "crm is not read for a caller who may not");
+    let f = manifold_tests::filter(json!({"author.name": "ann"}));
+    let r = as_rita(format!("/api/posts:list?{f}")).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter.author: no permission to read authors in data source crm"
+    );
+}
