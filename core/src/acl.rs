@@ -545,6 +545,14 @@ impl Acl {
                     }
                     Some(AssociationGrant::Through { source, target }) => {
                         let source_check = SourceInScope::of(ctx, scope, &source)?;
+                        // The rows of a relation to another source are granted there.
+                        let target = match &scope.target_source {
+                            Some(peer) => {
+                                peer.acl()
+                                    .permission(&roles, &scope.association.target, name)
+                            }
+                            None => target,
+                        };
                         (source_check, target)
                     }
                     None => return Err(refusal(ctx)),
@@ -571,7 +579,12 @@ impl Acl {
         let Some(requested) = action.params.list("appends")? else {
             return Ok(None);
         };
-        let (Some(collection), Some(source)) = (&action.collection, &ctx.data_source) else {
+        let rows_source = action
+            .association
+            .as_ref()
+            .and_then(|a| a.target_source.as_ref())
+            .or(ctx.data_source.as_ref());
+        let (Some(collection), Some(source)) = (&action.collection, rows_source) else {
             return Ok(Some(requested));
         };
         // Each hop is granted by the ACL of the source its target lives in: a relation to
@@ -591,11 +604,11 @@ impl Acl {
                         Err(_) => return true,
                     }
                 }
-                let acl: &Acl = if Arc::ptr_eq(&at, source) {
-                    self
-                } else {
-                    at.acl()
-                };
+                let own = ctx
+                    .data_source
+                    .as_ref()
+                    .is_some_and(|o| Arc::ptr_eq(&at, o));
+                let acl: &Acl = if own { self } else { at.acl() };
                 if acl.permission(roles, &association.target, "list").is_none() {
                     return false;
                 }

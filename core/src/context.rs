@@ -72,6 +72,9 @@ pub struct AssociationScope {
     pub through: Option<Arc<dyn Repository>>,
     /// The source record's key from the path; `_` means every target, unscoped.
     pub source_id: String,
+    /// The target's data source, for a relation to another source: the request's own
+    /// source holds the path's first collection, this one the rows read.
+    pub target_source: Option<Arc<crate::data_source::DataSource>>,
 }
 
 impl std::fmt::Debug for Action {

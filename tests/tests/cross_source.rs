@@ -487,3 +487,85 @@ async fn the_callers_grants_on_the_other_source_decide_what_crosses() {
         "filter.author: no permission to read authors in data source crm"
     );
 }
+
+#[tokio::test]
+async fn association_resources_read_across_sources_and_set_a_belongs_to() {
+    let w = world().await;
+    let t = &w.t;
+    let on_crm = |path: String| async move {
+        t.send(Method::GET, &path, &[("x-data-source", "crm")], None)
+            .await
+    };
+
+    let r = t.get("/api/posts/1/author:get").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.data()["name"], json!("ann"));
+    let r = t.get("/api/posts/4/author:get").await;
+    assert_eq!(
+        (r.status, r.data().clone()),
+        (200, Json::Null),
+        "{:?}",
+        r.body
+    );
+    let r = t.get("/api/posts/1/comments:list?sort=-body").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.column("body"), [json!("first!"), json!("agreed")]);
+    assert_eq!(r.body["meta"]["count"], json!(2));
+
+    // From crm, the posts in main; relations of the rows are followed from main.
+    let (r, used) = counted(
+        t,
+        on_crm("/api/authors/1/posts:list?sort=id&appends=comments".into()),
+    )
+    .await;
+    assert_eq!(titles(&r), [json!("one"), json!("three")]);
+    assert_eq!(r.data()[1]["comments"][0]["body"], json!("hm"));
+    // The path's key is the author's: crm is not read; the count and page on main, the
+    // comments on docs.
+    assert_eq!(used, [2, 0, 0, 1]);
+    let f = manifold_tests::filter(json!({"title": "three"}));
+    let r = on_crm(format!("/api/authors/1/posts:list?{f}")).await;
+    assert_eq!(titles(&r), [json!("three")]);
+    let r = on_crm("/api/authors/1/latest:get".into()).await;
+    assert_eq!(r.data()["title"], json!("one"), "{:?}", r.body);
+    let r = on_crm("/api/authors/9/posts:list".into()).await;
+    assert_eq!(titles(&r), Vec::<Json>::new());
+
+    // A belongsTo's own key is set and removed here, once the target exists there.
+    let r = t.post_empty("/api/posts/4/author:set/2").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.get("/api/posts/4/author:get").await;
+    assert_eq!(r.data()["name"], json!("bo"));
+    let r = t.post_empty("/api/posts/4/author:remove").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = t.get("/api/posts/4?fields=authorId").await;
+    assert_eq!(r.data()["authorId"], Json::Null, "{:?}", r.body);
+
+    // Writes into the other source are made there.
+    let r = t
+        .post("/api/posts/1/comments:create", json!({"body": "x"}))
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "posts.comments leads to data source docs: through it Manifold reads (get, list) \
+         and sets a belongsTo's key; send create to data source docs directly"
+    );
+    let r = t
+        .send(
+            Method::POST,
+            "/api/authors/1/posts:set",
+            &[
+                ("x-data-source", "crm"),
+                ("content-type", "application/json"),
+            ],
+            Some(b"[2]".to_vec()),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "authors.posts leads to data source main: through it Manifold reads (get, list) \
+         and sets a belongsTo's key; send set to data source main directly"
+    );
+}

@@ -195,14 +195,34 @@ enum Scoped {
 
 impl ActionRequest {
     fn of(ctx: &Context) -> Result<Self> {
+        let association = ctx.action()?.association.clone();
+        // The rows are filtered where they live: with their source's operators.
+        let target_source = association.as_ref().and_then(|a| a.target_source.as_ref());
+        let operators = match target_source {
+            Some(peer) => peer.operators().clone(),
+            None => ctx.operators(),
+        };
+        let filter_context = ctx.filter_context().map(|c| FilterContext {
+            operators: operators.clone(),
+            ..c
+        });
         Ok(Self {
             repository: ctx.current_repository()?,
             params: ctx.action()?.params.clone(),
             source: ctx.data_source.clone(),
-            filter_context: ctx.filter_context(),
-            operators: ctx.operators(),
-            association: ctx.action()?.association.clone(),
+            filter_context,
+            operators,
+            association,
         })
+    }
+
+    /// The source the rows read live in: the request's own, or for an association
+    /// request through a relation to another source, that source.
+    fn rows_source(&self) -> Option<&Arc<DataSource>> {
+        self.association
+            .as_ref()
+            .and_then(|a| a.target_source.as_ref())
+            .or(self.source.as_ref())
     }
 
     /// Refuses `*OrCreate` through an association (NocoBase gives it no meaning there).
@@ -296,7 +316,7 @@ impl ActionRequest {
 
     /// Where filter and sort paths find the collections associations point at.
     fn lookup(&self) -> &dyn CollectionLookup {
-        match &self.source {
+        match self.rows_source() {
             Some(source) => source.as_ref(),
             None => &NoCollections,
         }
@@ -346,7 +366,7 @@ impl ActionRequest {
                  MANIFOLD_MAX_APPEND_DEPTH)"
             )));
         }
-        let source = match &self.source {
+        let source = match self.rows_source() {
             Some(source)
                 if !appends.is_empty()
                     || names_relation(self.collection(), &fields)
@@ -473,7 +493,7 @@ fn names_relation(collection: &Collection, fields: &Option<Vec<String>>) -> bool
         || fields
             .iter()
             .flatten()
-            .any(|f| collection.association(f).is_some())
+            .any(|f| collection.relation(f).is_some())
 }
 
 /// Embeds the appends of `shape` into `rows`.

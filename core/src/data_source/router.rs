@@ -76,26 +76,25 @@ impl DataSourceRouter {
         // `posts/1/comments`: the rows are the association's target, read through it.
         let mut scope = None;
         let collection = match (&path.associated_name, &path.associated_index) {
-            (Some(source_name), Some(source_id)) => {
-                source
-                    .collection(source_name)
-                    .and_then(|(owner, owner_repo)| {
-                        let association = owner.association(&path.bare_resource_name)?.clone();
-                        let target = source.collection(&association.target)?;
-                        let through = match &association.through {
-                            Some(name) => Some(source.collection(name)?.1),
-                            None => None,
-                        };
-                        scope = Some(crate::context::AssociationScope {
-                            association,
-                            source: owner,
-                            source_repository: owner_repo,
-                            through,
-                            source_id: source_id.clone(),
-                        });
-                        Some(target)
-                    })
-            }
+            (Some(source_name), Some(source_id)) => match source.collection(source_name) {
+                Some((owner, owner_repo)) => {
+                    match association_target(
+                        &source,
+                        owner,
+                        owner_repo,
+                        &path.bare_resource_name,
+                        source_id,
+                        &action_name,
+                    )? {
+                        Some((target, association_scope)) => {
+                            scope = Some(association_scope);
+                            Some(target)
+                        }
+                        None => None,
+                    }
+                }
+                None => None,
+            },
             _ => source.collection(&path.resource_name),
         };
         let mut resolved = match source.resource_manager().resolve(
@@ -341,6 +340,77 @@ fn unresolved(why: &crate::resource::Unresolved, key: &str) -> Error {
     args.push(("key", key.to_owned()));
     Error::not_found(message).with_message_id(id, args)
 }
+
+/// The target collection and scope of `owner`'s relation `name` for a request on the
+/// record `source_id`: `None` when there is no such relation (the request then finds no
+/// resource), an error when the relation leads to a source that cannot answer or to an
+/// action it cannot run there.
+fn association_target(
+    source: &super::DataSource,
+    owner: Arc<crate::schema::Collection>,
+    owner_repository: Arc<dyn crate::repository::Repository>,
+    name: &str,
+    source_id: &str,
+    action: &str,
+) -> Result<Option<(CollectionEntry, crate::context::AssociationScope)>> {
+    let Some(association) = owner.relation(name).cloned() else {
+        return Ok(None);
+    };
+    let (target, target_source) = match &association.target_source {
+        None => match source.collection(&association.target) {
+            Some(target) => (target, None),
+            None => return Ok(None),
+        },
+        Some(key) => {
+            let at = format!("{}.{name}", owner.name());
+            // The reads, and pointing a belongsTo's own foreign key: a write to the other
+            // source cannot share a transaction with this one, so it is made there.
+            let allowed = match action {
+                "get" | "list" | "count" => true,
+                "set" | "remove" => association.kind == crate::schema::AssociationKind::BelongsTo,
+                _ => false,
+            };
+            if !allowed {
+                return Err(Error::bad_request(format!(
+                    "{at} leads to data source {key}: through it Manifold reads (get, list) \
+                     and sets a belongsTo's key; send {action} to data source {key} directly"
+                )));
+            }
+            let peer = source.peer(key).map_err(|e| e.context(&at))?;
+            let target = peer.collection(&association.target).ok_or_else(|| {
+                Error::not_found(format!(
+                    "{at}: collection {} does not exist in data source {key}",
+                    association.target
+                ))
+            })?;
+            (target, Some(peer))
+        }
+    };
+    let through = match &association.through {
+        Some(junction) => match source.collection(junction) {
+            Some((_, repository)) => Some(repository),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    Ok(Some((
+        target,
+        crate::context::AssociationScope {
+            association,
+            source: owner,
+            source_repository: owner_repository,
+            through,
+            source_id: source_id.to_owned(),
+            target_source,
+        },
+    )))
+}
+
+/// A collection with its repository, as a source hands them out.
+type CollectionEntry = (
+    Arc<crate::schema::Collection>,
+    Arc<dyn crate::repository::Repository>,
+);
 
 #[cfg(test)]
 mod tests {
