@@ -108,13 +108,20 @@ pub enum Scenario {
     GetScoped,
     /// `:list`, page 1 of 20, with the count, as root asking the member's filter and fields.
     ListScoped,
+    /// `:list`, page 1 of 20, with the count and `appends=comments`: one relation within
+    /// the dataset's source.
+    ListLocalAppend,
+    /// The same page with the same comments through `twinComments`, a relation to
+    /// `bench-twin`, a second source registered on the same database: what crossing
+    /// sources costs, with the data and the database unchanged.
+    ListCrossAppend,
     /// `:create` of one post.
     Create,
 }
 
 impl Scenario {
     /// Every scenario, in the order they run (`create` last: it adds rows).
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 12] = [
         Self::Get,
         Self::List,
         Self::ListSimple,
@@ -124,6 +131,8 @@ impl Scenario {
         Self::ListMember,
         Self::GetScoped,
         Self::ListScoped,
+        Self::ListLocalAppend,
+        Self::ListCrossAppend,
         Self::Create,
     ];
 
@@ -139,6 +148,8 @@ impl Scenario {
             Self::ListMember => "list-member",
             Self::GetScoped => "get-scoped",
             Self::ListScoped => "list-scoped",
+            Self::ListLocalAppend => "list-local-append",
+            Self::ListCrossAppend => "list-cross-append",
             Self::Create => "create",
         }
     }
@@ -166,6 +177,11 @@ impl Scenario {
             Self::ListScoped => {
                 "`:list` pageSize 20 as root, asking the member's filter and fields"
             }
+            Self::ListLocalAppend => "`GET /api/posts:list?pageSize=20&appends=comments`",
+            Self::ListCrossAppend => {
+                "`GET /api/posts:list?pageSize=20&appends=twinComments` (the same comments, \
+                 through a relation to a second source on the same database)"
+            }
             Self::Create => "`POST /api/posts:create` (one post)",
         }
     }
@@ -181,6 +197,12 @@ impl Scenario {
             self,
             Self::GetMember | Self::ListMember | Self::GetScoped | Self::ListScoped
         )
+    }
+
+    /// Whether the scenario compares Manifold's relations within one source and across
+    /// two; the baseline knows no sources and does not run it.
+    pub fn about_sources(self) -> bool {
+        matches!(self, Self::ListLocalAppend | Self::ListCrossAppend)
     }
 
     /// Whether Manifold is asked as the benchmark's `member` rather than as `root` (the
@@ -211,6 +233,12 @@ impl Scenario {
             Self::ListAppends => {
                 format!("/api/posts:list?pageSize={PAGE_SIZE}&appends=tags,comments")
             }
+            Self::ListLocalAppend => {
+                format!("/api/posts:list?pageSize={PAGE_SIZE}&appends=comments")
+            }
+            Self::ListCrossAppend => {
+                format!("/api/posts:list?pageSize={PAGE_SIZE}&appends=twinComments")
+            }
             Self::Create => "/api/posts:create".into(),
         }
     }
@@ -224,7 +252,9 @@ impl Scenario {
             }
             Self::ListSimple => format!("/posts/list?pageSize={PAGE_SIZE}&simplePaginate=true"),
             Self::ListFilter => format!("/posts/list-filter?pageSize={PAGE_SIZE}"),
-            Self::ListAppends => format!("/posts/list-appends?pageSize={PAGE_SIZE}"),
+            Self::ListAppends | Self::ListLocalAppend | Self::ListCrossAppend => {
+                format!("/posts/list-appends?pageSize={PAGE_SIZE}")
+            }
             Self::Create => "/posts/create".into(),
         }
     }

@@ -403,6 +403,27 @@ fn goals_for(r: &Results, backend: Backend) -> Vec<Goal> {
             at_least,
         ));
     }
+    // A relation to another source costs its own pool's connection and a lookup of the
+    // other source; the bound is 0.8 of the same append within one source.
+    goals.push(throughput_goal(
+        "`:list` with one append from another source / within one source",
+        format!("{backend}, {}", rows_label(PRIMARY_ROWS)),
+        (
+            r.find(
+                Target::Manifold,
+                backend,
+                PRIMARY_ROWS,
+                Scenario::ListCrossAppend,
+            ),
+            r.find(
+                Target::Manifold,
+                backend,
+                PRIMARY_ROWS,
+                Scenario::ListLocalAppend,
+            ),
+        ),
+        Some(0.8),
+    ));
     let peak = r
         .measurements
         .iter()

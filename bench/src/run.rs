@@ -87,7 +87,11 @@ pub async fn run(plan: &Plan) -> Result<Results> {
             if pgbench && backend == Backend::Postgres {
                 seed::reset(backend, &plan.servers, &sqlite_path, rows).await?;
                 // Roles are Manifold's: the member scenarios run the same SQL as root's.
-                for &scenario in plan.scenarios.iter().filter(|s| !s.about_roles()) {
+                for &scenario in plan
+                    .scenarios
+                    .iter()
+                    .filter(|s| !s.about_roles() && !s.about_sources())
+                {
                     let m = run_pgbench(plan, &work, scenario, rows)
                         .with_context(|| format!("pgbench {}", scenario.name()))?;
                     eprintln!("  pgbench   {:<13} {}", scenario.name(), m.summary());
@@ -399,8 +403,47 @@ fn start_manifold(
     }
 }
 
-/// Registers the dataset as data source `bench` and waits until it is loaded.
+/// Registers the dataset as data source `bench`, and again as `bench-twin` with the
+/// relation `posts.twinComments` to the twin's comments, and waits until both are loaded.
 fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result<()> {
+    register_as(plan, server, backend, rows, "bench")?;
+    register_as(plan, server, backend, rows, "bench-twin")?;
+    let auth = root_auth(server);
+    let field = serde_json::json!({
+        "name": "twinComments", "type": "hasMany", "target": "comments",
+        "targetDataSource": "bench-twin", "foreignKey": "postId"
+    });
+    let answer = curl(
+        "POST",
+        &format!(
+            "{}/api/dataSourcesCollections/bench.posts/fields:create",
+            server.base
+        ),
+        &auth,
+        Some(&field.to_string()),
+    )?;
+    if answer.status != 200 {
+        bail!(
+            "declaring posts.twinComments answered {}: {}",
+            answer.status,
+            answer.body
+        );
+    }
+    Ok(())
+}
+
+/// The `Authorization` header of root, alone.
+fn root_auth(server: &Server) -> Vec<(String, String)> {
+    server
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "Authorization")
+        .cloned()
+        .collect()
+}
+
+/// Registers the dataset as data source `key` and waits until it is loaded.
+fn register_as(plan: &Plan, server: &Server, backend: Backend, rows: u64, key: &str) -> Result<()> {
     let options = match backend {
         Backend::Sqlite => serde_json::json!({ "path": sqlite_file(rows) }),
         Backend::Postgres => {
@@ -418,13 +461,8 @@ fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result
             })
         }
     };
-    let body = serde_json::json!({ "key": "bench", "type": backend.kind(), "options": options });
-    let auth: Vec<(String, String)> = server
-        .headers
-        .iter()
-        .filter(|(k, _)| k == "Authorization")
-        .cloned()
-        .collect();
+    let body = serde_json::json!({ "key": key, "type": backend.kind(), "options": options });
+    let auth = root_auth(server);
     let answer = curl(
         "POST",
         &format!("{}/api/dataSources:create", server.base),
@@ -442,7 +480,7 @@ fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result
     loop {
         let answer = curl(
             "GET",
-            &format!("{}/api/dataSources:get/bench", server.base),
+            &format!("{}/api/dataSources:get/{key}", server.base),
             &auth,
             None,
         )?;
@@ -452,8 +490,8 @@ fn register(plan: &Plan, server: &Server, backend: Backend, rows: u64) -> Result
             .unwrap_or_default();
         match status.as_str() {
             "loaded" => return Ok(()),
-            s if s.contains("failed") => bail!("data source bench failed to load: {}", answer.body),
-            _ if Instant::now() > deadline => bail!("data source bench not loaded after 60 s"),
+            s if s.contains("failed") => bail!("data source {key} failed to load: {}", answer.body),
+            _ if Instant::now() > deadline => bail!("data source {key} not loaded after 60 s"),
             _ => std::thread::sleep(Duration::from_millis(100)),
         }
     }
@@ -535,6 +573,9 @@ fn measure_all(
     // where p50 is the request's own latency rather than the queue in front of it.
     let mut runs: Vec<(Scenario, u32)> = Vec::new();
     for &scenario in &plan.scenarios {
+        if target == Target::Baseline && scenario.about_sources() {
+            continue;
+        }
         runs.push((scenario, plan.args.connections));
         if scenario == Scenario::ListSimple && plan.args.connections > 1 {
             runs.push((scenario, 1));
@@ -778,6 +819,18 @@ fn check_shape(scenario: Scenario, body: &str) -> Result<()> {
             data.as_array().is_some_and(|a| a.len() as u64 == PAGE_SIZE)
                 && v["meta"]["hasNext"] == serde_json::Value::Bool(true)
         }
+        Scenario::ListLocalAppend | Scenario::ListCrossAppend => {
+            let field = if scenario == Scenario::ListLocalAppend {
+                "comments"
+            } else {
+                "twinComments"
+            };
+            data.as_array().is_some_and(|a| {
+                a.len() as u64 == PAGE_SIZE
+                    && a.iter()
+                        .all(|p| p[field].as_array().is_some_and(|c| c.len() == 2))
+            })
+        }
         Scenario::ListAppends => data.as_array().is_some_and(|a| {
             a.len() as u64 == PAGE_SIZE
                 && a.iter().all(|p| {
@@ -866,7 +919,7 @@ fn pgbench_script(scenario: Scenario, rows: u64) -> String {
                 ],
             ),
         ],
-        Scenario::ListAppends => vec![
+        Scenario::ListAppends | Scenario::ListLocalAppend | Scenario::ListCrossAppend => vec![
             q.count.clone(),
             page(PAGE_SIZE),
             fill(&q.tags_of, &ids),
