@@ -50,6 +50,7 @@ pub fn derive(collections: &mut [Collection]) {
                     through: None,
                     other_key: None,
                     target_source: None,
+                    through_source: None,
                 },
             ));
             let unique = a.field(column).is_some_and(|f| f.unique);
@@ -78,6 +79,7 @@ pub fn derive(collections: &mut [Collection]) {
                     through: None,
                     other_key: None,
                     target_source: None,
+                    through_source: None,
                 },
             ));
         }
@@ -105,6 +107,7 @@ pub fn derive(collections: &mut [Collection]) {
                         through: Some(a.name().to_owned()),
                         other_key: Some(to.columns[0].clone()),
                         target_source: None,
+                        through_source: None,
                     },
                 ));
             }

@@ -56,7 +56,7 @@ impl Declarations {
             }
             for field in &declarations.fields {
                 let association = if is_remote(field) {
-                    remote_association(&collections[index], field, None)
+                    remote_association(&collections[index], field, None, None)
                 } else {
                     declared_association(&collections[index], field, collections)
                 };
@@ -151,6 +151,7 @@ pub fn declared_association(
         through,
         other_key,
         target_source: None,
+        through_source: None,
     };
     Ok(match kind {
         AssociationKind::BelongsTo => {
@@ -197,23 +198,29 @@ pub fn is_remote(declaration: &Json) -> bool {
 /// The relation to a collection of another data source that `declaration` describes
 /// (`{"name": "customer", "type": "belongsTo", "target": "customers",
 /// "targetDataSource": "crm", "foreignKey": "customerId"}`), checked against `source` and,
-/// when given, against `target`, the live collection in the other source: every key
-/// names a real field and the two keys can hold the same values.
+/// when given, against `target`, the live collection in the other source, and `junction`,
+/// a belongsToMany's live junction: every key names a real field and each pair of keys
+/// can hold the same values.
 ///
-/// Without `target` (a refresh while the other source is away) only this side is
-/// checked, and every key must be named: the service stores declarations with their
-/// keys filled in. belongsToMany across sources is refused for now.
+/// A belongsToMany's junction lives in `source`'s data source, or in the target's when
+/// `throughDataSource` names it. Without `target` (a refresh while the other source is
+/// away) only what is at hand is checked, and every key must be named: the service
+/// stores declarations with their keys filled in.
 pub fn remote_association(
     source: &Collection,
     declaration: &Json,
     target: Option<&Collection>,
+    junction: Option<&Collection>,
 ) -> Result<Association> {
-    let text = |key: &str| declaration.get(key).and_then(Json::as_str);
-    let name = text("name")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| Error::bad_request("values.name: a field needs a name"))?;
+    let text = |key: &str| {
+        declaration
+            .get(key)
+            .and_then(Json::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let name =
+        text("name").ok_or_else(|| Error::bad_request("values.name: a field needs a name"))?;
     let target_source = text("targetDataSource")
-        .filter(|s| !s.is_empty())
         .ok_or_else(|| Error::bad_request("values.targetDataSource: name the data source"))?;
     let target_name = text("target")
         .ok_or_else(|| Error::bad_request("values.target: a relation field needs a target"))?;
@@ -221,14 +228,10 @@ pub fn remote_association(
         Some("belongsTo") => AssociationKind::BelongsTo,
         Some("hasOne") => AssociationKind::HasOne,
         Some("hasMany") => AssociationKind::HasMany,
-        Some("belongsToMany") => {
-            return Err(Error::bad_request(
-                "values.type: belongsToMany across data sources is not supported yet",
-            ));
-        }
+        Some("belongsToMany") => AssociationKind::BelongsToMany,
         other => {
             return Err(Error::bad_request(format!(
-                "values.type: {other:?} is not a relation type; use belongsTo, hasOne or hasMany"
+                "values.type: {other:?} is not a relation type; use belongsTo, hasOne, hasMany or belongsToMany"
             )));
         }
     };
@@ -238,6 +241,11 @@ pub fn remote_association(
             source.name()
         )));
     }
+    let required = |key: &str| {
+        text(key).map(str::to_owned).ok_or_else(|| {
+            Error::bad_request(format!("values.{key}: a {} field needs {key}", kind.name()))
+        })
+    };
     // A key as named, else (when `on` is known) its single primary key.
     let key = |key: &str, on: Option<&Collection>| -> Result<String> {
         match (text(key), on) {
@@ -254,38 +262,52 @@ pub fn remote_association(
             ))),
         }
     };
-    let foreign_key = text("foreignKey").ok_or_else(|| {
-        Error::bad_request(format!(
-            "values.foreignKey: a {} field needs foreignKey",
-            kind.name()
-        ))
-    })?;
-    let (source_key, target_key) = match kind {
-        AssociationKind::BelongsTo => {
-            let target_key = key("targetKey", target)?;
-            (target_key.clone(), target_key)
-        }
-        _ => {
-            let source_key = key("sourceKey", Some(source))?;
-            (source_key.clone(), source_key)
-        }
-    };
-    let association = Association {
+    let mut association = Association {
         name: name.to_owned(),
         kind,
         target: target_name.to_owned(),
-        foreign_key: foreign_key.to_owned(),
-        source_key,
-        target_key,
+        foreign_key: String::new(),
+        source_key: String::new(),
+        target_key: String::new(),
         through: None,
         other_key: None,
         target_source: Some(target_source.to_owned()),
+        through_source: None,
     };
-    // This side always; the other when it is at hand.
+    match kind {
+        AssociationKind::BelongsTo => {
+            association.foreign_key = required("foreignKey")?;
+            association.target_key = key("targetKey", target)?;
+            association.source_key = association.target_key.clone();
+        }
+        AssociationKind::HasOne | AssociationKind::HasMany => {
+            association.foreign_key = required("foreignKey")?;
+            association.source_key = key("sourceKey", Some(source))?;
+            association.target_key = association.source_key.clone();
+        }
+        AssociationKind::BelongsToMany => {
+            association.through = Some(required("through")?);
+            association.foreign_key = required("foreignKey")?;
+            association.other_key = Some(required("otherKey")?);
+            association.source_key = key("sourceKey", Some(source))?;
+            association.target_key = key("targetKey", target)?;
+            association.through_source = match text("throughDataSource") {
+                None => None,
+                Some(s) if s == target_source => Some(s.to_owned()),
+                Some(s) => {
+                    return Err(Error::bad_request(format!(
+                        "values.throughDataSource: the junction lives in this collection's data \
+                         source or in the target's ({target_source}), not in {s}"
+                    )));
+                }
+            };
+        }
+    }
+    // This side always; the others when they are at hand.
     let (own, _) = remote_keys(&association);
     source.require_field(own.1, &format!("values.{}", own.0))?;
     if let Some(target) = target {
-        check_remote(source, &association, target)?;
+        check_remote(source, &association, target, junction)?;
     }
     Ok(association)
 }
@@ -297,21 +319,45 @@ fn remote_keys(a: &Association) -> ((&'static str, &str), (&'static str, &str)) 
         AssociationKind::BelongsTo => {
             (("foreignKey", &a.foreign_key), ("targetKey", &a.target_key))
         }
+        AssociationKind::BelongsToMany => {
+            (("sourceKey", &a.source_key), ("targetKey", &a.target_key))
+        }
         _ => (("sourceKey", &a.source_key), ("foreignKey", &a.foreign_key)),
     }
 }
 
 /// Checks a relation of `source` to another source against `target`, its target's live
-/// schema there: both keys name real fields that can hold the same values. Run when the
-/// relation is declared and whenever its source refreshes with the other one serving.
-pub fn check_remote(source: &Collection, a: &Association, target: &Collection) -> Result<()> {
+/// schema there, and for a belongsToMany against `junction` when at hand: every key names
+/// a real field, and the keys that meet can hold the same values. Run when the relation
+/// is declared and whenever its source refreshes with the other one serving.
+pub fn check_remote(
+    source: &Collection,
+    a: &Association,
+    target: &Collection,
+    junction: Option<&Collection>,
+) -> Result<()> {
     let ((own_option, own_key), (their_option, their_key)) = remote_keys(a);
     let own = source.require_field(own_key, &format!("values.{own_option}"))?;
     let theirs = target.require_field(their_key, &format!("values.{their_option}"))?;
-    comparable(
-        (own_option, own_key, Some(own.field_type)),
-        (their_option, their_key, Some(theirs.field_type)),
-    )
+    let side = |option, name, field: &crate::schema::Field| (option, name, Some(field.field_type));
+    match (a.kind, junction, &a.other_key) {
+        (AssociationKind::BelongsToMany, Some(junction), Some(other)) => {
+            let fk = junction.require_field(&a.foreign_key, "values.foreignKey")?;
+            let ok = junction.require_field(other, "values.otherKey")?;
+            comparable(
+                side(own_option, own_key, own),
+                side("foreignKey", &a.foreign_key, fk),
+            )?;
+            comparable(
+                side(their_option, their_key, theirs),
+                side("otherKey", other, ok),
+            )
+        }
+        _ => comparable(
+            side(own_option, own_key, own),
+            side(their_option, their_key, theirs),
+        ),
+    }
 }
 
 /// A key named `what` (`foreignKey`), its field, and the field's type when known.

@@ -353,6 +353,10 @@ pub struct Association {
     /// The data source the target lives in, for a relation to another source
     /// (`targetDataSource`); `None` for the collection's own source.
     pub target_source: Option<String>,
+    /// For a belongsToMany to another source whose junction lives with the target
+    /// (`throughDataSource`): that source. `None` when the junction is in this
+    /// collection's own source.
+    pub through_source: Option<String>,
 }
 
 impl Association {
@@ -373,6 +377,9 @@ impl Association {
         }
         if let Some(source) = &self.target_source {
             out.insert("targetDataSource".into(), json!(source));
+        }
+        if let Some(source) = &self.through_source {
+            out.insert("throughDataSource".into(), json!(source));
         }
         Json::Object(out)
     }

@@ -338,7 +338,35 @@ fn checked(
         })?),
         None => None,
     };
-    let association = remote_association(on, &json, target.as_deref())?;
+    let through_source = declaration
+        .get("throughDataSource")
+        .and_then(Json::as_str)
+        .filter(|s| !s.is_empty());
+    let junction = match declaration.get("through").and_then(Json::as_str) {
+        // A junction said to be elsewhere: refused below, naming the option.
+        Some(_) if through_source.is_some_and(|s| s != key) => None,
+        Some(name) => {
+            let with_target = through_source.is_some();
+            if with_target {
+                peer.collection(name).map(|(c, _)| c)
+            } else {
+                schema
+                    .iter()
+                    .find(|c| c.name() == name)
+                    .cloned()
+                    .map(Arc::new)
+            }
+            .map(Some)
+            .ok_or_else(|| {
+                Error::bad_request(format!(
+                    "values.through: collection {name} does not exist in data source {}",
+                    if with_target { key } else { source.key() }
+                ))
+            })?
+        }
+        None => None,
+    };
+    let association = remote_association(on, &json, target.as_deref(), junction.as_deref())?;
     for (option, value) in [
         ("foreignKey", &association.foreign_key),
         ("sourceKey", &association.source_key),

@@ -44,6 +44,9 @@ async fn world_with(tweak: impl FnOnce(&mut manifold_server::ServeConfig)) -> Wo
         "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT, \
          authorId INTEGER, editorRef TEXT, blogId INTEGER REFERENCES blogs (id))",
         "INSERT INTO blogs (id, name) VALUES (1, 'news'), (2, 'notes')",
+        // A junction here, to authors in crm.
+        "CREATE TABLE post_fans (postId INTEGER, authorId INTEGER, PRIMARY KEY (postId, authorId))",
+        "INSERT INTO post_fans VALUES (1, 2), (1, 3), (2, 1)",
     ])
     .await;
 
@@ -62,6 +65,11 @@ async fn world_with(tweak: impl FnOnce(&mut manifold_server::ServeConfig)) -> Wo
         "CREATE TABLE tags (id INTEGER AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), \
          postId VARCHAR(20))",
         "INSERT INTO tags (name, postId) VALUES ('rust', '1'), ('db', '1'), ('web', '2'), ('misc', NULL)",
+        // Labels and their junction both in the shop: one joined read finds them.
+        "CREATE TABLE labels (id INTEGER AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))",
+        "CREATE TABLE post_labels (postId BIGINT, labelId INTEGER, PRIMARY KEY (postId, labelId))",
+        "INSERT INTO labels (name) VALUES ('hot'), ('new')",
+        "INSERT INTO post_labels VALUES (1, 1), (1, 2), (3, 2)",
     ])
     .await;
 
@@ -137,6 +145,20 @@ async fn world_with(tweak: impl FnOnce(&mut manifold_server::ServeConfig)) -> Wo
             "posts",
             json!({"name": "editor", "type": "belongsTo", "target": "editors",
                    "targetDataSource": "docs", "foreignKey": "editorRef"}),
+        ),
+        (
+            "main",
+            "posts",
+            json!({"name": "labels", "type": "belongsToMany", "target": "labels",
+                   "targetDataSource": "shop", "through": "post_labels",
+                   "throughDataSource": "shop", "foreignKey": "postId", "otherKey": "labelId"}),
+        ),
+        (
+            "main",
+            "posts",
+            json!({"name": "fans", "type": "belongsToMany", "target": "authors",
+                   "targetDataSource": "crm", "through": "post_fans",
+                   "foreignKey": "postId", "otherKey": "authorId"}),
         ),
         (
             "crm",
@@ -222,6 +244,35 @@ async fn appends_follow_relations_into_three_other_databases() {
     assert_eq!(rows[1]["editor"]["name"], json!("fay"));
     assert_eq!(rows[2]["editor"], Json::Null);
     assert_eq!(rows[3]["editor"]["name"], json!("eve"));
+}
+
+#[tokio::test]
+async fn belongs_to_many_crosses_with_its_junction_on_either_side() {
+    let w = world().await;
+    let t = &w.t;
+    let (r, used) = counted(t, t.get("/api/posts:list?sort=id&appends=labels,fans")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    // labels: junction and labels joined in one read on shop; fans: the junction here,
+    // then the authors on crm.
+    assert_eq!(used, [3, 1, 1, 0]);
+    let names = |v: &Json| -> Vec<Json> {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x["name"].clone()).collect())
+            .unwrap_or_default()
+    };
+    let rows = r.data();
+    assert_eq!(names(&rows[0]["labels"]), [json!("hot"), json!("new")]);
+    assert_eq!(names(&rows[2]["labels"]), [json!("new")]);
+    assert_eq!(rows[1]["labels"], json!([]));
+    assert_eq!(names(&rows[0]["fans"]), [json!("bo"), json!("cy")]);
+    assert_eq!(names(&rows[1]["fans"]), [json!("ann")]);
+    assert_eq!(rows[3]["fans"], json!([]));
+
+    let r = t.get("/api/posts/1/fans:list?sort=-name").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.column("name"), [json!("cy"), json!("bo")]);
+    let r = t.get("/api/posts/3/labels:list").await;
+    assert_eq!(r.column("name"), [json!("new")], "{:?}", r.body);
 }
 
 #[tokio::test]
@@ -390,9 +441,17 @@ async fn declarations_are_checked_against_the_other_source() {
         ),
         (
             json!({"name": "x", "type": "belongsToMany", "target": "authors",
-                   "targetDataSource": "crm", "through": "posts"}),
+                   "targetDataSource": "crm", "through": "post_fans", "throughDataSource": "shop",
+                   "foreignKey": "postId", "otherKey": "authorId"}),
             400,
-            "values.type: belongsToMany across data sources is not supported yet",
+            "values.throughDataSource: the junction lives in this collection's data source or in the target's (crm), not in shop",
+        ),
+        (
+            json!({"name": "x", "type": "belongsToMany", "target": "authors",
+                   "targetDataSource": "crm", "through": "post_fans",
+                   "foreignKey": "postId", "otherKey": "nope"}),
+            400,
+            "values.otherKey: unknown field \"nope\" in collection post_fans",
         ),
         (
             // A text key against an integer one is comparable; a float one is not.

@@ -33,6 +33,9 @@ struct Node {
     target: Arc<Collection>,
     repository: Arc<dyn Repository>,
     through: Option<Arc<dyn Repository>>,
+    /// Whether the junction lives in the target's database, so one joined read finds
+    /// the targets and their links.
+    joinable: bool,
     /// The target's source when it is not the parent's (a relation to another source):
     /// what the target embeds is resolved there.
     peer: Option<Arc<DataSource>>,
@@ -275,7 +278,27 @@ fn remote_node(source: &DataSource, key: &str, association: &Association) -> Res
             association.target
         ))
     })?;
-    Ok(Node::new(association, target, repository, None, Some(peer)))
+    // A belongsToMany's junction: with the target when declared so, else here.
+    let through = match &association.through {
+        Some(name) => {
+            let at: &DataSource = if association.through_source.is_some() {
+                &peer
+            } else {
+                source
+            };
+            let (_, junction) = at.collection(name).ok_or_else(|| {
+                Error::not_found(format!(
+                    "junction {name} does not exist in data source {}",
+                    at.key()
+                ))
+            })?;
+            Some(junction)
+        }
+        None => None,
+    };
+    let mut node = Node::new(association, target, repository, through, Some(peer));
+    node.joinable = association.through_source.is_some();
+    Ok(node)
 }
 
 impl Node {
@@ -291,6 +314,7 @@ impl Node {
             target,
             repository,
             through,
+            joinable: true,
             peer,
             fields: None,
             except: Vec::new(),
@@ -549,7 +573,11 @@ async fn embed(
     let mut links: Vec<LinkPair> = Vec::new();
     let mut targets = match (&a.kind, &node.through, &a.other_key) {
         (AssociationKind::BelongsToMany, Some(through), Some(other)) => {
-            match linked(node, through, other, &keys, target_column).await? {
+            let joined = match node.joinable {
+                true => linked(node, through, other, &keys, target_column).await?,
+                false => None,
+            };
+            match joined {
                 Some((pairs, rows)) => {
                     links = pairs;
                     rows

@@ -386,8 +386,13 @@ fn association_target(
             (target, Some(peer))
         }
     };
+    // A belongsToMany's junction: with the target when declared so, else here.
+    let junction_source = match (&association.through_source, &target_source) {
+        (Some(_), Some(peer)) => peer.as_ref(),
+        _ => source,
+    };
     let through = match &association.through {
-        Some(junction) => match source.collection(junction) {
+        Some(junction) => match junction_source.collection(junction) {
             Some((_, repository)) => Some(repository),
             None => return Ok(None),
         },

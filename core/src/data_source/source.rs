@@ -311,7 +311,7 @@ impl DataSource {
                 "collection {} does not exist in data source {key}",
                 a.target
             ),
-            Some((target, _)) => match crate::declarations::check_remote(c, a, &target) {
+            Some((target, _)) => match crate::declarations::check_remote(c, a, &target, None) {
                 Ok(()) => return true,
                 Err(e) => e.message().to_owned(),
             },

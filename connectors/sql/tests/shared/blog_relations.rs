@@ -58,6 +58,7 @@ pub fn assoc(name: &str, kind: AssociationKind, target: &str, foreign_key: &str)
         through: None,
         other_key: None,
         target_source: None,
+        through_source: None,
     }
 }
 
@@ -72,6 +73,7 @@ pub fn through_posts_tags(
         through: Some("posts_tags".to_owned()),
         other_key: Some(other_key.to_owned()),
         target_source: None,
+        through_source: None,
         ..assoc(name, AssociationKind::BelongsToMany, target, foreign_key)
     }
 }
