@@ -383,11 +383,60 @@ fn load_level<'a>(
 ) -> BoxFuture<'a, Result<Vec<usize>>> {
     Box::pin(async move {
         let mut embedded = vec![0; records.len()];
-        for (name, node) in children {
-            embed(name, node, records, &mut embedded, limit).await?;
+        let keys: Vec<Vec<Json>> = children
+            .values()
+            .map(|node| distinct(records, node.columns().0))
+            .collect();
+        let fetched = fetch_all(children, keys, limit).await?;
+        for ((name, node), fetched) in children.iter().zip(fetched) {
+            place(name, node, fetched, records, &mut embedded, limit)?;
         }
         Ok(embedded)
     })
+}
+
+/// Reads the targets of every node (and what they embed), with `keys` the parent keys
+/// each matches on. Nodes on different sources are read concurrently; nodes on one
+/// source one after another, so a request holds at most one of a pool's connections.
+async fn fetch_all(
+    children: &BTreeMap<String, Node>,
+    keys: Vec<Vec<Json>>,
+    limit: usize,
+) -> Result<Vec<Fetched>> {
+    let nodes: Vec<&Node> = children.values().collect();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let same = groups.iter_mut().find(|g| same_source(nodes[g[0]], node));
+        match same {
+            Some(group) => group.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let keys = &keys;
+    let nodes = &nodes;
+    let reads = groups.into_iter().map(|group| async move {
+        let mut out = Vec::with_capacity(group.len());
+        for i in group {
+            out.push((i, fetch(nodes[i], &keys[i], limit).await?));
+        }
+        Ok::<_, Error>(out)
+    });
+    let mut fetched: Vec<(usize, Fetched)> = futures_util::future::try_join_all(reads)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    fetched.sort_by_key(|(i, _)| *i);
+    Ok(fetched.into_iter().map(|(_, f)| f).collect())
+}
+
+/// Whether two nodes read from the same source (its pool).
+fn same_source(a: &Node, b: &Node) -> bool {
+    match (&a.peer, &b.peer) {
+        (None, None) => true,
+        (Some(x), Some(y)) => Arc::ptr_eq(x, y),
+        _ => false,
+    }
 }
 
 /// The 400 for an answer that would embed more than `limit` records.
@@ -549,32 +598,38 @@ async fn linked(
     Ok(Some((pairs, rows)))
 }
 
-/// Embeds one association into `records`, adding to `embedded` (per record) the number of
-/// records placed there with their own embedded records, and refusing before anything is
-/// copied when the level's total would pass `limit`.
-async fn embed(
-    name: &str,
-    node: &Node,
-    records: &mut [Record],
-    embedded: &mut [usize],
-    limit: usize,
-) -> Result<()> {
-    let a = &node.association;
-    let (source_column, target_column) = match a.kind {
-        AssociationKind::BelongsTo => (a.foreign_key.as_str(), a.target_key.as_str()),
-        AssociationKind::HasOne | AssociationKind::HasMany => {
-            (a.source_key.as_str(), a.foreign_key.as_str())
+/// A node's targets, each with its weight (itself and what it embeds), in the order every
+/// embedded list keeps, and for belongsToMany the links from parent keys to target keys.
+struct Fetched {
+    targets: Vec<(Record, usize)>,
+    links: Vec<LinkPair>,
+}
+
+impl Node {
+    /// The parent column the node matches on, and the target column it matches.
+    fn columns(&self) -> (&str, &str) {
+        let a = &self.association;
+        match a.kind {
+            AssociationKind::BelongsTo => (a.foreign_key.as_str(), a.target_key.as_str()),
+            AssociationKind::HasOne | AssociationKind::HasMany => {
+                (a.source_key.as_str(), a.foreign_key.as_str())
+            }
+            AssociationKind::BelongsToMany => (a.source_key.as_str(), a.target_key.as_str()),
         }
-        AssociationKind::BelongsToMany => (a.source_key.as_str(), a.target_key.as_str()),
-    };
-    let keys = distinct(records, source_column);
+    }
+}
+
+/// Reads the targets of `node` for the parent `keys`, with what they embed themselves.
+async fn fetch(node: &Node, keys: &[Json], limit: usize) -> Result<Fetched> {
+    let a = &node.association;
+    let (_, target_column) = node.columns();
 
     // For belongsToMany, the junction says which targets belong to which source key.
     let mut links: Vec<LinkPair> = Vec::new();
     let mut targets = match (&a.kind, &node.through, &a.other_key) {
         (AssociationKind::BelongsToMany, Some(through), Some(other)) => {
             let joined = match node.joinable {
-                true => linked(node, through, other, &keys, target_column).await?,
+                true => linked(node, through, other, keys, target_column).await?,
                 false => None,
             };
             match joined {
@@ -586,7 +641,7 @@ async fn embed(
                     let pairs = rows_where_in(
                         through,
                         &a.foreign_key,
-                        &keys,
+                        keys,
                         Some(vec![a.foreign_key.clone(), other.clone()]),
                     )
                     .await?;
@@ -601,7 +656,7 @@ async fn embed(
                 }
             }
         }
-        _ => read_targets(node, target_column, &keys).await?,
+        _ => read_targets(node, target_column, keys).await?,
     };
     let inner = load_level(&node.children, &mut targets, limit).await?;
     // A target's weight: itself and what it embeds; each copy placed costs that much.
@@ -613,6 +668,23 @@ async fn embed(
     if !node.sort.is_empty() {
         targets.sort_by(|x, y| crate::filter::compare_records(&x.0, &y.0, &node.sort));
     }
+    Ok(Fetched { targets, links })
+}
+
+/// Embeds one node's fetched targets into `records`, adding to `embedded` (per record)
+/// the number of records placed there with their own embedded records, and refusing
+/// before anything is copied when the level's total would pass `limit`.
+fn place(
+    name: &str,
+    node: &Node,
+    fetched: Fetched,
+    records: &mut [Record],
+    embedded: &mut [usize],
+    limit: usize,
+) -> Result<()> {
+    let a = &node.association;
+    let (source_column, target_column) = node.columns();
+    let Fetched { mut targets, links } = fetched;
 
     // Targets arrive in primary-key order, or the append's sort, which every embedded
     // list keeps; each is indexed by its key before trimming may drop that key.
