@@ -970,3 +970,67 @@ fn percent_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// An append through a relation to another data source: one trace holds the statements
+/// of both databases, under the same action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cross_source_append_is_one_trace_over_both_databases() {
+    let db = ScratchDatabase::create(Backend::Postgres).await;
+    let pool = sqlx::PgPool::connect(&db.url()).await.expect("postgres");
+    for statement in [
+        "CREATE TABLE authors (id serial primary key, name text)",
+        "INSERT INTO authors (name) VALUES ('ann')",
+    ] {
+        sqlx::query(statement).execute(&pool).await.expect("seed");
+    }
+    pool.close().await;
+    let (received, receiver) = grpc_receiver().await;
+    let m = Manifold::start(&grpc_env(receiver), &[]).await;
+    let (user, password) = server_credentials(Backend::Postgres);
+    m.post(
+        "/api/dataSources:create",
+        json!({"key": "crm", "type": "postgres", "options": {
+            "host": "127.0.0.1", "port": 5432, "database": db.name(),
+            "username": user, "password": password,
+        }}),
+    )
+    .await;
+    m.loaded("crm").await;
+    m.post(
+        "/api/collections:create",
+        json!({"name": "posts", "fields": [
+            {"name": "title", "type": "string"}, {"name": "authorId", "type": "integer"}
+        ]}),
+    )
+    .await;
+    m.post("/api/posts:create", json!({"title": "one", "authorId": 1}))
+        .await;
+    m.post(
+        "/api/dataSourcesCollections/main.posts/fields:create",
+        json!({"name": "author", "type": "belongsTo", "target": "authors",
+               "targetDataSource": "crm", "foreignKey": "authorId"}),
+    )
+    .await;
+    let (status, body) = m
+        .send("GET", "/api/posts:list?appends=author", &[], None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""author":{"id":1,"name":"ann"}"#), "{body}");
+    let (server, trace) = received.trace(|s| s.name == "GET /api/posts:list").await;
+    let action = action_span(&trace, &server, "posts:list");
+    let systems: Vec<(&str, &str)> = db_spans(&trace, action)
+        .iter()
+        .map(|s| (s.attr("db.system.name"), s.attr("db.collection.name")))
+        .collect();
+    assert_eq!(
+        systems,
+        [
+            ("sqlite", "posts"),
+            ("sqlite", "posts"),
+            ("postgresql", "authors")
+        ],
+        "count and page on main, the authors on crm, in one trace"
+    );
+    drop(m);
+    drop(db);
+}
