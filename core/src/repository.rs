@@ -19,10 +19,11 @@ pub type Record = Map<String, Json>;
 ///
 /// A record is a map keyed by name, and inserting a name hashes it. The names are
 /// inserted once, into an empty record that every row's record is cloned from, so a page
-/// of rows hashes each name once rather than once per row.
+/// of rows hashes each name once rather than once per row. For one row, building the
+/// template costs more than it saves: [`RecordTemplate::record_of`] without one inserts
+/// directly.
 #[derive(Debug, Clone)]
 pub struct RecordTemplate {
-    fields: Vec<FieldRef>,
     empty: Record,
 }
 
@@ -30,7 +31,6 @@ impl RecordTemplate {
     /// The template for rows whose columns are `fields`, in order.
     pub fn new(fields: &[FieldRef]) -> Self {
         Self {
-            fields: fields.to_vec(),
             empty: fields
                 .iter()
                 .map(|f| (f.name.clone(), Json::Null))
@@ -38,29 +38,31 @@ impl RecordTemplate {
         }
     }
 
-    /// The fields each row holds, in column order.
-    pub fn fields(&self) -> &[FieldRef] {
-        &self.fields
-    }
-
-    /// A record whose value for the field at each position is `cell(position, field)`.
-    pub fn try_record<E>(
-        &self,
+    /// A record of `fields` whose value at each position is `cell(position, field)`,
+    /// cloned from `template` when given (it must have been made from `fields`).
+    pub fn record_of<E>(
+        template: Option<&Self>,
+        fields: &[FieldRef],
         mut cell: impl FnMut(usize, &FieldRef) -> std::result::Result<Json, E>,
     ) -> std::result::Result<Record, E> {
-        if self.empty.len() != self.fields.len() {
-            // A name selected twice: the record holds it once, the later value winning.
-            let mut out = Record::with_capacity(self.fields.len());
-            for (i, f) in self.fields.iter().enumerate() {
-                out.insert(f.name.clone(), cell(i, f)?);
+        match template {
+            // A name selected twice leaves the template shorter: insert instead, the
+            // later value winning.
+            Some(t) if t.empty.len() == fields.len() => {
+                let mut out = t.empty.clone();
+                for ((i, f), slot) in fields.iter().enumerate().zip(out.values_mut()) {
+                    *slot = cell(i, f)?;
+                }
+                Ok(out)
             }
-            return Ok(out);
+            _ => {
+                let mut out = Record::with_capacity(fields.len());
+                for (i, f) in fields.iter().enumerate() {
+                    out.insert(f.name.clone(), cell(i, f)?);
+                }
+                Ok(out)
+            }
         }
-        let mut out = self.empty.clone();
-        for ((i, f), slot) in self.fields.iter().enumerate().zip(out.values_mut()) {
-            *slot = cell(i, f)?;
-        }
-        Ok(out)
     }
 }
 
@@ -216,5 +218,38 @@ impl WriteValues {
     /// Whether nothing is written.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Field, FieldType};
+    use serde_json::json;
+
+    fn fields(names: &[&str]) -> Vec<FieldRef> {
+        names
+            .iter()
+            .map(|n| FieldRef::new(&Field::new(*n, FieldType::BigInt)))
+            .collect()
+    }
+
+    fn build(template: Option<&RecordTemplate>, fields: &[FieldRef]) -> Record {
+        RecordTemplate::record_of(template, fields, |i, _| Ok::<_, Error>(json!(i))).expect("cells")
+    }
+
+    #[test]
+    fn a_template_makes_the_record_inserting_would() {
+        let columns = fields(&["id", "title", "score"]);
+        let template = RecordTemplate::new(&columns);
+        let with = build(Some(&template), &columns);
+        assert_eq!(with, build(None, &columns));
+        let order: Vec<&String> = with.keys().collect();
+        assert_eq!(order, ["id", "title", "score"]);
+        // A name selected twice: one entry, the later value, with or without a template.
+        let twice = fields(&["id", "title", "id"]);
+        let template = RecordTemplate::new(&twice);
+        assert_eq!(build(Some(&template), &twice), build(None, &twice));
+        assert_eq!(build(None, &twice)["id"], json!(2));
     }
 }

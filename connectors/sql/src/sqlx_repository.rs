@@ -41,9 +41,14 @@ pub trait SqlxDriver: Send + Sync + 'static {
     /// Decodes the cell at `index` of `row`, a column of `field`.
     fn cell(row: &<Self::Db as Database>::Row, index: usize, field: &FieldRef) -> Result<Json>;
 
-    /// Decodes a row whose columns are the template's fields, in order.
-    fn record(row: &<Self::Db as Database>::Row, columns: &RecordTemplate) -> Result<Record> {
-        columns.try_record(|i, field| Self::cell(row, i, field))
+    /// Decodes a row whose columns are `fields`, in order, from `template` when the
+    /// statement returns several rows.
+    fn record(
+        row: &<Self::Db as Database>::Row,
+        fields: &[FieldRef],
+        template: Option<&RecordTemplate>,
+    ) -> Result<Record> {
+        RecordTemplate::record_of(template, fields, |i, field| Self::cell(row, i, field))
     }
 
     /// Maps a driver error to a client-facing one.
@@ -82,8 +87,6 @@ pub struct SqlxRepository<D: SqlxDriver> {
     runner: Runner<D::Db>,
     collection: Arc<Collection>,
     visible: Vec<FieldRef>,
-    /// The records of rows holding every visible field.
-    visible_columns: RecordTemplate,
     keys: Vec<FieldRef>,
     /// What its statement spans say about the database.
     target: Arc<DbAttributes>,
@@ -133,7 +136,6 @@ impl<D: SqlxDriver> SqlxRepository<D> {
         Self {
             runner,
             collection,
-            visible_columns: RecordTemplate::new(&visible),
             visible,
             keys,
             target,
@@ -569,7 +571,7 @@ async fn read_batches<D: SqlxDriver>(
     <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
     use futures_util::TryStreamExt as _;
-    let columns = RecordTemplate::new(&fields);
+    let template = RecordTemplate::new(&fields);
     let read = async {
         let connection = checkout.connection()?;
         let mut rows = D::prepare(&sql).fetch(connection);
@@ -591,7 +593,7 @@ async fn read_batches<D: SqlxDriver>(
                     return Err(D::map_error(e));
                 }
             };
-            next.push(D::record(&row, &columns)?);
+            next.push(D::record(&row, &fields, Some(&template))?);
             if next.len() == batch
                 && sender
                     .send(Ok(std::mem::replace(&mut next, Vec::with_capacity(batch))))
@@ -658,8 +660,10 @@ where
         let rows = self
             .traced(sql.operation(), sql, D::prepare(sql).fetch_all(conn))
             .await?;
-        let columns = RecordTemplate::new(fields);
-        rows.iter().map(|r| D::record(r, &columns)).collect()
+        let template = (rows.len() > 1).then(|| RecordTemplate::new(fields));
+        rows.iter()
+            .map(|r| D::record(r, fields, template.as_ref()))
+            .collect()
     }
 
     /// Inserts one row with `INSERT … RETURNING` and decodes what it returns.
@@ -672,7 +676,7 @@ where
         let row = self
             .traced("INSERT", &sql, D::prepare(&sql).fetch_one(conn))
             .await?;
-        D::record(&row, &self.visible_columns)
+        D::record(&row, &self.visible, None)
     }
 
     /// Inserts every row in one transaction on `conn`.
@@ -732,7 +736,7 @@ where
             let row = self
                 .traced("SELECT", &sql, D::prepare(&sql).fetch_one(&mut *tx))
                 .await?;
-            out.push(D::record(&row, &self.visible_columns)?);
+            out.push(D::record(&row, &self.visible, None)?);
         }
         tx.commit().await.map_err(D::map_error)?;
         Ok(out)

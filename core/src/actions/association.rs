@@ -513,7 +513,7 @@ pub struct Link(pub LinkAction);
 #[async_trait::async_trait]
 impl Middleware for Link {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         let name = format!("{:?}", self.0).to_lowercase();
         let scope = scope_of(&t, &name)?;
         let keys = link_keys(&t, scope)?;

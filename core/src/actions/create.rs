@@ -9,7 +9,7 @@ pub struct Create;
 #[async_trait::async_trait]
 impl Middleware for Create {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::create(&t, t.values()).await?);

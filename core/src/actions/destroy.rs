@@ -8,7 +8,7 @@ pub struct Destroy;
 #[async_trait::async_trait]
 impl Middleware for Destroy {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::destroy(&t).await?);

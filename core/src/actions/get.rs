@@ -8,7 +8,7 @@ pub struct Get;
 #[async_trait::async_trait]
 impl Middleware for Get {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         let (mut options, shape) = t.read_shape()?;
         options.filter = t.filter()?;
         // On a to-one association the path's index names nothing: there is one target.

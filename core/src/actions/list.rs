@@ -10,7 +10,7 @@ pub struct List;
 #[async_trait::async_trait]
 impl Middleware for List {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         let (mut options, shape) = t.read_shape()?;
         options.filter = t.request_filter()?;
         let to_one = t

@@ -85,47 +85,6 @@ pub fn has_condition(filter: &Json) -> bool {
     }
 }
 
-/// Rewrites conditions through relations to other data sources into local `$in`
-/// conditions on keys read from those sources ([`crate::filter::remote`]), after the ACL
-/// has let the request through, so every action reads a filter of local conditions.
-pub struct ResolveRemoteFilters;
-
-#[async_trait::async_trait]
-impl Middleware for ResolveRemoteFilters {
-    async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let resolved = {
-            let action = ctx.action()?;
-            match (
-                &action.collection,
-                &ctx.data_source,
-                action.params.get("filter"),
-            ) {
-                (Some(collection), Some(source), Some(filter))
-                    if !collection.remote_associations.is_empty() && filter.is_object() =>
-                {
-                    let context = ctx.filter_context()?;
-                    let roles = crate::acl::current_roles(ctx);
-                    let remote = crate::filter::remote::RemoteFilters {
-                        collection,
-                        source,
-                        context: &context,
-                        roles: &roles,
-                        max_keys: source.settings().max_relation_filter_keys,
-                    };
-                    Some(remote.resolve(filter).await?)
-                }
-                _ => None,
-            }
-        };
-        if let Some(filter) = resolved
-            && let Some(action) = ctx.action.as_mut()
-        {
-            action.params.set("filter", filter);
-        }
-        next.run(ctx).await
-    }
-}
-
 /// Refuses `update`/`destroy` without a filter or `filterByTk` (before authentication, as
 /// NocoBase orders it), so a forgotten parameter can never rewrite or empty a table.
 pub struct ValidateFilterParams;
@@ -194,7 +153,35 @@ enum Scoped {
 }
 
 impl ActionRequest {
-    fn of(ctx: &Context) -> Result<Self> {
+    /// The request of `ctx`, with any condition through a relation to another data
+    /// source in its filter rewritten into a local `$in` on keys read there
+    /// ([`crate::filter::remote`]), so every action reads a filter of local conditions.
+    async fn of(ctx: &Context) -> Result<Self> {
+        let mut t = Self::read(ctx)?;
+        let resolved = match (t.rows_source(), t.params.get("filter")) {
+            (Some(source), Some(filter))
+                if !t.collection().remote_associations.is_empty() && filter.is_object() =>
+            {
+                let context = t.filter_context.clone()?;
+                let roles = crate::acl::current_roles(ctx);
+                let remote = crate::filter::remote::RemoteFilters {
+                    collection: t.collection(),
+                    source,
+                    context: &context,
+                    roles: &roles,
+                    max_keys: source.settings().max_relation_filter_keys,
+                };
+                Some(remote.resolve(filter).await?)
+            }
+            _ => None,
+        };
+        if let Some(filter) = resolved {
+            t.params.set("filter", filter);
+        }
+        Ok(t)
+    }
+
+    fn read(ctx: &Context) -> Result<Self> {
         let association = ctx.action()?.association.clone();
         // The rows are filtered where they live: with their source's operators.
         let target_source = association.as_ref().and_then(|a| a.target_source.as_ref());

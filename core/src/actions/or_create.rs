@@ -182,7 +182,7 @@ pub struct FirstOrCreate;
 #[async_trait::async_trait]
 impl Middleware for FirstOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         t.writable()?;
         t.direct_only()?;
         ctx.body = Some(find_or_create(&t, OnFound::Answer).await?);
@@ -197,7 +197,7 @@ pub struct UpdateOrCreate;
 #[async_trait::async_trait]
 impl Middleware for UpdateOrCreate {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         t.writable()?;
         t.direct_only()?;
         ctx.body = Some(find_or_create(&t, OnFound::Update).await?);

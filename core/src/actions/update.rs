@@ -34,7 +34,7 @@ pub struct Update;
 #[async_trait::async_trait]
 impl Middleware for Update {
     async fn handle(&self, ctx: &mut Context, next: Next<'_>) -> Result<()> {
-        let t = ActionRequest::of(ctx)?;
+        let t = ActionRequest::of(ctx).await?;
         t.writable()?;
         if t.association.is_some() {
             ctx.body = Some(association::update(&t, t.values()).await?);

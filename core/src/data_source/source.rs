@@ -198,7 +198,6 @@ impl std::fmt::Debug for DataSource {
 /// Tags of the built-in nodes of every resource manager chain.
 pub(crate) const VALIDATE_FILTER_TAG: &str = "validate-filter-params";
 pub(crate) const ACL_TAG: &str = "acl";
-pub(crate) const REMOTE_FILTERS_TAG: &str = "remote-filters";
 
 impl crate::filter::CollectionLookup for DataSource {
     fn lookup(&self, name: &str) -> Option<Arc<Collection>> {
@@ -257,7 +256,7 @@ impl DataSource {
     }
 
     fn install_built_in_middleware(&self) {
-        let built_ins: [(Arc<dyn Middleware>, Placement); 3] = [
+        let built_ins: [(Arc<dyn Middleware>, Placement); 2] = [
             (
                 Arc::new(crate::actions::ValidateFilterParams),
                 Placement::tag(VALIDATE_FILTER_TAG),
@@ -265,10 +264,6 @@ impl DataSource {
             (
                 self.acl.node(),
                 Placement::tag(ACL_TAG).after(VALIDATE_FILTER_TAG),
-            ),
-            (
-                Arc::new(crate::actions::ResolveRemoteFilters),
-                Placement::tag(REMOTE_FILTERS_TAG).after(ACL_TAG),
             ),
         ];
         for (mw, placement) in built_ins {
