@@ -425,7 +425,7 @@ where
         .await
         .map_err(D::map_error)?;
     unit.acquiring = false;
-    Ok(D::cell(&row, 0, &field[0])? == Json::from(1))
+    Ok(D::cell(&row, 0, &field[0])? == 1)
 }
 
 fn lock_timeout() -> Error {
