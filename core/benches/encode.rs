@@ -1,10 +1,11 @@
 //! What a request pays to turn decoded rows into the JSON response body, for 20 and 1,000
 //! posts-like records (id, title, body, score, status, createdAt).
 //!
-//! The path it follows is the one every sqlx connector's `codec::record` takes
-//! (connectors/*/src/codec.rs): each cell is rendered by its field type (`int_to_json`,
-//! `format_instant`, strings copied) into a `Record` (an insertion-ordered
-//! `Map<String, Json>`) keyed by a copy of the field name; `List` collects the records into
+//! The path it follows is the one every sqlx connector's rows take (`SqlxDriver::record`
+//! over the connector's `codec::decode_cell`): each cell is rendered by its field type
+//! (`int_to_json`, `format_instant`, strings copied) into a `Record` (an
+//! insertion-ordered `Map<String, Json>`) cloned from the statement's `RecordTemplate`,
+//! whose names were hashed once; `List` collects the records into
 //! a `Json::Array` (core/src/actions/mod.rs), `dataWrapping` puts it in a `{data, meta}`
 //! map (server/src/app/data_wrapping.rs), and the HTTP layer serialises it with
 //! `serde_json::to_vec` (server/src/http/mod.rs). The decode from the driver's row is
@@ -18,8 +19,9 @@ use std::hint::black_box;
 
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use manifold_core::repository::Record;
-use manifold_core::schema::FieldType;
+use manifold_core::filter::FieldRef;
+use manifold_core::repository::{Record, RecordTemplate};
+use manifold_core::schema::{Field, FieldType};
 use manifold_core::value::{Value, format_instant, int_to_json};
 use serde::Serialize;
 use serde_json::{Map, Value as Json, json};
@@ -72,18 +74,34 @@ fn cell(row: &Row, column: usize) -> Json {
     }
 }
 
-/// `codec::record`: a map keyed by a copy of each field's name.
-fn record(row: &Row, names: &[String]) -> Record {
-    let mut out = Record::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        out.insert(name.clone(), cell(row, i));
+/// The columns of a statement: its fields and the template its records are cloned from.
+struct Columns {
+    fields: Vec<FieldRef>,
+    template: RecordTemplate,
+}
+
+fn columns() -> Columns {
+    let fields: Vec<FieldRef> = FIELDS
+        .iter()
+        .map(|(name, ty)| FieldRef::new(&Field::new(*name, *ty)))
+        .collect();
+    Columns {
+        template: RecordTemplate::new(&fields),
+        fields,
     }
-    out
+}
+
+/// `SqlxDriver::record`: the cells into a record cloned from the template.
+fn record(row: &Row, columns: &Columns) -> Record {
+    RecordTemplate::record_of(Some(&columns.template), &columns.fields, |i, _| {
+        Ok::<_, std::convert::Infallible>(cell(row, i))
+    })
+    .unwrap_or_default()
 }
 
 /// The whole path: records, the list's array, the envelope, the bytes.
-fn response(rows: &[Row], names: &[String]) -> Vec<u8> {
-    let records: Vec<Record> = rows.iter().map(|r| record(r, names)).collect();
+fn response(rows: &[Row], columns: &Columns) -> Vec<u8> {
+    let records: Vec<Record> = rows.iter().map(|r| record(r, columns)).collect();
     let data = Json::Array(records.into_iter().map(Json::Object).collect());
     let mut envelope = Map::new();
     envelope.insert("data".into(), data);
@@ -147,7 +165,7 @@ fn derived(rows: &[Row]) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let names: Vec<String> = FIELDS.iter().map(|(n, _)| n.to_string()).collect();
+    let columns = columns();
     let mut group = c.benchmark_group("encode posts");
     for n in [20usize, 1_000] {
         let input = rows(n);
@@ -155,14 +173,14 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("rows to records", n), &input, |b, rows| {
             b.iter(|| {
                 rows.iter()
-                    .map(|r| record(r, black_box(&names)))
+                    .map(|r| record(r, black_box(&columns)))
                     .collect::<Vec<_>>()
             })
         });
         let records = Json::Array(
             input
                 .iter()
-                .map(|r| Json::Object(record(r, &names)))
+                .map(|r| Json::Object(record(r, &columns)))
                 .collect(),
         );
         group.bench_with_input(
@@ -173,7 +191,7 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::new("rows to response bytes", n),
             &input,
-            |b, rows| b.iter(|| response(black_box(rows), &names)),
+            |b, rows| b.iter(|| response(black_box(rows), &columns)),
         );
         group.bench_with_input(
             BenchmarkId::new("reference: derive(Serialize) to bytes", n),
