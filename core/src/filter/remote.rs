@@ -34,12 +34,6 @@ pub struct RemoteFilters<'a> {
 }
 
 impl RemoteFilters<'_> {
-    /// Whether `filter` may hold a condition through a relation to another source; false
-    /// answers without walking it, for the collections (most) that have none.
-    pub fn applies(&self) -> bool {
-        !self.collection.remote_associations.is_empty()
-    }
-
     /// `filter` with every condition through a to-one relation to another source
     /// replaced by an `$in` on the local key.
     pub async fn resolve(&self, filter: &Json) -> Result<Json> {
