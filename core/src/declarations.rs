@@ -77,14 +77,11 @@ impl Declarations {
     }
 }
 
-/// The association a relation field declaration describes, checked against `source` and
-/// the other collections: the target exists, every key names a real field, and the name
-/// is free. Missing `sourceKey`/`targetKey` default to the primary key.
-pub fn declared_association(
+/// A relation declaration's name, free on `source`, and its kind.
+fn name_and_kind<'d>(
     source: &Collection,
-    declaration: &Json,
-    collections: &[Collection],
-) -> Result<Association> {
+    declaration: &'d Json,
+) -> Result<(&'d str, AssociationKind)> {
     let text = |key: &str| declaration.get(key).and_then(Json::as_str);
     let name = text("name")
         .filter(|n| !n.is_empty())
@@ -106,6 +103,19 @@ pub fn declared_association(
             source.name()
         )));
     }
+    Ok((name, kind))
+}
+
+/// The association a relation field declaration describes, checked against `source` and
+/// the other collections: the target exists, every key names a real field, and the name
+/// is free. Missing `sourceKey`/`targetKey` default to the primary key.
+pub fn declared_association(
+    source: &Collection,
+    declaration: &Json,
+    collections: &[Collection],
+) -> Result<Association> {
+    let text = |key: &str| declaration.get(key).and_then(Json::as_str);
+    let (name, kind) = name_and_kind(source, declaration)?;
     let find = |key: &str| -> Result<&Collection> {
         let wanted = text(key).ok_or_else(|| {
             Error::bad_request(format!("values.{key}: a {} field needs {key}", kind.name()))
@@ -218,29 +228,11 @@ pub fn remote_association(
             .and_then(Json::as_str)
             .filter(|s| !s.is_empty())
     };
-    let name =
-        text("name").ok_or_else(|| Error::bad_request("values.name: a field needs a name"))?;
+    let (name, kind) = name_and_kind(source, declaration)?;
     let target_source = text("targetDataSource")
         .ok_or_else(|| Error::bad_request("values.targetDataSource: name the data source"))?;
     let target_name = text("target")
         .ok_or_else(|| Error::bad_request("values.target: a relation field needs a target"))?;
-    let kind = match text("type") {
-        Some("belongsTo") => AssociationKind::BelongsTo,
-        Some("hasOne") => AssociationKind::HasOne,
-        Some("hasMany") => AssociationKind::HasMany,
-        Some("belongsToMany") => AssociationKind::BelongsToMany,
-        other => {
-            return Err(Error::bad_request(format!(
-                "values.type: {other:?} is not a relation type; use belongsTo, hasOne, hasMany or belongsToMany"
-            )));
-        }
-    };
-    if source.has_name(name) {
-        return Err(Error::conflict(format!(
-            "Field name {name} already exists in collection {}",
-            source.name()
-        )));
-    }
     let required = |key: &str| {
         text(key).map(str::to_owned).ok_or_else(|| {
             Error::bad_request(format!("values.{key}: a {} field needs {key}", kind.name()))

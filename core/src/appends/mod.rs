@@ -116,7 +116,10 @@ pub fn shape(
 
     let requested = root_fields.clone();
     // Keys the appends match on must be read, even when not asked for or excepted.
-    let needed: Vec<String> = children.values().map(matched_on).collect();
+    let needed: Vec<String> = children
+        .values()
+        .map(|n| n.columns().0.to_owned())
+        .collect();
     if let Some(root) = root_fields.as_mut() {
         for key in &needed {
             if !root.contains(key) {
@@ -186,14 +189,6 @@ fn append_path(item: &str) -> Result<(Vec<&str>, Vec<LevelSort>)> {
         rest = rest.strip_prefix('.').unwrap_or(rest);
     }
     Ok((segments, options))
-}
-
-/// The column of the parent row an association is matched on.
-fn matched_on(node: &Node) -> String {
-    match node.association.kind {
-        AssociationKind::BelongsTo => node.association.foreign_key.clone(),
-        _ => node.association.source_key.clone(),
-    }
 }
 
 /// Adds the association path `segments` under `children`. With `as_field`, the last
@@ -302,6 +297,18 @@ fn remote_node(source: &DataSource, key: &str, association: &Association) -> Res
 }
 
 impl Node {
+    /// The parent column the node matches on, and the target column it matches.
+    fn columns(&self) -> (&str, &str) {
+        let a = &self.association;
+        match a.kind {
+            AssociationKind::BelongsTo => (a.foreign_key.as_str(), a.target_key.as_str()),
+            AssociationKind::HasOne | AssociationKind::HasMany => {
+                (a.source_key.as_str(), a.foreign_key.as_str())
+            }
+            AssociationKind::BelongsToMany => (a.source_key.as_str(), a.target_key.as_str()),
+        }
+    }
+
     fn new(
         association: &Association,
         target: Arc<Collection>,
@@ -509,7 +516,7 @@ async fn rows_where_in(
 fn node_fields(node: &Node, matched_by: &str) -> Option<Vec<String>> {
     let mut fields = node.fields.clone()?;
     let need = std::iter::once(matched_by.to_owned())
-        .chain(node.children.values().map(self::matched_on))
+        .chain(node.children.values().map(|n| n.columns().0.to_owned()))
         .chain(node.sort.iter().map(|k| k.field.name.clone()));
     for n in need {
         if !fields.contains(&n) {
@@ -603,20 +610,6 @@ async fn linked(
 struct Fetched {
     targets: Vec<(Record, usize)>,
     links: Vec<LinkPair>,
-}
-
-impl Node {
-    /// The parent column the node matches on, and the target column it matches.
-    fn columns(&self) -> (&str, &str) {
-        let a = &self.association;
-        match a.kind {
-            AssociationKind::BelongsTo => (a.foreign_key.as_str(), a.target_key.as_str()),
-            AssociationKind::HasOne | AssociationKind::HasMany => {
-                (a.source_key.as_str(), a.foreign_key.as_str())
-            }
-            AssociationKind::BelongsToMany => (a.source_key.as_str(), a.target_key.as_str()),
-        }
-    }
 }
 
 /// Reads the targets of `node` for the parent `keys`, with what they embed themselves.
