@@ -329,7 +329,14 @@ fn checked(
         .get("targetDataSource")
         .and_then(Json::as_str)
         .unwrap_or_default();
-    let peer = source.peer(key)?;
+    // An unknown source is a bad value in the body, not a missing resource; one that
+    // is loading or away keeps its 503.
+    let peer = source.peer(key).map_err(|e| match e.kind() {
+        manifold_core::ErrorKind::NotFound => {
+            Error::bad_request(format!("values.targetDataSource: {}", e.message()))
+        }
+        _ => e.context("values.targetDataSource"),
+    })?;
     let target = match declaration.get("target").and_then(Json::as_str) {
         Some(name) => Some(peer.collection(name).map(|(c, _)| c).ok_or_else(|| {
             Error::bad_request(format!(

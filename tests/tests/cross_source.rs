@@ -40,7 +40,7 @@ async fn world_with(tweak: impl FnOnce(&mut manifold_server::ServeConfig)) -> Wo
     let t = TestApp::with(tweak).await;
     assert_eq!(t.backend, Backend::Sqlite);
     t.sql(&[
-        "CREATE TABLE blogs (id INTEGER PRIMARY KEY, name TEXT)",
+        "CREATE TABLE blogs (id INTEGER PRIMARY KEY, name TEXT, rating REAL)",
         "CREATE TABLE posts (id INTEGER PRIMARY KEY, title TEXT, \
          authorId INTEGER, editorRef TEXT, blogId INTEGER REFERENCES blogs (id))",
         "INSERT INTO blogs (id, name) VALUES (1, 'news'), (2, 'notes')",
@@ -401,6 +401,24 @@ async fn filters_through_a_to_one_relation_read_the_keys_there_first() {
         "filter.author.nope: unknown field \"nope\" in collection authors"
     );
 
+    // A relation given a value rather than a filter object, and too many conditions
+    // that each read another database.
+    let r = list(json!({"author": 5})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter.author: author is a relation to data source crm; give it a filter object \
+         such as {\"author\": {\"id\": …}}, not 5"
+    );
+    let many: Vec<Json> = (0..17).map(|i| json!({"author.id": i})).collect();
+    let r = list(json!({"$or": many})).await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "filter: 17 conditions go through relations to other data sources; at most 16 may, \
+         each being a read there"
+    );
+
     // To-many relations and sorting cannot cross: clear 400s.
     let r = list(json!({"tags.name": "rust"})).await;
     assert_eq!(r.status, 400, "{:?}", r.body);
@@ -424,8 +442,8 @@ async fn declarations_are_checked_against_the_other_source() {
         (
             json!({"name": "x", "type": "belongsTo", "target": "authors",
                    "targetDataSource": "nowhere", "foreignKey": "authorId"}),
-            404,
-            "data source nowhere does not exist",
+            400,
+            "values.targetDataSource: data source nowhere does not exist",
         ),
         (
             json!({"name": "x", "type": "belongsTo", "target": "people",
@@ -454,7 +472,14 @@ async fn declarations_are_checked_against_the_other_source() {
             "values.otherKey: unknown field \"nope\" in collection post_fans",
         ),
         (
-            // A text key against an integer one is comparable; a float one is not.
+            json!({"name": "x", "type": "belongsToMany", "target": "authors",
+                   "targetDataSource": "crm", "through": "nope",
+                   "foreignKey": "postId", "otherKey": "authorId"}),
+            400,
+            "values.through: collection nope does not exist in data source main",
+        ),
+        (
+            // A text key against an integer one is comparable; a float one is not (below).
             json!({"name": "x", "type": "belongsTo", "target": "authors",
                    "targetDataSource": "crm", "foreignKey": "title", "targetKey": "name"}),
             200,
@@ -468,6 +493,20 @@ async fn declarations_are_checked_against_the_other_source() {
             assert_eq!(r.error(), message, "{field}");
         }
     }
+    let r = declare(
+        t,
+        "main",
+        "blogs",
+        json!({"name": "x", "type": "belongsTo", "target": "authors",
+               "targetDataSource": "crm", "foreignKey": "rating"}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        r.error(),
+        "values.foreignKey: field rating is of type float, which cannot key a relation \
+         to another data source; use an integer, text or UUID field"
+    );
     let r = t
         .get("/api/dataSourcesCollections/main.posts/fields:get/author")
         .await;
@@ -538,6 +577,11 @@ async fn the_callers_grants_on_the_other_source_decide_what_crosses() {
     assert!(r.data()[0].get("author").is_none(), "{:?}", r.body);
     assert_eq!(r.data()[0]["editor"]["name"], json!("eve"));
     assert_eq!(used[1], 0, "crm is not read for a caller who may not");
+    // Through the relation's resource: the target's grants on crm decide.
+    let r = as_rita("/api/posts/1/author:get".into()).await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    let r = as_rita("/api/posts/1/editor:get".into()).await;
+    assert_eq!(r.data()["name"], json!("eve"), "{:?}", r.body);
     let f = manifold_tests::filter(json!({"author.name": "ann"}));
     let r = as_rita(format!("/api/posts:list?{f}")).await;
     assert_eq!(r.status, 403, "{:?}", r.body);

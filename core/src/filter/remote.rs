@@ -18,6 +18,11 @@ use crate::error::{Error, Result};
 use crate::query::FindOptions;
 use crate::schema::{Association, AssociationKind, Collection};
 
+/// The most conditions through relations to other sources one filter may hold: each
+/// is a read on another database before the request's own, so a filter of thousands
+/// would be thousands of reads. More is a 400.
+pub const MAX_REMOTE_CONDITIONS: usize = 16;
+
 /// What resolving a filter needs besides the filter itself.
 pub struct RemoteFilters<'a> {
     /// The collection the filter is on.
@@ -37,10 +42,34 @@ impl RemoteFilters<'_> {
     /// `filter` with every condition through a to-one relation to another source
     /// replaced by an `$in` on the local key.
     pub async fn resolve(&self, filter: &Json) -> Result<Json> {
+        let conditions = self.count(filter);
+        if conditions > MAX_REMOTE_CONDITIONS {
+            return Err(Error::bad_request(format!(
+                "filter: {conditions} conditions go through relations to other data sources; \
+                 at most {MAX_REMOTE_CONDITIONS} may, each being a read there"
+            )));
+        }
         match filter {
             Json::Object(map) => Ok(Json::Object(self.object(map, "filter").await?)),
             other => Ok(other.clone()),
         }
+    }
+
+    /// How many conditions of `filter` go through relations to other sources.
+    fn count(&self, filter: &Json) -> usize {
+        let Json::Object(map) = filter else {
+            return 0;
+        };
+        map.iter()
+            .map(|(key, value)| match (key.as_str(), value) {
+                ("$and" | "$or", Json::Array(items)) => items.iter().map(|i| self.count(i)).sum(),
+                ("$and" | "$or", nested) => self.count(nested),
+                _ => {
+                    let first = key.split('.').next().unwrap_or(key);
+                    usize::from(self.collection.remote_association(first).is_some())
+                }
+            })
+            .sum()
     }
 
     fn object<'s>(
@@ -60,10 +89,17 @@ impl RemoteFilters<'_> {
                 let (first, rest) = key.split_once('.').unwrap_or((key, ""));
                 match self.collection.remote_association(first) {
                     Some(a) if a.kind.is_to_one() => {
-                        let inner = if rest.is_empty() {
-                            value.clone()
-                        } else {
-                            json!({ rest: value })
+                        let inner = match (rest.is_empty(), value) {
+                            (false, _) => json!({ rest: value }),
+                            (true, Json::Object(_)) => value.clone(),
+                            (true, other) => {
+                                return Err(Error::bad_request(format!(
+                                    "{here}: {first} is a relation to data source {}; give \
+                                     it a filter object such as {{\"{first}\": {{\"id\": …}}}}, \
+                                     not {other}",
+                                    a.target_source.as_deref().unwrap_or_default()
+                                )));
+                            }
                         };
                         resolved.push(self.condition(a, &inner, &format!("{at}.{first}")).await?);
                     }
