@@ -1,10 +1,10 @@
 //! `manifold`: the service binary, the built-in plugins and nothing else
 //! ([`manifold_server::Manifold`] builds one with more).
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod allocator;
+
+#[global_allocator]
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> std::process::ExitCode {
     manifold_server::auth::release_memory_with(allocator::collect_now);
