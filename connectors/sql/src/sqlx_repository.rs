@@ -657,13 +657,21 @@ where
         sql: &Sql,
         fields: &[FieldRef],
     ) -> Result<Vec<Record>> {
-        let rows = self
-            .traced(sql.operation(), sql, D::prepare(sql).fetch_all(conn))
-            .await?;
+        let rows = self.fetch_rows(conn, sql).await?;
         let template = (rows.len() > 1).then(|| RecordTemplate::new(fields));
         rows.iter()
             .map(|r| D::record(r, fields, template.as_ref()))
             .collect()
+    }
+
+    /// Runs a read and returns its rows undecoded.
+    async fn fetch_rows(
+        &self,
+        conn: &mut <D::Db as Database>::Connection,
+        sql: &Sql,
+    ) -> Result<Vec<<D::Db as Database>::Row>> {
+        self.traced(sql.operation(), sql, D::prepare(sql).fetch_all(conn))
+            .await
     }
 
     /// Inserts one row with `INSERT … RETURNING` and decodes what it returns.
@@ -904,24 +912,20 @@ where
     ) -> Result<Option<Vec<(Json, Record)>>> {
         let fields = fields.map_or_else(|| self.visible.clone(), <[FieldRef]>::to_vec);
         let sql = compile::select_linked(self.dialect, &self.collection, &fields, link, sources);
-        // The source key comes back as the last column, under a name no field has.
-        let mut columns = fields.clone();
-        columns.push(FieldRef {
-            name: "\u{0}link".into(),
-            column: link.source_column.column.clone(),
-            field_type: link.source_column.field_type,
-            nullable: link.source_column.nullable,
-            via: None,
-        });
         let mut checkout = Lease::for_read::<D>(&self.runner).await?;
-        let outcome = self.fetch(checkout.connection()?, &sql, &columns).await;
+        let outcome = self.fetch_rows(checkout.connection()?, &sql).await;
         checkout.finish(outcome.is_ok());
-        Ok(Some(
-            outcome?
-                .into_iter()
-                .map(|mut r| (r.remove("\u{0}link").unwrap_or(Json::Null), r))
-                .collect(),
-        ))
+        let rows = outcome?;
+        // The source key comes back as the last column: decoded on its own, it never
+        // enters the record, which would then have to drop it again.
+        let template = (rows.len() > 1).then(|| RecordTemplate::new(&fields));
+        rows.iter()
+            .map(|row| {
+                let source = D::cell(row, fields.len(), link.source_column)?;
+                Ok((source, D::record(row, &fields, template.as_ref())?))
+            })
+            .collect::<Result<_>>()
+            .map(Some)
     }
 
     async fn destroy(&self, filter: Option<&Filter>) -> Result<u64> {
