@@ -7,6 +7,7 @@
 //! each comment. Keys needed to match rows are read even when not asked for, and removed
 //! from the answer.
 
+mod column;
 mod key;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,7 @@ use crate::query::{FindOptions, SortKey, add_key_tiebreaker, parse_sort};
 use crate::repository::{Record, Repository};
 use crate::schema::{Association, AssociationKind, Collection};
 use crate::value::Value;
+use column::Column;
 use key::{Key, KeyMap, KeySet};
 
 /// Keys per `IN` query; more are read in several batches.
@@ -457,9 +459,10 @@ fn too_many_embedded(limit: usize) -> Error {
 /// The distinct, non-null values of `column` in `records`, in first-seen order.
 fn distinct(records: &[Record], column: &str) -> Vec<Json> {
     let mut seen = KeySet::with_capacity_and_hasher(records.len(), Default::default());
+    let column = Column::new(column, records.first());
     records
         .iter()
-        .filter_map(|r| r.get(column))
+        .filter_map(|r| column.of(r))
         .filter(|v| Key::of(v).is_some_and(|k| seen.insert(k)))
         .cloned()
         .collect()
@@ -580,9 +583,9 @@ async fn linked(
         else {
             return Ok(None);
         };
+        let target = Column::new(target_column, found.first().map(|(_, row)| row));
         for (source, row) in found {
-            let (Some(s), Some(t)) = (Key::of(&source), row.get(target_column).and_then(Key::of))
-            else {
+            let (Some(s), Some(t)) = (Key::of(&source), target.of(&row).and_then(Key::of)) else {
                 continue;
             };
             if seen.insert(t.clone()) {
@@ -638,11 +641,13 @@ async fn fetch(node: &Node, keys: &[Json], limit: usize) -> Result<Fetched> {
                         Some(vec![a.foreign_key.clone(), other.clone()]),
                     )
                     .await?;
+                    let (source, target) = (
+                        Column::new(&a.foreign_key, pairs.first()),
+                        Column::new(other, pairs.first()),
+                    );
                     links = pairs
                         .iter()
-                        .filter_map(|p| {
-                            Some((Key::of(p.get(&a.foreign_key)?)?, Key::of(p.get(other)?)?))
-                        })
+                        .filter_map(|p| Some((Key::of(source.of(p)?)?, Key::of(target.of(p)?)?)))
                         .collect();
                     let target_keys = distinct(&pairs, other);
                     read_targets(node, target_column, &target_keys).await?
@@ -683,8 +688,9 @@ fn place(
     // list keeps; each is indexed by its key before trimming may drop that key.
     let mut by_key: KeyMap<Vec<usize>> =
         KeyMap::with_capacity_and_hasher(targets.len(), Default::default());
+    let target = Column::new(target_column, targets.first().map(|(t, _)| t));
     for (i, (t, _)) in targets.iter().enumerate() {
-        if let Some(k) = t.get(target_column).and_then(Key::of) {
+        if let Some(k) = target.of(t).and_then(Key::of) {
             by_key.entry(k).or_default().push(i);
         }
     }
@@ -704,10 +710,11 @@ fn place(
         positions.dedup();
     }
     // What each record gets, as positions in `targets`; counted in full before any copy.
+    let source = Column::new(source_column, records.first());
     let placed: Vec<Vec<usize>> = records
         .iter()
         .map(|record| {
-            let Some(own) = record.get(source_column).and_then(Key::of) else {
+            let Some(own) = source.of(record).and_then(Key::of) else {
                 return Vec::new();
             };
             match a.kind {
