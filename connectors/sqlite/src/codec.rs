@@ -83,16 +83,30 @@ enum Cell {
     Blob(Vec<u8>),
 }
 
+/// The storage class of a non-null SQLite value.
+enum Class {
+    Integer,
+    Real,
+    Blob,
+    Text,
+}
+
 fn cell(raw: SqliteValueRef<'_>) -> std::result::Result<Cell, sqlx::error::BoxDynError> {
     if raw.is_null() {
         return Ok(Cell::Null);
     }
-    let class = raw.type_info().name().to_owned();
-    Ok(match class.as_str() {
-        "INTEGER" => Cell::Int(<i64 as Decode<Sqlite>>::decode(raw)?),
-        "REAL" => Cell::Real(<f64 as Decode<Sqlite>>::decode(raw)?),
-        "BLOB" => Cell::Blob(<Vec<u8> as Decode<Sqlite>>::decode(raw)?),
-        _ => Cell::Text(<String as Decode<Sqlite>>::decode(raw)?),
+    // The storage class is read before the value is decoded, which consumes `raw`.
+    let class = match raw.type_info().name() {
+        "INTEGER" => Class::Integer,
+        "REAL" => Class::Real,
+        "BLOB" => Class::Blob,
+        _ => Class::Text,
+    };
+    Ok(match class {
+        Class::Integer => Cell::Int(<i64 as Decode<Sqlite>>::decode(raw)?),
+        Class::Real => Cell::Real(<f64 as Decode<Sqlite>>::decode(raw)?),
+        Class::Blob => Cell::Blob(<Vec<u8> as Decode<Sqlite>>::decode(raw)?),
+        Class::Text => Cell::Text(<String as Decode<Sqlite>>::decode(raw)?),
     })
 }
 
