@@ -57,16 +57,12 @@ pub trait Dialect: Debug + Send + Sync + 'static {
     fn quote_into(&self, ident: &str, out: &mut String) {
         let (open, close) = self.identifier_quotes();
         out.push(open);
-        // Names almost never hold the closing quote: copy them whole, doubling only
-        // where they do.
-        let mut rest = ident;
-        while let Some(at) = rest.find(close) {
-            let (before, after) = rest.split_at(at + close.len_utf8());
-            out.push_str(before);
-            out.push(close);
-            rest = after;
+        for c in ident.chars() {
+            if c == close {
+                out.push(close);
+            }
+            out.push(c);
         }
-        out.push_str(rest);
         out.push(close);
     }
 
