@@ -77,6 +77,20 @@ impl Params {
 
     /// Merges `incoming` into these params with the per-key strategies.
     pub fn merge(&mut self, incoming: Map<String, Json>) {
+        if self.map.is_empty() && self.rows.is_none() {
+            // Nothing to merge with, as for most requests (no action defaults): each
+            // strategy keeps the incoming value as it is, bar the lists it normalises.
+            // Taking the map whole spares hashing every key twice.
+            self.map = incoming;
+            for (key, value) in self.map.iter_mut() {
+                match key.as_str() {
+                    "appends" | "except" => *value = union(None, std::mem::take(value)),
+                    "sort" => *value = overwrite_sort(std::mem::take(value)),
+                    _ => {}
+                }
+            }
+            return;
+        }
         if incoming.contains_key("values")
             && let Some(values) = self.remove("values")
         {
@@ -305,6 +319,23 @@ mod tests {
             merged(json!({"filter": {"a": 1}}), json!({"filter": {"b": 2}})),
             json!({"filter": {"$and": [{"a": 1}, {"b": 2}]}})
         );
+    }
+
+    #[test]
+    fn merging_into_nothing_gives_what_merging_into_other_keys_gives() {
+        let incoming = json!({
+            "filter": {"a": 1}, "fields": "x", "appends": "r1,r2", "except": ["e"],
+            "sort": "-a,b", "values": {"v": 1}, "filterByTk": "7", "page": "2"
+        });
+        // Defaults under another key take the general path; none take the shortcut.
+        let mut general = merged(json!({"unrelated": true}), incoming.clone());
+        general.as_object_mut().map(|m| m.shift_remove("unrelated"));
+        let shortcut = merged(json!({}), incoming);
+        assert_eq!(shortcut, general);
+        assert_eq!(shortcut["appends"], json!(["r1", "r2"]));
+        assert_eq!(shortcut["sort"], json!(["-a", "b"]));
+        let keys: Vec<&String> = shortcut.as_object().map(|m| m.keys().collect()).unwrap_or_default();
+        assert_eq!(keys[..3], ["filter", "fields", "appends"], "the request's order is kept");
     }
 
     #[test]
