@@ -147,13 +147,17 @@ impl std::fmt::Display for Unresolved {
     }
 }
 
+/// The registry's maps hash with foldhash: every request looks names up in them, and
+/// only the operator's registrations insert, so callers cannot choose colliding keys.
+type NameMap<V> = foldhash::HashMap<String, V>;
+
 #[derive(Default)]
 struct Registry {
-    resources: HashMap<String, Arc<ResourceDefinition>>,
+    resources: NameMap<Arc<ResourceDefinition>>,
     /// `list`: for every resource.
-    handlers: HashMap<String, Arc<dyn Middleware>>,
+    handlers: NameMap<Arc<dyn Middleware>>,
     /// `posts:list`, by resource then action, so resolving needs no key built per request.
-    resource_handlers: HashMap<String, HashMap<String, Arc<dyn Middleware>>>,
+    resource_handlers: NameMap<NameMap<Arc<dyn Middleware>>>,
 }
 
 /// The resources, action handlers and middleware of one data source.
