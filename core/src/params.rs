@@ -334,8 +334,15 @@ mod tests {
         assert_eq!(shortcut, general);
         assert_eq!(shortcut["appends"], json!(["r1", "r2"]));
         assert_eq!(shortcut["sort"], json!(["-a", "b"]));
-        let keys: Vec<&String> = shortcut.as_object().map(|m| m.keys().collect()).unwrap_or_default();
-        assert_eq!(keys[..3], ["filter", "fields", "appends"], "the request's order is kept");
+        let keys: Vec<&String> = shortcut
+            .as_object()
+            .map(|m| m.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys[..3],
+            ["filter", "fields", "appends"],
+            "the request's order is kept"
+        );
     }
 
     #[test]

@@ -129,14 +129,23 @@ mod tests {
                     block.write_bytes(0xAB, size);
                     let grown = allocator.realloc(block, layout, size * 3);
                     assert!(!grown.is_null());
-                    assert_eq!(grown as usize % align, 0, "grown, size {size}, align {align}");
+                    assert_eq!(
+                        grown as usize % align,
+                        0,
+                        "grown, size {size}, align {align}"
+                    );
                     assert!((0..size).all(|i| *grown.add(i) == 0xAB));
                     let grown_layout = Layout::from_size_align(size * 3, align).expect("valid");
                     let shrunk = allocator.realloc(grown, grown_layout, size.div_ceil(2));
                     assert!(!shrunk.is_null());
-                    assert_eq!(shrunk as usize % align, 0, "shrunk, size {size}, align {align}");
+                    assert_eq!(
+                        shrunk as usize % align,
+                        0,
+                        "shrunk, size {size}, align {align}"
+                    );
                     assert!((0..size.div_ceil(2)).all(|i| *shrunk.add(i) == 0xAB));
-                    let shrunk_layout = Layout::from_size_align(size.div_ceil(2), align).expect("valid");
+                    let shrunk_layout =
+                        Layout::from_size_align(size.div_ceil(2), align).expect("valid");
                     allocator.dealloc(shrunk, shrunk_layout);
                 }
             }

@@ -20,8 +20,7 @@ pub(super) struct Column<'a> {
 impl<'a> Column<'a> {
     /// The column `name`, laid out as in `sample`.
     pub(super) fn new(name: &'a str, sample: Option<&Record>) -> Self {
-        let position =
-            sample.and_then(|r| r.keys().take(MAX_POSITION).position(|key| key == name));
+        let position = sample.and_then(|r| r.keys().take(MAX_POSITION).position(|key| key == name));
         Self { name, position }
     }
 

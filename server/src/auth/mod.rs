@@ -106,8 +106,8 @@ impl Auth {
             keys,
             config: config.clone(),
             throttle: Throttle::new(config.sign_in_max_failures, config.sign_in_lockout, cache),
-            verified: token_cache(&config),
-            sessions: token_cache(&config),
+            verified: token_cache(config),
+            sessions: token_cache(config),
             permissions: permissions.clone(),
             changes: changes.clone(),
         });
