@@ -30,6 +30,10 @@ pub struct FindOptions {
     pub offset: Option<u64>,
     /// Rows to return at most.
     pub limit: Option<u64>,
+    /// How many entries the caller will add to each record it reads (the relations it
+    /// embeds). A hint: a repository that can makes each record with room for them, so
+    /// adding them does not grow every record's map again.
+    pub room: usize,
 }
 
 impl FindOptions {

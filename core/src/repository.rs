@@ -30,12 +30,17 @@ pub struct RecordTemplate {
 impl RecordTemplate {
     /// The template for rows whose columns are `fields`, in order.
     pub fn new(fields: &[FieldRef]) -> Self {
-        Self {
-            empty: fields
-                .iter()
-                .map(|f| (f.name.clone(), Json::Null))
-                .collect(),
+        Self::with_room(fields, 0)
+    }
+
+    /// [`RecordTemplate::new`] whose records have room for `room` more entries
+    /// ([`crate::query::FindOptions::room`]): a record cloned from it keeps its capacity.
+    pub fn with_room(fields: &[FieldRef], room: usize) -> Self {
+        let mut empty = Record::with_capacity(fields.len() + room);
+        for f in fields {
+            empty.insert(f.name.clone(), Json::Null);
         }
+        Self { empty }
     }
 
     /// A record of `fields` whose value at each position is `cell(position, field)`,
@@ -246,6 +251,12 @@ mod tests {
         assert_eq!(with, build(None, &columns));
         let order: Vec<&String> = with.keys().collect();
         assert_eq!(order, ["id", "title", "score"]);
+        // Room for appends changes the capacity, not the record.
+        let roomy = RecordTemplate::with_room(&columns, 2);
+        let mut grown = build(Some(&roomy), &columns);
+        assert_eq!(grown, with);
+        grown.insert("tags".into(), json!([]));
+        assert_eq!(grown.keys().last().map(String::as_str), Some("tags"));
         // A name selected twice: one entry, the later value, with or without a template.
         let twice = fields(&["id", "title", "id"]);
         let template = RecordTemplate::new(&twice);

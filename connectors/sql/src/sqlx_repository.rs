@@ -563,6 +563,7 @@ async fn read_batches<D: SqlxDriver>(
     mut checkout: Checkout<D::Db>,
     sql: Sql,
     fields: Vec<FieldRef>,
+    room: usize,
     batch: usize,
     sender: tokio::sync::mpsc::Sender<Result<Vec<Record>>>,
     span: tracing::Span,
@@ -571,7 +572,7 @@ async fn read_batches<D: SqlxDriver>(
     <D::Db as Database>::Arguments: sqlx::IntoArguments<D::Db>,
 {
     use futures_util::TryStreamExt as _;
-    let template = RecordTemplate::new(&fields);
+    let template = RecordTemplate::with_room(&fields, room);
     let read = async {
         let connection = checkout.connection()?;
         let mut rows = D::prepare(&sql).fetch(connection);
@@ -656,9 +657,10 @@ where
         conn: &mut <D::Db as Database>::Connection,
         sql: &Sql,
         fields: &[FieldRef],
+        room: usize,
     ) -> Result<Vec<Record>> {
         let rows = self.fetch_rows(conn, sql).await?;
-        let template = (rows.len() > 1).then(|| RecordTemplate::new(fields));
+        let template = (rows.len() > 1).then(|| RecordTemplate::with_room(fields, room));
         rows.iter()
             .map(|r| D::record(r, fields, template.as_ref()))
             .collect()
@@ -766,7 +768,7 @@ where
                 filter,
                 Some(&self.visible),
             );
-            return self.fetch(conn, &sql, &self.visible).await;
+            return self.fetch(conn, &sql, &self.visible, 0).await;
         }
         let mut tx = sqlx::Connection::begin(conn).await.map_err(D::map_error)?;
         let find_keys = FindOptions {
@@ -777,7 +779,7 @@ where
         // Lock the matched rows, so none changes between being matched and being updated
         // and every row returned is one that was updated.
         let sql = compile::select_for_update(self.dialect, &self.collection, &find_keys);
-        let key_rows = self.fetch(&mut tx, &sql, &self.keys).await?;
+        let key_rows = self.fetch(&mut tx, &sql, &self.keys, 0).await?;
         let sql = compile::update(self.dialect, &self.collection, values, filter, None);
         self.traced("UPDATE", &sql, D::prepare(&sql).execute(&mut *tx))
             .await?;
@@ -788,7 +790,7 @@ where
                     ..FindOptions::default()
                 };
                 let sql = compile::select(self.dialect, &self.collection, &options);
-                self.fetch(&mut tx, &sql, &self.visible).await?
+                self.fetch(&mut tx, &sql, &self.visible, 0).await?
             }
             None => Vec::new(),
         };
@@ -817,7 +819,9 @@ where
         } else {
             Lease::for_read::<D>(&self.runner).await?
         };
-        let outcome = self.fetch(checkout.connection()?, &sql, fields).await;
+        let outcome = self
+            .fetch(checkout.connection()?, &sql, fields, options.room)
+            .await;
         checkout.finish(outcome.is_ok());
         outcome
     }
@@ -842,8 +846,16 @@ where
             .span("SELECT", &self.collection.table().name, || sql.text.clone());
         let (sender, mut receiver) = tokio::sync::mpsc::channel(1);
         tokio::spawn(
-            read_batches::<D>(checkout, sql, fields, batch.max(1), sender, span.clone())
-                .instrument(span),
+            read_batches::<D>(
+                checkout,
+                sql,
+                fields,
+                options.room,
+                batch.max(1),
+                sender,
+                span.clone(),
+            )
+            .instrument(span),
         );
         let first = receiver.recv().await.transpose()?;
         let rest = futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -858,7 +870,7 @@ where
         let sql = compile::count(self.dialect, &self.collection, filter);
         let mut checkout = Lease::for_read::<D>(&self.runner).await?;
         let outcome = self
-            .fetch(checkout.connection()?, &sql, &count_field())
+            .fetch(checkout.connection()?, &sql, &count_field(), 0)
             .await;
         checkout.finish(outcome.is_ok());
         let count = outcome?.pop().unwrap_or_default();

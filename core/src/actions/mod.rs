@@ -379,13 +379,14 @@ impl ActionRequest {
             except,
             appends,
         )?;
-        let options = FindOptions::with_projection(
+        let mut options = FindOptions::with_projection(
             self.collection(),
             root_fields.as_deref(),
             &root_except,
             &self.params,
             self.lookup(),
         )?;
+        options.room = shape.room();
         Ok((options, (!shape.is_empty()).then_some(shape)))
     }
 

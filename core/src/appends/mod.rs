@@ -349,6 +349,11 @@ impl Shape {
         self.children.is_empty()
     }
 
+    /// How many entries embedding adds to each root record ([`FindOptions::room`]).
+    pub fn room(&self) -> usize {
+        self.children.len()
+    }
+
     /// Embeds the associations into `records` and removes keys read only for matching.
     ///
     /// Refuses with a 400, before building it, an answer that would embed more than the
@@ -475,6 +480,7 @@ async fn rows_where_in(
     column: &str,
     keys: &[Json],
     fields: Option<Vec<String>>,
+    room: usize,
 ) -> Result<Vec<Record>> {
     let collection = repository.collection();
     let field = collection
@@ -506,6 +512,7 @@ async fn rows_where_in(
                 predicate: Predicate::In(values),
             })),
             fields: projection.clone(),
+            room,
             ..FindOptions::default()
         };
         add_key_tiebreaker(collection, &mut options.sort);
@@ -533,7 +540,15 @@ async fn read_targets(node: &Node, column: &str, keys: &[Json]) -> Result<Vec<Re
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    rows_where_in(&node.repository, column, keys, node_fields(node, column)).await
+    let room = node.children.len();
+    rows_where_in(
+        &node.repository,
+        column,
+        keys,
+        node_fields(node, column),
+        room,
+    )
+    .await
 }
 
 /// A belongsToMany link: the source key and the target key it joins.
@@ -639,6 +654,7 @@ async fn fetch(node: &Node, keys: &[Json], limit: usize) -> Result<Fetched> {
                         &a.foreign_key,
                         keys,
                         Some(vec![a.foreign_key.clone(), other.clone()]),
+                        0,
                     )
                     .await?;
                     let (source, target) = (
