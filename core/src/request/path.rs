@@ -175,6 +175,10 @@ fn decode_associated_index(raw: &str) -> Result<String, PathError> {
 /// Decodes every `%XX` escape; `None` when a `%` is not followed by two hex digits or the decoded
 /// bytes are not UTF-8. (`percent_encoding` alone silently keeps malformed escapes.)
 pub(super) fn percent_decode_strict(raw: &str) -> Option<String> {
+    // Most segments hold no escape at all (`posts:list`), and `raw` is already UTF-8.
+    if !raw.contains('%') {
+        return Some(raw.to_owned());
+    }
     let bytes = raw.as_bytes();
     let all_escapes_valid = bytes
         .iter()
@@ -475,6 +479,18 @@ mod tests {
             parse("/api/posts/100%2541").resource_index.as_deref(),
             Some("100%41")
         );
+    }
+
+    #[test]
+    fn text_without_escapes_decodes_to_itself() {
+        for raw in ["posts:list", "", "a+b", "日本語", "tags;x=1", "100"] {
+            let full = percent_encoding::percent_decode(raw.as_bytes())
+                .decode_utf8()
+                .map(|text| text.into_owned())
+                .ok();
+            assert_eq!(percent_decode_strict(raw), full, "{raw}");
+            assert_eq!(percent_decode_strict(raw).as_deref(), Some(raw));
+        }
     }
 
     #[test]
