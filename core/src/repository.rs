@@ -256,7 +256,7 @@ mod tests {
         let mut grown = build(Some(&roomy), &columns);
         assert_eq!(grown, with);
         grown.insert("tags".into(), json!([]));
-        assert_eq!(grown.keys().last().map(String::as_str), Some("tags"));
+        assert_eq!(grown.keys().next_back().map(String::as_str), Some("tags"));
         // A name selected twice: one entry, the later value, with or without a template.
         let twice = fields(&["id", "title", "id"]);
         let template = RecordTemplate::new(&twice);
